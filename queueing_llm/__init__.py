@@ -1,0 +1,75 @@
+"""queueing-llm: queueing theory of LLM inference.
+
+One model object; theory derives from it, simulation runs it, verification compares
+the two. See MODEL.md for the conventions and the README for a tour.
+"""
+
+from . import catalogue  # noqa: E402,F401,I001  (registers the built-in theorems)
+from .errors import (
+    LawError,
+    ModelError,
+    ParameterError,
+    PolicyError,
+    SymbolicValueError,
+    TraceError,
+)
+from .laws import (
+    Bernoulli,
+    Binomial,
+    Deterministic,
+    Empirical,
+    FinitePMF,
+    Geometric,
+    Law,
+    Poisson,
+)
+from .model import (
+    ContinuousBatching,
+    LinearIterationTime,
+    PoissonProcess,
+    RequestType,
+    default_model,
+)
+from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static, rate_limited
+from .stats import Interval, batch_means_ci, mser5, replications_ci
+from .theorems import Theorem, TheoremRegistry, theorems
+from .verdict import Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bernoulli",
+    "Binomial",
+    "ContinuousBatching",
+    "Deterministic",
+    "Empirical",
+    "FcfsCap",
+    "FinitePMF",
+    "Geometric",
+    "Greedy",
+    "Law",
+    "LawError",
+    "LinearIterationTime",
+    "ModelError",
+    "ParameterError",
+    "Poisson",
+    "PoissonProcess",
+    "Policy",
+    "PolicyError",
+    "RateLimited",
+    "RequestType",
+    "Reserve",
+    "Static",
+    "SymbolicValueError",
+    "TraceError",
+    "Interval",
+    "Theorem",
+    "TheoremRegistry",
+    "Verdict",
+    "batch_means_ci",
+    "mser5",
+    "replications_ci",
+    "theorems",
+    "default_model",
+    "rate_limited",
+]
