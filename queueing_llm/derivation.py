@@ -1,0 +1,138 @@
+r"""Step-by-step derivations checked by SymPy, with their LaTeX (used by ``proofs/``).
+
+A :class:`Derivation` collects steps. Each step is checked when it is added:
+
+* :meth:`Derivation.equal` asserts ``simplify(lhs - rhs) == 0`` (an identity);
+* :meth:`Derivation.polynomial` asserts two polynomials in a variable are identical;
+* :meth:`Derivation.substitute` records ``expr.subs(...)`` and checks the claimed result;
+* :meth:`Derivation.holds` asserts a relation SymPy can decide (``True`` after simplify).
+
+A failed step raises :class:`DerivationError` naming the step. :meth:`Derivation.latex`
+renders the derivation as an ``align*`` environment; :meth:`Derivation.write` writes it
+atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+__all__ = ["Derivation", "DerivationError", "Step"]
+
+
+class DerivationError(AssertionError):
+    """A derivation step that SymPy could not verify."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One checked step: a sentence and the LaTeX of the relation it establishes."""
+
+    text: str
+    latex: str
+
+
+def _is_zero(expr: sp.Expr) -> bool:
+    expr = sp.sympify(expr)
+    if expr == 0:
+        return True
+    for simplifier in (sp.simplify, sp.expand, sp.cancel, lambda e: sp.simplify(sp.expand_power_base(e))):
+        try:
+            if simplifier(expr) == 0:
+                return True
+        except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - sympy edge
+            continue
+    return False
+
+
+@dataclass
+class Derivation:
+    """A titled sequence of SymPy-checked steps.
+
+    Parameters
+    ----------
+    title : str
+        Name of the result derived (the theorem's registry name, say).
+    source : str
+        The paper and equation the derivation follows.
+    """
+
+    title: str
+    source: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        """A sentence with no relation (context for the next steps)."""
+        self.steps.append(Step(text, ""))
+
+    def equal(self, text: str, lhs: Any, rhs: Any) -> sp.Expr:
+        """Assert ``lhs == rhs`` as an identity; returns ``rhs``."""
+        lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
+        if not _is_zero(lhs - rhs):
+            raise DerivationError(f"[{self.title}] step '{text}': {lhs} != {rhs}")
+        self.steps.append(Step(text, f"{sp.latex(lhs)} &= {sp.latex(rhs)}"))
+        return rhs
+
+    def polynomial(self, text: str, lhs: Any, rhs: Any, variable: sp.Symbol) -> sp.Expr:
+        """Assert ``lhs`` and ``rhs`` are the same polynomial in ``variable``."""
+        lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
+        diff = sp.Poly(sp.expand(lhs - rhs), variable)
+        if not all(_is_zero(c) for c in diff.all_coeffs()):
+            raise DerivationError(f"[{self.title}] step '{text}': polynomials differ by {diff.as_expr()}")
+        self.steps.append(Step(text, f"{sp.latex(lhs)} &= {sp.latex(rhs)}"))
+        return rhs
+
+    def substitute(self, text: str, expr: Any, substitution: dict, result: Any) -> sp.Expr:
+        """Assert ``expr.subs(substitution) == result``; returns ``result``."""
+        expr, result = sp.sympify(expr), sp.sympify(result)
+        got = expr.subs(substitution)
+        if not _is_zero(got - result):
+            raise DerivationError(f"[{self.title}] step '{text}': substitution gives {got}, not {result}")
+        subs = ", ".join(f"{sp.latex(k)} = {sp.latex(v)}" for k, v in substitution.items())
+        self.steps.append(Step(f"{text} (with ${subs}$)", f"{sp.latex(expr)} &= {sp.latex(result)}"))
+        return result
+
+    def holds(self, text: str, relation: Any) -> sp.Basic:
+        """Assert a relation (``sp.Eq``, ``sp.Lt``, ...) that SymPy decides to be true."""
+        relation = sp.sympify(relation)
+        verdict = sp.simplify(relation)
+        if verdict is not sp.true:
+            raise DerivationError(f"[{self.title}] step '{text}': could not verify {relation}")
+        self.steps.append(Step(text, sp.latex(relation).replace("=", "&=", 1)))
+        return relation
+
+    def latex(self) -> str:
+        """The derivation as LaTeX: a heading, then each step's sentence and relation."""
+        out = [f"\\subsection*{{{self.title}}}"]
+        if self.source:
+            out.append(f"Source: {self.source}.")
+        for i, step in enumerate(self.steps, 1):
+            out.append(f"\\paragraph{{Step {i}.}} {step.text}")
+            if step.latex:
+                out.append("\\begin{align*}\n" + step.latex + "\n\\end{align*}")
+        return "\n\n".join(out) + "\n"
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`latex` to ``path`` atomically; returns the path."""
+        return write_atomic(path, self.latex())
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
