@@ -1,0 +1,25 @@
+"""README's two commands exist, come first, and CI runs the test command verbatim."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, "README.md must open with a bash block of two commands"
+    assert text.index("```bash") < text.index("## "), "the commands must come before any section"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_has_exactly_two_commands():
+    commands = readme_commands()
+    assert len(commands) == 2
+    assert "queueing-llm" in commands[0] and "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme_commands()[1] in ci
