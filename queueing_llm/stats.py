@@ -1,17 +1,30 @@
 r"""Output analysis of simulated trajectories: confidence intervals and warm-up deletion.
 
-Two ways to put a confidence interval on a long-run mean, both with a documented
-confidence level (default 95 %):
+Every interval here is a two-sided Student-t interval with a documented confidence level
+:math:`c` (default :data:`DEFAULT_LEVEL` = 0.95, i.e. 95 %): if the assumptions hold, it
+covers the true long-run quantity with probability :math:`c`.
+
+Two ways to put a confidence interval on a long-run mean:
 
 * **independent replications** (:func:`replications_ci`): :math:`R` independent runs give
-  :math:`R` i.i.d. estimates; the interval is :math:`\bar Y \pm t_{R-1, 1-\alpha/2} S/\sqrt R`;
+  :math:`R` i.i.d. estimates; the interval is :math:`\bar Y \pm t_{R-1, (1+c)/2} S/\sqrt R`;
 * **batch means** (:func:`batch_means_ci`): one long run cut into :math:`b` contiguous
   batches whose means are treated as approximately i.i.d.; the same Student interval
   on the batch means.
 
+:func:`steady_state_ci` chooses between them (one series: batch means; several:
+replications) after deleting a warm-up; :func:`rate_ci` puts an interval on the growth
+rate (drift per iteration) of a series, e.g. an overloaded queue; :func:`ratio_ci` on a
+ratio of totals :math:`\sum Y / \sum X` (mean sojourn = total sojourn / completions).
+
 Warm-up deletion by MSER-5 (:func:`mser5`): the truncation point :math:`d` (a multiple
 of 5) that minimises :math:`\sum_{i>d}(\bar Y_i - \bar Y_{d})^2/(n-d)^2` over the 5-point
 batch averages, searched over the first half of the run (White 1997; Franklin & White 2008).
+
+References: A. M. Law, *Simulation Modeling and Analysis*, 5th ed., sections 9.4-9.5
+(replications, batch means); K. P. White, "An effective truncation heuristic for bias
+reduction in simulation output", *Simulation* 69 (1997); W. G. Cochran, *Sampling
+Techniques*, 3rd ed., section 6.4 (ratio estimator).
 """
 
 from __future__ import annotations
@@ -26,9 +39,28 @@ from scipy import stats as _st
 from .errors import ParameterError
 from .numbers import check_real
 
-__all__ = ["Interval", "replications_ci", "batch_means_ci", "mser5", "DEFAULT_LEVEL"]
+__all__ = [
+    "Interval",
+    "replications_ci",
+    "batch_means_ci",
+    "mser5",
+    "warmup_point",
+    "steady_state_ci",
+    "rate_ci",
+    "ratio_ci",
+    "batch_totals",
+    "DEFAULT_LEVEL",
+    "DEFAULT_BATCHES",
+]
 
 DEFAULT_LEVEL = 0.95
+"""Default confidence level of every interval of the package (95 %)."""
+
+DEFAULT_BATCHES = 20
+"""Default number of batches of the batch-means method."""
+
+SeriesLike = Sequence[float] | np.ndarray
+RunsLike = SeriesLike | Sequence[SeriesLike]
 
 
 @dataclass(frozen=True)
@@ -41,9 +73,11 @@ class Interval:
     level : float
         Confidence level in (0, 1).
     method : str
-        ``"replications"`` or ``"batch-means"``.
+        ``"replications"``, ``"batch-means"`` or ``"ratio"``.
     n : int
         Number of replications or batches the interval rests on.
+    warmup : int
+        Observations deleted at the start of each series before estimating (0 if none).
     """
 
     estimate: float
@@ -52,6 +86,7 @@ class Interval:
     level: float
     method: str
     n: int
+    warmup: int = 0
 
     @property
     def half_width(self) -> float:
@@ -64,66 +99,99 @@ class Interval:
         """True if ``value`` lies in ``[low - slack, high + slack]``."""
         return self.low - slack <= value <= self.high + slack
 
+    def __str__(self) -> str:
+        return (
+            f"{self.estimate:.6g} [{self.low:.6g}, {self.high:.6g}] "
+            f"({self.level:.0%}, {self.method}, n={self.n})"
+        )
+
 
 def _level(level: float) -> None:
     check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
-def _student(values: np.ndarray, level: float, method: str) -> Interval:
+def _student(values: np.ndarray, level: float, method: str, warmup: int = 0) -> Interval:
     n = int(values.size)
-    mean = float(values.mean())
     if n < 2:
         raise ParameterError(f"a confidence interval needs at least 2 {method} values, got {n}")
+    if not np.all(np.isfinite(values)):
+        raise ParameterError(f"the {method} values must be finite numbers, got {values[~np.isfinite(values)][:3]}")
+    mean = float(values.mean())
     s = float(values.std(ddof=1))
     t = float(_st.t.ppf(0.5 + level / 2, n - 1))
     half = t * s / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, level, method, n)
+    return Interval(mean, mean - half, mean + half, level, method, n, warmup)
 
 
-def replications_ci(values: Sequence[float] | np.ndarray, level: float = DEFAULT_LEVEL) -> Interval:
+def _series(series: SeriesLike, name: str = "series") -> np.ndarray:
+    arr = np.asarray(series, dtype=float)
+    if arr.ndim != 1:
+        raise ParameterError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def replications_ci(values: SeriesLike, level: float = DEFAULT_LEVEL) -> Interval:
     r"""Student-t interval from independent replications' estimates.
 
-    :math:`\bar Y \pm t_{R-1,\,(1+c)/2}\, S / \sqrt{R}` at confidence level :math:`c`.
+    :math:`\bar Y \pm t_{R-1,\,(1+c)/2}\, S / \sqrt{R}` at confidence level :math:`c`
+    (Law 2015, eq. (9.1)).
+
+    Parameters
+    ----------
+    values : 1-D array of float
+        One estimate per independent replication (at least 2).
+    level : float in (0, 1)
+        Confidence level :math:`c` (default 0.95).
     """
     _level(level)
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim != 1:
-        raise ParameterError(f"values must be one-dimensional, got shape {arr.shape}")
-    return _student(arr, level, "replications")
+    return _student(_series(values, "values"), level, "replications")
+
+
+def batch_totals(series: SeriesLike, batches: int = DEFAULT_BATCHES) -> np.ndarray:
+    r"""Sums of ``series`` over ``batches`` contiguous batches of equal length.
+
+    The remainder (``len(series) mod batches`` points) is dropped at the start, where a
+    warm-up effect would be, not at the end. Batch :math:`i` of size :math:`m` sums
+    :math:`Y_{r + (i-1)m + 1}, \dots, Y_{r + im}`.
+    """
+    check_real("batches", batches, low=2, integer=True)
+    arr = _series(series)
+    b = int(batches)
+    size = arr.size // b
+    if size < 1:
+        raise ParameterError(f"series of length {arr.size} is too short for {b} batches (need >= {b})")
+    used = arr[arr.size - size * b :]
+    return used.reshape(b, size).sum(axis=1)
 
 
 def batch_means_ci(
-    series: Sequence[float] | np.ndarray, level: float = DEFAULT_LEVEL, batches: int = 20
+    series: SeriesLike, level: float = DEFAULT_LEVEL, batches: int = DEFAULT_BATCHES
 ) -> Interval:
     r"""Batch-means interval for the long-run mean of one (warmed-up) series.
 
     The series is cut into ``batches`` contiguous batches of equal length (the remainder
     at the start is dropped); the batch means :math:`\bar Y_1..\bar Y_b` get the Student
-    interval :math:`\bar Y \pm t_{b-1,(1+c)/2} S_b/\sqrt b`. Twenty batches of at least a
-    few hundred points each is the usual rule.
+    interval :math:`\bar Y \pm t_{b-1,(1+c)/2} S_b/\sqrt b` (Law 2015, section 9.5.3).
+    Twenty batches of at least a few hundred points each is the usual rule; the batches
+    must be long compared with the series' correlation time.
     """
     _level(level)
     check_real("batches", batches, low=2, integer=True)
-    arr = np.asarray(series, dtype=float)
-    if arr.ndim != 1:
-        raise ParameterError(f"series must be one-dimensional, got shape {arr.shape}")
+    arr = _series(series)
     size = arr.size // int(batches)
-    if size < 1:
-        raise ParameterError(
-            f"series of length {arr.size} is too short for {batches} batches (need >= {batches})"
-        )
-    used = arr[arr.size - size * int(batches):]
-    means = used.reshape(int(batches), size).mean(axis=1)
+    means = batch_totals(arr, batches) / size
     return _student(means, level, "batch-means")
 
 
-def mser5(series: Sequence[float] | np.ndarray) -> int:
+def mser5(series: SeriesLike) -> int:
     r"""MSER-5 warm-up truncation point (a number of initial observations to delete).
 
     Averages the series in batches of 5, :math:`Z_1..Z_m`, and returns :math:`5 d^*` with
-    :math:`d^* = \arg\min_{0 \le d \le m/2} \frac{1}{(m-d)^2}\sum_{i>d} (Z_i - \bar Z_{d})^2`.
+    :math:`d^* = \arg\min_{0 \le d \le m/2} \frac{1}{(m-d)^2}\sum_{i>d} (Z_i - \bar Z_{d})^2`,
+    :math:`\bar Z_d` the mean of :math:`Z_{d+1}..Z_m` (White 1997). Series shorter than
+    20 points are not truncated (0).
     """
-    arr = np.asarray(series, dtype=float)
+    arr = _series(series)
     m = arr.size // 5
     if m < 4:
         return 0
@@ -135,6 +203,147 @@ def mser5(series: Sequence[float] | np.ndarray) -> int:
     d = np.arange(m // 2 + 1)
     k = m - d
     mean = csum[d] / k
-    sse = csq[d] - k * mean**2
+    sse = np.maximum(csq[d] - k * mean**2, 0.0)
     stat = sse / k**2
     return int(5 * d[int(np.argmin(stat))])
+
+
+def warmup_point(series: SeriesLike, warmup: int | str | None = "mser5") -> int:
+    """Number of initial observations to delete: ``warmup`` if an integer, MSER-5 if
+    ``"mser5"``, 0 if ``None``.
+
+    An integer must lie in ``[0, len(series) - 2]`` so that at least two points remain.
+    """
+    arr = _series(series)
+    if warmup is None:
+        return 0
+    if isinstance(warmup, str):
+        if warmup != "mser5":
+            raise ParameterError(f"warmup must be an integer >= 0, 'mser5' or None, got {warmup!r}")
+        return mser5(arr)
+    check_real("warmup", warmup, low=0, high=max(arr.size - 2, 0), integer=True)
+    return int(warmup)
+
+
+def _as_runs(data: RunsLike) -> list[np.ndarray] | np.ndarray:
+    """One 1-D series, or a list of 1-D series (a 2-D array: one row per replication)."""
+    if isinstance(data, np.ndarray):
+        if data.ndim == 1:
+            return data.astype(float)
+        if data.ndim == 2:
+            return [row.astype(float) for row in data]
+        raise ParameterError(f"data must be a series (1-D) or replications (2-D), got shape {data.shape}")
+    if isinstance(data, Sequence) and len(data) > 0 and all(
+        isinstance(x, (Sequence, np.ndarray)) for x in data
+    ):
+        return [_series(x, f"replication {i}") for i, x in enumerate(data)]
+    return _series(data)
+
+
+def _common_warmup(runs: list[np.ndarray], warmup: int | str | None) -> int:
+    shortest = min(r.size for r in runs)
+    if shortest < 2:
+        raise ParameterError(f"every replication needs at least 2 observations, the shortest has {shortest}")
+    if isinstance(warmup, str) and warmup == "mser5":
+        # MSER-5 on the across-replication average (Law 2015, section 9.5.1)
+        return mser5(np.mean([r[:shortest] for r in runs], axis=0))
+    return warmup_point(np.zeros(shortest), warmup)
+
+
+def steady_state_ci(
+    data: RunsLike,
+    level: float = DEFAULT_LEVEL,
+    batches: int = DEFAULT_BATCHES,
+    warmup: int | str | None = "mser5",
+) -> Interval:
+    r"""Confidence interval of a long-run (steady-state) mean after warm-up deletion.
+
+    * one series :math:`Y_1..Y_N`: delete the first :math:`d` points, then
+      :func:`batch_means_ci` with ``batches`` batches;
+    * several independent series (a list, or a 2-D array with one row per replication):
+      delete the same :math:`d` points from each, take each replication's mean
+      :math:`\bar Y^{(r)} = \frac{1}{N_r - d}\sum_{n>d} Y^{(r)}_n` and apply
+      :func:`replications_ci`.
+
+    Parameters
+    ----------
+    data : 1-D series or list of 1-D series
+    level : float in (0, 1)
+        Confidence level (default 0.95).
+    batches : int >= 2
+        Number of batches (one series only).
+    warmup : int, ``"mser5"`` or None
+        Points deleted at the start of each series; ``"mser5"`` (default) chooses
+        :math:`d` by MSER-5 (on the across-replication average for replications).
+    """
+    _level(level)
+    runs = _as_runs(data)
+    if isinstance(runs, np.ndarray):
+        d = warmup_point(runs, warmup)
+        out = batch_means_ci(runs[d:], level, batches)
+        return Interval(out.estimate, out.low, out.high, level, out.method, out.n, d)
+    if len(runs) < 2:
+        raise ParameterError(f"replications need at least 2 runs, got {len(runs)}")
+    d = _common_warmup(runs, warmup)
+    out = replications_ci([float(r[d:].mean()) for r in runs], level)
+    return Interval(out.estimate, out.low, out.high, level, out.method, out.n, d)
+
+
+def rate_ci(
+    data: RunsLike,
+    level: float = DEFAULT_LEVEL,
+    batches: int = DEFAULT_BATCHES,
+    warmup: int | str | None = 0,
+) -> Interval:
+    r"""Confidence interval of the growth rate (drift per observation) of a series.
+
+    The rate of :math:`Q_0, Q_1, \dots, Q_N` is the long-run mean of its increments
+    :math:`\Delta_n = Q_n - Q_{n-1}`, :math:`\lim_N Q_N/N`. One series: batch means of
+    the increments, i.e. :math:`(Q_{e_i} - Q_{s_i})/m` over contiguous batches
+    :math:`[s_i, e_i]` of length :math:`m`; replications: each run's
+    :math:`(Q_N - Q_d)/(N - d)`. Used for the overload drift
+    :math:`\lambda - B/E[l_1]` of MODEL.md section 5, B.2.
+
+    Parameters
+    ----------
+    data : 1-D series or list of 1-D series (levels, not increments)
+    level : float in (0, 1)
+    batches : int >= 2
+    warmup : int, ``"mser5"`` or None
+        Points deleted from the increments' start (default 0; an overloaded queue has no
+        stationary level, but its increments do, so MSER-5 on the increments is allowed).
+    """
+    runs = _as_runs(data)
+    if isinstance(runs, np.ndarray):
+        return steady_state_ci(np.diff(runs), level, batches, warmup)
+    return steady_state_ci([np.diff(r) for r in runs], level, batches, warmup)
+
+
+def ratio_ci(
+    numerators: SeriesLike, denominators: SeriesLike, level: float = DEFAULT_LEVEL
+) -> Interval:
+    r"""Confidence interval of a ratio of totals :math:`R = \sum_i Y_i / \sum_i X_i`.
+
+    The pairs :math:`(Y_i, X_i)` are i.i.d. (independent replications, or batches of one
+    long run, see :func:`batch_totals`); by the delta method (Cochran 1977, section 6.4)
+
+    .. math:: \hat R \pm t_{n-1,(1+c)/2}\,
+              \frac{1}{\bar X}\sqrt{\frac{\sum_i (Y_i - \hat R X_i)^2}{n (n-1)}}.
+
+    Example: the mean sojourn is total sojourn over completions, batch by batch.
+    """
+    _level(level)
+    y = _series(numerators, "numerators")
+    x = _series(denominators, "denominators")
+    if y.size != x.size:
+        raise ParameterError(f"numerators and denominators must have equal length, got {y.size} and {x.size}")
+    n = int(y.size)
+    if n < 2:
+        raise ParameterError(f"a ratio interval needs at least 2 pairs, got {n}")
+    if not x.sum() > 0:
+        raise ParameterError(f"the denominators must have a positive total, got {x.sum():g}")
+    r = float(y.sum() / x.sum())
+    resid = y - r * x
+    se = math.sqrt(float(resid @ resid) / (n * (n - 1))) / float(x.mean())
+    t = float(_st.t.ppf(0.5 + level / 2, n - 1))
+    return Interval(r, r - t * se, r + t * se, level, "ratio", n)
