@@ -349,6 +349,17 @@ class FinitePMF(Law):
     def pgf(self, z: Any = _Z) -> sp.Expr:
         return sp.Add(*[to_sympy(p) * z**v for v, p in self.probabilities])
 
+    @property
+    def mean(self) -> sp.Expr:
+        r""":math:`\sum_v v\, p_v`, summed directly (exact; fast for large supports)."""
+        return sp.Add(*[to_sympy(p) * v for v, p in self.probabilities])
+
+    @property
+    def variance(self) -> sp.Expr:
+        r""":math:`\sum_v v^2 p_v - (\sum_v v\, p_v)^2`, summed directly (exact)."""
+        second = sp.Add(*[to_sympy(p) * v**2 for v, p in self.probabilities])
+        return sp.expand(second - self.mean**2)
+
     def _probs(self) -> np.ndarray:
         self._require_numeric()
         probs = np.array([to_float(p) for _, p in self.probabilities], dtype=float)
