@@ -41,7 +41,14 @@ def _is_zero(expr: sp.Expr) -> bool:
     expr = sp.sympify(expr)
     if expr == 0:
         return True
-    for simplifier in (sp.simplify, sp.expand, sp.cancel, lambda e: sp.simplify(sp.expand_power_base(e))):
+    simplifiers = (
+        sp.simplify,
+        sp.expand,
+        sp.cancel,
+        lambda e: sp.simplify(sp.expand_power_base(e)),
+        lambda e: sp.simplify(e.doit()),  # unevaluated Sum/Integral that simplify leaves half done
+    )
+    for simplifier in simplifiers:
         try:
             if simplifier(expr) == 0:
                 return True
