@@ -106,7 +106,7 @@ def _little_applies(model: ContinuousBatching) -> str | None:
 
 def _little_statement(model: ContinuousBatching) -> sp.Basic:
     res = cap.memory_little(model)
-    return sp.Eq(sp.Symbol(r"\bar{Z}"), res.mean_kv)
+    return sp.Eq(sp.Symbol("Zbar"), res.mean_kv)
 
 
 def _little_evaluate(model: ContinuousBatching) -> dict:
@@ -219,13 +219,13 @@ def _fluid_applies(model: ContinuousBatching) -> str | None:
 
 def _fluid_statement(model: ContinuousBatching, prefill_stage: bool = False) -> sp.Basic:
     res = cap.fluid_benchmark(model, prefill_stage=prefill_stage)
-    load = sp.Symbol(r"\Lambda_W")
+    load = sp.Symbol("Lambda_W")
     parts = [
         sp.Eq(load, res.load),
-        sp.Eq(sp.Symbol(r"\rho"), res.rho),
-        sp.Eq(sp.Symbol(r"\Delta^{*}"), res.delta_star),
-        *[sp.Eq(sp.Symbol(f"n^{{*}}_{{{k + 1}}}"), n) for k, n in enumerate(res.thresholds)],
-        sp.Eq(sp.Symbol(r"M^{*}"), res.memory_need),
+        sp.Eq(sp.Symbol("rho"), res.rho),
+        sp.Eq(sp.Symbol("Delta^*"), res.delta_star),
+        *[sp.Eq(sp.Symbol(f"n^*_{k + 1}"), n) for k, n in enumerate(res.thresholds)],
+        sp.Eq(sp.Symbol("M^*"), res.memory_need),
         sp.Le(load, res.capacity_bound),
     ]
     return sp.And(*parts, evaluate=False)
@@ -342,7 +342,7 @@ def _nsz_applies(model: ContinuousBatching) -> str | None:
 
 def _nsz_statement(model: ContinuousBatching, chunk: Any = None, batch_time: Any = 1) -> sp.Basic:
     res = cap.nsz_threshold(model, chunk=chunk, batch_time=batch_time)
-    return sp.And(sp.Eq(sp.Symbol(r"\mu"), res.mu), sp.Eq(sp.Symbol(r"\delta"), res.delta), evaluate=False)
+    return sp.And(sp.Eq(sp.Symbol("mu"), res.mu), sp.Eq(sp.Symbol("delta"), res.delta), evaluate=False)
 
 
 def _nsz_evaluate(model: ContinuousBatching, chunk: Any = None, batch_time: Any = 1) -> dict:

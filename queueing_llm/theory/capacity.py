@@ -192,10 +192,11 @@ def _lt_one(x: sp.Expr) -> bool | sp.Basic:
 
 
 def _decide(rel: sp.Basic) -> bool | sp.Basic:
-    rel = sp.simplify(rel) if not isinstance(rel, bool) else rel
-    if rel in (sp.true, True):
+    """A relation decided to True/False when SymPy can, else the relation as written."""
+    decided = sp.simplify(rel) if not isinstance(rel, bool) else rel
+    if decided in (sp.true, True):
         return True
-    if rel in (sp.false, False):
+    if decided in (sp.false, False):
         return False
     return rel
 
