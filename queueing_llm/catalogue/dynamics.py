@@ -1,1 +1,449 @@
-"""Built-in theorems of MODEL.md section 5 (dynamics family); importing the module registers them."""
+r"""Built-in theorems of MODEL.md section 5, family A (memory-constrained dynamics, [ADLS26]).
+
+Importing the module registers:
+
+========================  ===================================================================
+``fixed-point``           ``x_star``: eviction-free fixed point :math:`x^* = M/\sum_k p_k C_k`
+``linear-map``            ``spectral_radius``, ``stable``: the linearised map and its roots
+``worst-cycle``           ``throughput``, ``ratio``: :math:`M/(l_1(l_0+l_1))` and its ratio to x*
+``cycles``                ``adjacent``, ``opposite``, ``contiguous``, ``balanced``
+``gcd-criterion``         ``gcd``, ``limiting_radius``, ``spectral_radius``, ``stable``, ``l0_min``
+``rate-limited``          ``throughput``: rate limiting at :math:`x \le x^*` never evicts
+========================  ===================================================================
+
+Every ``statement`` is derived by :mod:`queueing_llm.theory.dynamics` from the model; every
+``check`` reads a saturated trajectory: a simulated ``ql.simulate(..., saturated=True)`` run
+(integer counts) or a :class:`~queueing_llm.theory.dynamics.RelaxedTrajectory` (real counts),
+or a list of them (the verdict holds if it holds for each).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ..errors import ModelError
+from ..model import ContinuousBatching
+from ..numbers import is_infinite, is_symbolic
+from ..policies import RateLimited
+from ..theorems import Theorem, theorems
+from ..theory import dynamics as dyn
+from ..verdict import Verdict
+
+__all__ = ["SOURCE"]
+
+SOURCE = "[ADLS26] Ao, Dong, Luo, Simchi-Levi, arXiv:2606.15555 (2026)"
+X_STAR = sp.Symbol("x_star")
+
+
+# -- applicability -------------------------------------------------------------------------
+def _memory_reason(model: ContinuousBatching) -> str | None:
+    if is_infinite(model.kv_capacity):
+        return "kv_capacity M is infinite: memory never binds and there are no memory-constrained dynamics"
+    return None
+
+
+def _finite_decode_reason(model: ContinuousBatching) -> str | None:
+    reason = _memory_reason(model)
+    if reason is not None:
+        return reason
+    try:
+        dyn.components(model)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
+def _homogeneous_reason(model: ContinuousBatching) -> str | None:
+    reason = _finite_decode_reason(model)
+    if reason is not None:
+        return reason
+    if len({(c.l0, c.l1) for c in dyn.components(model)}) != 1:
+        return "the cycle results are for one request type with a deterministic decode length"
+    return None
+
+
+def _gcd_reason(model: ContinuousBatching) -> str | None:
+    reason = _finite_decode_reason(model)
+    if reason is not None:
+        return reason
+    if any(is_symbolic(c.l1) for c in dyn.components(model)):
+        return "the gcd criterion needs numeric decode lengths"
+    return None
+
+
+def _rate_reason(model: ContinuousBatching) -> str | None:
+    reason = _memory_reason(model)
+    if reason is not None:
+        return reason
+    policy = model.policy
+    if isinstance(policy, RateLimited) and policy.rate is not None and not model.is_symbolic:
+        xs = dyn.fixed_point(model)
+        if sp.nsimplify(policy.rate) > xs:
+            return (f"the policy's rate {policy.rate} exceeds x* = {xs}: "
+                    "rate limiting above x* does not prevent evictions")
+    return None
+
+
+# -- helpers for checks --------------------------------------------------------------------
+def _runs(trajectory: Any) -> list:
+    return list(trajectory) if isinstance(trajectory, (list, tuple)) else [trajectory]
+
+
+def _is_integer(run: Any) -> bool:
+    return np.issubdtype(np.asarray(run.batch).dtype, np.integer)
+
+
+def _is_relaxed(run: Any) -> bool:
+    return isinstance(run, dyn.RelaxedTrajectory)
+
+
+def _f(value: Any) -> float:
+    return float(value) if not isinstance(value, sp.Basic) else float(value.evalf())
+
+
+def _tail_throughput(run: Any) -> tuple[Any, Any, str]:
+    """Throughput of the detected cycle, else of the second half with the boundary term."""
+    cycle = dyn.detect_cycle(run)
+    if cycle is not None:
+        return cycle.throughput, 0, f"cycle of period {cycle.period} from iteration {cycle.start}"
+    N = int(np.asarray(run.batch).shape[0])
+    start = N // 2
+    W = N - start
+    done = np.asarray(run.completions)[start:].sum()
+    present = np.asarray(run.batch)[start].sum()
+    exact = _is_integer(run) or (_is_relaxed(run) and run.exact)
+    est = sp.Rational(int(done), W) if _is_integer(run) else (done / W if exact else float(done) / W)
+    boundary = sp.Rational(int(present), W) if _is_integer(run) else (present / W if exact else float(present) / W)
+    return est, boundary, f"no cycle found: iterations {start}..{N - 1}"
+
+
+def _combine(verdicts: list[Verdict], pick: Any) -> Verdict:
+    if len(verdicts) == 1:
+        return verdicts[0]
+    failing = [v for v in verdicts if not v.holds]
+    chosen = failing[0] if failing else pick(verdicts, key=lambda v: v.estimate)
+    reason = f"{len(verdicts) - len(failing)}/{len(verdicts)} runs agree. {chosen.reason}"
+    return Verdict(chosen.theorem, chosen.quantity, chosen.theory, chosen.estimate, None, not failing, reason,
+                   {"runs": [v.estimate for v in verdicts], **chosen.details})
+
+
+# -- fixed point ---------------------------------------------------------------------------
+def _fixed_point_statement(model: ContinuousBatching) -> sp.Basic:
+    return sp.Eq(X_STAR, dyn.fixed_point(model))
+
+
+def _fixed_point_evaluate(model: ContinuousBatching) -> dict:
+    return {"x_star": dyn.fixed_point(model)}
+
+
+def _fixed_point_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0) -> Verdict:
+    r"""Throughput of a saturated run :math:`\le x^*` + ``slack``.
+
+    Over a cycle the memory after admission sums to at most :math:`P M`, and every request
+    completed in it held :math:`C` token-iterations, so the cycle throughput is at most
+    :math:`x^*` exactly, integer counts included (one deterministic type). Without a cycle
+    the second half is used, plus the boundary term (requests present at its start)/window.
+    """
+    xs = dyn.fixed_point(model)
+    verdicts = []
+    for run in _runs(trajectory):
+        est, boundary, where = _tail_throughput(run)
+        bound = xs + boundary + sp.nsimplify(slack)
+        holds = bool(est <= bound)
+        verdicts.append(Verdict(
+            "fixed-point", "x_star", _f(xs), _f(est), None, holds,
+            f"saturated throughput {_f(est):.6g} ({where}) {'<=' if holds else '>'} x* + slack = {_f(bound):.6g}",
+            {"bound": _f(bound), "slack": _f(slack), "boundary": _f(boundary)},
+        ))
+    return _combine(verdicts, max)
+
+
+# -- linear map ----------------------------------------------------------------------------
+def _linear_statement(model: ContinuousBatching) -> sp.Basic:
+    return sp.Eq(sp.Function("F")(dyn.LAMBDA), dyn.survival_polynomial(model))
+
+
+def _linear_evaluate(model: ContinuousBatching) -> dict:
+    return {"spectral_radius": dyn.spectral_radius(model), "stable": dyn.is_stable(model)}
+
+
+def _deviation_rate(model: ContinuousBatching, run: Any) -> dict:
+    """Growth factor per iteration of the deviation from the fixed point (before any eviction)."""
+    if not _is_relaxed(run) and _is_integer(run):
+        raise ModelError(
+            "this check compares the linearisation with a relaxed trajectory "
+            "(ql.theory.dynamics.relaxed_trajectory); integer runs cannot contract below one request"
+        )
+    state = np.array(dyn.fixed_point_state(model), dtype=float)
+    batch = np.asarray(run.batch, dtype=float)
+    dev = np.max(np.abs(batch - state[None, :, : batch.shape[2]]), axis=(1, 2))
+    first = run.first_eviction if _is_relaxed(run) else None
+    end = len(dev) if first is None else first
+    window = dev[:end]
+    if window.size < 4 or window[0] == 0:
+        rate = math.inf if first is not None else 0.0
+    else:
+        q = max(1, window.size // 4)
+        head, tail = np.max(window[:q]), np.max(window[-q:])
+        rate = 0.0 if tail == 0 else float((tail / head) ** (1.0 / (window.size - q)))
+    return {"rate": rate, "first_eviction": first, "initial_deviation": float(dev[0]),
+            "final_deviation": float(dev[end - 1]) if end else float(dev[0])}
+
+
+def _stability_verdict(name: str, quantity: str, theory_rho: float, stable: bool, model, trajectory) -> Verdict:
+    verdicts = []
+    for run in _runs(trajectory):
+        d = _deviation_rate(model, run)
+        converged = d["first_eviction"] is None and d["rate"] < 1
+        holds = converged == stable
+        what = "converges to" if converged else "leaves"
+        evict = "" if d["first_eviction"] is None else f", first eviction at iteration {d['first_eviction']}"
+        verdicts.append(Verdict(
+            name, quantity, float(theory_rho), d["rate"], None, holds,
+            f"the relaxed map {what} the fixed point (deviation factor {d['rate']:.6g} per iteration{evict}); "
+            f"theory: spectral radius {float(theory_rho):.6g}, {'stable' if stable else 'unstable'}",
+            d,
+        ))
+    return _combine(verdicts, max)
+
+
+def _linear_check(model: ContinuousBatching, trajectory: Any) -> Verdict:
+    """A relaxed run started near :math:`x^*` converges iff :math:`\\rho(F) < 1`."""
+    return _stability_verdict("linear-map", "spectral_radius", dyn.spectral_radius(model), dyn.is_stable(model),
+                              model, trajectory)
+
+
+# -- worst cycle ---------------------------------------------------------------------------
+def _worst_statement(model: ContinuousBatching) -> sp.Basic:
+    th = dyn.worst_cycle(model).throughput
+    return sp.And(sp.Eq(sp.Symbol("x_worst"), th), sp.Eq(sp.Symbol("x_worst") / X_STAR,
+                                                         sp.factor(th / dyn.fixed_point(model))))
+
+
+def _worst_evaluate(model: ContinuousBatching) -> dict:
+    th = dyn.worst_cycle(model).throughput
+    return {"throughput": th, "ratio": sp.factor(th / dyn.fixed_point(model))}
+
+
+def _worst_bound(model: ContinuousBatching, run: Any) -> sp.Expr:
+    th = dyn.worst_cycle(model).throughput
+    if not _is_integer(run):
+        return th
+    c = dyn.single_component(model)
+    return sp.floor(model.M / c.w(c.l1 - 1)) / c.l1  # the integer worst cycle
+
+
+def _worst_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0) -> Verdict:
+    r"""Cycle throughput :math:`\ge` the worst-cycle throughput - ``slack``.
+
+    Relaxed runs: :math:`M/(l_1(l_0+l_1))` exactly. Integer runs: the integer worst cycle
+    :math:`\lfloor M/w_{l_1-1} \rfloor / l_1` (it completes whole requests), which differs by
+    less than :math:`1/l_1`.
+    """
+    verdicts = []
+    for run in _runs(trajectory):
+        bound = _worst_bound(model, run) - sp.nsimplify(slack)
+        cycle = dyn.detect_cycle(run)
+        if cycle is None:
+            verdicts.append(Verdict("worst-cycle", "throughput", _f(bound), math.nan, None, False,
+                                    "no periodic regime found in the run: run longer", {}))
+            continue
+        holds = bool(cycle.throughput >= bound)
+        verdicts.append(Verdict(
+            "worst-cycle", "throughput", _f(bound), _f(cycle.throughput), None, holds,
+            f"cycle of period {cycle.period} has throughput {_f(cycle.throughput):.6g} "
+            f"{'>=' if holds else '<'} worst-cycle bound {_f(bound):.6g}",
+            {"period": cycle.period, "start": cycle.start, "bound": _f(bound)},
+        ))
+    return _combine(verdicts, min)
+
+
+# -- other cycles --------------------------------------------------------------------------
+def _cycles_statement(model: ContinuousBatching) -> sp.Basic:
+    c = dyn.single_component(model)
+    parts = [sp.Eq(sp.Symbol("x_adjacent"), dyn.adjacent_cycle(model).throughput)]
+    if is_symbolic(c.l1) or int(c.l1) % 2 == 0:
+        parts.append(sp.Eq(sp.Symbol("x_opposite"), dyn.opposite_cycle(model).throughput))
+    parts.append(sp.Eq(sp.Symbol("c_i"), dyn.contiguous_cycle(model).throughput))
+    parts.append(sp.Eq(sp.Symbol("x_balanced_d"), dyn.balanced_cycle(model).throughput))
+    return sp.And(*parts)
+
+
+def _cycles_evaluate(model: ContinuousBatching, block: Any = None, spacing: Any = None) -> dict:
+    """``block`` = i selects one contiguous cycle, ``spacing`` = d one evenly spaced cycle;
+    by default all of them (dicts by i and by d; expressions in i and d for symbolic l1)."""
+    all_ = dyn.cycle_throughputs(model)
+    return {
+        "adjacent": all_["adjacent"],
+        "opposite": all_["opposite"],
+        "contiguous": all_["contiguous"] if block is None else dyn.contiguous_cycle(model, block).throughput,
+        "balanced": all_["balanced"] if spacing is None else dyn.balanced_cycle(model, spacing).throughput,
+    }
+
+
+def _catalogue(model: ContinuousBatching) -> dict[str, Any]:
+    all_ = dyn.cycle_throughputs(model)
+    out = {"worst": all_["worst"], "fixed point": all_["fixed_point"], "adjacent": all_["adjacent"]}
+    if all_["opposite"] is not sp.nan:
+        out["opposite"] = all_["opposite"]
+    out.update({f"contiguous c_{i}": v for i, v in all_["contiguous"].items()})
+    out.update({f"balanced d={d}": v for d, v in all_["balanced"].items()})
+    return out
+
+
+def _cycles_check(model: ContinuousBatching, trajectory: Any, tol: float = 1e-9) -> Verdict:
+    r"""The cycle a run settles on is one of the catalogued cycles.
+
+    Relaxed runs: its throughput equals a catalogued value (exactly for rational runs,
+    within ``tol`` relative for float runs). Integer runs do not reproduce the relaxed
+    cycles exactly: the throughput must lie between the integer worst cycle and :math:`x^*`;
+    the nearest catalogued cycle is reported.
+    """
+    cat = _catalogue(model)
+    verdicts = []
+    for run in _runs(trajectory):
+        cycle = dyn.detect_cycle(run)
+        if cycle is None:
+            verdicts.append(Verdict("cycles", "throughput", math.nan, math.nan, None, False,
+                                    "no periodic regime found in the run: run longer", {}))
+            continue
+        est = cycle.throughput
+        name, value = min(cat.items(), key=lambda kv: abs(_f(kv[1]) - _f(est)))
+        if _is_integer(run):
+            low = _worst_bound(model, run)
+            holds = bool(low <= est <= cat["fixed point"])
+            reason = (f"integer cycle of period {cycle.period}, throughput {_f(est):.6g} "
+                      f"{'within' if holds else 'outside'} [integer worst cycle {_f(low):.6g}, x* "
+                      f"{_f(cat['fixed point']):.6g}]; nearest catalogued: {name}")
+        else:
+            exact = _is_relaxed(run) and run.exact
+            holds = bool(sp.simplify(est - value) == 0) if exact else abs(_f(est) - _f(value)) <= tol * abs(_f(value))
+            reason = (f"cycle of period {cycle.period}, throughput {_f(est):.6g}: "
+                      f"{'the ' + name + ' cycle' if holds else 'not a catalogued cycle (nearest: ' + name + ')'}")
+        verdicts.append(Verdict("cycles", "throughput", _f(value), _f(est), None, holds, reason,
+                                {"cycle": name, "period": cycle.period, "start": cycle.start}))
+    return _combine(verdicts, min)
+
+
+# -- gcd criterion -------------------------------------------------------------------------
+def _gcd_statement(model: ContinuousBatching, ratios: Any = None) -> sp.Basic:
+    lam = dyn.LAMBDA
+    return sp.Eq((1 - lam) * sp.Function("A")(lam), dyn.limiting_closed_form(model, lam, ratios))
+
+
+def _gcd_evaluate(model: ContinuousBatching, ratios: Any = None, max_l0: int = 10**6) -> dict:
+    """``ratios``: prompt ratios r_k of the limit (default: equal prompts -> 1, else the
+    prompts); ``max_l0``: search limit of ``l0_min``."""
+    return {
+        "gcd": dyn.decode_gcd(model),
+        "limiting_radius": dyn.limiting_radius(model, ratios),
+        "spectral_radius": dyn.spectral_radius(model),
+        "stable": dyn.is_stable(model),
+        "l0_min": dyn.l0_min(model, max_l0=max_l0),
+    }
+
+
+def _gcd_check(model: ContinuousBatching, trajectory: Any) -> Verdict:
+    """A relaxed run started near :math:`x^*` converges iff the criterion says stable."""
+    return _stability_verdict("gcd-criterion", "stable", dyn.spectral_radius(model), dyn.is_stable(model),
+                              model, trajectory)
+
+
+# -- rate-limited admission ----------------------------------------------------------------
+def _rate_of(model: ContinuousBatching, rate: Any) -> Any:
+    if rate is not None:
+        return rate
+    policy = model.policy
+    return policy.rate if isinstance(policy, RateLimited) else None
+
+
+def _rate_statement(model: ContinuousBatching, rate: Any = None) -> sp.Basic:
+    r = dyn.rate_limited_throughput(model, _rate_of(model, rate))
+    return sp.And(sp.Eq(sp.Symbol("throughput"), r["throughput"]), sp.Eq(sp.Symbol("evictions"), 0))
+
+
+def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
+    """``rate``: admissions per iteration (default: the policy's rate, else x*)."""
+    return {"throughput": dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]}
+
+
+def _rate_check(model: ContinuousBatching, trajectory: Any, rate: Any = None, slack: Any = None) -> Verdict:
+    r"""A rate-limited saturated run: throughput equals the rate (:math:`x^*`), no eviction.
+
+    Relaxed runs: exactly, and no eviction at all. Integer runs (token bucket, whole
+    requests): the measured throughput within ``slack`` (default: the boundary term of the
+    window, or 0 for a cycle) of the rate; evictions are reported in ``details``.
+    """
+    x = dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]
+    verdicts = []
+    for run in _runs(trajectory):
+        est, boundary, where = _tail_throughput(run)
+        evictions = np.asarray(run.evictions).sum()
+        tol = boundary if slack is None else sp.nsimplify(slack)
+        close = bool(abs(est - x) <= tol) if not isinstance(est, float) else abs(est - _f(x)) <= _f(tol) + 1e-9
+        holds = close and (evictions == 0 if _is_relaxed(run) else True)
+        verdicts.append(Verdict(
+            "rate-limited", "throughput", _f(x), _f(est), None, holds,
+            f"throughput {_f(est):.6g} ({where}) vs rate {_f(x):.6g} (tolerance {_f(tol):.3g}); "
+            f"{_f(evictions):g} evictions in {np.asarray(run.batch).shape[0]} iterations",
+            {"evictions": _f(evictions), "evictions_per_iteration": _f(evictions) / np.asarray(run.batch).shape[0],
+             "tolerance": _f(tol)},
+        ))
+    return _combine(verdicts, min)
+
+
+# -- registration --------------------------------------------------------------------------
+theorems.register(Theorem(
+    name="fixed-point",
+    title="Eviction-free fixed point of the saturated map",
+    hypotheses=("saturated input (the queue never empties)", "finite KV budget M",
+                "relaxed map: real-valued stage counts; prompts enter through their mean",
+                "multi-type: admissions in proportions p_k"),
+    statement_fn=_fixed_point_statement, evaluate_fn=_fixed_point_evaluate, check_fn=_fixed_point_check,
+    source=f"{SOURCE}, eviction-free fixed point (MODEL.md A.1)", applies_fn=_memory_reason,
+))
+theorems.register(Theorem(
+    name="linear-map",
+    title="Linearised saturated map: survival polynomial and spectral radius",
+    hypotheses=("saturated input, greedy admission, finite M", "deterministic or finite-support decode lengths",
+                "linearisation around the eviction-free fixed point (no eviction)"),
+    statement_fn=_linear_statement, evaluate_fn=_linear_evaluate, check_fn=_linear_check,
+    source=f"{SOURCE}, linearisation and Enestrom-Kakeya (MODEL.md A.2)", applies_fn=_finite_decode_reason,
+))
+theorems.register(Theorem(
+    name="worst-cycle",
+    title="Worst-case (maximal-eviction) cycle and its throughput",
+    hypotheses=("saturated input, greedy admission, finite M", "one request type, deterministic decode length",
+                "every cycle of the relaxed map has at least this throughput"),
+    statement_fn=_worst_statement, evaluate_fn=_worst_evaluate, check_fn=_worst_check,
+    source=f"{SOURCE}, worst-case cycle (MODEL.md A.3)", applies_fn=_homogeneous_reason,
+))
+theorems.register(Theorem(
+    name="cycles",
+    title="Adjacent, opposite, contiguous-block and evenly spaced cycles",
+    hypotheses=("saturated input, greedy admission, finite M", "one request type, deterministic decode length",
+                "opposite: l1 even; evenly spaced: d divides l1; contiguous: 0 <= i < l1"),
+    statement_fn=_cycles_statement, evaluate_fn=_cycles_evaluate, check_fn=_cycles_check,
+    source=f"{SOURCE}, Propositions 2-4 (MODEL.md A.4)", applies_fn=_homogeneous_reason,
+))
+theorems.register(Theorem(
+    name="gcd-criterion",
+    title="Multi-type stability: limiting polynomial and the gcd criterion",
+    hypotheses=("saturated input, greedy admission, finite M", "numeric deterministic or finite-support decodes",
+                "large prompts l0_k = r_k s, s -> infinity, for the limiting polynomial",
+                "l0_min: common prompt length for every type"),
+    statement_fn=_gcd_statement, evaluate_fn=_gcd_evaluate, check_fn=_gcd_check,
+    source=f"{SOURCE}, multi-type stability (MODEL.md A.5)", applies_fn=_gcd_reason,
+))
+theorems.register(Theorem(
+    name="rate-limited",
+    title="Rate-limited admission at x* removes evictions",
+    hypotheses=("saturated input, finite M", "admit min(Q_n, S_n/(l0+1), x) per iteration with x <= x*",
+                "relaxed map from an empty batch (integer runs: token bucket of depth x + 1)"),
+    statement_fn=_rate_statement, evaluate_fn=_rate_evaluate, check_fn=_rate_check,
+    source=f"{SOURCE}, section 5.1 (MODEL.md A.6)", applies_fn=_rate_reason,
+))

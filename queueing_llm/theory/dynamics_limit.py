@@ -1,0 +1,286 @@
+r"""Multi-type stability: the large-prompt limit, the gcd criterion and :math:`l_0^{\min}`.
+
+Scale the prompts as :math:`l_{0,k} = r_k s` and let :math:`s \to \infty`. The survival
+polynomial is linear in :math:`s`, and its leading coefficient is the **limiting
+polynomial** (MODEL.md A.5)
+
+.. math:: A(\lambda) = \lim_{s\to\infty} F(\lambda)/s
+          = \sum_{m<L} \sum_{k:\, l_{1,k} > m} p_k r_k \lambda^{L-1-m},
+          \qquad (1 - \lambda) A(\lambda) = -R \lambda^L + \sum_k p_k r_k \lambda^{L - l_{1,k}},
+
+:math:`R = \sum_k p_k r_k`. On :math:`|\lambda| \ge 1` the closed form vanishes only when
+:math:`\lambda^{l_{1,k}} = 1` for every :math:`k`, i.e. at the :math:`g`-th roots of unity,
+:math:`g = \gcd(l_{1,1}, \dots, l_{1,K})`; :math:`\lambda = 1` is the factor
+:math:`1 - \lambda`. Hence :math:`\rho(A) = 1` if :math:`g > 1` and :math:`\rho(A) < 1` if
+:math:`g = 1` (the **gcd criterion**).
+
+With a common prompt :math:`l_0` the finite-prompt polynomial is exactly
+:math:`F(\lambda) = (l_0 + L) A(\lambda) - \lambda A'(\lambda)` (:math:`A` with
+:math:`r_k = 1`), so a root :math:`\lambda_0` of :math:`A` moves to
+:math:`\lambda_0 (1 + 1/(l_0 + L)) + O(l_0^{-2})`: radially **outwards**. Roots on the unit
+circle (:math:`g > 1`) leave it: unstable for every prompt; for :math:`g = 1` the fixed
+point is stable once the prompts are long enough. :func:`l0_min` finds the smallest common
+prompt exactly (Schur-Cohn in rationals), :func:`first_order_l0` the first-order estimate
+and :func:`cubic_asymptotic` the two-type asymptotic
+:math:`1 - \rho(A) \sim 2\pi^2 p(1-p)/((1-p) + p\beta)^3\, l_{1,2}^{-3}`.
+
+Source: [ADLS26], multi-type stability and the gcd criterion (REFERENCES.md section 1,
+Examples 4-5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import lru_cache, reduce
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ..errors import ModelError, ParameterError, SymbolicValueError
+from ..model import ContinuousBatching, RequestType
+from ..numbers import check_real, is_symbolic
+from .dynamics_core import (
+    LAMBDA,
+    components,
+    decode_horizon,
+    schur_cohn_stable,
+    survival_coefficients,
+    survival_polynomial,
+)
+
+__all__ = [
+    "SCALE",
+    "prompt_ratios",
+    "with_prompts",
+    "limiting_polynomial",
+    "limiting_closed_form",
+    "decode_gcd",
+    "unit_circle_roots",
+    "limiting_radius",
+    "radial_identity",
+    "spectral_radius_at",
+    "stable_at",
+    "first_order_l0",
+    "l0_min",
+    "cubic_asymptotic",
+    "asymptotic_gap",
+]
+
+SCALE = sp.Symbol("s", positive=True)
+"""The prompt scale :math:`s` of the large-prompt limit :math:`l_{0,k} = r_k s`."""
+
+
+def prompt_ratios(model: ContinuousBatching) -> tuple[sp.Expr, ...]:
+    r"""Default prompt ratios :math:`r_k`: 1 for every type when the (mean) prompts are
+    equal, else the prompts themselves (only ratios matter for the roots)."""
+    l0s = [t.l0 for t in model.types]
+    if all(sp.simplify(x - l0s[0]) == 0 for x in l0s):
+        return tuple(sp.Integer(1) for _ in l0s)
+    if all(not is_symbolic(x) and x == 0 for x in l0s):  # pragma: no cover - covered by the equal case
+        return tuple(sp.Integer(1) for _ in l0s)
+    return tuple(l0s)
+
+
+def with_prompts(model: ContinuousBatching, prompts: Any) -> ContinuousBatching:
+    """The model with the prompt of every type replaced (same decodes, proportions, M)."""
+    prompts = [prompts] * model.K if not isinstance(prompts, (list, tuple)) else list(prompts)
+    if len(prompts) != model.K:
+        raise ParameterError(f"prompts must hold {model.K} values (one per type), got {len(prompts)}")
+    types = [
+        RequestType(prompt=p, decode=t.decode, arrivals=t.arrivals)
+        for p, t in zip(prompts, model.types, strict=True)
+    ]
+    return replace(model, types=types, kv_capacity=math.inf, mix=model.proportions, policy="greedy")
+
+
+def limiting_polynomial(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, ratios: Any = None) -> sp.Expr:
+    r""":math:`A(\lambda) = \lim_{s\to\infty} F(\lambda; l_{0,k} = r_k s)/s`, computed by SymPy
+    from the survival polynomial of the scaled model (its coefficient of :math:`s`).
+    ``ratios`` defaults to :func:`prompt_ratios`. Source: [ADLS26] (MODEL.md A.5)."""
+    r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
+    scaled = with_prompts(model, [ri * SCALE for ri in r])
+    F = sp.expand(survival_polynomial(scaled, lam))
+    return sp.expand(sp.limit(F / SCALE, SCALE, sp.oo))
+
+
+def limiting_closed_form(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, ratios: Any = None) -> sp.Expr:
+    r""":math:`(1 - \lambda) A(\lambda) = -R \lambda^L + \sum_k p_k r_k \lambda^{L - l_{1,k}}`.
+
+    Derived per component by summing the geometric series
+    :math:`(1-\lambda)\sum_{m=0}^{l_1-1}\lambda^{L-1-m} = \lambda^{L-l_1} - \lambda^L`
+    (SymPy ``summation``). Source: [ADLS26] (REFERENCES.md section 1, closed forms)."""
+    r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
+    L = decode_horizon(model)
+    m = sp.Symbol("m", integer=True, nonnegative=True)
+    total = sp.Integer(0)
+    for c in components(model):
+        series = sp.summation(lam ** (L - 1 - m), (m, 0, c.l1 - 1))
+        total += c.p * r[c.type_index] * sp.factor(sp.simplify((1 - lam) * series))
+    return sp.expand(total)
+
+
+def decode_gcd(model: ContinuousBatching) -> int:
+    r""":math:`g = \gcd` of the decode lengths of all components (numeric)."""
+    decode_horizon(model)
+    return int(reduce(math.gcd, (int(c.l1) for c in components(model))))
+
+
+def unit_circle_roots(model: ContinuousBatching, lam: sp.Symbol = LAMBDA) -> list[sp.Expr]:
+    r"""The roots of :math:`A` on the unit circle: :math:`e^{2\pi i k/g}`, :math:`k = 1..g-1`.
+
+    Checked exactly: :math:`A` is divisible by the cyclotomic polynomial :math:`\Phi_d` for
+    every divisor :math:`d > 1` of :math:`g`. Source: [ADLS26], gcd criterion.
+    """
+    g = decode_gcd(model)
+    A = sp.Poly(limiting_polynomial(model, lam), lam)
+    for d in sp.divisors(g)[1:]:
+        if not A.rem(sp.Poly(sp.cyclotomic_poly(d, lam), lam)).is_zero:
+            raise ModelError(f"A is not divisible by the cyclotomic polynomial Phi_{d}")  # pragma: no cover
+    return [sp.exp(2 * sp.pi * sp.I * k / g) for k in range(1, g)]
+
+
+def limiting_radius(model: ContinuousBatching, ratios: Any = None) -> sp.Expr | float:
+    r""":math:`\rho(A)`: exactly 1 when :math:`g > 1` (:func:`unit_circle_roots`), else the
+    largest root modulus of :math:`A` (a float, :math:`< 1`)."""
+    if decode_gcd(model) > 1:
+        return sp.Integer(1)
+    A = sp.Poly(limiting_polynomial(model, LAMBDA, ratios), LAMBDA)
+    coeffs = A.all_coeffs()
+    if any(is_symbolic(x) for x in coeffs):
+        raise SymbolicValueError(f"A has symbolic coefficients {coeffs}: give numeric proportions")
+    if len(coeffs) == 1:
+        return 0.0
+    return float(np.max(np.abs(np.roots([float(x) for x in coeffs]))))
+
+
+def radial_identity(model: ContinuousBatching, l0: Any = None, lam: sp.Symbol = LAMBDA) -> tuple[sp.Expr, sp.Expr]:
+    r"""Both sides of :math:`F(\lambda) = (l_0 + L) A(\lambda) - \lambda A'(\lambda)` for a
+    common prompt :math:`l_0` (a symbol by default); their difference expands to zero."""
+    l0 = sp.Symbol("l0", nonnegative=True) if l0 is None else sp.sympify(l0)
+    common = with_prompts(model, l0)
+    ratios = tuple(sp.Integer(1) for _ in model.types)
+    A = limiting_polynomial(common, lam, ratios)
+    L = decode_horizon(model)
+    return sp.expand(survival_polynomial(common, lam)), sp.expand((l0 + L) * A - lam * sp.diff(A, lam))
+
+
+def _coefficients_at(model: ContinuousBatching, l0: Any) -> list:
+    S = survival_coefficients(with_prompts(model, l0))
+    if any(is_symbolic(x) for x in S):
+        raise SymbolicValueError(f"survival coefficients {list(S)} are symbolic: give numeric proportions")
+    return list(S)
+
+
+def spectral_radius_at(model: ContinuousBatching, l0: Any) -> float:
+    r""":math:`\rho(F)` when every type has the common prompt :math:`l_0`."""
+    S = _coefficients_at(model, l0)
+    if len(S) == 1:
+        return 0.0
+    return float(np.max(np.abs(np.roots([float(x) for x in S]))))
+
+
+def stable_at(model: ContinuousBatching, l0: Any) -> bool:
+    """Exact Schur-Cohn decision of :math:`\\rho(F) < 1` with the common prompt ``l0``."""
+    return schur_cohn_stable(_coefficients_at(model, l0))
+
+
+def first_order_l0(model: ContinuousBatching) -> int | sp.Expr:
+    r"""First-order prompt length for stability: the smallest integer :math:`l_0 \ge 0` with
+    :math:`\rho(A)(1 + 1/(l_0 + L)) < 1`, i.e. :math:`l_0 > \rho(A)/(1-\rho(A)) - L`
+    (:func:`radial_identity`); ``oo`` when :math:`g > 1`. An estimate only: :func:`l0_min`
+    is exact."""
+    if decode_gcd(model) > 1:
+        return sp.oo
+    rho = limiting_radius(model, tuple(sp.Integer(1) for _ in model.types))
+    L = decode_horizon(model)
+    return max(0, int(math.floor(rho / (1 - rho) - L)) + 1)
+
+
+def l0_min(model: ContinuousBatching, max_l0: int = 10**6, scan: int = 20_000) -> int | sp.Expr:
+    r"""Smallest common prompt length :math:`l_0` for which every root of :math:`F` lies
+    strictly inside the unit circle (``oo`` if :math:`g > 1`).
+
+    Searched upwards from :math:`l_0 = 0`: floating roots screen each :math:`l_0` and every
+    candidate within :math:`10^{-9}` of the circle or inside it is decided exactly by the
+    Schur-Cohn test in rationals (:func:`stable_at`); the answer is confirmed exactly
+    (stable at :math:`l_0^{\min}`, unstable at :math:`l_0^{\min} - 1`). Beyond ``scan``
+    values a bisection assumes the stability region is upward closed. Not the asymptotic
+    formula: compare :func:`first_order_l0`. Source: [ADLS26], multi-type stability.
+    """
+    check_real("max_l0", max_l0, low=1, integer=True)
+    if decode_gcd(model) > 1:
+        return sp.oo
+    for l0 in range(0, min(scan, max_l0) + 1):
+        if spectral_radius_at(model, l0) < 1 + 1e-9 and stable_at(model, l0):
+            return l0
+    lo, hi = min(scan, max_l0), None
+    step = max(1, lo)
+    while hi is None:
+        cand = lo + step
+        if cand > max_l0:
+            raise ParameterError(f"no common prompt length up to max_l0 = {max_l0} makes the model stable")
+        if stable_at(model, cand):
+            hi = cand
+        else:
+            lo, step = cand, step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if stable_at(model, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def cubic_asymptotic(p: Any = None, beta: Any = None, l1_long: Any = None) -> dict[str, sp.Expr]:
+    r"""Two types: the gap :math:`1 - \rho(A)` for long decode lengths, derived by perturbation.
+
+    Types with decode lengths :math:`a = \beta N < N`, proportions :math:`p` (short) and
+    :math:`1 - p`, common prompt. :math:`(1-\lambda)A(\lambda) = 0` reads
+    :math:`p \lambda^{-a} + (1-p)\lambda^{-N} = 1`. Near the root of unity
+    :math:`\lambda_0 = e^{2\pi i j/N}` with :math:`\lambda_0^{-a} = e^{i\varphi}`,
+    :math:`\varphi = 2\pi/N` (possible since :math:`\gcd(a, N) = 1`), write
+    :math:`\lambda = \lambda_0 e^{t/N}`: :math:`p e^{i\varphi - \beta t} + (1-p) e^{-t} = 1`.
+    Expanding :math:`t = t_1 \varphi + t_2 \varphi^2 + O(\varphi^3)` order by order (SymPy
+    ``series`` and ``solve``) gives :math:`t_1 = i p/D`, :math:`\mathrm{Re}\, t_2 = -p(1-p)/(2D^3)`,
+    :math:`D = (1-p) + p\beta`, hence
+
+    .. math:: 1 - \rho(A) \sim -\mathrm{Re}(t_2)\,\frac{\varphi^2}{N}
+              = \frac{2\pi^2 p (1-p)}{((1-p) + p\beta)^3}\, N^{-3}.
+
+    Returns ``{"t1", "t2", "gap"}`` (``gap`` in the symbols ``p``, ``beta``, ``N`` or the
+    values given). Source: [ADLS26] (REFERENCES.md section 1).
+    """
+    P, B, N = sp.symbols("p beta N", positive=True)
+    s1, s2, gap = _cubic_symbolic()
+    values = {P: p, B: beta, N: l1_long}
+    subs = {k: sp.sympify(v) for k, v in values.items() if v is not None}
+    return {"t1": s1, "t2": s2, "gap": sp.simplify(gap.subs(subs))}
+
+
+@lru_cache(maxsize=1)
+def _cubic_symbolic() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    P, B, N = sp.symbols("p beta N", positive=True)
+    phi, t1, t2 = sp.symbols("varphi t_1 t_2")
+    t = t1 * phi + t2 * phi**2
+    equation = P * sp.exp(sp.I * phi - B * t) + (1 - P) * sp.exp(-t) - 1
+    series = sp.expand(sp.series(equation, phi, 0, 3).removeO())
+    s1 = sp.solve(series.coeff(phi, 1), t1)[0]
+    s2 = sp.solve(series.coeff(phi, 2).subs(t1, s1), t2)[0]
+    s2 = sp.factor(sp.simplify(s2))
+    re_t2 = sp.factor(sp.simplify(sp.re(sp.expand_complex(s2))))
+    gap = sp.factor(-re_t2 * (2 * sp.pi / N) ** 2 / N)
+    return sp.simplify(s1), s2, gap
+
+
+def asymptotic_gap(model: ContinuousBatching) -> sp.Expr:
+    r""":func:`cubic_asymptotic` for a two-type model (deterministic, distinct decode lengths):
+    :math:`p` the proportion of the shorter type, :math:`\beta = l_{1,1}/l_{1,2}`."""
+    comps = components(model)
+    lengths = sorted({int(c.l1) for c in comps})
+    if len(comps) != 2 or len(lengths) != 2:
+        raise ParameterError("the cubic asymptotic is for two request types with distinct decode lengths")
+    short = next(c for c in comps if int(c.l1) == lengths[0])
+    return cubic_asymptotic(short.p, sp.Rational(lengths[0], lengths[1]), lengths[1])["gap"]
