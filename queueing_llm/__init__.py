@@ -34,6 +34,7 @@ from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static, rat
 from .stats import Interval, batch_means_ci, mser5, replications_ci
 from .theorems import Theorem, TheoremRegistry, theorems
 from .verdict import Verdict
+from .verify import Verdicts, verify, verify_all
 
 __version__ = "0.1.0"
 
@@ -66,10 +67,13 @@ __all__ = [
     "Theorem",
     "TheoremRegistry",
     "Verdict",
+    "Verdicts",
     "batch_means_ci",
     "mser5",
     "replications_ci",
     "theorems",
     "default_model",
     "rate_limited",
+    "verify",
+    "verify_all",
 ]

@@ -1,0 +1,183 @@
+r"""Assertions for regression tests of theorems, built-in or a researcher's own.
+
+A regression test of a theorem is usually three lines:
+
+.. code-block:: python
+
+    from queueing_llm.testing import assert_theorem_holds, simulate_replications
+
+    runs = simulate_replications(model, iterations=20_000, replications=10, seed=1)
+    assert_theorem_holds("stationary", model, runs, level=0.99)
+
+* :func:`assert_theorem_holds` / :func:`assert_theorem_fails`: the
+  :class:`~queueing_llm.verdict.Verdict` of :func:`queueing_llm.verify.verify`, with the
+  verdict (theory, estimate, interval, reason) in the failure message;
+* :func:`assert_statement_equals`: pins the derived SymPy statement to an expected one
+  (:math:`\mathrm{simplify}(a - b) = 0` side by side), so a change in a derivation is seen;
+* :func:`simulate_replications`: independent runs from one seed, the seeds spawned by
+  :class:`numpy.random.SeedSequence` (statistically independent streams).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .errors import ModelError, describe
+from .numbers import check_real
+from .stats import DEFAULT_LEVEL
+from .theorems import Theorem
+from .verdict import Verdict
+from .verify import _theorem, verify
+
+__all__ = [
+    "assert_theorem_holds",
+    "assert_theorem_fails",
+    "assert_statement_equals",
+    "simulate_replications",
+    "replication_seeds",
+]
+
+
+def _message(verdict: Verdict, expected: str) -> str:
+    lines = [f"expected the theorem to {expected}, but: {verdict}"]
+    if verdict.details:
+        lines.append("details: " + ", ".join(f"{k}={v!r}" for k, v in verdict.details.items()))
+    return "\n".join(lines)
+
+
+def assert_theorem_holds(
+    theorem: Theorem | str, model: Any, runs: Any, level: float = DEFAULT_LEVEL, **options: Any
+) -> Verdict:
+    """Assert that ``theorem`` holds for ``model`` on the simulated ``runs`` at confidence ``level``.
+
+    Returns the :class:`~queueing_llm.verdict.Verdict`; raises :class:`AssertionError`
+    showing it when ``holds`` is False. A true statement fails with probability about
+    ``1 - level`` (fixed seeds make the outcome reproducible).
+    """
+    verdict = verify(theorem, model, runs, level=level, **options)
+    if not verdict.holds:
+        raise AssertionError(_message(verdict, "hold"))
+    return verdict
+
+
+def assert_theorem_fails(
+    theorem: Theorem | str, model: Any, runs: Any, level: float = DEFAULT_LEVEL, **options: Any
+) -> Verdict:
+    """Assert that the simulation rejects ``theorem`` (a negative control: a deliberately
+    wrong statement, or a model outside the hypotheses, must be caught)."""
+    verdict = verify(theorem, model, runs, level=level, **options)
+    if verdict.holds:
+        raise AssertionError(_message(verdict, "fail"))
+    return verdict
+
+
+def _is_zero(expr: Any) -> bool:
+    expr = sp.sympify(expr)
+    if expr == 0:
+        return True
+    for simplify in (sp.simplify, sp.cancel, sp.expand, sp.nsimplify):
+        if simplify(expr) == 0:
+            return True
+    return False
+
+
+def _parts(statement: Any) -> tuple[str, tuple]:
+    if isinstance(statement, sp.Rel):
+        return type(statement).__name__, (statement.lhs, statement.rhs)
+    if isinstance(statement, sp.logic.boolalg.BooleanFunction):
+        return type(statement).__name__, tuple(statement.args)
+    return "Expr", (statement,)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    kind_a, args_a = _parts(a)
+    kind_b, args_b = _parts(b)
+    if kind_a != kind_b or len(args_a) != len(args_b):
+        return False
+    if kind_a == "Expr":
+        return _is_zero(args_a[0] - args_b[0])
+    if isinstance(a, sp.Rel):
+        return _is_zero(args_a[0] - args_b[0]) and _is_zero(args_a[1] - args_b[1])
+    # And/Or of relations: every part of one equals some part of the other
+    return all(any(_equal(x, y) for y in args_b) for x in args_a) and all(
+        any(_equal(x, y) for x in args_a) for y in args_b
+    )
+
+
+def assert_statement_equals(theorem: Theorem | str, model: Any, expected: Any, **options: Any) -> sp.Basic:
+    r"""Assert that the statement derived for ``model`` equals ``expected`` symbolically.
+
+    Relations are compared side by side (:math:`\mathrm{simplify}(lhs_1 - lhs_2) = 0` and
+    the same for the right-hand sides), conjunctions part by part. When the statement is
+    a relation and ``expected`` a plain expression, ``expected`` is compared with the
+    statement's right-hand side. Returns the statement.
+    """
+    statement = _theorem(theorem).statement(model, **options)
+    target = sp.sympify(expected)
+    if isinstance(statement, sp.Rel) and not isinstance(target, (sp.Rel, sp.logic.boolalg.BooleanFunction)):
+        same = _is_zero(statement.rhs - target)
+        shown = statement.rhs
+    else:
+        same = _equal(statement, target)
+        shown = statement
+    if not same:
+        diff = ""
+        if _parts(shown)[0] == "Expr" and _parts(target)[0] == "Expr":
+            diff = f"\n  difference: {sp.simplify(shown - target)}"
+        raise AssertionError(
+            f"statement of {_theorem(theorem).name!r} differs from the expected one:\n"
+            f"  derived:  {shown}\n  expected: {target}{diff}"
+        )
+    return statement
+
+
+def replication_seeds(seed: int, replications: int) -> list[int]:
+    """``replications`` independent integer seeds spawned from ``seed`` by
+    :meth:`numpy.random.SeedSequence.spawn` (each child's first 64-bit state word)."""
+    check_real("seed", seed, low=0, integer=True)
+    check_real("replications", replications, low=1, integer=True)
+    children = np.random.SeedSequence(int(seed)).spawn(int(replications))
+    return [int(c.generate_state(1, dtype=np.uint64)[0]) for c in children]
+
+
+def simulate_replications(
+    model: Any,
+    iterations: int,
+    replications: int,
+    seed: int,
+    executor: Any = None,
+    simulate: Callable[..., Any] | None = None,
+    **kwargs: Any,
+) -> list:
+    """Independent replications of ``model``: ``ql.simulate(model, iterations, seed=s_r, **kwargs)``
+    for the seeds of :func:`replication_seeds`.
+
+    Parameters
+    ----------
+    model : ContinuousBatching
+    iterations : int
+    replications : int >= 2
+    seed : int >= 0
+        Root seed; the same root gives the same runs.
+    executor : concurrent.futures.Executor or None
+        Runs the replications in parallel (``ProcessPoolExecutor``, a Dask client's
+        executor, ...); None runs them one after another.
+    simulate : callable or None
+        The simulator (default ``queueing_llm.simulate``).
+    **kwargs
+        Passed to the simulator (``engine="fast"``, ``warmup=...``, ``saturated=True``, ...).
+    """
+    check_real("replications", replications, low=2, integer=True)
+    if simulate is None:
+        from .sim import simulate as simulate  # sim is below testing in the one-way flow
+    if not callable(simulate):
+        raise ModelError(f"simulate must be callable, got {describe(simulate)}")
+    seeds = replication_seeds(seed, replications)
+    if executor is None:
+        return [simulate(model, iterations, seed=s, **kwargs) for s in seeds]
+    futures = [executor.submit(simulate, model, iterations, seed=s, **kwargs) for s in seeds]
+    return [f.result() for f in futures]
