@@ -92,6 +92,11 @@ class Interval:
     def half_width(self) -> float:
         return (self.high - self.low) / 2
 
+    @property
+    def level_percent(self) -> str:
+        """The level as a percentage with as many digits as it needs: ``"95%"``, ``"99.9%"``."""
+        return f"{100 * self.level:.10g}%"
+
     def __contains__(self, value: float) -> bool:
         return self.low <= value <= self.high
 
@@ -102,7 +107,7 @@ class Interval:
     def __str__(self) -> str:
         return (
             f"{self.estimate:.6g} [{self.low:.6g}, {self.high:.6g}] "
-            f"({self.level:.0%}, {self.method}, n={self.n})"
+            f"({self.level_percent}, {self.method}, n={self.n})"
         )
 
 

@@ -53,7 +53,7 @@ class Verdict:
     def __str__(self) -> str:
         mark = "holds" if self.holds else "FAILS"
         ci = "" if self.interval is None else (
-            f" [{self.interval.low:.6g}, {self.interval.high:.6g}] at {self.interval.level:.0%}"
+            f" [{self.interval.low:.6g}, {self.interval.high:.6g}] at {self.interval.level_percent}"
         )
         return (
             f"{self.theorem}/{self.quantity}: theory {self.theory:.6g}, "

@@ -253,7 +253,7 @@ def judge(
     """
     value = _value(theory, f"theory value of {theorem}/{quantity}")
     est = float(interval.estimate)
-    where = f"the {interval.level:.0%} {interval.method} interval (n={interval.n}"
+    where = f"the {interval.level_percent} {interval.method} interval (n={interval.n}"
     where += f", warm-up {interval.warmup})" if interval.warmup else ")"
     if math.isnan(value):
         holds, reason = False, f"the theory value is undefined for this model; simulation gives {est:.6g}"
@@ -299,7 +299,7 @@ def judge_bounds(
         raise ModelError(f"{theorem}/{quantity}: lower bound {lo:.6g} exceeds upper bound {hi:.6g}")
     est = float(interval.estimate)
     info = {"lower": lo, "upper": hi, **(details or {})}
-    where = f"{interval.level:.0%} {interval.method} interval [{interval.low:.6g}, {interval.high:.6g}]"
+    where = f"{interval.level_percent} {interval.method} interval [{interval.low:.6g}, {interval.high:.6g}]"
     if interval.high < lo:
         return Verdict(theorem, quantity, lo, est, interval, False,
                        f"the {where} lies below the lower bound {lo:.6g}", info)

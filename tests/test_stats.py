@@ -237,3 +237,8 @@ def test_interval_is_a_frozen_value():
     assert iv.half_width == 0.5 and iv.warmup == 0
     with pytest.raises(AttributeError):
         iv.low = 0.0  # type: ignore[misc]
+
+
+def test_level_is_printed_with_the_digits_it_needs():
+    assert Interval(1.0, 0.5, 1.5, 0.999, "replications", 10).level_percent == "99.9%"
+    assert "(95%, batch-means, n=20)" in str(Interval(1.0, 0.5, 1.5, 0.95, "batch-means", 20))
