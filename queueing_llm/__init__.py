@@ -31,6 +31,7 @@ from .model import (
     default_model,
 )
 from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static, rate_limited
+from .sim import RequestRecords, Trajectory, simulate
 from .stats import Interval, batch_means_ci, mser5, replications_ci
 from .theorems import Theorem, TheoremRegistry, theorems
 from .verdict import Verdict
@@ -74,6 +75,9 @@ __all__ = [
     "theorems",
     "default_model",
     "rate_limited",
+    "simulate",
+    "Trajectory",
+    "RequestRecords",
     "verify",
     "verify_all",
 ]

@@ -1,0 +1,138 @@
+r"""Simulators of the continuous-batching model (MODEL.md sections 2-4).
+
+:func:`simulate` runs a model with one of two engines that give the same trajectory,
+bit for bit, for the same seed: ``"events"`` (SimPy, the readable reference,
+:mod:`.events`) and ``"fast"`` (:mod:`.fast`). Both execute the admission rules of
+:mod:`.policies` and take every random number from :mod:`.draws`.
+
+Random-draw order
+-----------------
+A run has one generator, ``rng = numpy.random.default_rng(seed)``; every draw comes from
+it, in this order (a draw of a deterministic law consumes nothing; a draw of size 0
+consumes nothing):
+
+1. **Initial batch** (if given): for each stage :math:`j` from the highest down to 0,
+   for each type :math:`k` in order with :math:`x_{k,j} > 0`: the :math:`x_{k,j}` prompts,
+   then the :math:`x_{k,j}` decode lengths conditioned on exceeding :math:`j` (geometric:
+   :math:`j` plus a fresh draw; finite PMF: renormalised above :math:`j`).
+2. **Open system.** At the arrival step of iteration :math:`n`, for each type in order,
+   the type's tape is extended, one block at a time, until it covers the iteration:
+
+   * a per-iteration arrival law: a block covers the next 4096 iterations
+     (``ITERATION_BLOCK``) and draws, in order, the 4096 counts, then one uniform offset in
+     [0, 1) per arrival (only if there are several types or the run is wall-clock), then
+     the prompts, then the decode lengths of those arrivals;
+   * a ``PoissonProcess`` (wall-clock): a block draws 1024 exponential gaps of mean
+     1/rate (``PROCESS_BLOCK``; the epochs are the running sums from 0), then 1024 prompts,
+     then 1024 decode lengths; the tape covers the iteration once its last epoch is at or
+     after the end of the iteration's interval.
+
+   In a slotted run all tapes extend together at iterations :math:`0, 4096, \dots` (from 1
+   with an initial batch), type by type. Queue order within an iteration: slotted, by
+   offset (ties: type order); wall-clock, by arrival time (a per-iteration law's arrival at
+   ``start + offset * duration``; ties: type order).
+3. **Saturated input.** The backlog is drawn in blocks of 1024 requests
+   (``BACKLOG_BLOCK``) when the admission step needs a request beyond the last drawn:
+   with several types the block's 1024 types (uniforms compared with the cumulative
+   proportions :math:`p_k`), then for each type in order the prompts, then the decode
+   lengths of the block's requests of that type.
+
+Request ids follow the same order: initial members (highest stage first), then arrivals in
+queue order or backlog requests in admission order.
+
+Time
+----
+Slotted runs: iteration :math:`n` ends at ``time[n] = n``. Wall-clock runs (the model has
+an ``iteration_time``): iteration :math:`n` lasts :math:`d_0 + d_1 Z_n` seconds,
+:math:`Z_n` the KV tokens of the batch it executes (the batch after admission at
+:math:`n - 1`; none at iteration 0), so ``time[n]`` is the running sum and with
+:math:`d_1 = 0` ``time[n] = (n + 1) d_0``. With an initial batch iteration 0 is the given
+state at time 0 (no arrivals, no admission) and the loop starts at iteration 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import ContinuousBatching
+from .config import ENGINES, RunConfig, prepare
+from .events import run_events
+from .fast import run_fast
+from .policies import admission_rule, fixed_point_rate
+from .trajectory import RequestRecords, Trajectory
+
+__all__ = [
+    "simulate",
+    "Trajectory",
+    "RequestRecords",
+    "RunConfig",
+    "ENGINES",
+    "admission_rule",
+    "fixed_point_rate",
+]
+
+
+def simulate(
+    model: ContinuousBatching,
+    iterations: int,
+    seed: int | None = None,
+    saturated: bool = False,
+    initial_batch: Any = None,
+    warmup: int = 0,
+    engine: str = "events",
+) -> Trajectory:
+    r"""Simulate ``iterations`` iterations of ``model`` (MODEL.md section 2).
+
+    Each iteration: **execute** (every batch member advances one stage; those that executed
+    their last stage complete), **arrive** (each type's arrivals join the back of the
+    queue; with a waiting-room cap, arrivals that find it full are rejected), **evict**
+    (while the memory :math:`\sum_{k,j} (l_0 + 1 + j) x_{k,j}` exceeds :math:`M`: lowest
+    stage first regardless of type, within a stage the most recently admitted first; the
+    victims lose their progress and rejoin the head of the queue), **admit** (the policy's
+    rule, :mod:`queueing_llm.sim.policies`).
+
+    Parameters
+    ----------
+    model : ContinuousBatching
+        A numeric model (symbolic parameters raise :class:`~queueing_llm.SymbolicValueError`).
+    iterations : int
+        Number of iterations :math:`N \ge 1` (iterations :math:`0..N-1`).
+    seed : int or None
+        Seed of ``numpy.random.default_rng``; ``None`` draws one (recorded in the result).
+    saturated : bool
+        Infinite backlog (overload, [ADLS26] sections 3-4): admitted types follow the
+        proportions :math:`p_k` (``model.proportions``); evicted requests go first. If
+        False, every type needs an arrival law.
+    initial_batch : list of int, list of list of int, or None
+        Stage counts :math:`x_{k,0}, x_{k,1}, \dots` of the batch after admission at
+        iteration 0 (a list for one type, a list of lists for several); at most the largest
+        decode length of stages, at most :math:`B` requests and :math:`M` tokens. ``None``:
+        iteration 0 starts empty, receives its arrivals and admits.
+    warmup : int
+        Default number of initial iterations :meth:`Trajectory.summary` deletes, in
+        :math:`[0, N)`.
+    engine : {"events", "fast"}
+        The SimPy reference engine or the fast engine (same trajectory for the same seed).
+
+    Returns
+    -------
+    Trajectory
+
+    Examples
+    --------
+    The worked trajectory of [ADLS26] (:math:`l_0 = l_1 = 2`, :math:`M = 140`, from
+    (21, 19)) falls into the cycle (46, 0) <-> (0, 35):
+
+    >>> import queueing_llm as ql
+    >>> m = ql.ContinuousBatching([ql.RequestType(prompt=2, decode=2)], kv_capacity=140)
+    >>> run = ql.simulate(m, 14, saturated=True, initial_batch=[21, 19])
+    >>> run.batch[10:14, 0].tolist()
+    [[45, 1], [0, 35], [46, 0], [0, 35]]
+
+    Sources: [ADLS26] section 2 (model, greedy admission, eviction), [ALSW25] (linear
+    iteration time), MODEL.md sections 2-4.
+    """
+    config: RunConfig = prepare(model, iterations, seed, saturated, initial_batch, warmup, engine)
+    if config.engine == "fast":
+        return run_fast(config)
+    return run_events(config)

@@ -1,0 +1,355 @@
+r"""Every random draw of a run, in the one order both engines share.
+
+A run owns one generator, ``numpy.random.default_rng(seed)``. The objects here are the
+only code that draws from it; the engines (``events.py`` and ``fast.py``) call them at the
+same logical points of the iteration loop, so the same seed gives the same requests on
+both engines, bit for bit. The order is documented in :mod:`queueing_llm.sim`.
+
+Requests live in one :class:`RequestStream`: the members of the initial batch first, then
+(open system) the arrivals in queue order or (saturated input) the backlog in admission
+order. A request's id is its position in the stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..laws import Deterministic, FinitePMF, Geometric, Law
+from ..model import ContinuousBatching, PoissonProcess
+from ..numbers import to_float
+
+__all__ = [
+    "ITERATION_BLOCK",
+    "PROCESS_BLOCK",
+    "BACKLOG_BLOCK",
+    "RequestStream",
+    "ArrivalSource",
+    "Backlog",
+    "draw_initial_batch",
+    "RunDraws",
+]
+
+ITERATION_BLOCK = 4096
+"""Iterations covered by one block of a per-iteration arrival law's draws."""
+
+PROCESS_BLOCK = 1024
+"""Arrivals in one block of a Poisson process's draws (wall-clock mode)."""
+
+BACKLOG_BLOCK = 1024
+"""Requests in one block of the saturated backlog's draws."""
+
+
+def sample(law: Law, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` draws of ``law`` as an int64 array (no draw at all when ``size`` is 0)."""
+    if size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(law.sample(rng, size=size), dtype=np.int64).reshape(size)
+
+
+def sample_above(law: Law, rng: np.random.Generator, size: int, stage: int) -> np.ndarray:
+    r"""``size`` draws of ``law`` conditioned on exceeding ``stage`` (decode lengths of
+    initial-batch members that have already executed ``stage`` iterations).
+
+    Deterministic: the value; Geometric: ``stage`` plus a fresh geometric draw
+    (memoryless); finite PMF: a draw from the values above ``stage`` with renormalised
+    probabilities; any other law: rejection sampling, one draw of ``size`` values at a time.
+    """
+    if size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if isinstance(law, Deterministic):
+        return np.full(size, int(law.value), dtype=np.int64)
+    if isinstance(law, Geometric):
+        return stage + sample(law, rng, size)
+    if isinstance(law, FinitePMF):
+        values = law.values
+        probs = law.pmf(values)
+        keep = values > stage
+        p = np.asarray(probs, dtype=float)[keep]
+        return np.asarray(rng.choice(values[keep], size=size, p=p / p.sum()), dtype=np.int64)
+    out = np.zeros(0, dtype=np.int64)
+    for _ in range(10_000):
+        draw = sample(law, rng, size)
+        out = np.concatenate([out, draw[draw > stage]])
+        if out.size >= size:
+            return out[:size]
+    raise ParameterError(f"initial_batch: decode law {law!r} almost never exceeds stage {stage}")
+
+
+class RequestStream:
+    """The requests of a run as parallel Python lists indexed by request id.
+
+    Attributes
+    ----------
+    type, prompt, decode : list of int
+        Drawn attributes (the stream may hold drawn requests that have not arrived yet).
+    iteration, time : list
+        Arrival iteration and arrival time of open-system arrivals (initial members: 0
+        and 0.0; backlog requests: filled by the engine when admitted).
+    """
+
+    def __init__(self) -> None:
+        self.type: list[int] = []
+        self.prompt: list[int] = []
+        self.decode: list[int] = []
+        self.iteration: list[int] = []
+        self.time: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.type)
+
+    def extend(self, types, prompts, decodes, iterations, times) -> None:
+        self.type.extend(types)
+        self.prompt.extend(prompts)
+        self.decode.extend(decodes)
+        self.iteration.extend(iterations)
+        self.time.extend(times)
+
+
+def draw_initial_batch(
+    model: ContinuousBatching, rng: np.random.Generator, initial: tuple[tuple[int, ...], ...], stream: RequestStream
+) -> list[int]:
+    """Draw the members of the initial batch into ``stream``; return their stages by id.
+
+    Order: stages from the highest down to 0, within a stage types in order; for each
+    (stage j, type k) with ``x[k][j] > 0`` members: their prompts, then their decode lengths
+    conditioned on exceeding j. Ids follow the same order, which is also the admission
+    order (a higher stage was admitted earlier; within a stage, type order).
+    """
+    stages: list[int] = []
+    depth = max((len(row) for row in initial), default=0)
+    for j in range(depth - 1, -1, -1):
+        for k, row in enumerate(initial):
+            count = row[j] if j < len(row) else 0
+            if count == 0:
+                continue
+            t = model.types[k]
+            prompts = sample(t.prompt, rng, count)
+            decodes = sample_above(t.decode, rng, count, j)
+            stream.extend([k] * count, prompts.tolist(), decodes.tolist(), [0] * count, [0.0] * count)
+            stages.extend([j] * count)
+    return stages
+
+
+class _LawTape:
+    """Arrivals of one type with a per-iteration law, drawn in blocks of iterations."""
+
+    def __init__(self, k: int, model: ContinuousBatching, rng: np.random.Generator, first: int, offsets: bool):
+        self.k = k
+        self.law: Law = model.types[k].arrivals
+        self.prompt: Law = model.types[k].prompt
+        self.decode: Law = model.types[k].decode
+        self.rng = rng
+        self.offsets = offsets
+        self.covered = first  # iterations [first, covered) are drawn
+        self.start: list[int] = [0]  # index of the first arrival of each drawn iteration
+        self.offset: list[float] = []
+        self.prompts: list[int] = []
+        self.decodes: list[int] = []
+
+    def draw_block(self) -> tuple[np.ndarray, ...]:
+        """Draw one block: the counts of ITERATION_BLOCK iterations, then one offset per
+        arrival (if offsets are on), the prompts, the decode lengths. Returns the arrays
+        (arrival iteration, offset, prompt, decode)."""
+        counts = sample(self.law, self.rng, ITERATION_BLOCK)
+        total = int(counts.sum())
+        offsets = self.rng.random(total) if self.offsets else np.zeros(total)
+        prompts = sample(self.prompt, self.rng, total)
+        decodes = sample(self.decode, self.rng, total)
+        iterations = np.repeat(np.arange(self.covered, self.covered + ITERATION_BLOCK, dtype=np.int64), counts)
+        self.covered += ITERATION_BLOCK
+        return iterations, offsets, prompts, decodes, counts
+
+    def cover(self, n: int, end: float) -> None:
+        """Draw (and keep) blocks until iteration ``n`` is drawn."""
+        while n >= self.covered:
+            _, offsets, prompts, decodes, counts = self.draw_block()
+            self.start.extend((self.start[-1] + np.cumsum(counts)).tolist())
+            self.offset.extend(offsets.tolist())
+            self.prompts.extend(prompts.tolist())
+            self.decodes.extend(decodes.tolist())
+
+    def take(self, n: int, first: int, start: float, end: float) -> tuple[list, list, list]:
+        i = n - first
+        lo, hi = self.start[i], self.start[i + 1]
+        span = end - start
+        times = [start + o * span for o in self.offset[lo:hi]]
+        return times, self.prompts[lo:hi], self.decodes[lo:hi]
+
+
+class _ProcessTape:
+    """Arrivals of one type from a Poisson process in seconds, drawn in blocks of arrivals."""
+
+    def __init__(self, k: int, model: ContinuousBatching, rng: np.random.Generator):
+        self.k = k
+        self.rate = to_float(model.types[k].arrivals.rate, f"types[{k}] PoissonProcess rate")
+        self.prompt: Law = model.types[k].prompt
+        self.decode: Law = model.types[k].decode
+        self.rng = rng
+        self.epochs: list[float] = []
+        self.prompts: list[int] = []
+        self.decodes: list[int] = []
+        self.last = 0.0
+        self.pos = 0
+
+    def cover(self, n: int, end: float) -> None:
+        if self.rate == 0:
+            return
+        while self.last < end:
+            gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
+            epochs = self.last + np.cumsum(gaps)
+            self.prompts.extend(sample(self.prompt, self.rng, PROCESS_BLOCK).tolist())
+            self.decodes.extend(sample(self.decode, self.rng, PROCESS_BLOCK).tolist())
+            self.epochs.extend(epochs.tolist())
+            self.last = float(epochs[-1])
+
+    def take(self, n: int, first: int, start: float, end: float) -> tuple[list, list, list]:
+        lo = hi = self.pos
+        epochs = self.epochs
+        while hi < len(epochs) and epochs[hi] < end:
+            hi += 1
+        self.pos = hi
+        return epochs[lo:hi], self.prompts[lo:hi], self.decodes[lo:hi]
+
+
+class ArrivalSource:
+    r"""The arrivals of an open system, in queue order (see :mod:`queueing_llm.sim` for the draw order).
+
+    ``take(n, start, end)`` appends iteration ``n``'s arrivals (its wall-clock interval is
+    ``[start, end)``) to the stream and returns their ids ``lo .. hi-1`` in queue order.
+    Slotted runs draw and merge whole blocks of iterations at once; wall-clock runs merge
+    each iteration's arrivals by arrival time.
+    """
+
+    def __init__(self, model: ContinuousBatching, rng: np.random.Generator, first: int, stream: RequestStream):
+        self.K = model.K
+        self.first = first
+        self.stream = stream
+        self.wall_clock = model.is_wall_clock
+        offsets = self.K > 1 or self.wall_clock
+        self.tapes = [
+            _ProcessTape(k, model, rng)
+            if isinstance(t.arrivals, PoissonProcess)
+            else _LawTape(k, model, rng, first, offsets)
+            for k, t in enumerate(model.types)
+        ]
+        self.covered = first
+        self.bounds: list[int] = [len(stream)]  # slotted: stream id of the first arrival of each iteration
+
+    def take(self, n: int, start: float, end: float) -> tuple[int, int]:
+        if not self.wall_clock:
+            while n >= self.covered:
+                self._merge_block()
+            i = n - self.first
+            return self.bounds[i], self.bounds[i + 1]
+        return self._take_interval(n, start, end)
+
+    def _merge_block(self) -> None:
+        parts = [tape.draw_block() for tape in self.tapes]
+        iterations = np.concatenate([p[0] for p in parts])
+        types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
+        offsets = np.concatenate([p[1] for p in parts])
+        prompts = np.concatenate([p[2] for p in parts])
+        decodes = np.concatenate([p[3] for p in parts])
+        if self.K > 1:
+            order = np.lexsort((offsets, iterations))  # stable: ties keep type order
+            iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
+        per_iteration = np.bincount(iterations - self.covered, minlength=ITERATION_BLOCK)
+        base = len(self.stream)
+        self.bounds.extend((base + np.cumsum(per_iteration)).tolist())
+        self.stream.extend(
+            types.tolist(), prompts.tolist(), decodes.tolist(), iterations.tolist(), iterations.astype(float).tolist()
+        )
+        self.covered += ITERATION_BLOCK
+
+    def _take_interval(self, n: int, start: float, end: float) -> tuple[int, int]:
+        times: list[float] = []
+        types: list[int] = []
+        prompts: list[int] = []
+        decodes: list[int] = []
+        for tape in self.tapes:
+            tape.cover(n, end)
+            t, p, d = tape.take(n, self.first, start, end)
+            times.extend(t)
+            types.extend([tape.k] * len(t))
+            prompts.extend(p)
+            decodes.extend(d)
+        if self.K > 1 and len(times) > 1:
+            order = sorted(range(len(times)), key=times.__getitem__)  # stable: ties keep type order
+            times = [times[i] for i in order]
+            types = [types[i] for i in order]
+            prompts = [prompts[i] for i in order]
+            decodes = [decodes[i] for i in order]
+        lo = len(self.stream)
+        self.stream.extend(types, prompts, decodes, [n] * len(times), times)
+        return lo, len(self.stream)
+
+
+class Backlog:
+    r"""The infinite backlog of a saturated run (see :mod:`queueing_llm.sim` for the draw order).
+
+    ``head()`` is the id of the next fresh request (drawing a block when needed);
+    ``pop()`` takes it. Types follow the proportions :math:`p_k` of the model.
+    """
+
+    def __init__(self, model: ContinuousBatching, rng: np.random.Generator, stream: RequestStream):
+        self.model = model
+        self.rng = rng
+        self.stream = stream
+        self.K = model.K
+        self.cumulative = np.cumsum([to_float(p, "mix") for p in model.proportions])
+        self.next = len(stream)
+
+    def head(self) -> int:
+        while self.next >= len(self.stream):
+            self._draw_block()
+        return self.next
+
+    def pop(self) -> int:
+        i = self.head()
+        self.next += 1
+        return i
+
+    def _draw_block(self) -> None:
+        size = BACKLOG_BLOCK
+        if self.K > 1:
+            u = self.rng.random(size)
+            types = np.minimum(np.searchsorted(self.cumulative, u, side="right"), self.K - 1)
+        else:
+            types = np.zeros(size, dtype=np.int64)
+        prompts = np.zeros(size, dtype=np.int64)
+        decodes = np.zeros(size, dtype=np.int64)
+        for k, t in enumerate(self.model.types):
+            where = np.flatnonzero(types == k)
+            prompts[where] = sample(t.prompt, self.rng, where.size)
+            decodes[where] = sample(t.decode, self.rng, where.size)
+        self.stream.extend(types.tolist(), prompts.tolist(), decodes.tolist(), [-1] * size, [float("nan")] * size)
+
+
+class RunDraws:
+    """The random side of one run: the generator, the request stream with the initial
+    batch drawn, and the arrival source (open system) or the backlog (saturated input).
+
+    Attributes
+    ----------
+    stages : list of int
+        Stage of each initial-batch member, by id.
+    source : ArrivalSource or None
+    backlog : Backlog or None
+    """
+
+    def __init__(self, config) -> None:
+        model = config.model
+        self.rng = np.random.default_rng(config.seed)
+        self.stream = RequestStream()
+        self.stages: list[int] = []
+        if config.initial is not None:
+            self.stages = draw_initial_batch(model, self.rng, config.initial, self.stream)
+            tokens = sum(p + 1 + j for p, j in zip(self.stream.prompt, self.stages, strict=True))
+            if tokens > config.M:
+                raise ParameterError(
+                    f"initial_batch holds {tokens} KV tokens with the prompts drawn for seed {config.seed}, "
+                    f"above kv_capacity = {config.M:g}"
+                )
+        self.source = None if config.saturated else ArrivalSource(model, self.rng, config.first, self.stream)
+        self.backlog = Backlog(model, self.rng, self.stream) if config.saturated else None

@@ -1,0 +1,311 @@
+r"""The SimPy engine: the reference simulator of MODEL.md section 2.
+
+Two SimPy processes share the environment's clock (seconds in wall-clock runs, iterations
+in slotted runs):
+
+* :meth:`EventsEngine.iterations` runs the forward passes. Iteration :math:`n` lasts
+  :math:`s_n = d_0 + d_1 Z_n` seconds, :math:`Z_n` the KV tokens of the batch it executes
+  (one time unit in slotted runs), and then, in this order: **execute** (every member
+  advances one stage; members that executed their last stage complete and free their
+  memory), **arrive** (wait until the arrival process has put this interval's arrivals in
+  the queue), **evict** (while memory exceeds :math:`M`: least-progressed first, i.e.
+  lowest stage first regardless of type, and within a stage the most recently admitted
+  first; an evicted request loses its KV and its progress and rejoins the head of the
+  queue), **admit** (the policy's rule moves requests from the head of the queue into
+  stage 0; evicted requests are at the head, so they go first).
+* :meth:`EventsEngine.arrivals` (open systems) receives each iteration's interval and
+  puts its arrivals into the back of the queue at their arrival times; an arrival that
+  finds ``waiting_cap`` requests waiting is rejected and counted.
+
+Saturated input has no arrival process: the admission step takes requests from an
+infinite backlog once the queue of evicted requests is empty.
+
+Sources: [ADLS26] section 2 (the discrete-time model and the iteration order), [ALSW25]
+(linear iteration time), MODEL.md sections 2-4.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from .config import RunConfig
+from .draws import RunDraws
+from .policies import admission_rule
+from .trajectory import RequestRecords, Trajectory
+
+__all__ = ["Request", "EventsEngine", "run_events"]
+
+
+@dataclass(eq=False, slots=True)
+class Request:
+    """One request: its drawn lengths, where it is, and its history."""
+
+    id: int
+    type: int
+    prompt: int
+    decode: int
+    arrival: int
+    arrival_time: float
+    initial: bool = False
+    stage: int = 0  # iterations executed since its (latest) admission
+    admission: int = -1  # first admission
+    admitted_at: int = -1  # latest admission
+    seq: int = -1  # admission order: larger = more recently admitted
+    first_token: int = -1
+    completion: int = -1
+    evicted: int = 0
+    rejected: bool = False
+
+    @property
+    def tokens(self) -> int:
+        r"""KV tokens held at its stage: :math:`w_j = l_0 + 1 + j`."""
+        return self.prompt + 1 + self.stage
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The wall-clock interval ``[start, end)`` of iteration ``n``."""
+
+    n: int
+    start: float
+    end: float
+
+
+class EventsEngine:
+    """A run of the SimPy engine; :meth:`run` returns the :class:`Trajectory`."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.model = config.model
+        self.draws = RunDraws(config)
+        self.stream = self.draws.stream
+        self.rule = admission_rule(self.model, config.M, config.B)
+        self.open = not config.saturated
+        start = 0.0 if (config.wall_clock or config.initial is not None) else -1.0  # slotted: iteration n ends at n
+        self.env = simpy.Environment(initial_time=start)
+        self.intervals = simpy.Store(self.env)
+        self.arrived = simpy.Store(self.env)
+        self.queue: deque[Request] = deque()
+        self.batch: list[Request] = []
+        self.requests: list[Request] = []
+        self.memory = 0
+        self.waiting = [0] * self.model.K
+        self.next_seq = 0
+        N, K = config.iterations, self.model.K
+        self.log = {
+            name: np.zeros((N, K), dtype=np.int64)
+            for name in ("arrivals", "admissions", "completions", "evictions", "rejections", "queue")
+        }
+        self.memory_log = np.zeros(N, dtype=np.int64)
+        self.time = np.zeros(N, dtype=float)
+        self.stage_counts: list[np.ndarray] = []
+        if config.initial is not None:
+            self.place_initial_batch()
+
+    # -- the processes -------------------------------------------------------------
+    def iterations(self):
+        """The forward passes, one loop pass per iteration, in MODEL.md section 2's order."""
+        env = self.env
+        for n in range(self.config.first, self.config.iterations):
+            duration = self.duration()  # s_n = d0 + d1 * Z_n
+            if self.open:
+                self.intervals.put(Interval(n, env.now, env.now + duration))
+            yield env.timeout(duration)  # the forward pass
+            self.execute(n)  # 1. execute
+            if self.open:
+                yield self.arrived.get()  # 2. arrive: the interval's arrivals have joined
+            evicted = self.evict(n)  # 3. evict
+            self.admit(n, evicted)  # 4. admit
+            self.record(n)
+
+    def arrivals(self):
+        """2. Arrive: each interval's arrivals join the back of the queue at their times."""
+        env, stream = self.env, self.stream
+        while True:
+            interval = yield self.intervals.get()
+            lo, hi = self.draws.source.take(interval.n, interval.start, interval.end)
+            for i in range(lo, hi):
+                when = stream.time[i] if self.config.wall_clock else interval.start
+                yield env.timeout(when - env.now)
+                self.join(self.new_request(i, interval.n, stream.time[i]))
+            self.arrived.put(interval.n)
+
+    # -- the steps -------------------------------------------------------------------
+    def duration(self) -> float:
+        r"""Length of the next iteration: :math:`d_0 + d_1 Z_n` seconds (slotted: 1)."""
+        if not self.config.wall_clock:
+            return 1.0
+        return self.config.d0 + self.config.d1 * self.memory
+
+    def execute(self, n: int) -> None:
+        """1. Execute: every member advances one stage; members that executed their last
+        stage complete and free their memory."""
+        staying = []
+        for r in self.batch:
+            self.memory -= r.tokens
+            if r.stage == 0 and r.first_token < 0:
+                r.first_token = n
+            r.stage += 1
+            if r.stage == r.decode:
+                r.completion = n
+                self.log["completions"][n, r.type] += 1
+            else:
+                self.memory += r.tokens
+                staying.append(r)
+        self.batch = staying
+
+    def join(self, r: Request) -> None:
+        """An arrival joins the back of the queue, or is rejected if ``waiting_cap`` wait."""
+        self.requests.append(r)
+        self.log["arrivals"][r.arrival, r.type] += 1
+        if len(self.queue) >= self.config.waiting_cap:
+            r.rejected = True
+            self.log["rejections"][r.arrival, r.type] += 1
+        else:
+            self.queue.append(r)
+            self.waiting[r.type] += 1
+
+    def evict(self, n: int) -> int:
+        """3. Evict while memory exceeds M: lowest stage first regardless of type, within a
+        stage the most recently admitted first; victims lose their progress and rejoin the
+        head of the queue. Returns the number of evictions."""
+        count = 0
+        if self.memory <= self.config.M:
+            return count
+        for r in sorted(self.batch, key=lambda r: (r.stage, -r.seq)):
+            if self.memory <= self.config.M:
+                break
+            self.batch.remove(r)
+            self.memory -= r.tokens
+            self.rule.evicted(n, r.admitted_at, r.prompt, r.decode)
+            r.stage = 0
+            r.evicted += 1
+            self.queue.appendleft(r)
+            self.waiting[r.type] += 1
+            self.log["evictions"][n, r.type] += 1
+            count += 1
+        return count
+
+    def admit(self, n: int, evicted: int) -> None:
+        """4. Admit: the rule takes requests from the head of the queue (saturated input:
+        then from the backlog) until it refuses one. Skipped after an eviction when the
+        model says ``admit_after_eviction=False``."""
+        self.rule.begin(n, self.memory, len(self.batch))
+        if evicted and not self.model.admit_after_eviction:
+            return
+        stream, backlog = self.stream, self.draws.backlog
+        while True:
+            if self.queue:
+                r = self.queue[0]
+                if not self.rule.allows(self.memory, len(self.batch), r.prompt, r.decode):
+                    return
+                self.queue.popleft()
+                self.waiting[r.type] -= 1
+            elif backlog is not None:
+                i = backlog.head()
+                if not self.rule.allows(self.memory, len(self.batch), stream.prompt[i], stream.decode[i]):
+                    return
+                r = self.new_request(backlog.pop(), n, self.env.now)
+                self.requests.append(r)
+                self.log["arrivals"][n, r.type] += 1
+            else:
+                return
+            self.enter(r, n, stage=0)
+            self.rule.admitted(n, r.prompt, r.decode)
+
+    def enter(self, r: Request, n: int, stage: int) -> None:
+        """Put ``r`` in the batch at ``stage`` (admitted at iteration ``n - stage``)."""
+        r.stage = stage
+        r.admitted_at = n - stage
+        if r.admission < 0:
+            r.admission = max(n, 0)
+        r.seq = self.next_seq
+        self.next_seq += 1
+        self.batch.append(r)
+        self.memory += r.tokens
+        self.log["admissions"][max(n, 0), r.type] += 1
+
+    def record(self, n: int) -> None:
+        """Observe the state after admission at iteration ``n``."""
+        K = self.model.K
+        self.memory_log[n] = self.memory
+        self.time[n] = self.env.now
+        self.log["queue"][n] = self.waiting
+        self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
+
+    # -- setup and result --------------------------------------------------------------
+    def new_request(self, i: int, n: int, time: float) -> Request:
+        s = self.stream
+        return Request(id=i, type=s.type[i], prompt=s.prompt[i], decode=s.decode[i], arrival=n, arrival_time=time)
+
+    def place_initial_batch(self) -> None:
+        """Iteration 0 is the given batch (ids in admission order: highest stage first)."""
+        for i, stage in enumerate(self.draws.stages):
+            r = self.new_request(i, 0, 0.0)
+            r.initial = True
+            if stage > 0:
+                r.first_token = 0
+            self.requests.append(r)
+            self.log["arrivals"][0, r.type] += 1
+            self.enter(r, 0, stage=stage)
+            self.rule.present(-stage, r.prompt, r.decode)
+        self.record(0)
+
+    def run(self) -> Trajectory:
+        self.env.process(self.iterations())
+        if self.open:
+            self.env.process(self.arrivals())
+        self.env.run()
+        return self.trajectory()
+
+    def trajectory(self) -> Trajectory:
+        config, K, N = self.config, self.model.K, self.config.iterations
+        reqs = sorted(self.requests, key=lambda r: r.id)
+        S = config.stages if config.stages is not None else max([r.decode for r in reqs], default=1)
+        batch = np.zeros((N, K, S), dtype=np.int64)
+        for n, counts in enumerate(self.stage_counts):
+            full = np.zeros(K * S, dtype=np.int64)
+            full[: counts.size] = counts
+            batch[n] = full.reshape(S, K).T
+        records = RequestRecords.build(
+            type=[r.type for r in reqs],
+            prompt=[r.prompt for r in reqs],
+            decode=[r.decode for r in reqs],
+            arrival=[r.arrival for r in reqs],
+            admission=[r.admission for r in reqs],
+            first_token=[r.first_token for r in reqs],
+            completion=[r.completion for r in reqs],
+            evicted=[r.evicted for r in reqs],
+            arrival_time=[r.arrival_time for r in reqs],
+            initial=[r.initial for r in reqs],
+            rejected=[r.rejected for r in reqs],
+            time=self.time,
+        )
+        return Trajectory(
+            model=self.model,
+            seed=config.seed,
+            iterations=N,
+            warmup=config.warmup,
+            saturated=config.saturated,
+            engine="events",
+            initial_batch=config.initial,
+            batch=batch,
+            queue=self.log["queue"],
+            memory=self.memory_log,
+            arrivals=self.log["arrivals"],
+            admissions=self.log["admissions"],
+            completions=self.log["completions"],
+            evictions=self.log["evictions"],
+            rejections=self.log["rejections"],
+            time=self.time,
+            requests=records,
+        )
+
+
+def run_events(config: RunConfig) -> Trajectory:
+    """Simulate ``config`` with the SimPy engine."""
+    return EventsEngine(config).run()

@@ -1,0 +1,325 @@
+r"""The fast engine: the same trajectories as the SimPy engine, bit for bit, many times faster.
+
+It draws nothing of its own (the draws of :mod:`.draws`, in the same order) and asks the
+same admission rules (:mod:`.policies`) the same questions; only the bookkeeping differs.
+
+* The batch is a deque of request ids in admission order. Because a member's stage is the
+  number of iterations since its admission, "lowest stage first, within a stage the most
+  recently admitted first" is exactly reverse admission order: eviction pops the right end.
+* Completions come from a calendar: a member admitted at :math:`a` with decode length
+  :math:`d` completes at :math:`a + d` unless evicted before (stale entries are skipped).
+* Memory after execution is updated in :math:`O(1)`: every member gains one token, each
+  completing member frees :math:`l_0 + 1 + l_1` (MODEL.md section 1).
+* Per-iteration arrays are rebuilt after the run with NumPy: counts by ``bincount`` of the
+  request records and the admission/eviction log; the queue from the balance
+  :math:`Q_n = \sum_{m \le n} (A_m - R_m + E_m - \text{Adm}_m)`; the stage counts from the
+  residences (admission :math:`a`, exit :math:`e`) by a cumulative sum along the diagonals
+  :math:`x_{k,j}(n) = \#\{a = n - j,\; e > n\}`.
+
+Source: MODEL.md section 2; [ADLS26] section 2.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from .config import RunConfig
+from .draws import RunDraws
+from .policies import AdmissionRule, admission_rule
+from .trajectory import RequestRecords, Trajectory
+
+__all__ = ["run_fast", "stage_counts"]
+
+WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
+
+
+def stage_counts(
+    types: np.ndarray, starts: np.ndarray, ends: np.ndarray, iterations: int, K: int, S: int
+) -> np.ndarray:
+    r"""Stage counts ``(N, K, S)`` after admission from residences in the batch.
+
+    A residence of a type-:math:`k` request admitted at :math:`a` (negative for an initial
+    member at stage :math:`-a`) and gone at :math:`e` (completion or eviction) puts one
+    request at stage :math:`n - a` for :math:`\max(a, 0) \le n < \min(e, N)`. In the
+    coordinates (admission, stage) the residence is the segment :math:`a` fixed,
+    :math:`j \in [\max(0, -a), e - a)`: a difference array along :math:`j` and a cumulative
+    sum give :math:`G(a, k, j)`, and :math:`x_{k,j}(n) = G(n - j, k, j)`.
+    """
+    N = iterations
+    t = np.asarray(types, dtype=np.int64)
+    a = np.asarray(starts, dtype=np.int64)
+    e = np.minimum(np.asarray(ends, dtype=np.int64), N)
+    j0 = np.maximum(0, -a)
+    j1 = e - a
+    keep = j1 > j0
+    t, a, j0, j1 = t[keep], a[keep], j0[keep], j1[keep]
+    G = np.zeros((N + S) * K * (S + 1), dtype=np.int32)
+    base = ((a + S) * K + t) * (S + 1)
+    np.add.at(G, base + j0, 1)
+    np.add.at(G, base + j1, -1)
+    G3 = G.reshape(N + S, K, S + 1)
+    np.cumsum(G3, axis=2, out=G3)
+    batch = np.empty((N, K, S), dtype=np.int64)
+    for j in range(S):
+        batch[:, :, j] = G3[S - j : S - j + N, :, j]
+    return batch
+
+
+def run_fast(config: RunConfig) -> Trajectory:
+    """Simulate ``config`` with the fast engine (same trajectory as the SimPy engine)."""
+    model = config.model
+    N, first = config.iterations, config.first
+    M, cap = config.M, config.waiting_cap
+    skip_after_eviction = not model.admit_after_eviction
+    wall, d0, d1 = config.wall_clock, config.d0, config.d1
+    draws = RunDraws(config)
+    stream, source, backlog = draws.stream, draws.source, draws.backlog
+    rule = admission_rule(model, M, config.B)
+    begin, allows, admitted, evicted_rule = rule.begin, rule.allows, rule.admitted, rule.evicted
+    track_evictions, track_admissions = rule.tracks_evictions, rule.tracks_admissions
+    track_begin = type(rule).begin is not AdmissionRule.begin
+    slotted_source = source is not None and not wall
+    bounds = source.bounds if slotted_source else []
+    typ, pr, dec = stream.type, stream.prompt, stream.decode  # grow in place with the stream
+    IN_, WAIT_ = IN, WAIT
+
+    # per-request state, grown with the stream
+    state: list[int] = []
+    adm: list[int] = []  # latest admission
+    completion: list[int] = []
+    sat_arrival: list[int] = []  # saturated: arrival iteration of backlog requests
+    sat_time: list[float] = []
+
+    def grow() -> None:
+        extra = len(typ) - len(state)
+        state.extend([WAIT] * extra)
+        adm.extend([-1] * extra)
+        completion.extend([-1] * extra)
+        if backlog is not None:
+            sat_arrival.extend([-1] * extra)
+            sat_time.extend([0.0] * extra)
+
+    grow()
+    order: deque[int] = deque()  # batch members in admission order
+    queue: deque[int] = deque()
+    cal: dict[int, list[int]] = {}
+    ev_r: list[int] = []  # evictions: request, its admission, the iteration
+    ev_a: list[int] = []
+    ev_n: list[int] = []
+    mem_log: list[int] = []
+    time_log: list[float] = []
+    size = 0
+    mem = 0
+    created = len(typ)
+
+    # iteration 0 with an initial batch: the given members, oldest first
+    for r, stage in enumerate(draws.stages):
+        state[r] = IN
+        adm[r] = -stage
+        order.append(r)
+        size += 1
+        mem += pr[r] + 1 + stage
+        cal.setdefault(dec[r] - stage, []).append(r)
+        rule.present(-stage, pr[r], dec[r])
+        if backlog is not None:
+            sat_arrival[r] = 0
+    if first == 1:
+        mem_log.append(mem)
+        time_log.append(0.0)
+
+    order_pop, order_popleft, order_append = order.pop, order.popleft, order.append
+    queue_popleft, queue_appendleft, queue_extend = queue.popleft, queue.appendleft, queue.extend
+    cal_pop, cal_get = cal.pop, cal.get
+    ev_r_append, ev_a_append, ev_n_append = ev_r.append, ev_a.append, ev_n.append
+    mem_append, time_append = mem_log.append, time_log.append
+    t = 0.0 if (wall or first == 1) else -1.0
+    for n in range(first, N):
+        end = t + (d0 + d1 * mem) if wall else float(n)
+        # 1. execute: every member gains a token; completing members free l0 + 1 + l1
+        mem += size
+        due = cal_pop(n, None)
+        if due is not None:
+            for r in due:
+                if state[r] == IN_ and adm[r] + dec[r] == n:
+                    state[r] = DONE
+                    completion[r] = n
+                    size -= 1
+                    mem -= pr[r] + 1 + dec[r]
+            while order and state[order[0]] != IN_:
+                order_popleft()
+        # 2. arrive
+        if source is not None:
+            if not slotted_source:
+                lo, hi = source.take(n, t, end)
+            else:  # source.take inlined: the slotted stream is merged by blocks
+                if n >= source.covered:
+                    source.take(n, t, end)
+                lo, hi = bounds[n - first], bounds[n - first + 1]
+            if hi > lo:
+                if len(typ) > len(state):
+                    grow()
+                created = hi
+                room = cap - len(queue)
+                if room >= hi - lo:
+                    queue_extend(range(lo, hi))
+                else:
+                    keep = lo + max(int(room), 0)
+                    queue_extend(range(lo, keep))
+                    for r in range(keep, hi):
+                        state[r] = REJECTED
+        # 3. evict: reverse admission order = lowest stage first, most recent first
+        evictions = 0
+        if mem > M:
+            while mem > M:
+                r = order_pop()
+                if state[r] != IN_:
+                    continue
+                a = adm[r]
+                mem -= pr[r] + 1 + n - a
+                state[r] = WAIT_
+                queue_appendleft(r)
+                ev_r_append(r)
+                ev_a_append(a)
+                ev_n_append(n)
+                if track_evictions:
+                    evicted_rule(n, a, pr[r], dec[r])
+                evictions += 1
+            size -= evictions
+        # 4. admit
+        if track_begin:
+            begin(n, mem, size)
+        if not (evictions and skip_after_eviction):
+            while True:
+                if queue:
+                    r = queue[0]
+                    if not allows(mem, size, pr[r], dec[r]):
+                        break
+                    queue_popleft()
+                elif backlog is not None:
+                    r = backlog.head()
+                    if len(typ) > len(state):
+                        grow()
+                    if not allows(mem, size, pr[r], dec[r]):
+                        break
+                    backlog.pop()
+                    sat_arrival[r] = n
+                    sat_time[r] = end
+                    created = r + 1
+                else:
+                    break
+                state[r] = IN_
+                adm[r] = n
+                order_append(r)
+                size += 1
+                mem += pr[r] + 1
+                c = n + dec[r]
+                due = cal_get(c)
+                if due is None:
+                    cal[c] = [r]
+                else:
+                    due.append(r)
+                if track_admissions:
+                    admitted(n, pr[r], dec[r])
+        mem_append(mem)
+        time_append(end)
+        t = end
+
+    live = [r for r in order if state[r] == IN]
+    return _assemble(
+        config,
+        draws,
+        created,
+        state,
+        completion,
+        sat_arrival,
+        sat_time,
+        (ev_r, ev_a, ev_n),
+        (live, [adm[r] for r in live]),
+        mem_log,
+        time_log,
+    )
+
+
+def _per_iteration(iterations: np.ndarray, types: np.ndarray, N: int, K: int) -> np.ndarray:
+    return np.bincount(iterations * K + types, minlength=N * K).reshape(N, K).astype(np.int64)
+
+
+def _assemble(
+    config, draws, created, state, completion, sat_arrival, sat_time, evictions, live, mem_log, time_log
+) -> Trajectory:
+    """Records and per-iteration arrays from the run's state and its eviction log."""
+    N, K = config.iterations, config.model.K
+    stream = draws.stream
+    c = created
+    typ = np.asarray(stream.type[:c], dtype=np.int64)
+    decode = np.asarray(stream.decode[:c], dtype=np.int64)
+    st = np.asarray(state[:c], dtype=np.int64)
+    if config.saturated:
+        arrival = np.asarray(sat_arrival[:c], dtype=np.int64)
+        arrival_time = np.asarray(sat_time[:c], dtype=float)
+    else:
+        arrival = np.asarray(stream.iteration[:c], dtype=np.int64)
+        arrival_time = np.asarray(stream.time[:c], dtype=float)
+    comp = np.asarray(completion[:c], dtype=np.int64)
+    # residences in the batch: completed, evicted, still there at the end
+    done = np.flatnonzero(comp >= 0)
+    ev_r, ev_a, ev_n = (np.asarray(x, dtype=np.int64) for x in evictions)
+    live_r, live_a = (np.asarray(x, dtype=np.int64) for x in live)
+    res_r = np.concatenate([done, ev_r, live_r])
+    res_start = np.concatenate([comp[done] - decode[done], ev_a, live_a])
+    res_end = np.concatenate([comp[done], ev_n, np.full(live_r.size, N, dtype=np.int64)])
+    res_type = typ[res_r]
+    first_adm = np.full(c, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_adm, res_r, np.maximum(res_start, 0))
+    admitted = first_adm < np.iinfo(np.int64).max
+    first_adm = np.where(admitted, first_adm, -1)
+    first_token = np.where(admitted & (first_adm + 1 < N), first_adm + 1, -1)
+    stages = np.asarray(draws.stages, dtype=np.int64)
+    initial = np.zeros(c, dtype=bool)
+    initial[: stages.size] = True
+    first_token[: stages.size] = np.where(stages > 0, 0, first_token[: stages.size])
+    rejected = st == REJECTED
+    time = np.asarray(time_log, dtype=float)
+    records = RequestRecords.build(
+        type=typ,
+        prompt=stream.prompt[:c],
+        decode=decode,
+        arrival=arrival,
+        admission=first_adm,
+        first_token=first_token,
+        completion=comp,
+        evicted=np.bincount(ev_r, minlength=c),
+        arrival_time=arrival_time,
+        initial=initial,
+        rejected=rejected,
+        time=time,
+    )
+    arrivals = _per_iteration(arrival, typ, N, K)
+    rejections = _per_iteration(arrival[rejected], typ[rejected], N, K)
+    completions = _per_iteration(comp[done], typ[done], N, K)
+    admissions = _per_iteration(np.maximum(res_start, 0), res_type, N, K)
+    evicted = _per_iteration(ev_n, typ[ev_r], N, K)
+    queue = np.cumsum(arrivals - rejections + evicted - admissions, axis=0)
+    S = config.stages if config.stages is not None else int(decode.max(initial=1))
+    batch = stage_counts(res_type, res_start, res_end, N, K, S)
+    return Trajectory(
+        model=config.model,
+        seed=config.seed,
+        iterations=N,
+        warmup=config.warmup,
+        saturated=config.saturated,
+        engine="fast",
+        initial_batch=config.initial,
+        batch=batch,
+        queue=queue,
+        memory=np.asarray(mem_log, dtype=np.int64),
+        arrivals=arrivals,
+        admissions=admissions,
+        completions=completions,
+        evictions=evicted,
+        rejections=rejections,
+        time=time,
+        requests=records,
+    )
