@@ -1,0 +1,38 @@
+"""Sphinx configuration of the queueing-llm documentation.
+
+Build with ``make -C docs html``: the ``generated`` target first runs the scripts of
+``proofs/`` and ``docs/build_theory.py``, which write ``docs/generated/theory.rst`` (the
+theory chapter's statements and derivations) from the theorem registry.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import queueing_llm  # noqa: E402
+
+project = "queueing-llm"
+author = "queueing-llm developers"
+copyright = "2026, queueing-llm developers"
+release = queueing_llm.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",  # numpydoc-style docstrings
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+
+exclude_patterns = ["_build", "generated", "user_theorems.md"]  # generated/theory.rst is included by theory.rst
+templates_path: list[str] = []
+html_theme = "alabaster"
+html_static_path: list[str] = []
