@@ -194,3 +194,48 @@ def test_nsz_check_on_hand_built_runs():
     assert v.holds and v.theory == 2
     over = T["nsz-threshold"].check(model, mini_run(2, 3, 20000, seed=3, rate=3.0))  # impossible in M = 24
     assert not over.holds and "above" in over.reason
+
+
+# -- checks on simulated runs (ql.simulate) ------------------------------------------------------
+def test_memory_little_on_simulated_runs():
+    from queueing_llm.verify import verify
+
+    # random lengths, no memory limit: no evictions, the law holds with realised and with mean C
+    m = ql.ContinuousBatching(types=[ql.RequestType(ql.FinitePMF({2: 0.5, 6: 0.5}), ql.Geometric(0.25), 1.5)])
+    run = ql.simulate(m, 20000, seed=1, engine="fast", warmup=200)
+    assert run.evictions.sum() == 0
+    v = verify("memory-little", m, run)
+    assert v.holds, str(v)
+    assert T["memory-little"].evaluate(m)["mean_kv"] == 48  # 1.5 * (4 * 4 + (28 + 4)/2)
+    assert T["memory-little"].check(m, run, against="arrival_rate").holds
+    reps = [ql.simulate(m, 4000, seed=s, engine="fast", warmup=200) for s in (11, 12, 13, 14)]
+    assert verify("memory-little", m, reps).holds
+    # greedy admission above the worst-cycle throughput (17.5): evictions break the law
+    over = ql.ContinuousBatching(types=[ql.RequestType(2, 2, 25)], kv_capacity=140)
+    bad = T["memory-little"].check(over, ql.simulate(over, 5000, seed=2, engine="fast", warmup=200))
+    assert not bad.holds and "evicted" in bad.reason
+
+
+def test_fluid_benchmark_on_simulated_wall_clock_runs():
+    w = wall_model(2, 3, 2, 1, 0.01)  # rho = 0.24: Delta* = 25/19 s, M* = 600/19 tokens
+    run = ql.simulate(w, 20000, seed=3, engine="fast", warmup=200)
+    v = T["fluid-benchmark"].check(w, run)
+    assert v.holds and v.quantity == "delta_star", str(v)
+    lo, hi = v.details["mean_memory_ci"]
+    assert lo <= 600 / 19 <= hi
+    # M* = 56.25 > M = 50 (rho = 0.36 < 1): infeasible, the number in system grows
+    tight = wall_model(2, 3, 3, 1, 0.01, kv=50)
+    assert T["fluid-benchmark"].evaluate(tight)["feasible"] is False
+    drift = T["fluid-benchmark"].check(tight, ql.simulate(tight, 5000, seed=4, engine="fast", warmup=200))
+    assert drift.holds and drift.quantity == "overload_drift" and drift.interval.low > 0
+
+
+def test_nsz_threshold_on_simulated_saturated_runs():
+    greedy = ql.ContinuousBatching(types=[ql.RequestType(2, 2)], kv_capacity=140)  # mu = x* = 20
+    run = ql.simulate(greedy, 5000, seed=5, saturated=True, engine="fast", warmup=100)
+    v = T["nsz-threshold"].check(greedy, run)
+    assert v.holds and v.theory == 20 and v.estimate == pytest.approx(17.5, abs=0.05)  # the worst cycle
+    limited = ql.ContinuousBatching(types=[ql.RequestType(2, 2)], kv_capacity=140, policy="rate_limited")
+    v2 = T["nsz-threshold"].check(limited, ql.simulate(limited, 5000, seed=5, saturated=True, engine="fast",
+                                                       warmup=100))
+    assert v2.holds and v2.estimate == pytest.approx(20, abs=0.05)  # rate limiting reaches mu
