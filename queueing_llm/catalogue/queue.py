@@ -1,1 +1,527 @@
-"""Built-in theorems of MODEL.md section 5 (queue family); importing the module registers them."""
+r"""Built-in theorems of MODEL.md section 5, family B (the batch-capped queue, no memory limit).
+
+Importing the module registers seven theorems (``evaluate`` keys in braces; extra keys
+may follow):
+
+``stability`` {capacity, stable}
+    :math:`\lambda E[l_1] < B`, saturated throughput :math:`B/E[l_1]`.
+``overload-drift`` {drift}
+    :math:`\lim Q_n/n = (\lambda - B/E[l_1])^+`; ``one_step_drift`` :math:`\lambda - Bq` for
+    geometric decode lengths.
+``renewal-transient`` {limit, periodic}
+    :math:`U(z) = 1/(1 - F(z))`; option ``n`` (terms of :math:`u_n`, default 20).
+``equilibrium-stage`` {mean_stage, mean_kv}
+    a saturated batch in equilibrium.
+``stationary`` {mean_in_system, p_empty, mean_batch, mean_sojourn}
+    Geo^X/Geo/B from the kernel roots.
+``lyapunov-bounds`` {lower, upper}
+    quadratic-Lyapunov bounds on the stationary mean number in system.
+``waiting-cap`` {rejection_probability}
+    option ``exact`` (rational arithmetic for rational finite laws).
+
+Each check reads the arrays of a simulated trajectory, or of a list of independent runs
+(replications); it never simulates. One run: batch means after the run's warm-up (MSER-5
+if the run has none); several: replications. A statement about a long-run mean holds iff
+the theory value lies in the confidence interval (default level 0.95).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ..errors import ModelError, describe
+from ..model import ContinuousBatching
+from ..numbers import is_infinite, is_symbolic, to_float
+from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, rate_ci, replications_ci, steady_state_ci
+from ..theorems import Theorem, theorems
+from ..theory import queue as tq
+from ..theory import queue_stationary as qs
+from ..theory import queue_waiting as qw
+from ..verdict import Verdict
+
+__all__ = ["STABILITY", "OVERLOAD_DRIFT", "RENEWAL_TRANSIENT", "EQUILIBRIUM_STAGE", "STATIONARY",
+           "LYAPUNOV_BOUNDS", "WAITING_CAP"]
+
+SOURCE_B = "MODEL.md section 5, family B; Bailey (1954); Bruneel and Kim (1993)"
+
+
+# ----------------------------------------------------------------------------------
+# helpers of the checks
+# ----------------------------------------------------------------------------------
+def _runs(trajectory: Any) -> list:
+    if isinstance(trajectory, Sequence) and not isinstance(trajectory, (str, bytes)):
+        runs = list(trajectory)
+        if not runs:
+            raise ModelError("runs must hold at least one trajectory, got an empty list")
+        return runs
+    return [trajectory]
+
+
+def _warmup(runs: list) -> int | str:
+    own = {int(r.warmup) for r in runs}
+    return own.pop() if len(own) == 1 and 0 not in own else "mser5"
+
+
+def _interval(runs: list, series: Callable[[Any], np.ndarray], level: float, batches: int) -> Interval:
+    data = [np.asarray(series(r), dtype=float) for r in runs]
+    return steady_state_ci(data if len(data) > 1 else data[0], level, batches, _warmup(runs))
+
+
+def _float(x: Any, name: str) -> float:
+    if isinstance(x, bool):
+        return float(x)
+    if is_symbolic(x):
+        raise ModelError(f"{name} = {describe(x)} is symbolic; a check needs a numeric model")
+    return math.inf if is_infinite(x) else to_float(x, name)
+
+
+def _numeric(model: ContinuousBatching) -> None:
+    if model.is_symbolic:
+        raise ModelError("a check compares numbers: the model has symbolic parameters")
+
+
+def _judge(theorem: str, quantity: str, theory: float, iv: Interval, details: dict | None = None) -> Verdict:
+    """The theory value inside the interval (same rule as :func:`queueing_llm.verify.judge`)."""
+    details = dict(details or {})
+    where = f"the {iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] (n={iv.n})"
+    if math.isnan(theory):
+        return Verdict(theorem, quantity, theory, iv.estimate, iv, False,
+                       "the theory value is undefined for this model", details)
+    if math.isinf(theory):
+        return Verdict(theorem, quantity, theory, iv.estimate, iv, False,
+                       "the theory value is infinite (no stationary regime), which a finite run cannot "
+                       "confirm; check the overload drift instead", details)
+    holds = iv.low <= theory <= iv.high
+    word = "inside" if holds else "outside"
+    return Verdict(theorem, quantity, theory, iv.estimate, iv, holds,
+                   f"the theory value {theory:.6g} lies {word} {where} around the estimate {iv.estimate:.6g}",
+                   details)
+
+
+def _total(arr: Any) -> np.ndarray:
+    a = np.asarray(arr)
+    return a.reshape(a.shape[0], -1).sum(axis=1).astype(float)
+
+
+def _check_saturated(runs: list, name: str) -> None:
+    for i, r in enumerate(runs):
+        if not bool(getattr(r, "saturated", False)):
+            raise ModelError(f"{name} is about a saturated batch: run {i} was not simulated with saturated=True")
+
+
+# ----------------------------------------------------------------------------------
+# stability
+# ----------------------------------------------------------------------------------
+def _mu() -> sp.Symbol:
+    return sp.Symbol("mu")
+
+
+def _stability_statement(model: ContinuousBatching) -> sp.Basic:
+    res = tq.stability(model)
+    inp = tq.queue_inputs(model, arrivals=False)
+    lam = inp.lam if inp.lam is not None else sp.Symbol("lambda", nonnegative=True)
+    cond = sp.StrictLessThan(lam * inp.mean_decode, inp.B, evaluate=False)
+    return sp.And(sp.Eq(_mu(), res.capacity, evaluate=False), sp.Equivalent(sp.Symbol("stable"), cond,
+                                                                            evaluate=False), evaluate=False)
+
+
+def _stability_evaluate(model: ContinuousBatching) -> dict:
+    res = tq.stability(model)
+    out = {"capacity": res.capacity, "stable": res.stable, "load": res.load, "throughput": res.throughput}
+    if res.stable is None:
+        out["reason"] = "saturated-only model: no arrival rate, stability undefined"
+    return out
+
+
+def _stability_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                     batches: int = DEFAULT_BATCHES) -> Verdict:
+    r"""Completions per iteration against :math:`\min(\lambda, B/E[l_1])` (the long-run throughput)."""
+    _numeric(model)
+    runs = _runs(trajectory)
+    res = tq.stability(model)
+    theory = _float(res.throughput, "throughput")
+    iv = _interval(runs, lambda r: _total(r.completions), level, batches)
+    return _judge("stability", "throughput", theory, iv,
+                  {"capacity": _float(res.capacity, "capacity"), "stable": res.stable})
+
+
+STABILITY = theorems.register(Theorem(
+    name="stability",
+    title="Batch-capped queue: stable iff lambda E[l1] < B; saturated throughput B/E[l1]",
+    hypotheses=(
+        "Policy fcfs_cap: no memory limit, admit FCFS while fewer than B are in the batch (B finite).",
+        "I.i.d. arrivals per iteration (any law with a PGF) and i.i.d. decode lengths l1 >= 1.",
+    ),
+    statement_fn=_stability_statement,
+    evaluate_fn=_stability_evaluate,
+    check_fn=_stability_check,
+    source="MODEL.md section 5, B.1; Loynes (1962)",
+    applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
+))
+
+
+# ----------------------------------------------------------------------------------
+# overload-drift
+# ----------------------------------------------------------------------------------
+def _drift_statement(model: ContinuousBatching) -> sp.Basic:
+    inp = tq.queue_inputs(model)
+    raw = inp.lam - inp.B / inp.mean_decode
+    return sp.Eq(sp.Symbol("drift"), sp.Max(raw, 0, evaluate=False), evaluate=False)
+
+
+def _drift_evaluate(model: ContinuousBatching) -> dict:
+    inp = tq.queue_inputs(model)
+    out = {
+        "drift": tq.overload_drift(model),
+        "raw_drift": sp.simplify(inp.lam - inp.B / inp.mean_decode),
+        "capacity": tq.stability(model).capacity,
+    }
+    if tq.geometric_q(model) is not None:
+        out["one_step_drift"] = tq.geometric_one_step_drift(model)
+    st = tq.stability(model).stable
+    if st is True:
+        out["reason"] = "stable (lambda E[l1] < B): the queue does not grow, drift 0"
+    return out
+
+
+def _drift_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                 batches: int = DEFAULT_BATCHES) -> Verdict:
+    r"""Growth rate of the number in system (batch means of its increments) against the drift."""
+    _numeric(model)
+    runs = _runs(trajectory)
+    theory = _float(tq.overload_drift(model), "drift")
+    data = [np.asarray(r.in_system, dtype=float) for r in runs]
+    w = _warmup(runs)
+    iv = rate_ci(data if len(data) > 1 else data[0], level, batches, w if isinstance(w, int) else 0)
+    return _judge("overload-drift", "drift", theory, iv)
+
+
+OVERLOAD_DRIFT = theorems.register(Theorem(
+    name="overload-drift",
+    title="Overload drift of the batch-capped queue: Q_n/n -> lambda - B/E[l1]",
+    hypotheses=(
+        "Policy fcfs_cap with a finite batch cap B; i.i.d. arrivals per iteration with mean lambda.",
+        "Overload lambda E[l1] > B (otherwise the drift is 0).",
+        "Geometric l1 (parameter q): the one-step drift with at least B present is lambda - B q.",
+    ),
+    statement_fn=_drift_statement,
+    evaluate_fn=_drift_evaluate,
+    check_fn=_drift_check,
+    source="MODEL.md section 5, B.2",
+    applies_fn=lambda m: tq.queue_reason(m),
+))
+
+
+# ----------------------------------------------------------------------------------
+# renewal-transient
+# ----------------------------------------------------------------------------------
+def _renewal_statement(model: ContinuousBatching) -> sp.Basic:
+    return sp.Eq(sp.Function("U")(tq.Z), tq.renewal_generating_function(model), evaluate=False)
+
+
+def _renewal_evaluate(model: ContinuousBatching, n: int = 20) -> dict:
+    lim = tq.renewal_limit(model)
+    inp = tq.queue_inputs(model, arrivals=False)
+    out: dict[str, Any] = {
+        "limit": lim.limit,
+        "periodic": lim.periodic,
+        "period": lim.period,
+        "residue_limits": lim.residue_limits,
+        "generating_function": tq.renewal_generating_function(model),
+        "throughput_limit": sp.simplify(inp.B * lim.limit),
+    }
+    try:
+        seq = tq.renewal_sequence(model, n)
+    except ModelError as exc:  # symbolic deterministic l1: the sequence needs a number
+        out["sequence_reason"] = str(exc)
+    else:
+        out["sequence"] = seq
+        out["completions"] = [sp.Integer(0)] + [inp.B * u for u in seq[1:]]
+    return out
+
+
+def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                   batches: int = DEFAULT_BATCHES, iteration: int | None = None) -> Verdict:
+    r"""Completions of saturated runs started from an empty batch.
+
+    ``iteration=None``: the long-run completions per iteration divided by :math:`B` against
+    :math:`1/E[l_1]` (the Cesaro limit, also for periodic laws). ``iteration=n``: the mean
+    over independent runs of the completions at iteration :math:`n`, divided by :math:`B`,
+    against :math:`u_n` (needs a list of at least 2 runs).
+    """
+    _numeric(model)
+    runs = _runs(trajectory)
+    _check_saturated(runs, "renewal-transient")
+    B = _float(model.B, "B")
+    if iteration is None:
+        theory = _float(tq.renewal_limit(model).limit, "limit")
+        iv = _interval(runs, lambda r: _total(r.completions) / B, level, batches)
+        return _judge("renewal-transient", "limit", theory, iv)
+    if len(runs) < 2:
+        raise ModelError("iteration=n compares replications: give a list of at least 2 independent runs")
+    n = int(iteration)
+    u = tq.renewal_sequence(model, n)
+    values = [float(_total(r.completions)[n]) / B for r in runs]
+    iv = replications_ci(values, level)
+    return _judge("renewal-transient", f"u_{n}", _float(u[n], "u_n"), iv)
+
+
+RENEWAL_TRANSIENT = theorems.register(Theorem(
+    name="renewal-transient",
+    title="Renewal transient of completions from an empty saturated batch: U(z) = 1/(1 - F(z))",
+    hypotheses=(
+        "A saturated batch of B slots (infinite backlog), empty before iteration 0, no memory limit.",
+        "I.i.d. decode lengths with PGF F; expected completions at iteration n >= 1 are B u_n.",
+        "u_n -> 1/E[l1] iff the gcd of the support of l1 is 1; otherwise u_n oscillates forever.",
+    ),
+    statement_fn=_renewal_statement,
+    evaluate_fn=_renewal_evaluate,
+    check_fn=_renewal_check,
+    source="Feller, vol. 1, XIII.3 and XIII.11; MODEL.md section 5, B.3",
+    applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
+))
+
+
+# ----------------------------------------------------------------------------------
+# equilibrium-stage
+# ----------------------------------------------------------------------------------
+def _stage_statement(model: ContinuousBatching) -> sp.Basic:
+    res = tq.equilibrium_stage(model)
+    j = sp.Symbol("j", integer=True, nonnegative=True)
+    return sp.And(
+        sp.Eq(sp.Symbol("P(stage=j)"), tq.stage_probability(model, j), evaluate=False),
+        sp.Eq(sp.Symbol("E[stage]"), res.mean_stage, evaluate=False),
+        sp.Eq(sp.Symbol("E[KV]"), res.mean_kv, evaluate=False),
+        evaluate=False,
+    )
+
+
+def _stage_evaluate(model: ContinuousBatching) -> dict:
+    res = tq.equilibrium_stage(model)
+    return {"mean_stage": res.mean_stage, "mean_kv": res.mean_kv, "per_member_kv": res.per_member_kv}
+
+
+def _mean_stage_series(run: Any) -> np.ndarray:
+    b = np.asarray(run.batch, dtype=float)  # (N, K, S)
+    stages = np.arange(b.shape[2], dtype=float)
+    members = b.sum(axis=(1, 2))
+    return (b * stages).sum(axis=(1, 2)) / np.maximum(members, 1.0)
+
+
+def _stage_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                 batches: int = DEFAULT_BATCHES, quantity: str = "mean_kv") -> Verdict:
+    """Mean KV (``memory``) or mean stage of the members of a saturated run."""
+    _numeric(model)
+    runs = _runs(trajectory)
+    _check_saturated(runs, "equilibrium-stage")
+    res = tq.equilibrium_stage(model)
+    if quantity == "mean_kv":
+        iv = _interval(runs, lambda r: np.asarray(r.memory, dtype=float), level, batches)
+        return _judge("equilibrium-stage", "mean_kv", _float(res.mean_kv, "mean_kv"), iv)
+    if quantity == "mean_stage":
+        iv = _interval(runs, _mean_stage_series, level, batches)
+        return _judge("equilibrium-stage", "mean_stage", _float(res.mean_stage, "mean_stage"), iv)
+    raise ModelError(f"quantity must be 'mean_kv' or 'mean_stage', got {describe(quantity)}")
+
+
+EQUILIBRIUM_STAGE = theorems.register(Theorem(
+    name="equilibrium-stage",
+    title="Equilibrium stage law of a saturated batch P(stage = j) = P(l1 > j)/E[l1] and its mean KV",
+    hypotheses=(
+        "A saturated batch of B members (infinite backlog), no memory limit, in equilibrium.",
+        "Stage j holds w_j = l0 + 1 + j KV tokens; observed after admission (new members at stage 0).",
+    ),
+    statement_fn=_stage_statement,
+    evaluate_fn=_stage_evaluate,
+    check_fn=_stage_check,
+    source="Feller, vol. 1, XIII.10; MODEL.md section 5, B.4",
+    applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
+))
+
+
+# ----------------------------------------------------------------------------------
+# stationary
+# ----------------------------------------------------------------------------------
+def _stationary_statement(model: ContinuousBatching) -> sp.Basic:
+    return qs.functional_equation(model)
+
+
+def _stationary_evaluate(model: ContinuousBatching) -> dict:
+    return qs.stationary(model).as_dict()
+
+
+def _sojourns(run: Any, warmup: int) -> np.ndarray:
+    req = run.requests
+    arr = np.asarray(req.arrival)
+    comp = np.asarray(req.completion)
+    keep = (comp >= 0) & (arr >= warmup)
+    order = np.argsort(arr[keep], kind="stable")
+    return (comp[keep] - arr[keep]).astype(float)[order]
+
+
+def _stationary_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                      batches: int = DEFAULT_BATCHES, quantity: str = "mean_in_system") -> Verdict:
+    r"""One of the stationary quantities against the simulation.
+
+    ``mean_in_system`` (``in_system``), ``p_empty`` (indicator of an empty system),
+    ``mean_batch`` (batch members), ``mean_sojourn`` (completion minus arrival iteration of
+    the requests arriving after the warm-up, in arrival order; batch means or replications).
+    """
+    _numeric(model)
+    runs = _runs(trajectory)
+    res = qs.stationary(model)
+    series: dict[str, Callable[[Any], np.ndarray]] = {
+        "mean_in_system": lambda r: np.asarray(r.in_system, dtype=float),
+        "p_empty": lambda r: (np.asarray(r.in_system) == 0).astype(float),
+        "mean_batch": lambda r: _total(r.batch),
+    }
+    theory = _float(getattr(res, quantity), quantity) if quantity in series or quantity == "mean_sojourn" else None
+    if quantity in series:
+        iv = _interval(runs, series[quantity], level, batches)
+    elif quantity == "mean_sojourn":
+        w = _warmup(runs)
+        if not isinstance(w, int):
+            from ..stats import mser5
+
+            w = max(mser5(np.asarray(r.in_system, dtype=float)) for r in runs)
+        data = [_sojourns(r, w) for r in runs]
+        iv = steady_state_ci(data if len(data) > 1 else data[0], level, batches, 0)
+    else:
+        raise ModelError("quantity must be one of mean_in_system, p_empty, mean_batch, mean_sojourn, "
+                         f"got {describe(quantity)}")
+    assert theory is not None
+    return _judge("stationary", quantity, theory, iv, {"reason": res.reason})
+
+
+STATIONARY = theorems.register(Theorem(
+    name="stationary",
+    title="Stationary number in system of the Geo^X/Geo/B queue from the kernel roots",
+    hypotheses=(
+        "Policy fcfs_cap, finite B, no memory limit; geometric decode lengths with one parameter q "
+        "(each member completes with probability q per iteration).",
+        "I.i.d. arrivals per iteration with PGF A(z), P(A = 0) > 0 when B > 1; lambda < B q.",
+        "In system = waiting + batch, observed after admission (MODEL.md section 2).",
+    ),
+    statement_fn=_stationary_statement,
+    evaluate_fn=_stationary_evaluate,
+    check_fn=_stationary_check,
+    source="Bruneel and Kim (1993), ch. 4; Bailey (1954) for q = 1; MODEL.md section 5, B.5",
+    applies_fn=lambda m: tq.queue_reason(m, geometric=True),
+))
+
+
+# ----------------------------------------------------------------------------------
+# lyapunov-bounds
+# ----------------------------------------------------------------------------------
+def _lyapunov_statement(model: ContinuousBatching) -> sp.Basic:
+    res = tq.lyapunov_bounds(model)
+    EY = sp.Symbol("E[Y]")
+    return sp.And(sp.Le(res.lower, EY, evaluate=False), sp.Le(EY, res.upper, evaluate=False), evaluate=False)
+
+
+def _lyapunov_evaluate(model: ContinuousBatching) -> dict:
+    res = tq.lyapunov_bounds(model)
+    out = {"lower": res.lower, "upper": res.upper, "queue_lower": res.queue_lower,
+           "queue_upper": res.queue_upper, "stable": res.stable}
+    if res.reason:
+        out["reason"] = res.reason
+    return out
+
+
+def _lyapunov_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                    batches: int = DEFAULT_BATCHES) -> Verdict:
+    """The interval of the mean number in system meets [lower, upper]."""
+    _numeric(model)
+    runs = _runs(trajectory)
+    res = tq.lyapunov_bounds(model)
+    lo, hi = _float(res.lower, "lower"), _float(res.upper, "upper")
+    iv = _interval(runs, lambda r: np.asarray(r.in_system, dtype=float), level, batches)
+    info = {"lower": lo, "upper": hi}
+    where = f"{iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}]"
+    if math.isinf(lo):
+        return Verdict("lyapunov-bounds", "mean_in_system", lo, iv.estimate, iv, False,
+                       "unstable model: the bounds are infinite; check the overload drift instead", info)
+    if iv.high < lo:
+        return Verdict("lyapunov-bounds", "mean_in_system", lo, iv.estimate, iv, False,
+                       f"the {where} lies below the lower bound {lo:.6g}", info)
+    if iv.low > hi:
+        return Verdict("lyapunov-bounds", "mean_in_system", hi, iv.estimate, iv, False,
+                       f"the {where} lies above the upper bound {hi:.6g}", info)
+    return Verdict("lyapunov-bounds", "mean_in_system", (lo + hi) / 2, iv.estimate, iv, True,
+                   f"the {where} meets the bounds [{lo:.6g}, {hi:.6g}]", info)
+
+
+LYAPUNOV_BOUNDS = theorems.register(Theorem(
+    name="lyapunov-bounds",
+    title="Quadratic-Lyapunov bounds on the stationary mean number in system (geometric l1)",
+    hypotheses=(
+        "Policy fcfs_cap, finite B; geometric decode lengths with parameter q (q = 1: Bailey's queue).",
+        "I.i.d. arrivals per iteration with mean lambda and variance sigma^2; lambda < B q.",
+        "The bounds are on E[Y], the number in system after admission.",
+    ),
+    statement_fn=_lyapunov_statement,
+    evaluate_fn=_lyapunov_evaluate,
+    check_fn=_lyapunov_check,
+    source="MODEL.md section 5, B.6 (Kingman-type quadratic drift)",
+    applies_fn=lambda m: tq.queue_reason(m, geometric=True),
+))
+
+
+# ----------------------------------------------------------------------------------
+# waiting-cap
+# ----------------------------------------------------------------------------------
+def _waiting_statement(model: ContinuousBatching, exact: bool = False) -> sp.Basic:
+    lim = sp.Symbol("rejection_rate_K_to_oo")
+    rate = sp.Eq(lim, qw.overload_rejection_rate(model), evaluate=False)
+    if tq.geometric_q(model) is not None and not model.is_symbolic:
+        value = qw.rejection_probability(model, exact=exact)
+        value = value if isinstance(value, sp.Basic) else sp.Float(float(value), 15)
+        prob = sp.Eq(sp.Symbol("P_rej"), value, evaluate=False)
+        return sp.And(prob, rate, evaluate=False)
+    return rate
+
+
+def _waiting_evaluate(model: ContinuousBatching, exact: bool = False) -> dict:
+    out: dict[str, Any] = {"overload_rejection_rate": qw.overload_rejection_rate(model)}
+    if tq.geometric_q(model) is not None and not model.is_symbolic:
+        res = qw.waiting_cap_chain(model, exact=exact)
+        conv = (lambda x: x) if res.exact else float
+        out.update(rejection_probability=conv(res.rejection_probability), rejection_rate=conv(res.rejection_rate),
+                   throughput=conv(res.throughput), mean_in_system=conv(res.mean_in_system), exact=res.exact)
+    else:
+        out["rejection_probability"] = qw.rejection_probability(model)
+        why = "symbolic model" if model.is_symbolic else "no finite chain for this decode law"
+        out["reason"] = f"{why}: the K -> oo limit (lambda - B/E[l1])^+/lambda of the rejection probability"
+    return out
+
+
+def _waiting_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+                   batches: int = DEFAULT_BATCHES) -> Verdict:
+    """Rejections per iteration divided by lambda against the rejection probability."""
+    _numeric(model)
+    runs = _runs(trajectory)
+    lam = _float(tq.queue_inputs(model).lam, "lambda")
+    theory = _float(qw.rejection_probability(model), "rejection_probability")
+    iv = _interval(runs, lambda r: _total(r.rejections) / lam, level, batches)
+    return _judge("waiting-cap", "rejection_probability", theory, iv)
+
+
+WAITING_CAP = theorems.register(Theorem(
+    name="waiting-cap",
+    title="Waiting-room cap K: rejection probability (finite chain); overload rejection rate lambda - B/E[l1]",
+    hypotheses=(
+        "Policy fcfs_cap, finite B, finite waiting_cap K: arrivals finding K waiting are rejected.",
+        "Geometric decode lengths for the exact finite-K probability; any decode law for the overload "
+        "rate lambda - B/E[l1] as K -> oo.",
+    ),
+    statement_fn=_waiting_statement,
+    evaluate_fn=_waiting_evaluate,
+    check_fn=_waiting_check,
+    source="MODEL.md section 5, B.7",
+    applies_fn=qw.waiting_cap_reason,
+))

@@ -138,13 +138,13 @@ def queue_reason(model: Any, *, arrivals: bool = True, geometric: bool = False) 
         return f"needs kv_capacity = inf (no memory limit), got {describe(model.kv_capacity)}"
     if is_infinite(model.batch_cap):
         return "needs a finite batch cap B (batch_cap = inf is an infinite-server system)"
-    if arrivals:
-        for k, t in enumerate(model.types):
-            if t.arrivals is None:
+    for k, t in enumerate(model.types):
+        if t.arrivals is None:
+            if arrivals:
                 return f"type {k} has no arrival law (saturated-only model); give arrivals per iteration"
-            if not isinstance(t.arrivals, Law):
-                return (f"type {k} arrives as {t.arrivals!r} in seconds; the family-B results need "
-                        "arrivals per iteration (a law)")
+        elif not isinstance(t.arrivals, Law):
+            return (f"type {k} arrives as {t.arrivals!r} in seconds; the family-B results need "
+                    "arrivals per iteration (a law)")
     if geometric and geometric_q(model) is None:
         laws = ", ".join(repr(t.decode) for t in model.types)
         return f"needs geometric decode lengths with one common q (Geometric(q)), got {laws}"
