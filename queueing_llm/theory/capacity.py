@@ -50,6 +50,8 @@ __all__ = [
     "NszThreshold",
     "nsz_threshold",
     "FluidBenchmark",
+    "fluid_equations",
+    "fluid_solution",
     "fluid_benchmark",
     "check_chunk",
     "check_batch_time",
@@ -57,7 +59,7 @@ __all__ = [
 
 # Symbols of the derivations: prompt and decode length of one request, stage index.
 L0, L1 = sp.symbols("l_0 l_1", integer=True, nonnegative=True)
-_J, _I, _Q = sp.symbols("j i q", integer=True, nonnegative=True)
+_J, _I = sp.symbols("j i", integer=True, nonnegative=True)
 _Z = sp.Symbol("z")
 
 
