@@ -20,17 +20,19 @@ consumes nothing):
 
    * a per-iteration arrival law: a block covers the next 4096 iterations
      (``ITERATION_BLOCK``) and draws, in order, the 4096 counts, then one uniform offset in
-     [0, 1) per arrival (only if there are several types or the run is wall-clock), then
-     the prompts, then the decode lengths of those arrivals;
+     [0, 1) per arrival, then the prompts, then the decode lengths of those arrivals;
    * a ``PoissonProcess`` (wall-clock): a block draws 1024 exponential gaps of mean
      1/rate (``PROCESS_BLOCK``; the epochs are the running sums from 0), then 1024 prompts,
      then 1024 decode lengths; the tape covers the iteration once its last epoch is at or
      after the end of the iteration's interval.
 
-   In a slotted run all tapes extend together at iterations :math:`0, 4096, \dots` (from 1
-   with an initial batch), type by type. Queue order within an iteration: slotted, by
-   offset (ties: type order); wall-clock, by arrival time (a per-iteration law's arrival at
-   ``start + offset * duration``; ties: type order).
+   Per-iteration laws' tapes therefore extend together at iterations
+   :math:`0, 4096, \dots` (from 1 with an initial batch), type by type. Queue order within
+   an iteration: slotted, by offset (ties: type order); wall-clock, by arrival time (a
+   per-iteration law's arrival comes at ``start + offset * duration``; ties: type order).
+   The draws do not depend on the iteration time, so a wall-clock run with
+   :math:`d_1 = 0` and per-iteration laws is the slotted run (same arrays and records up
+   to the times; only an exact tie of two rounded arrival times could order them apart).
 3. **Saturated input.** The backlog is drawn in blocks of 1024 requests
    (``BACKLOG_BLOCK``) when the admission step needs a request beyond the last drawn:
    with several types the block's 1024 types (uniforms compared with the cumulative

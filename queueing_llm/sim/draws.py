@@ -134,13 +134,12 @@ def draw_initial_batch(
 class _LawTape:
     """Arrivals of one type with a per-iteration law, drawn in blocks of iterations."""
 
-    def __init__(self, k: int, model: ContinuousBatching, rng: np.random.Generator, first: int, offsets: bool):
+    def __init__(self, k: int, model: ContinuousBatching, rng: np.random.Generator, first: int):
         self.k = k
         self.law: Law = model.types[k].arrivals
         self.prompt: Law = model.types[k].prompt
         self.decode: Law = model.types[k].decode
         self.rng = rng
-        self.offsets = offsets
         self.covered = first  # iterations [first, covered) are drawn
         self.start: list[int] = [0]  # index of the first arrival of each drawn iteration
         self.offset: list[float] = []
@@ -148,12 +147,12 @@ class _LawTape:
         self.decodes: list[int] = []
 
     def draw_block(self) -> tuple[np.ndarray, ...]:
-        """Draw one block: the counts of ITERATION_BLOCK iterations, then one offset per
-        arrival (if offsets are on), the prompts, the decode lengths. Returns the arrays
-        (arrival iteration, offset, prompt, decode)."""
+        """Draw one block: the counts of ITERATION_BLOCK iterations, then one uniform offset
+        per arrival, the prompts, the decode lengths. Returns the arrays (arrival iteration,
+        offset, prompt, decode, counts per iteration)."""
         counts = sample(self.law, self.rng, ITERATION_BLOCK)
         total = int(counts.sum())
-        offsets = self.rng.random(total) if self.offsets else np.zeros(total)
+        offsets = self.rng.random(total)
         prompts = sample(self.prompt, self.rng, total)
         decodes = sample(self.decode, self.rng, total)
         iterations = np.repeat(np.arange(self.covered, self.covered + ITERATION_BLOCK, dtype=np.int64), counts)
@@ -226,11 +225,8 @@ class ArrivalSource:
         self.first = first
         self.stream = stream
         self.wall_clock = model.is_wall_clock
-        offsets = self.K > 1 or self.wall_clock
         self.tapes = [
-            _ProcessTape(k, model, rng)
-            if isinstance(t.arrivals, PoissonProcess)
-            else _LawTape(k, model, rng, first, offsets)
+            _ProcessTape(k, model, rng) if isinstance(t.arrivals, PoissonProcess) else _LawTape(k, model, rng, first)
             for k, t in enumerate(model.types)
         ]
         self.covered = first
