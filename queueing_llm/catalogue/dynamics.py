@@ -101,6 +101,10 @@ def _is_relaxed(run: Any) -> bool:
     return isinstance(run, dyn.RelaxedTrajectory)
 
 
+def _is_exact(run: Any) -> bool:
+    return _is_integer(run) or (_is_relaxed(run) and run.exact)
+
+
 def _f(value: Any) -> float:
     return float(value) if not isinstance(value, sp.Basic) else float(value.evalf())
 
@@ -374,24 +378,40 @@ def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
 def _rate_check(model: ContinuousBatching, trajectory: Any, rate: Any = None, slack: Any = None) -> Verdict:
     r"""A rate-limited saturated run: throughput equals the rate (:math:`x^*`), no eviction.
 
-    Relaxed runs: exactly, and no eviction at all. Integer runs (token bucket, whole
-    requests): the measured throughput within ``slack`` (default: the boundary term of the
-    window, or 0 for a cycle) of the rate; evictions are reported in ``details``.
+    Relaxed runs: the throughput equals the rate exactly (cycle; else within the boundary
+    term of the window) and nothing is ever evicted. Integer runs (token bucket, whole
+    requests) cannot pack exactly :math:`x^*` per iteration and may evict: the throughput
+    must lie between the greedy worst cycle (one type; else 0) and the rate (memory Little's
+    law), or within ``slack`` of the rate when ``slack`` is given; evictions per iteration
+    are reported in ``details``.
     """
     x = dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]
     verdicts = []
     for run in _runs(trajectory):
         est, boundary, where = _tail_throughput(run)
-        evictions = np.asarray(run.evictions).sum()
-        tol = boundary if slack is None else sp.nsimplify(slack)
-        close = bool(abs(est - x) <= tol) if not isinstance(est, float) else abs(est - _f(x)) <= _f(tol) + 1e-9
-        holds = close and (evictions == 0 if _is_relaxed(run) else True)
+        N = np.asarray(run.batch).shape[0]
+        evictions = _f(np.asarray(run.evictions).sum())
+        if _is_relaxed(run) or not _is_integer(run):
+            tol = boundary if slack is None else sp.nsimplify(slack)
+            close = abs(_f(est) - _f(x)) <= _f(tol) + (1e-9 * _f(x) if not _is_exact(run) else 0)
+            if _is_exact(run):
+                close = bool(abs(est - x) <= tol)
+            holds = close and evictions == 0
+            low, high = x - tol, x + tol
+        else:
+            high = x + boundary
+            if slack is not None:
+                low = x - sp.nsimplify(slack)
+            elif _homogeneous_reason(model) is None:
+                low = min(_worst_bound(model, run), x)
+            else:
+                low = sp.Integer(0)
+            holds = bool(low <= est <= high)
         verdicts.append(Verdict(
             "rate-limited", "throughput", _f(x), _f(est), None, holds,
-            f"throughput {_f(est):.6g} ({where}) vs rate {_f(x):.6g} (tolerance {_f(tol):.3g}); "
-            f"{_f(evictions):g} evictions in {np.asarray(run.batch).shape[0]} iterations",
-            {"evictions": _f(evictions), "evictions_per_iteration": _f(evictions) / np.asarray(run.batch).shape[0],
-             "tolerance": _f(tol)},
+            f"throughput {_f(est):.6g} ({where}) {'within' if holds else 'outside'} [{_f(low):.6g}, {_f(high):.6g}] "
+            f"around the rate {_f(x):.6g}; {evictions:g} evictions in {N} iterations",
+            {"evictions": evictions, "evictions_per_iteration": evictions / N, "low": _f(low), "high": _f(high)},
         ))
     return _combine(verdicts, min)
 
