@@ -12,6 +12,8 @@ order. A request's id is its position in the stream.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from ..errors import ParameterError
@@ -203,12 +205,10 @@ class _ProcessTape:
             self.last = float(epochs[-1])
 
     def take(self, n: int, first: int, start: float, end: float) -> tuple[list, list, list]:
-        lo = hi = self.pos
-        epochs = self.epochs
-        while hi < len(epochs) and epochs[hi] < end:
-            hi += 1
+        lo = self.pos
+        hi = bisect_left(self.epochs, end, lo)  # the epochs before the interval's end
         self.pos = hi
-        return epochs[lo:hi], self.prompts[lo:hi], self.decodes[lo:hi]
+        return self.epochs[lo:hi], self.prompts[lo:hi], self.decodes[lo:hi]
 
 
 class ArrivalSource:
@@ -259,6 +259,13 @@ class ArrivalSource:
         self.covered += ITERATION_BLOCK
 
     def _take_interval(self, n: int, start: float, end: float) -> tuple[int, int]:
+        lo = len(self.stream)
+        if self.K == 1:
+            tape = self.tapes[0]
+            tape.cover(n, end)
+            t, p, d = tape.take(n, self.first, start, end)
+            self.stream.extend([0] * len(t), p, d, [n] * len(t), t)
+            return lo, len(self.stream)
         times: list[float] = []
         types: list[int] = []
         prompts: list[int] = []
@@ -276,7 +283,6 @@ class ArrivalSource:
             types = [types[i] for i in order]
             prompts = [prompts[i] for i in order]
             decodes = [decodes[i] for i in order]
-        lo = len(self.stream)
         self.stream.extend(types, prompts, decodes, [n] * len(times), times)
         return lo, len(self.stream)
 

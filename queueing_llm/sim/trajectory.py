@@ -12,6 +12,7 @@ request taken from the infinite backlog as arriving (and admitted) at that itera
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -307,19 +308,18 @@ class Trajectory:
 
         path = Path(path)
         n, k, j = np.nonzero(self.batch)
-        lines = ["iteration,type,stage,count"]
-        lines += [f"{a},{b},{c},{d}" for a, b, c, d in zip(n, k, j, self.batch[n, k, j], strict=True)]
-        batch_path = write_atomic(path, "\n".join(lines) + "\n")
-        flows = ["iteration,type,queue,arrivals,admissions,completions,evictions,rejections,memory,time"]
-        for i in range(self.iterations):
-            for t in range(self.model.K):
-                flows.append(
-                    f"{i},{t},{self.queue[i, t]},{self.arrivals[i, t]},{self.admissions[i, t]},"
-                    f"{self.completions[i, t]},{self.evictions[i, t]},{self.rejections[i, t]},"
-                    f"{self.memory[i]},{float(self.time[i])!r}"
-                )
+        batch_rows = np.column_stack([n, k, j, self.batch[n, k, j]])
+        batch_path = write_atomic(path, _csv("iteration,type,stage,count", batch_rows, ["%d"] * 4))
+        N, K = self.iterations, self.model.K
+        it = np.repeat(np.arange(N), K)
+        columns = [it, np.tile(np.arange(K), N)]
+        columns += [getattr(self, a).reshape(-1) for a in ("queue", "arrivals", "admissions", "completions")]
+        columns += [getattr(self, a).reshape(-1) for a in ("evictions", "rejections")]
+        columns += [self.memory[it], self.time[it]]
+        header = "iteration,type,queue,arrivals,admissions,completions,evictions,rejections,memory,time"
+        flows = _csv(header, np.column_stack(columns).astype(object), ["%d"] * 9 + ["%r"])
         stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-        flows_path = write_atomic(path.with_name(f"{stem}_flows.csv"), "\n".join(flows) + "\n")
+        flows_path = write_atomic(path.with_name(f"{stem}_flows.csv"), flows)
         meta_path = write_atomic(path.with_name(f"{stem}_meta.json"), json.dumps(self.metadata, indent=2) + "\n")
         return batch_path, flows_path, meta_path
 
@@ -330,6 +330,12 @@ class Trajectory:
         return all(np.array_equal(getattr(self, a), getattr(other, a)) for a in ARRAYS) and self.requests.equals(
             other.requests
         )
+
+
+def _csv(header: str, rows: np.ndarray, formats: list[str]) -> str:
+    buffer = io.StringIO()
+    np.savetxt(buffer, rows, fmt=formats, delimiter=",", header=header, comments="")
+    return buffer.getvalue()
 
 
 def _mean(values: np.ndarray) -> float:
