@@ -237,6 +237,7 @@ def queues(
     decode: Sequence[str] = ("geometric", "deterministic", "finite"),
     max_decode_mean: float = 8.0,
     max_prompt: int = 10,
+    waiting_caps: tuple[int, int] | None = None,
 ) -> st.SearchStrategy[ContinuousBatching]:
     r"""One-type batch-capped queues (policy ``fcfs_cap``, no memory limit, MODEL.md 5.B)
     with load :math:`\rho = \lambda E[l_1] / B` in ``load`` (a multiple of 1/100).
@@ -246,9 +247,12 @@ def queues(
     :math:`\rho`, and arrivals of mean :math:`\lambda = \rho B / E[l_1]` per iteration:
     ``Poisson(lambda)``, ``Bernoulli(lambda)`` (only when :math:`\lambda \le 1`; :math:`B`
     is then drawn at most :math:`E[l_1]/\rho`) or ``Binomial(n, lambda/n)`` with
-    :math:`n = \lceil \lambda \rceil + 1`.
+    :math:`n = \lceil \lambda \rceil + 1`. With ``waiting_caps = (low, high)`` the
+    waiting-room cap :math:`K` is drawn in that range (MODEL.md 5.B.7), else it is infinite.
     """
     kinds = _kinds("arrival kinds", arrivals, ("poisson", "bernoulli", "binomial"))
+    if waiting_caps is not None and not (0 <= waiting_caps[0] <= waiting_caps[1]):
+        raise ParameterError(f"waiting_caps must satisfy 0 <= low <= high, got {waiting_caps!r}")
     lo, hi = _range("load", load, 0.0, math.inf)
     if lo <= 0:
         raise ParameterError(f"load must be positive, got {load!r}")
@@ -277,8 +281,12 @@ def queues(
             n = math.ceil(lam) + 1
             arr = Binomial(n, lam / n)
         prompt = draw(st.integers(0, max_prompt))
+        cap: Any = math.inf if waiting_caps is None else draw(st.integers(*waiting_caps))
         return ContinuousBatching(
-            types=[RequestType(prompt=prompt, decode=law, arrivals=arr)], batch_cap=B, policy="fcfs_cap"
+            types=[RequestType(prompt=prompt, decode=law, arrivals=arr)],
+            batch_cap=B,
+            policy="fcfs_cap",
+            waiting_cap=cap,
         )
 
     return draw_model()

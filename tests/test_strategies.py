@@ -83,6 +83,12 @@ def test_stable_queues(model):
 
 
 @FEW
+@given(qs.queues(load=(0.5, 1.5), waiting_caps=(0, 5)))
+def test_queues_with_a_waiting_cap(model):
+    assert 0 <= model.waiting_cap <= 5 and sp.Rational(1, 2) <= load_of(model) <= sp.Rational(3, 2)
+
+
+@FEW
 @given(qs.overloaded_queues(load=(1.1, 1.5), decode=("geometric",)))
 def test_overloaded_queues(model):
     assert sp.Rational(11, 10) <= load_of(model) <= sp.Rational(3, 2)
@@ -114,5 +120,7 @@ def test_bad_arguments_are_rejected_with_the_parameter_named():
         qs.policies(kinds=())
     with pytest.raises(ParameterError, match="policy_kinds must not include"):
         qs.saturated_models(policy_kinds=("fcfs_cap",))
+    with pytest.raises(ParameterError, match="waiting_caps"):
+        qs.queues(waiting_caps=(3, 1))
     with pytest.raises(ParameterError, match="probability range"):
         qs.probabilities(0.5, 0.2)
