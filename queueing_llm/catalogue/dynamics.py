@@ -14,7 +14,10 @@ Importing the module registers:
 Every ``statement`` is derived by :mod:`queueing_llm.theory.dynamics` from the model; every
 ``check`` reads a saturated trajectory: a simulated ``ql.simulate(..., saturated=True)`` run
 (integer counts) or a :class:`~queueing_llm.theory.dynamics.RelaxedTrajectory` (real counts),
-or a list of them (the verdict holds if it holds for each).
+or a list of them (the verdict holds if it holds for each). The checks are deterministic
+comparisons (exact for integer and rational runs), so they report no confidence interval;
+``level`` is accepted for :func:`ql.verify <queueing_llm.verify.verify>` and unused. Checks
+other than ``fixed-point`` refuse open-system runs with a :class:`~queueing_llm.ModelError`.
 """
 
 from __future__ import annotations
@@ -89,8 +92,16 @@ def _rate_reason(model: ContinuousBatching) -> str | None:
 
 
 # -- helpers for checks --------------------------------------------------------------------
-def _runs(trajectory: Any) -> list:
-    return list(trajectory) if isinstance(trajectory, (list, tuple)) else [trajectory]
+def _runs(trajectory: Any, saturated: bool = True) -> list:
+    runs = list(trajectory) if isinstance(trajectory, (list, tuple)) else [trajectory]
+    if saturated:
+        for run in runs:
+            if not getattr(run, "saturated", True):
+                raise ModelError(
+                    "this check needs saturated runs (ql.simulate(..., saturated=True) or "
+                    "ql.theory.dynamics.relaxed_trajectory); got an open-system run"
+                )
+    return runs
 
 
 def _is_integer(run: Any) -> bool:
@@ -144,7 +155,7 @@ def _fixed_point_evaluate(model: ContinuousBatching) -> dict:
     return {"x_star": dyn.fixed_point(model)}
 
 
-def _fixed_point_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0) -> Verdict:
+def _fixed_point_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0, level: float = 0.95) -> Verdict:
     r"""Throughput of a saturated run :math:`\le x^*` + ``slack``.
 
     Over a cycle the memory after admission sums to at most :math:`P M`, and every request
@@ -154,7 +165,7 @@ def _fixed_point_check(model: ContinuousBatching, trajectory: Any, slack: Any = 
     """
     xs = dyn.fixed_point(model)
     verdicts = []
-    for run in _runs(trajectory):
+    for run in _runs(trajectory, saturated=False):
         est, boundary, where = _tail_throughput(run)
         bound = xs + boundary + sp.nsimplify(slack)
         holds = bool(est <= bound)
@@ -215,7 +226,7 @@ def _stability_verdict(name: str, quantity: str, theory_rho: float, stable: bool
     return _combine(verdicts, max)
 
 
-def _linear_check(model: ContinuousBatching, trajectory: Any) -> Verdict:
+def _linear_check(model: ContinuousBatching, trajectory: Any, level: float = 0.95) -> Verdict:
     """A relaxed run started near :math:`x^*` converges iff :math:`\\rho(F) < 1`."""
     return _stability_verdict("linear-map", "spectral_radius", dyn.spectral_radius(model), dyn.is_stable(model),
                               model, trajectory)
@@ -241,7 +252,7 @@ def _worst_bound(model: ContinuousBatching, run: Any) -> sp.Expr:
     return sp.floor(model.M / c.w(c.l1 - 1)) / c.l1  # the integer worst cycle
 
 
-def _worst_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0) -> Verdict:
+def _worst_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0, level: float = 0.95) -> Verdict:
     r"""Cycle throughput :math:`\ge` the worst-cycle throughput - ``slack``.
 
     Relaxed runs: :math:`M/(l_1(l_0+l_1))` exactly. Integer runs: the integer worst cycle
@@ -299,7 +310,7 @@ def _catalogue(model: ContinuousBatching) -> dict[str, Any]:
     return out
 
 
-def _cycles_check(model: ContinuousBatching, trajectory: Any, tol: float = 1e-9) -> Verdict:
+def _cycles_check(model: ContinuousBatching, trajectory: Any, tol: float = 1e-9, level: float = 0.95) -> Verdict:
     r"""The cycle a run settles on is one of the catalogued cycles.
 
     Relaxed runs: its throughput equals a catalogued value (exactly for rational runs,
@@ -351,7 +362,7 @@ def _gcd_evaluate(model: ContinuousBatching, ratios: Any = None, max_l0: int = 1
     }
 
 
-def _gcd_check(model: ContinuousBatching, trajectory: Any) -> Verdict:
+def _gcd_check(model: ContinuousBatching, trajectory: Any, level: float = 0.95) -> Verdict:
     """A relaxed run started near :math:`x^*` converges iff the criterion says stable."""
     return _stability_verdict("gcd-criterion", "stable", dyn.spectral_radius(model), dyn.is_stable(model),
                               model, trajectory)
@@ -375,7 +386,9 @@ def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
     return {"throughput": dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]}
 
 
-def _rate_check(model: ContinuousBatching, trajectory: Any, rate: Any = None, slack: Any = None) -> Verdict:
+def _rate_check(
+    model: ContinuousBatching, trajectory: Any, rate: Any = None, slack: Any = None, level: float = 0.95
+) -> Verdict:
     r"""A rate-limited saturated run: throughput equals the rate (:math:`x^*`), no eviction.
 
     Relaxed runs: the throughput equals the rate exactly (cycle; else within the boundary
