@@ -295,6 +295,19 @@ def test_seed_none_is_recorded_and_reproducible():
     assert not simulate(m, 200, seed=a.seed + 1).equals(a)
 
 
+def test_progress_callback_does_not_change_the_run():
+    calls: dict[str, list] = {"events": [], "fast": []}
+    runs = {
+        e: simulate(ql.default_model(), 400, seed=2, engine=e, progress=lambda d, t, e=e: calls[e].append((d, t)))
+        for e in ENGINES
+    }
+    assert calls["events"] == calls["fast"]
+    assert calls["fast"][0] == (2, 400) and calls["fast"][-1] == (400, 400)
+    assert runs["fast"].equals(simulate(ql.default_model(), 400, seed=2, engine="fast"))
+    with pytest.raises(ql.ParameterError, match=r"progress must be None or a callable"):
+        simulate(ql.default_model(), 10, progress=3)
+
+
 # -- validation ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, error, match",

@@ -54,6 +54,7 @@ state at time 0 (no arrivals, no admission) and the loop starts at iteration 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..model import ContinuousBatching
@@ -82,6 +83,7 @@ def simulate(
     initial_batch: Any = None,
     warmup: int = 0,
     engine: str = "events",
+    progress: Callable[[int, int], Any] | None = None,
 ) -> Trajectory:
     r"""Simulate ``iterations`` iterations of ``model`` (MODEL.md section 2).
 
@@ -115,6 +117,9 @@ def simulate(
         :math:`[0, N)`.
     engine : {"events", "fast"}
         The SimPy reference engine or the fast engine (same trajectory for the same seed).
+    progress : callable or None
+        ``progress(done, total)`` is called about every ``iterations / 200`` iterations and
+        at the end (a progress bar, say); it does not change the trajectory.
 
     Returns
     -------
@@ -134,7 +139,7 @@ def simulate(
     Sources: [ADLS26] section 2 (model, greedy admission, eviction), [ALSW25] (linear
     iteration time), MODEL.md sections 2-4.
     """
-    config: RunConfig = prepare(model, iterations, seed, saturated, initial_batch, warmup, engine)
+    config: RunConfig = prepare(model, iterations, seed, saturated, initial_batch, warmup, engine, progress)
     if config.engine == "fast":
         return run_fast(config)
     return run_events(config)

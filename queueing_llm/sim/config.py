@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,8 @@ class RunConfig:
         First iteration the loop executes (1 with an initial batch, else 0).
     stages : int or None
         The largest decode length when finite (the size of the stage axis), else None.
+    progress : callable or None
+        Called as ``progress(done, total)`` every :attr:`progress_step` iterations and at the end.
     """
 
     model: ContinuousBatching
@@ -57,6 +59,12 @@ class RunConfig:
     d0: float | None
     d1: float | None
     stages: int | None
+    progress: Callable[[int, int], Any] | None = None
+
+    @property
+    def progress_step(self) -> int:
+        """Iterations between two calls of ``progress`` (about 200 calls per run)."""
+        return max(1, self.iterations // 200)
 
     @property
     def K(self) -> int:
@@ -167,6 +175,7 @@ def prepare(
     initial_batch: Any,
     warmup: Any,
     engine: Any,
+    progress: Any = None,
 ) -> RunConfig:
     """Validate the arguments of :func:`queueing_llm.simulate`; every bad value raises a
     :class:`~queueing_llm.errors.ModelError` naming the argument, the value and the range."""
@@ -184,6 +193,8 @@ def prepare(
     saturated = bool(saturated)
     if engine not in ENGINES:
         raise ParameterError(f"engine must be one of {', '.join(repr(e) for e in ENGINES)}, got {describe(engine)}")
+    if progress is not None and not callable(progress):
+        raise ParameterError(f"progress must be None or a callable progress(done, total), got {describe(progress)}")
     M = _number(model.kv_capacity)
     B = _number(model.batch_cap)
     if saturated:
@@ -221,4 +232,5 @@ def prepare(
         d0=to_float(model.iteration_time.d0) if wall else None,
         d1=to_float(model.iteration_time.d1) if wall else None,
         stages=None if math.isinf(max_decode) else int(max_decode),
+        progress=progress,
     )

@@ -121,6 +121,8 @@ class EventsEngine:
             evicted = self.evict(n)  # 3. evict
             self.admit(n, evicted)  # 4. admit
             self.record(n)
+            if self.config.progress is not None and (n + 1) % self.config.progress_step == 0:
+                self.config.progress(n + 1, self.config.iterations)
 
     def arrivals(self):
         """2. Arrive: each interval's arrivals join the back of the queue at their times."""
@@ -260,6 +262,8 @@ class EventsEngine:
         if self.open:
             self.env.process(self.arrivals())
         self.env.run()
+        if self.config.progress is not None:
+            self.config.progress(self.config.iterations, self.config.iterations)
         return self.trajectory()
 
     def trajectory(self) -> Trajectory:

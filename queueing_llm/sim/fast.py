@@ -134,6 +134,10 @@ def run_fast(config: RunConfig) -> Trajectory:
     cal_pop, cal_get = cal.pop, cal.get
     ev_r_append, ev_a_append, ev_n_append = ev_r.append, ev_a.append, ev_n.append
     mem_append, time_append = mem_log.append, time_log.append
+    progress, step = config.progress, config.progress_step
+    report = step - 1 if progress is not None else -1  # next iteration after which to report
+    while 0 <= report < first:
+        report += step
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * mem) if wall else float(n)
@@ -225,7 +229,12 @@ def run_fast(config: RunConfig) -> Trajectory:
         mem_append(mem)
         time_append(end)
         t = end
+        if n == report:
+            progress(n + 1, N)
+            report += step
 
+    if progress is not None:
+        progress(N, N)
     live = [r for r in order if state[r] == IN]
     return _assemble(
         config,
