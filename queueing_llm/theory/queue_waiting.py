@@ -120,7 +120,8 @@ def waiting_cap_chain(model: ContinuousBatching, exact: bool = False) -> Waiting
     Transition from :math:`y`: :math:`s = \min(y, B)` members, :math:`w = (y - B)^+` waiting,
     :math:`D \sim \mathrm{Bin}(s, q)`, accepted :math:`\min(A, K - w)`. ``exact=True`` solves
     in rational arithmetic (arrival laws with finite support and rational parameters);
-    otherwise GTH in floating point.
+    otherwise GTH in floating point (a dense solve when every iteration has an arrival, since
+    the low states are then transient).
 
     Source: MODEL.md sections 2 and 5 (B.7).
     """
@@ -172,8 +173,14 @@ def waiting_cap_chain(model: ContinuousBatching, exact: bool = False) -> Waiting
         rhs = sp.zeros(n_states, 1)
         rhs[0] = 1
         pi = list(M.LUsolve(rhs))
-    else:
+    elif a[0] > 0:
         pi = list(gth(P))
+    else:  # no iteration without arrivals: low states are transient, GTH needs irreducibility
+        M = P.T - np.eye(n_states)
+        M[0, :] = 1.0
+        rhs = np.zeros(n_states)
+        rhs[0] = 1.0
+        pi = list(np.clip(np.linalg.solve(M, rhs), 0.0, None))
     rate = sum(p * r for p, r in zip(pi, rej, strict=True))
     mean = sum(y * p for y, p in enumerate(pi))
     if exact:
