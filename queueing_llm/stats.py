@@ -15,7 +15,9 @@ Two ways to put a confidence interval on a long-run mean:
 :func:`steady_state_ci` chooses between them (one series: batch means; several:
 replications) after deleting a warm-up; :func:`rate_ci` puts an interval on the growth
 rate (drift per iteration) of a series, e.g. an overloaded queue; :func:`ratio_ci` on a
-ratio of totals :math:`\sum Y / \sum X` (mean sojourn = total sojourn / completions).
+ratio of totals :math:`\sum Y / \sum X` (mean sojourn = total sojourn / completions);
+:func:`binomial_ci` the exact (Clopper-Pearson) interval of a probability from
+independent trials, valid for rare events where a Student interval degenerates.
 
 Warm-up deletion by MSER-5 (:func:`mser5`): the truncation point :math:`d` (a multiple
 of 5) that minimises :math:`\sum_{i>d}(\bar Y_i - \bar Y_{d})^2/(n-d)^2` over the 5-point
@@ -24,7 +26,9 @@ batch averages, searched over the first half of the run (White 1997; Franklin & 
 References: A. M. Law, *Simulation Modeling and Analysis*, 5th ed., sections 9.4-9.5
 (replications, batch means); K. P. White, "An effective truncation heuristic for bias
 reduction in simulation output", *Simulation* 69 (1997); W. G. Cochran, *Sampling
-Techniques*, 3rd ed., section 6.4 (ratio estimator).
+Techniques*, 3rd ed., section 6.4 (ratio estimator); C. J. Clopper and E. S. Pearson,
+"The use of confidence or fiducial limits illustrated in the case of the binomial",
+*Biometrika* 26 (1934).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ __all__ = [
     "steady_state_ci",
     "rate_ci",
     "ratio_ci",
+    "binomial_ci",
     "batch_totals",
     "DEFAULT_LEVEL",
     "DEFAULT_BATCHES",
@@ -352,3 +357,25 @@ def ratio_ci(
     se = math.sqrt(float(resid @ resid) / (n * (n - 1))) / float(x.mean())
     t = float(_st.t.ppf(0.5 + level / 2, n - 1))
     return Interval(r, r - t * se, r + t * se, level, "ratio", n)
+
+
+def binomial_ci(successes: int, trials: int, level: float = DEFAULT_LEVEL) -> Interval:
+    r"""Exact (Clopper-Pearson) interval of a probability :math:`p` from :math:`k` successes
+    in :math:`n` independent Bernoulli(:math:`p`) trials.
+
+    With :math:`\alpha = 1 - c`, the limits are Beta quantiles
+    :math:`p_L = B^{-1}(\alpha/2;\, k, n - k + 1)` (0 if :math:`k = 0`) and
+    :math:`p_U = B^{-1}(1 - \alpha/2;\, k + 1, n - k)` (1 if :math:`k = n`); the coverage is
+    at least :math:`c` for every :math:`p` (Clopper & Pearson 1934). Unlike a Student
+    interval on 0/1 data it does not collapse to a point when no success (or no failure)
+    is seen, so it is the interval for rare events such as completions at an early
+    iteration, :math:`u_n`, or :math:`P(\text{empty})` over independent replications.
+    """
+    _level(level)
+    check_real("trials", trials, low=1, integer=True)
+    check_real("successes", successes, low=0, high=trials, integer=True)
+    k, n = int(successes), int(trials)
+    alpha = 1 - level
+    low = 0.0 if k == 0 else float(_st.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(_st.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return Interval(k / n, low, high, level, "binomial", n)

@@ -20,6 +20,7 @@ from queueing_llm.stats import (
     Interval,
     batch_means_ci,
     batch_totals,
+    binomial_ci,
     mser5,
     rate_ci,
     ratio_ci,
@@ -122,7 +123,41 @@ def test_ratio_ci_of_batches_matches_batch_means_for_unit_denominators():
     assert a.half_width == pytest.approx(b.half_width)
 
 
+@pytest.mark.parametrize("p", [0.3, 0.002])
+def test_binomial_ci_covers_at_least_the_nominal_level(p):
+    rng = np.random.default_rng(19)
+    reps, n = 4000, 300
+    hits = sum(p in binomial_ci(int(k), n) for k in rng.binomial(n, p, size=reps))
+    # Clopper-Pearson is conservative: coverage >= level; one-sided binomial test
+    assert binomtest(hits, reps, DEFAULT_LEVEL, alternative="less").pvalue > ALPHA, hits / reps
+
+
+def test_student_interval_on_rare_indicators_collapses_but_binomial_does_not():
+    """Negative control for rare events: with p = 0.002 and 300 trials, no success is common;
+    the Student interval on the 0/1 values is then [0, 0] and misses p."""
+    rng = np.random.default_rng(20)
+    reps, n, p = 1000, 300, 0.002
+    draws = rng.random((reps, n)) < p
+    # a row without a success gives the zero-width Student interval [0, 0], which misses p
+    student = sum(p in replications_ci(row.astype(float)) for row in draws)
+    assert not coverage_consistent(student, reps, DEFAULT_LEVEL)
+    exact = sum(p in binomial_ci(int(row.sum()), n) for row in draws)
+    assert binomtest(exact, reps, DEFAULT_LEVEL, alternative="less").pvalue > ALPHA
+
+
 # -- exact values -----------------------------------------------------------------------
+
+
+def test_binomial_ci_textbook_values():
+    iv = binomial_ci(0, 10, 0.95)
+    assert (iv.low, iv.estimate) == (0.0, 0.0) and iv.high == pytest.approx(1 - 0.025 ** (1 / 10))
+    iv = binomial_ci(10, 10, 0.95)
+    assert iv.high == 1.0 and iv.low == pytest.approx(0.025 ** (1 / 10))
+    assert binomial_ci(5, 10).method == "binomial"
+    with pytest.raises(ParameterError, match="successes"):
+        binomial_ci(11, 10)
+    with pytest.raises(ParameterError, match="trials"):
+        binomial_ci(0, 0)
 
 
 def test_replications_ci_textbook_value():

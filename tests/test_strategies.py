@@ -13,7 +13,7 @@ import queueing_llm as ql
 import queueing_llm.strategies as qs
 from queueing_llm.errors import ParameterError
 
-FEW = settings(max_examples=40, deadline=None, derandomize=True)
+FEW = settings(max_examples=40, deadline=None, derandomize=True, database=None)
 
 
 def load_of(model: ql.ContinuousBatching) -> sp.Expr:
