@@ -393,10 +393,13 @@ def _rate_check(
 
     Relaxed runs: the throughput equals the rate exactly (cycle; else within the boundary
     term of the window) and nothing is ever evicted. Integer runs (token bucket, whole
-    requests) cannot pack exactly :math:`x^*` per iteration and may evict: the throughput
-    must lie between the greedy worst cycle (one type; else 0) and the rate (memory Little's
-    law), or within ``slack`` of the rate when ``slack`` is given; evictions per iteration
-    are reported in ``details``.
+    requests) cannot pack exactly :math:`x^*` per iteration and may evict: the guaranteed
+    part is the upper bound (throughput at most the rate, memory Little's law); with
+    ``slack`` the throughput must also be at least rate - ``slack``. The evictions per
+    iteration and the deficit are reported in ``details`` (measured over random models:
+    evictions in about 12 % of them, always fewer than greedy's; the deficit is below
+    6 % once 100 requests are in flight, but can exceed greedy's worst cycle when fewer
+    than 5 are).
     """
     x = dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]
     verdicts = []
@@ -413,18 +416,14 @@ def _rate_check(
             low, high = x - tol, x + tol
         else:
             high = x + boundary
-            if slack is not None:
-                low = x - sp.nsimplify(slack)
-            elif _homogeneous_reason(model) is None:
-                low = min(_worst_bound(model, run), x)
-            else:
-                low = sp.Integer(0)
+            low = x - sp.nsimplify(slack) if slack is not None else sp.Integer(0)
             holds = bool(low <= est <= high)
         verdicts.append(Verdict(
             "rate-limited", "throughput", _f(x), _f(est), None, holds,
             f"throughput {_f(est):.6g} ({where}) {'within' if holds else 'outside'} [{_f(low):.6g}, {_f(high):.6g}] "
             f"around the rate {_f(x):.6g}; {evictions:g} evictions in {N} iterations",
-            {"evictions": evictions, "evictions_per_iteration": evictions / N, "low": _f(low), "high": _f(high)},
+            {"evictions": evictions, "evictions_per_iteration": evictions / N, "low": _f(low), "high": _f(high),
+             "deficit": _f(x) - _f(est)},
         ))
     return _combine(verdicts, min)
 
