@@ -192,8 +192,15 @@ def test_rate_limited_check_relaxed_and_failure():
     run = dyn.relaxed_trajectory(m, 120)
     v = T["rate-limited"].check(m, run)
     assert v.holds and v.estimate == pytest.approx(100 / 61) and v.details["evictions"] == 0
+    half = dyn.relaxed_trajectory(m, 120, rate=R(50, 61))
+    v = T["rate-limited"].check(m, half)  # a run at half the rate, judged against x*
+    assert not v.holds and v.estimate == pytest.approx(50 / 61)
+    assert T["rate-limited"].check(m, half, rate=R(50, 61)).holds
     greedy = dyn.relaxed_trajectory(single(10, 40, 2000), 200)
-    assert not T["rate-limited"].check(m, greedy).holds  # greedy evicts and falls to the worst cycle
+    with pytest.raises(ql.ModelError, match="rate-limited admission"):
+        T["rate-limited"].check(m, greedy)
+    with pytest.raises(ql.ModelError, match="rate-limited admission"):
+        T["rate-limited"].check(m, ql.simulate(single(10, 40, 2000), 100, saturated=True, engine="fast"))
 
 
 # -- checks on simulated (integer) runs -----------------------------------------------------
@@ -254,3 +261,15 @@ def test_rate_limited_check_on_integer_runs():
     assert v.holds and v.estimate == pytest.approx(63 / 40) and v.details["evictions"] > 0
     assert not T["rate-limited"].check(m, run, slack=0).holds
     assert T["rate-limited"].check(m, run, slack=0.07).holds
+
+
+def test_greedy_checks_refuse_rate_limited_runs():
+    m = single(10, 40, 2000, policy=ql.rate_limited())
+    relaxed = dyn.relaxed_trajectory(m, 50)
+    simulated = ql.simulate(m, 50, saturated=True, engine="fast")
+    for name in ("worst-cycle", "cycles", "linear-map"):
+        with pytest.raises(ql.ModelError, match="greedy admission"):
+            T[name].check(m, relaxed)
+    with pytest.raises(ql.ModelError, match="greedy admission"):
+        T["worst-cycle"].check(m, simulated)
+    assert T["fixed-point"].check(m, simulated).holds  # the upper bound holds under any policy

@@ -11,6 +11,13 @@ Importing the module registers:
 ``rate-limited``          ``throughput``: rate limiting at :math:`x \le x^*` never evicts
 ========================  ===================================================================
 
+Options of ``evaluate``: ``cycles`` takes ``block=i`` (one contiguous-block cycle :math:`c_i`)
+and ``spacing=d`` (one evenly spaced cycle; by default all, as dicts by ``i`` and ``d``);
+``gcd-criterion`` takes ``ratios`` (prompt ratios :math:`r_k` of the limit) and ``max_l0``
+(search limit of ``l0_min``); ``rate-limited`` takes ``rate`` (default: the policy's rate,
+else :math:`x^*`). Options of ``check``: ``slack`` (``fixed-point``, ``worst-cycle``,
+``rate-limited``), ``tol`` (``cycles``, float runs), ``rate`` (``rate-limited``).
+
 Every ``statement`` is derived by :mod:`queueing_llm.theory.dynamics` from the model; every
 ``check`` reads a saturated trajectory: a simulated ``ql.simulate(..., saturated=True)`` run
 (integer counts) or a :class:`~queueing_llm.theory.dynamics.RelaxedTrajectory` (real counts),
@@ -31,7 +38,7 @@ import sympy as sp
 from ..errors import ModelError
 from ..model import ContinuousBatching
 from ..numbers import is_infinite, is_symbolic
-from ..policies import RateLimited
+from ..policies import Greedy, RateLimited
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
 from ..verdict import Verdict
@@ -101,6 +108,14 @@ def _runs(trajectory: Any, saturated: bool = True) -> list:
                     "this check needs saturated runs (ql.simulate(..., saturated=True) or "
                     "ql.theory.dynamics.relaxed_trajectory); got an open-system run"
                 )
+    return runs
+
+
+def _require_greedy(runs: list, model: ContinuousBatching, name: str) -> list:
+    for run in runs:
+        greedy = run.rate is None if _is_relaxed(run) else isinstance(getattr(run, "model", model).policy, Greedy)
+        if not greedy:
+            raise ModelError(f"the {name} check is about greedy admission; this run used another policy")
     return runs
 
 
@@ -211,7 +226,7 @@ def _deviation_rate(model: ContinuousBatching, run: Any) -> dict:
 
 def _stability_verdict(name: str, quantity: str, theory_rho: float, stable: bool, model, trajectory) -> Verdict:
     verdicts = []
-    for run in _runs(trajectory):
+    for run in _require_greedy(_runs(trajectory), model, name):
         d = _deviation_rate(model, run)
         converged = d["first_eviction"] is None and d["rate"] < 1
         holds = converged == stable
@@ -260,7 +275,7 @@ def _worst_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0, lev
     less than :math:`1/l_1`.
     """
     verdicts = []
-    for run in _runs(trajectory):
+    for run in _require_greedy(_runs(trajectory), model, "worst-cycle"):
         bound = _worst_bound(model, run) - sp.nsimplify(slack)
         cycle = dyn.detect_cycle(run)
         if cycle is None:
@@ -320,7 +335,7 @@ def _cycles_check(model: ContinuousBatching, trajectory: Any, tol: float = 1e-9,
     """
     cat = _catalogue(model)
     verdicts = []
-    for run in _runs(trajectory):
+    for run in _require_greedy(_runs(trajectory), model, "cycles"):
         cycle = dyn.detect_cycle(run)
         if cycle is None:
             verdicts.append(Verdict("cycles", "throughput", math.nan, math.nan, None, False,
@@ -404,6 +419,11 @@ def _rate_check(
     x = dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]
     verdicts = []
     for run in _runs(trajectory):
+        limited = run.rate is not None if _is_relaxed(run) else isinstance(
+            getattr(run, "model", model).policy, RateLimited)
+        if not limited:
+            raise ModelError("the rate-limited check needs a run under rate-limited admission "
+                             "(policy=ql.rate_limited(...)); this run admitted greedily")
         est, boundary, where = _tail_throughput(run)
         N = np.asarray(run.batch).shape[0]
         evictions = _f(np.asarray(run.evictions).sum())
