@@ -37,7 +37,7 @@ import sympy as sp
 from ..errors import ModelError, describe
 from ..model import ContinuousBatching
 from ..numbers import is_infinite, is_symbolic, to_float
-from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, rate_ci, replications_ci, steady_state_ci
+from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, binomial_ci, rate_ci, steady_state_ci
 from ..theorems import Theorem, theorems
 from ..theory import queue as tq
 from ..theory import queue_stationary as qs
@@ -250,9 +250,10 @@ def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DE
     r"""Completions of saturated runs started from an empty batch.
 
     ``iteration=None``: the long-run completions per iteration divided by :math:`B` against
-    :math:`1/E[l_1]` (the Cesaro limit, also for periodic laws). ``iteration=n``: the mean
-    over independent runs of the completions at iteration :math:`n`, divided by :math:`B`,
-    against :math:`u_n` (needs a list of at least 2 runs).
+    :math:`1/E[l_1]` (the Cesaro limit, also for periodic laws). ``iteration=n``: the
+    completions at iteration :math:`n` of :math:`R` independent runs are
+    :math:`\mathrm{Bin}(RB, u_n)` (independent slots), so the exact Clopper-Pearson interval
+    of :math:`u_n` is compared with the derived :math:`u_n` (valid for rare completions too).
     """
     _numeric(model)
     runs = _runs(trajectory)
@@ -262,13 +263,15 @@ def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DE
         theory = _float(tq.renewal_limit(model).limit, "limit")
         iv = _interval(runs, lambda r: _total(r.completions) / B, level, batches)
         return _judge("renewal-transient", "limit", theory, iv)
-    if len(runs) < 2:
-        raise ModelError("iteration=n compares replications: give a list of at least 2 independent runs")
     n = int(iteration)
+    if not 1 <= n < min(int(np.asarray(r.completions).shape[0]) for r in runs):
+        raise ModelError(f"iteration must lie in [1, iterations) of every run, got {describe(iteration)}")
     u = tq.renewal_sequence(model, n)
-    values = [float(_total(r.completions)[n]) / B for r in runs]
-    iv = replications_ci(values, level)
-    return _judge("renewal-transient", f"u_{n}", _float(u[n], "u_n"), iv)
+    # the B slots of a batch started empty are independent renewal processes, so the completions
+    # at iteration n of R runs are Binomial(R B, u_n): an exact interval, also when they are rare
+    total = int(sum(int(_total(r.completions)[n]) for r in runs))
+    iv = binomial_ci(total, len(runs) * int(B), level)
+    return _judge("renewal-transient", f"u_{n}", _float(u[n], "u_n"), iv, {"completions": total, "runs": len(runs)})
 
 
 RENEWAL_TRANSIENT = theorems.register(Theorem(
