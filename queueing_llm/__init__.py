@@ -34,6 +34,7 @@ from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static, rat
 from .sim import RequestRecords, Trajectory, simulate
 from .stats import Interval, batch_means_ci, mser5, replications_ci
 from .theorems import Theorem, TheoremRegistry, theorems
+from .traces import Trace, builtin_traces, load_trace
 from .verdict import Verdict
 from .verify import Verdicts, verify, verify_all
 
@@ -80,4 +81,7 @@ __all__ = [
     "RequestRecords",
     "verify",
     "verify_all",
+    "Trace",
+    "builtin_traces",
+    "load_trace",
 ]
