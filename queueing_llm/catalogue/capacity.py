@@ -173,7 +173,7 @@ def _little_check(
 
 def _judge(theorem: str, quantity: str, theory: float, iv: Interval, details: dict) -> Verdict:
     """The theory value inside the interval (same rule as :func:`queueing_llm.verify.judge`)."""
-    where = f"the {iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] (n={iv.n})"
+    where = f"the {iv.level_percent} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] (n={iv.n})"
     if math.isinf(theory):
         return Verdict(theorem, quantity, theory, iv.estimate, iv, False,
                        "the theory value is infinite, which a finite run cannot confirm", details)
@@ -290,7 +290,7 @@ def _fluid_check(
         holds = iv.low > 0
         why = res.reason or f"the memory need M* = {details['memory_need']:.6g} exceeds M"
         reason = (f"{why}; the number in system must grow: its drift per iteration has the "
-                  f"{iv.level:.0%} interval [{iv.low:.6g}, {iv.high:.6g}], "
+                  f"{iv.level_percent} interval [{iv.low:.6g}, {iv.high:.6g}], "
                   + ("above 0" if holds else "not above 0"))
         return Verdict("fluid-benchmark", "overload_drift", 0.0, iv.estimate, iv, holds, reason, details)
 
@@ -376,7 +376,7 @@ def _nsz_check(
     iv = _interval(runs, lambda r: np.asarray(r.completions, dtype=float).sum(axis=1) / bbar, level, batches)
     details = {"delta": _float(res.delta, "delta"), "stable_rate": _float(res.stable_rate, "stable_rate"),
                "mean_g": _float(res.mean_g, "mean_g"), "evictions": _evictions(runs)}
-    where = f"the {iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] of the completion rate"
+    where = f"the {iv.level_percent} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] of the completion rate"
     holds = iv.low <= mu
     reason = f"{where} {'reaches down to' if holds else 'lies above'} mu = {mu:.6g}"
     return Verdict("nsz-threshold", "mu", mu, iv.estimate, iv, holds, reason, details)
