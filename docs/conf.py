@@ -24,7 +24,9 @@ extensions = [
     "sphinx.ext.napoleon",  # numpydoc-style docstrings
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "myst_parser",  # the Markdown pages (user_theorems.md, traces.md)
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -32,7 +34,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
-exclude_patterns = ["_build", "generated", "user_theorems.md"]  # generated/theory.rst is included by theory.rst
+exclude_patterns = ["_build", "generated"]  # generated/theory.rst is included by theory.rst
 templates_path: list[str] = []
 html_theme = "alabaster"
 html_static_path: list[str] = []
