@@ -107,10 +107,10 @@ def _token_array(values: Any, what: str, name: str) -> np.ndarray:
         raise TraceError(f"trace {name!r}: {what} must be numbers, got dtype {arr.dtype}")
     if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
         bad = int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0])
-        raise TraceError(f"trace {name!r}: {what} must be integers, got {arr[bad]!r} at request {bad}")
+        raise TraceError(f"trace {name!r}: {what} must be integers, got {arr[bad].item()!r} at request {bad}")
     if arr.size and np.any(arr < 0):
         bad = int(np.flatnonzero(arr < 0)[0])
-        raise TraceError(f"trace {name!r}: {what} must be >= 0, got {arr[bad]!r} at request {bad}")
+        raise TraceError(f"trace {name!r}: {what} must be >= 0, got {arr[bad].item()!r} at request {bad}")
     out = arr.astype(np.int64)
     out.setflags(write=False)
     return out
@@ -662,8 +662,7 @@ def _source_of(path_or_name: str | Path) -> tuple[_Source, str, str]:
         )
     path = Path(path_or_name)
     if not path.is_file():
-        hint = f" (built-in traces: {', '.join(_BUILTIN)})" if isinstance(path_or_name, str) else ""
-        raise TraceError(f"trace file {path}: no such file{hint}")
+        raise TraceError(f"trace file {path}: no such file (built-in traces: {', '.join(_BUILTIN)})")
 
     def open_file() -> io.TextIOBase:
         return path.open("r", encoding="utf-8-sig", newline="")
