@@ -13,7 +13,10 @@ valid for symbolic and numeric parameters. This module gathers the public functi
 * :mod:`~queueing_llm.theory.dynamics_limit`: the large-prompt limiting polynomial
   :math:`A`, the gcd criterion, :math:`l_0^{\min}` and the cubic asymptotic;
 * :mod:`~queueing_llm.theory.dynamics_map`: exact (rational) and float iteration of the
-  relaxed saturated map with evictions, and cycle detection on any trajectory.
+  relaxed saturated map with evictions, and cycle detection on any trajectory;
+* :mod:`~queueing_llm.theory.dynamics_open`: the open system (Poisson arrivals): the
+  stability threshold of greedy, rate-limited and reserve admission, the congested
+  throughput and the queue's drift (MODEL.md A.7).
 
 Source: [ADLS26] R. Ao, J. Dong, G. Luo, D. Simchi-Levi, *Service-Induced Congestion in
 Memory-Constrained LLM Serving*, arXiv:2606.15555 (2026).
@@ -73,6 +76,15 @@ from .dynamics_limit import (
     with_prompts,
 )
 from .dynamics_map import Cycle, RelaxedTrajectory, detect_cycle, relaxed_trajectory
+from .dynamics_open import (
+    OPEN_POLICIES,
+    OpenSystem,
+    open_arrival_rate,
+    open_system,
+    open_system_reason,
+    reserve_cohort_cycle,
+    stability_threshold,
+)
 
 __all__ = [
     "LAMBDA", "Component", "admission_map", "characteristic_polynomial", "companion_matrix", "components",
@@ -85,4 +97,6 @@ __all__ = [
     "limiting_closed_form", "limiting_polynomial", "limiting_radius", "prompt_ratios", "radial_identity",
     "spectral_radius_at", "stable_at", "unit_circle_roots", "with_prompts",
     "Cycle", "RelaxedTrajectory", "detect_cycle", "relaxed_trajectory",
+    "OPEN_POLICIES", "OpenSystem", "open_arrival_rate", "open_system", "open_system_reason", "reserve_cohort_cycle",
+    "stability_threshold",
 ]
