@@ -345,3 +345,17 @@ def test_proof_scripts_of_the_family_are_run_by_the_proofs_runner() -> None:
     names = {p.stem for p in (Path(__file__).resolve().parents[1] / "proofs").glob("*.py")}
     assert {"stability", "overload_drift", "renewal_transient", "equilibrium_stage", "stationary",
             "lyapunov_bounds", "waiting_cap"} <= names
+
+
+@pytest.mark.parametrize("Bn,qn,rate", [(3, 1.0, 0.9), (100, 0.7, 0.7), (100, 0.01, 0.999)])
+def test_roots_with_arrival_pgf_zeros_inside_the_disk(Bn, qn, rate) -> None:
+    """Bernoulli(p > 1/2) has a zero of A inside the disk: the real thinning path meets a double
+    root ((3, 1, 0.9) at t = 5/6) or a root sits 1e-13 from the zero of A ((100, 0.7, 0.7));
+    the complex detour and the power-form Newton handle both."""
+    m = cb(ql.Geometric(qn) if qn < 1 else 1, ql.Bernoulli(rate), batch_cap=Bn)
+    res = qs.stationary(m)
+    b = tq.lyapunov_bounds(m)
+    assert res.roots.size == Bn - 1
+    assert float(b.lower) - 1e-9 <= res.mean_in_system <= float(b.upper) + 1e-9
+    if qn == 1.0:  # everybody leaves every iteration and at most one arrives: Y = A
+        assert res.mean_in_system == pytest.approx(rate, rel=1e-12)

@@ -200,6 +200,15 @@ def _log_pgf(model: ContinuousBatching) -> tuple[Any, Any]:
     return log_a, dlog_a
 
 
+def _pgf_functions(model: ContinuousBatching) -> tuple[Any, Any]:
+    """Vectorised complex functions A(u) and A'(u)."""
+    inp = queue_inputs(model)
+    f = sp.lambdify(Z, inp.arrival_pgf, "numpy")
+    g = sp.lambdify(Z, sp.diff(inp.arrival_pgf, Z), "numpy")
+    return (lambda u: np.asarray(f(u), dtype=complex) + np.zeros_like(u),
+            lambda u: np.asarray(g(u), dtype=complex) + np.zeros_like(u))
+
+
 def arrival_pmf(model: ContinuousBatching, tail: float = 1e-17) -> np.ndarray:
     """Probabilities of 0, 1, ... arrivals per iteration (all types), cut where the tail < ``tail``."""
     inp = queue_inputs(model)
@@ -233,10 +242,11 @@ def kernel_roots(model: ContinuousBatching, tol: float = 1e-12) -> np.ndarray:
     Numerical continuation in the thinning parameter :math:`t` of :math:`A_t(z) = A(1-t+tz)`
     from the arrival-free roots :math:`z = \omega_k q/(1 - \omega_k(1-q))`,
     :math:`\omega_k = e^{2\pi i k/B}`, with an Euler predictor, Newton corrector on
-    :math:`h_t(z) = B\log(z/r(z)) - \log A_t(z)` (reduced mod :math:`2\pi i`) and step halving
-    whenever a corrector fails or two paths come close. Needs :math:`P(A = 0) > 0` and
+    :math:`h_t(z) = B\log(z/r(z)) - \log A_t(z)` (reduced mod :math:`2\pi i`; near a zero of
+    :math:`A_t`, where the logarithm is singular, on :math:`(z/r)^B - A_t(z)` instead) and step
+    halving whenever a corrector fails or two paths come close. Needs :math:`P(A = 0) > 0` and
     :math:`\lambda < Bq`. The result is validated: :math:`B-1` distinct roots, all with
-    :math:`|z| < 1`, residual :math:`|h_1(z)| <` ``tol``; otherwise :class:`KernelRootError`.
+    :math:`|z| < 1`, next Newton step below ``tol``; otherwise :class:`KernelRootError`.
 
     Source: the continuation approach of E. L. Allgower and K. Georg, *Numerical
     Continuation Methods* (1990), applied to the kernel of Bruneel and Kim (1993).
@@ -255,6 +265,7 @@ def kernel_roots(model: ContinuousBatching, tol: float = 1e-12) -> np.ndarray:
             "so z = 0 is a multiple kernel root); use arrivals with mass at 0"
         )
     log_a, dlog_a = _log_pgf(model)
+    a_fn, da_fn = _pgf_functions(model)
 
     def h(z: np.ndarray, t: float) -> np.ndarray:
         v = B * np.log(z / (q + (1 - q) * z)) - log_a(1 - t + t * z)
@@ -263,49 +274,96 @@ def kernel_roots(model: ContinuousBatching, tol: float = 1e-12) -> np.ndarray:
     def hz(z: np.ndarray, t: float) -> np.ndarray:
         return B / z - B * (1 - q) / (q + (1 - q) * z) - t * dlog_a(1 - t + t * z)
 
-    def ht(z: np.ndarray, t: float) -> np.ndarray:
-        return -(z - 1) * dlog_a(1 - t + t * z)
+    def near_zero_of_a(z: np.ndarray, t: float) -> np.ndarray:
+        # log A_t is singular at the zeros of A_t (Bernoulli p > 1/2, Binomial, ...): there the
+        # power form (z/r)^B - A_t(z), with the same roots, is used instead
+        return np.abs(t * dlog_a(1 - t + t * z)) > 4 * B * np.maximum(1.0, 1.0 / np.abs(z))
+
+    def newton(z: np.ndarray, t: float) -> np.ndarray:
+        u = 1 - t + t * z
+        r = q + (1 - q) * z
+        power = near_zero_of_a(z, t)
+        out = h(z, t) / hz(z, t)
+        if power.any():
+            w_ = (z / r) ** B
+            H = w_ - a_fn(u)
+            Hz = B * w_ / z * q / r - t * da_fn(u)
+            out = np.where(power, H / Hz, out)
+        return out
+
+    def tangent(z: np.ndarray, t: float) -> np.ndarray:
+        u = 1 - t + t * z
+        out = (z - 1) * dlog_a(u) / hz(z, t)
+        power = near_zero_of_a(z, t)
+        if power.any():
+            r = q + (1 - q) * z
+            w_ = (z / r) ** B
+            Hz = B * w_ / z * q / r - t * da_fn(u)
+            out = np.where(power, (z - 1) * da_fn(u) / Hz, out)
+        return out
 
     w = np.exp(2j * np.pi * np.arange(1, B) / B)
-    z = w * q / (1 - w * (1 - q))
-    t, step, count = 0.0, 0.05, 0
-    while t < 1.0:
+    start = w * q / (1 - w * (1 - q))
+    failures = []
+    # a real thinning path can meet a double root where two conjugate paths collide (it happens
+    # for polynomial A); a complex detour t(s) = s + i g s (1 - s) avoids such collisions
+    for g in (0.0, 0.3, -0.3, 0.7):
+        try:
+            z = _track(start, g, newton, tangent)
+            for _ in range(4):
+                z = z - newton(z, 1.0)
+            _validate_roots(z, newton, B, tol)
+            return z
+        except KernelRootError as exc:
+            failures.append(f"path g = {g}: {exc}")
+    raise KernelRootError("kernel roots not found; " + "; ".join(failures))
+
+
+def _track(z: np.ndarray, g: float, newton: Any, tangent: Any, max_steps: int = 2500) -> np.ndarray:
+    """Follow the roots from s = 0 to 1 along t(s) = s + i g s (1 - s) (predictor-corrector)."""
+    s, step, count = 0.0, 0.05, 0
+    while s < 1.0:
         count += 1
-        if count > 20000:
-            raise KernelRootError("continuation of the kernel roots did not finish in 20000 steps")
-        step = min(step, 1.0 - t)
-        pred = z + step * (-ht(z, t) / hz(z, t))
-        zn, tn, ok = pred.copy(), t + step, False
-        for _ in range(8):
-            delta = h(zn, tn) / hz(zn, tn)
-            zn = zn - delta
-            if np.all(np.abs(delta) <= 1e-12 * np.maximum(np.abs(zn), 1e-300)):
-                ok = True
-                break
+        if count > max_steps:
+            raise KernelRootError(f"continuation of the kernel roots did not finish in {max_steps} steps")
+        step = min(step, 1.0 - s)
+        t = s + 1j * g * s * (1 - s)
+        sn = s + step
+        tn = sn + 1j * g * sn * (1 - sn) if sn < 1.0 else 1.0
+        pred = z + (tn - t) * tangent(z, t)
+        zn, ok = pred.copy(), False
+        with np.errstate(all="ignore"):
+            for _ in range(8):
+                delta = newton(zn, tn)
+                zn = zn - delta
+                if np.all(np.abs(delta) <= 1e-12 * np.maximum(np.abs(zn), 1e-300)):
+                    ok = True
+                    break
         sep = _separation(z)
-        if ok and np.all(np.abs(zn - pred) < 0.25 * sep) and np.all(np.abs(zn - z) < 0.5 * sep):
-            z, t = zn, tn
+        if ok and np.all(np.isfinite(zn)) and np.all(np.abs(zn - pred) < 0.25 * sep) \
+                and np.all(np.abs(zn - z) < 0.5 * sep):
+            z, s = zn, sn
             step = min(2 * step, 0.25)
         else:
             step /= 2
-            if step < 1e-12:
-                raise KernelRootError(f"continuation of the kernel roots stalled at t = {t:.6g}")
-    for _ in range(4):
-        z = z - h(z, 1.0) / hz(z, 1.0)
-    _validate_roots(z, h, B, tol)
+            if step < 1e-10:
+                raise KernelRootError(f"continuation of the kernel roots stalled at s = {s:.6g}")
     return z
 
 
-def _validate_roots(z: np.ndarray, h: Any, B: int, tol: float) -> None:
+def _validate_roots(z: np.ndarray, newton: Any, B: int, tol: float) -> None:
+    """B - 1 finite, distinct roots strictly inside the disk whose next Newton step (the forward
+    error) is below ``tol`` (relative to max(|z|, 1e-3))."""
     if z.size != B - 1:
         raise KernelRootError(f"expected {B - 1} kernel roots inside the unit disk, found {z.size}")
     if not np.all(np.isfinite(z)):
         raise KernelRootError("a kernel root is not finite")
     if np.any(np.abs(z) >= 1 - 1e-13):
         raise KernelRootError(f"a kernel root lies on or outside the unit circle (max |z| = {np.abs(z).max():.15g})")
-    res = np.abs(h(z, 1.0)).max()
-    if res > tol:
-        raise KernelRootError(f"kernel-root residual {res:.3g} exceeds {tol:g}")
+    with np.errstate(all="ignore"):
+        step = np.abs(newton(z, 1.0)) / np.maximum(np.abs(z), 1e-3)
+    if not step.max() <= tol:
+        raise KernelRootError(f"kernel-root Newton step {step.max():.3g} exceeds {tol:g}")
     if _separation(z).min() < 1e-10:
         raise KernelRootError("two kernel roots coincide (separation < 1e-10)")
 
