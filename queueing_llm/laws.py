@@ -12,6 +12,7 @@ Laws are frozen dataclasses: immutable, printable, comparable and picklable.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ __all__ = [
 _Z = sp.Symbol("z")
 
 
-class Law:
+class Law(ABC):
     """Common interface of the discrete laws (do not instantiate directly).
 
     Attributes
@@ -49,9 +50,9 @@ class Law:
     """
 
     # -- symbolic face ------------------------------------------------------------
+    @abstractmethod
     def pgf(self, z: Any = _Z) -> sp.Expr:
         r"""Probability generating function :math:`E[z^X]` as a SymPy expression."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     @property
     def mean(self) -> sp.Expr:
@@ -86,13 +87,13 @@ class Law:
     def support_max(self) -> float:
         return math.inf
 
+    @abstractmethod
     def pmf(self, k: int | np.ndarray) -> float | np.ndarray:
         """Probability of the value ``k`` (vectorised over arrays of integers)."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
+    @abstractmethod
     def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         """Independent draws using the generator ``rng`` (an int if ``size`` is None)."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def pmf_array(self, n: int) -> np.ndarray:
         """Probabilities of the values ``0 .. n-1`` as a float array."""

@@ -102,3 +102,8 @@ def test_validation_messages_name_parameter_value_and_range(make, message):
 def test_sampling_requires_a_generator():
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         ql.Poisson(1.0).sample(42, 3)
+
+
+def test_law_is_abstract():
+    with pytest.raises(TypeError, match="abstract"):
+        ql.Law()
