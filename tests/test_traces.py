@@ -7,7 +7,9 @@ import io
 import json
 import math
 import pickle
+import re
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,3 +365,30 @@ def test_pickling_equality_and_immutability(code):
         code.name = "other"
     with pytest.raises(ValueError, match="read-only"):
         code.prompt_tokens[0] = 1
+
+
+# -- the documentation -----------------------------------------------------------------
+DOC = Path(__file__).resolve().parents[1] / "docs" / "traces.md"
+
+
+def test_docs_examples_run(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) == 2
+    exec(compile("\n".join(blocks), str(DOC), "exec"), {})
+    out = capsys.readouterr().out
+    assert "Trace(name='azure-conv', requests=19366, span=3501.72 s)" in out
+    assert "memory-little/mean_kv" in out and "holds" in out
+
+
+@pytest.mark.parametrize("name", ["azure-code", "azure-conv"])
+def test_docs_table_matches_the_summary(name):
+    row = next(line for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith(f"| {name} |"))
+    cells = [c.strip().replace(",", "").replace("\u2212", "-") for c in row.strip("|").split("|")][1:]
+    s = ql.load_trace(name).summary()
+    expected = [
+        s["count"], s["span_seconds"], s["rate_per_second"], s["prompt"]["mean"], s["output"]["mean"],
+        s["correlation"]["pearson"], s["correlation"]["spearman"], s["interarrival_cv"], s["dispersion_per_second"],
+    ]
+    for cell, value in zip(cells, expected, strict=True):
+        decimals = len(cell.split(".")[1]) if "." in cell else 0
+        assert float(cell) == round(value, decimals), (cell, value)
