@@ -26,15 +26,15 @@ Bonferroni's :math:`1 - (1-c)/m`, when :math:`m` checks must pass together).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .checks import judge, judge_bounds, mean_interval
 from .errors import ModelError, describe
-from .numbers import check_real, is_infinite, is_symbolic, to_float
-from .stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, steady_state_ci
+from .numbers import check_real
+from .stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval
 from .theorems import Theorem, theorems
 from .verdict import Verdict
 
@@ -226,86 +226,4 @@ def estimate_mean(
         One run: batch means :math:`\bar Y \pm t_{b-1} S_b/\sqrt b`; replications: Student
         interval on the per-run means (see :func:`queueing_llm.stats.steady_state_ci`).
     """
-    runs = as_runs(runs)
-    many = isinstance(runs, list)
-    items = runs if many else [runs]
-    if warmup is None:
-        own = {int(r.warmup) for r in items}
-        warmup = own.pop() if len(own) == 1 and 0 not in own else "mser5"
-    data = [np.asarray(series(r), dtype=float) for r in items]
-    return steady_state_ci(data if many else data[0], level, batches, warmup)
-
-
-def _value(x: Any, name: str) -> float:
-    if is_symbolic(x):
-        raise ModelError(f"{name} = {describe(x)} is symbolic; verify needs a numeric model")
-    return math.inf if is_infinite(x) else to_float(x, name)
-
-
-def judge(
-    theorem: str, quantity: str, theory: Any, interval: Interval, details: dict | None = None
-) -> Verdict:
-    r"""Verdict for a long-run mean: the statement holds iff the theory value lies in the interval.
-
-    An infinite theory value (an unstable model's stationary mean) never holds against a
-    finite simulation estimate: a finite run cannot confirm an infinite mean; check the
-    growth of the queue (overload drift) instead. A ``nan`` theory value does not hold.
-    """
-    value = _value(theory, f"theory value of {theorem}/{quantity}")
-    est = float(interval.estimate)
-    where = f"the {interval.level_percent} {interval.method} interval (n={interval.n}"
-    where += f", warm-up {interval.warmup})" if interval.warmup else ")"
-    if math.isnan(value):
-        holds, reason = False, f"the theory value is undefined for this model; simulation gives {est:.6g}"
-    elif math.isinf(value):
-        holds = False
-        reason = (
-            "the theory value is infinite (no stationary regime), which a finite run cannot confirm; "
-            "verify the overload drift instead"
-        )
-    elif value in interval:
-        holds = True
-        reason = f"the theory value {value:.6g} lies inside {where} around the estimate {est:.6g}"
-    else:
-        half = interval.half_width
-        off = abs(value - est) / half if half > 0 else math.inf
-        side = "above" if value > interval.high else "below"
-        reason = (
-            f"the theory value {value:.6g} lies {side} {where}, "
-            f"{off:.3g} half-widths from the estimate {est:.6g}"
-        )
-        holds = False
-    return Verdict(theorem, quantity, value, est, interval, holds, reason, dict(details or {}))
-
-
-def judge_bounds(
-    theorem: str,
-    quantity: str,
-    lower: Any,
-    upper: Any,
-    interval: Interval,
-    details: dict | None = None,
-) -> Verdict:
-    r"""Verdict for bounds :math:`L \le \mu \le U` on a long-run mean :math:`\mu`.
-
-    Holds iff the confidence interval meets :math:`[L, U]`, i.e. the simulation does not
-    reject the bounds at the interval's level. ``Verdict.theory`` is the violated bound
-    nearest to the estimate, or the midpoint of :math:`[L, U]` when none is violated;
-    ``details`` holds ``lower`` and ``upper``.
-    """
-    lo = _value(lower, f"lower bound of {theorem}/{quantity}")
-    hi = _value(upper, f"upper bound of {theorem}/{quantity}")
-    if lo > hi:
-        raise ModelError(f"{theorem}/{quantity}: lower bound {lo:.6g} exceeds upper bound {hi:.6g}")
-    est = float(interval.estimate)
-    info = {"lower": lo, "upper": hi, **(details or {})}
-    where = f"{interval.level_percent} {interval.method} interval [{interval.low:.6g}, {interval.high:.6g}]"
-    if interval.high < lo:
-        return Verdict(theorem, quantity, lo, est, interval, False,
-                       f"the {where} lies below the lower bound {lo:.6g}", info)
-    if interval.low > hi:
-        return Verdict(theorem, quantity, hi, est, interval, False,
-                       f"the {where} lies above the upper bound {hi:.6g}", info)
-    mid = (lo + hi) / 2 if math.isfinite(hi) else lo
-    return Verdict(theorem, quantity, mid, est, interval, True,
-                   f"the {where} meets the bounds [{lo:.6g}, {hi:.6g}]", info)
+    return mean_interval(as_runs(runs), series, level, batches, warmup)

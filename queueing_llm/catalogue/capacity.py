@@ -24,17 +24,17 @@ they never simulate. The formulas come from :mod:`queueing_llm.theory.capacity`.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from ..checks import default_warmup, judge, mean_interval, numeric, runs_list
 from ..errors import ModelError, describe
 from ..model import ContinuousBatching, PoissonProcess, RequestType
-from ..numbers import is_infinite, is_symbolic, to_float
-from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, rate_ci, steady_state_ci
+from ..numbers import is_infinite
+from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, rate_ci
 from ..theorems import Theorem, theorems
 from ..theory import capacity as cap
 from ..verdict import Verdict
@@ -49,29 +49,12 @@ SOURCE_NSZ = "[NSZ26, section 3] (memory stability threshold); REFERENCES.md sec
 # ----------------------------------------------------------------------------------
 # helpers shared by the checks
 # ----------------------------------------------------------------------------------
-def _runs(trajectory: Any) -> list:
-    if isinstance(trajectory, Sequence) and not isinstance(trajectory, (str, bytes)):
-        runs = list(trajectory)
-        if not runs:
-            raise ModelError("runs must hold at least one trajectory, got an empty list")
-        return runs
-    return [trajectory]
 
 
-def _warmup(runs: list) -> int | str:
-    own = {int(r.warmup) for r in runs}
-    return own.pop() if len(own) == 1 and 0 not in own else "mser5"
 
 
-def _interval(runs: list, series: Callable[[Any], np.ndarray], level: float, batches: int) -> Interval:
-    data = [np.asarray(series(r), dtype=float) for r in runs]
-    return steady_state_ci(data if len(data) > 1 else data[0], level, batches, _warmup(runs))
 
 
-def _float(x: Any, name: str) -> float:
-    if is_symbolic(x):
-        raise ModelError(f"{name} = {describe(x)} is symbolic; a check needs a numeric model")
-    return math.inf if is_infinite(x) else to_float(x, name)
 
 
 def _evictions(runs: list) -> int:
@@ -150,20 +133,20 @@ def _little_check(
     """
     if against not in ("throughput", "arrival_rate"):
         raise ModelError(f"against must be 'throughput' or 'arrival_rate', got {describe(against)}")
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     evictions = _evictions(runs)
-    details = {"evictions": evictions, "mean_kv_predicted": _float(cap.memory_little(model).mean_kv, "mean_kv")}
+    details = {"evictions": evictions, "mean_kv_predicted": numeric(cap.memory_little(model).mean_kv, "mean_kv")}
     if against == "arrival_rate":
-        iv = _interval(runs, lambda r: r.memory, level, batches)
+        iv = mean_interval(runs, lambda r: r.memory, level, batches)
         theory = details["mean_kv_predicted"]
-        return _judge("memory-little", "mean_kv", theory, iv, details)
-    diff = _interval(runs, lambda r: np.asarray(r.memory, dtype=float) - _completed_lifetime(r), level, batches)
-    flows = _interval(runs, _completed_lifetime, level, batches)
+        return judge("memory-little", "mean_kv", theory, iv, details)
+    diff = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float) - _completed_lifetime(r), level, batches)
+    flows = mean_interval(runs, _completed_lifetime, level, batches)
     theory = flows.estimate  # throughput x mean lifetime memory, over the same iterations
     iv = Interval(theory + diff.estimate, theory + diff.low, theory + diff.high, diff.level, diff.method, diff.n,
                   diff.warmup)
     details["throughput_times_lifetime"] = theory
-    verdict = _judge("memory-little", "mean_kv", theory, iv, details)
+    verdict = judge("memory-little", "mean_kv", theory, iv, details)
     if not verdict.holds and evictions:
         verdict = Verdict(verdict.theorem, verdict.quantity, verdict.theory, verdict.estimate, verdict.interval,
                           False, verdict.reason + f"; the run evicted {evictions} times, and evicted progress "
@@ -171,17 +154,6 @@ def _little_check(
     return verdict
 
 
-def _judge(theorem: str, quantity: str, theory: float, iv: Interval, details: dict) -> Verdict:
-    """The theory value inside the interval (same rule as :func:`queueing_llm.verify.judge`)."""
-    where = f"the {iv.level_percent} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] (n={iv.n})"
-    if math.isinf(theory):
-        return Verdict(theorem, quantity, theory, iv.estimate, iv, False,
-                       "the theory value is infinite, which a finite run cannot confirm", details)
-    holds = theory in iv
-    word = "inside" if holds else "outside"
-    return Verdict(theorem, quantity, theory, iv.estimate, iv, holds,
-                   f"the theory value {theory:.6g} lies {word} {where} around the estimate {iv.estimate:.6g}",
-                   details)
 
 
 MEMORY_LITTLE = theorems.register(
@@ -276,17 +248,17 @@ def _fluid_check(
             "fluid-benchmark check: simulated runs hold w_j = l0 + 1 + j tokens (no prefill stage), "
             f"so prefill_stage must be False, got {describe(prefill_stage)}"
         )
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     res = cap.fluid_benchmark(model, prefill_stage=False)
     evictions = _evictions(runs)
     details = {
-        "rho": _float(res.rho, "rho"),
-        "memory_need": _float(res.memory_need, "memory_need"),
+        "rho": numeric(res.rho, "rho"),
+        "memory_need": numeric(res.memory_need, "memory_need"),
         "evictions": evictions,
     }
     if res.feasible is not True:
         data = [np.asarray(r.in_system, dtype=float) for r in runs]
-        iv = rate_ci(data if len(data) > 1 else data[0], level, batches, _warmup(runs))
+        iv = rate_ci(data if len(data) > 1 else data[0], level, batches, default_warmup(runs))
         holds = iv.low > 0
         why = res.reason or f"the memory need M* = {details['memory_need']:.6g} exceeds M"
         reason = (f"{why}; the number in system must grow: its drift per iteration has the "
@@ -297,11 +269,11 @@ def _fluid_check(
     def durations(run: Any) -> np.ndarray:
         return np.diff(np.asarray(run.time, dtype=float), prepend=0.0)
 
-    iv = _interval(runs, durations, level, batches)
-    mem = _interval(runs, lambda r: r.memory, level, batches)
+    iv = mean_interval(runs, durations, level, batches)
+    mem = mean_interval(runs, lambda r: r.memory, level, batches)
     details["mean_memory"] = mem.estimate
     details["mean_memory_ci"] = (mem.low, mem.high)
-    verdict = _judge("fluid-benchmark", "delta_star", _float(res.delta_star, "delta_star"), iv, details)
+    verdict = judge("fluid-benchmark", "delta_star", numeric(res.delta_star, "delta_star"), iv, details)
     if evictions:
         verdict = Verdict(verdict.theorem, verdict.quantity, verdict.theory, verdict.estimate, verdict.interval,
                           verdict.holds, verdict.reason + f" (the run evicted {evictions} times; the exact "
@@ -369,13 +341,13 @@ def _nsz_check(
     (stability below :math:`\mu(1-\delta)` under work-conserving policies) is not checked:
     under greedy admission with evictions [ADLS26] shows congestion below :math:`x^*`.
     """
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     res = cap.nsz_threshold(model, chunk=chunk, batch_time=batch_time)
-    bbar = _float(cap.check_batch_time(batch_time), "batch_time")
-    mu = _float(res.mu, "mu")
-    iv = _interval(runs, lambda r: np.asarray(r.completions, dtype=float).sum(axis=1) / bbar, level, batches)
-    details = {"delta": _float(res.delta, "delta"), "stable_rate": _float(res.stable_rate, "stable_rate"),
-               "mean_g": _float(res.mean_g, "mean_g"), "evictions": _evictions(runs)}
+    bbar = numeric(cap.check_batch_time(batch_time), "batch_time")
+    mu = numeric(res.mu, "mu")
+    iv = mean_interval(runs, lambda r: np.asarray(r.completions, dtype=float).sum(axis=1) / bbar, level, batches)
+    details = {"delta": numeric(res.delta, "delta"), "stable_rate": numeric(res.stable_rate, "stable_rate"),
+               "mean_g": numeric(res.mean_g, "mean_g"), "evictions": _evictions(runs)}
     where = f"the {iv.level_percent} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] of the completion rate"
     holds = iv.low <= mu
     reason = f"{where} {'reaches down to' if holds else 'lies above'} mu = {mu:.6g}"

@@ -28,16 +28,16 @@ the theory value lies in the confidence interval (default level 0.95).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from ..checks import default_warmup, judge, mean_interval, numeric, runs_list
 from ..errors import ModelError, describe
 from ..model import ContinuousBatching
-from ..numbers import is_infinite, is_symbolic, to_float
-from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, binomial_ci, rate_ci, steady_state_ci
+from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, binomial_ci, rate_ci, steady_state_ci
 from ..theorems import Theorem, theorems
 from ..theory import queue as tq
 from ..theory import queue_stationary as qs
@@ -53,31 +53,12 @@ SOURCE_B = "MODEL.md section 5, family B; Bailey (1954); Bruneel and Kim (1993)"
 # ----------------------------------------------------------------------------------
 # helpers of the checks
 # ----------------------------------------------------------------------------------
-def _runs(trajectory: Any) -> list:
-    if isinstance(trajectory, Sequence) and not isinstance(trajectory, (str, bytes)):
-        runs = list(trajectory)
-        if not runs:
-            raise ModelError("runs must hold at least one trajectory, got an empty list")
-        return runs
-    return [trajectory]
 
 
-def _warmup(runs: list) -> int | str:
-    own = {int(r.warmup) for r in runs}
-    return own.pop() if len(own) == 1 and 0 not in own else "mser5"
 
 
-def _interval(runs: list, series: Callable[[Any], np.ndarray], level: float, batches: int) -> Interval:
-    data = [np.asarray(series(r), dtype=float) for r in runs]
-    return steady_state_ci(data if len(data) > 1 else data[0], level, batches, _warmup(runs))
 
 
-def _float(x: Any, name: str) -> float:
-    if isinstance(x, bool):
-        return float(x)
-    if is_symbolic(x):
-        raise ModelError(f"{name} = {describe(x)} is symbolic; a check needs a numeric model")
-    return math.inf if is_infinite(x) else to_float(x, name)
 
 
 def _numeric(model: ContinuousBatching) -> None:
@@ -85,22 +66,6 @@ def _numeric(model: ContinuousBatching) -> None:
         raise ModelError("a check compares numbers: the model has symbolic parameters")
 
 
-def _judge(theorem: str, quantity: str, theory: float, iv: Interval, details: dict | None = None) -> Verdict:
-    """The theory value inside the interval (same rule as :func:`queueing_llm.verify.judge`)."""
-    details = dict(details or {})
-    where = f"the {iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] (n={iv.n})"
-    if math.isnan(theory):
-        return Verdict(theorem, quantity, theory, iv.estimate, iv, False,
-                       "the theory value is undefined for this model", details)
-    if math.isinf(theory):
-        return Verdict(theorem, quantity, theory, iv.estimate, iv, False,
-                       "the theory value is infinite (no stationary regime), which a finite run cannot "
-                       "confirm; check the overload drift instead", details)
-    holds = iv.low <= theory <= iv.high
-    word = "inside" if holds else "outside"
-    return Verdict(theorem, quantity, theory, iv.estimate, iv, holds,
-                   f"the theory value {theory:.6g} lies {word} {where} around the estimate {iv.estimate:.6g}",
-                   details)
 
 
 def _total(arr: Any) -> np.ndarray:
@@ -142,12 +107,12 @@ def _stability_check(model: ContinuousBatching, trajectory: Any, level: float = 
                      batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Completions per iteration against :math:`\min(\lambda, B/E[l_1])` (the long-run throughput)."""
     _numeric(model)
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     res = tq.stability(model)
-    theory = _float(res.throughput, "throughput")
-    iv = _interval(runs, lambda r: _total(r.completions), level, batches)
-    return _judge("stability", "throughput", theory, iv,
-                  {"capacity": _float(res.capacity, "capacity"), "stable": res.stable})
+    theory = numeric(res.throughput, "throughput")
+    iv = mean_interval(runs, lambda r: _total(r.completions), level, batches)
+    return judge("stability", "throughput", theory, iv,
+                  {"capacity": numeric(res.capacity, "capacity"), "stable": res.stable})
 
 
 STABILITY = theorems.register(Theorem(
@@ -193,12 +158,12 @@ def _drift_check(model: ContinuousBatching, trajectory: Any, level: float = DEFA
                  batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Growth rate of the number in system (batch means of its increments) against the drift."""
     _numeric(model)
-    runs = _runs(trajectory)
-    theory = _float(tq.overload_drift(model), "drift")
+    runs = runs_list(trajectory)
+    theory = numeric(tq.overload_drift(model), "drift")
     data = [np.asarray(r.in_system, dtype=float) for r in runs]
-    w = _warmup(runs)
+    w = default_warmup(runs)
     iv = rate_ci(data if len(data) > 1 else data[0], level, batches, w if isinstance(w, int) else 0)
-    return _judge("overload-drift", "drift", theory, iv)
+    return judge("overload-drift", "drift", theory, iv)
 
 
 OVERLOAD_DRIFT = theorems.register(Theorem(
@@ -256,13 +221,13 @@ def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DE
     of :math:`u_n` is compared with the derived :math:`u_n` (valid for rare completions too).
     """
     _numeric(model)
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     _check_saturated(runs, "renewal-transient")
-    B = _float(model.B, "B")
+    B = numeric(model.B, "B")
     if iteration is None:
-        theory = _float(tq.renewal_limit(model).limit, "limit")
-        iv = _interval(runs, lambda r: _total(r.completions) / B, level, batches)
-        return _judge("renewal-transient", "limit", theory, iv)
+        theory = numeric(tq.renewal_limit(model).limit, "limit")
+        iv = mean_interval(runs, lambda r: _total(r.completions) / B, level, batches)
+        return judge("renewal-transient", "limit", theory, iv)
     n = int(iteration)
     if not 1 <= n < min(int(np.asarray(r.completions).shape[0]) for r in runs):
         raise ModelError(f"iteration must lie in [1, iterations) of every run, got {describe(iteration)}")
@@ -271,7 +236,7 @@ def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DE
     # at iteration n of R runs are Binomial(R B, u_n): an exact interval, also when they are rare
     total = int(sum(int(_total(r.completions)[n]) for r in runs))
     iv = binomial_ci(total, len(runs) * int(B), level)
-    return _judge("renewal-transient", f"u_{n}", _float(u[n], "u_n"), iv, {"completions": total, "runs": len(runs)})
+    return judge("renewal-transient", f"u_{n}", numeric(u[n], "u_n"), iv, {"completions": total, "runs": len(runs)})
 
 
 RENEWAL_TRANSIENT = theorems.register(Theorem(
@@ -320,15 +285,15 @@ def _stage_check(model: ContinuousBatching, trajectory: Any, level: float = DEFA
                  batches: int = DEFAULT_BATCHES, quantity: str = "mean_kv") -> Verdict:
     """Mean KV (``memory``) or mean stage of the members of a saturated run."""
     _numeric(model)
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     _check_saturated(runs, "equilibrium-stage")
     res = tq.equilibrium_stage(model)
     if quantity == "mean_kv":
-        iv = _interval(runs, lambda r: np.asarray(r.memory, dtype=float), level, batches)
-        return _judge("equilibrium-stage", "mean_kv", _float(res.mean_kv, "mean_kv"), iv)
+        iv = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float), level, batches)
+        return judge("equilibrium-stage", "mean_kv", numeric(res.mean_kv, "mean_kv"), iv)
     if quantity == "mean_stage":
-        iv = _interval(runs, _mean_stage_series, level, batches)
-        return _judge("equilibrium-stage", "mean_stage", _float(res.mean_stage, "mean_stage"), iv)
+        iv = mean_interval(runs, _mean_stage_series, level, batches)
+        return judge("equilibrium-stage", "mean_stage", numeric(res.mean_stage, "mean_stage"), iv)
     raise ModelError(f"quantity must be 'mean_kv' or 'mean_stage', got {describe(quantity)}")
 
 
@@ -376,18 +341,18 @@ def _stationary_check(model: ContinuousBatching, trajectory: Any, level: float =
     the requests arriving after the warm-up, in arrival order; batch means or replications).
     """
     _numeric(model)
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     res = qs.stationary(model)
     series: dict[str, Callable[[Any], np.ndarray]] = {
         "mean_in_system": lambda r: np.asarray(r.in_system, dtype=float),
         "p_empty": lambda r: (np.asarray(r.in_system) == 0).astype(float),
         "mean_batch": lambda r: _total(r.batch),
     }
-    theory = _float(getattr(res, quantity), quantity) if quantity in series or quantity == "mean_sojourn" else None
+    theory = numeric(getattr(res, quantity), quantity) if quantity in series or quantity == "mean_sojourn" else None
     if quantity in series:
-        iv = _interval(runs, series[quantity], level, batches)
+        iv = mean_interval(runs, series[quantity], level, batches)
     elif quantity == "mean_sojourn":
-        w = _warmup(runs)
+        w = default_warmup(runs)
         if not isinstance(w, int):
             from ..stats import mser5
 
@@ -398,7 +363,7 @@ def _stationary_check(model: ContinuousBatching, trajectory: Any, level: float =
         raise ModelError("quantity must be one of mean_in_system, p_empty, mean_batch, mean_sojourn, "
                          f"got {describe(quantity)}")
     assert theory is not None
-    return _judge("stationary", quantity, theory, iv, {"reason": res.reason})
+    return judge("stationary", quantity, theory, iv, {"reason": res.reason})
 
 
 STATIONARY = theorems.register(Theorem(
@@ -440,10 +405,10 @@ def _lyapunov_check(model: ContinuousBatching, trajectory: Any, level: float = D
                     batches: int = DEFAULT_BATCHES) -> Verdict:
     """The interval of the mean number in system meets [lower, upper]."""
     _numeric(model)
-    runs = _runs(trajectory)
+    runs = runs_list(trajectory)
     res = tq.lyapunov_bounds(model)
-    lo, hi = _float(res.lower, "lower"), _float(res.upper, "upper")
-    iv = _interval(runs, lambda r: np.asarray(r.in_system, dtype=float), level, batches)
+    lo, hi = numeric(res.lower, "lower"), numeric(res.upper, "upper")
+    iv = mean_interval(runs, lambda r: np.asarray(r.in_system, dtype=float), level, batches)
     info = {"lower": lo, "upper": hi}
     where = f"{iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}]"
     if math.isinf(lo):
@@ -507,11 +472,11 @@ def _waiting_check(model: ContinuousBatching, trajectory: Any, level: float = DE
                    batches: int = DEFAULT_BATCHES) -> Verdict:
     """Rejections per iteration divided by lambda against the rejection probability."""
     _numeric(model)
-    runs = _runs(trajectory)
-    lam = _float(tq.queue_inputs(model).lam, "lambda")
-    theory = _float(qw.rejection_probability(model), "rejection_probability")
-    iv = _interval(runs, lambda r: _total(r.rejections) / lam, level, batches)
-    return _judge("waiting-cap", "rejection_probability", theory, iv)
+    runs = runs_list(trajectory)
+    lam = numeric(tq.queue_inputs(model).lam, "lambda")
+    theory = numeric(qw.rejection_probability(model), "rejection_probability")
+    iv = mean_interval(runs, lambda r: _total(r.rejections) / lam, level, batches)
+    return judge("waiting-cap", "rejection_probability", theory, iv)
 
 
 WAITING_CAP = theorems.register(Theorem(
