@@ -186,6 +186,17 @@ def test_verify_default_model_and_replications():
     assert v.holds and v.details["runs"] == 3 and v.details["growth"].method == "replications"
 
 
+def test_integer_rate_limiting_congests_just_below_x_star():
+    """A measured gap between the integer system and the relaxed theorem: the integer token
+    bucket's congested regime completes 63/40 or 64/40 per iteration (4 seeds of 4), below
+    x* = 100/61, so rate limiting at 1.62 < x* congests in simulation and the check says so."""
+    m = model(1.62, ql.rate_limited())
+    assert T.evaluate(m)["stable"] is True
+    v = T.check(m, run(m, 60000, seed=1), warmup=20000)
+    assert not v.holds and "the queue grows" in v.reason
+    assert v.details["growth"].low > 0 and v.estimate == pytest.approx(63 / 40)
+
+
 # -- checks that must fail or refuse -----------------------------------------------------------
 def test_check_fails_when_the_run_contradicts_the_threshold():
     stable_run = run(model(0.9))
