@@ -32,7 +32,7 @@ import sympy as sp
 from ..errors import ModelError, ParameterError, SymbolicValueError
 from ..laws import Deterministic, FinitePMF
 from ..model import ContinuousBatching, RequestType
-from ..numbers import is_infinite, is_symbolic
+from ..numbers import is_infinite, is_symbolic, to_sympy
 
 __all__ = [
     "LAMBDA",
@@ -129,9 +129,9 @@ def components(model: ContinuousBatching) -> tuple[Component, ...]:
             out.append(Component(k, t, sp.sympify(p), sp.sympify(law.value)))
         elif isinstance(law, FinitePMF):
             for v, prob in law.probabilities:
-                prob = sp.sympify(prob)
+                prob = to_sympy(prob)
                 if prob != 0:
-                    out.append(Component(k, t, sp.sympify(p) * prob, sp.Integer(v)))
+                    out.append(Component(k, t, to_sympy(p) * prob, sp.Integer(v)))
         else:
             raise ModelError(
                 f"type {k}: decode law {law!r} has unbounded support; the saturated map needs "
