@@ -118,6 +118,9 @@ def test_applicability_reasons():
     assert "exceeds x*" in T.applies(model(1.2, ql.rate_limited(2)))
     two = ql.ContinuousBatching(types=[ql.RequestType(10, 40, 0.5), ql.RequestType(10, 20, 0.5)], kv_capacity=2000)
     assert "one request type" in T.applies(two)
+    same = ql.ContinuousBatching(types=[ql.RequestType(10, 40, 0.5), ql.RequestType(10, 40, 0.5)], kv_capacity=2000)
+    assert "one request type" in T.applies(same)
+    assert "deterministic decode" in T.applies(model(1.2, decode=ql.FinitePMF({30: R(1, 2), 50: R(1, 2)})))
     assert T.applies(model(1.2, ql.rate_limited(1.6))) is None
     with pytest.raises(ql.ModelError, match="does not apply"):
         T.evaluate(model(1.2, capacity=math.inf))

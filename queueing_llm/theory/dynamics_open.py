@@ -134,6 +134,8 @@ def _model_reason(model: ContinuousBatching) -> str | None:
         return f"expected a ql.ContinuousBatching model, got {type(model).__name__}"
     if is_infinite(model.kv_capacity):
         return "kv_capacity M is infinite: memory never binds and there are no memory-constrained dynamics"
+    if model.K != 1:
+        return f"the open-system result is for one request type with a deterministic decode length; got {model.K} types"
     try:
         single_component(model)
     except ModelError as exc:
