@@ -37,6 +37,8 @@ from .theorems import Theorem, TheoremRegistry, theorems
 from .traces import Trace, builtin_traces, load_trace
 from .verdict import Verdict
 from .verify import Verdicts, verify, verify_all
+from . import report  # noqa: E402,I001  (the report package: ql.report.report(model), tables, figures)
+from .report import Report
 
 __version__ = "0.1.0"
 
@@ -84,4 +86,6 @@ __all__ = [
     "Trace",
     "builtin_traces",
     "load_trace",
+    "report",
+    "Report",
 ]

@@ -2,7 +2,10 @@
 
 ``queueing-llm simulate`` simulates a continuous-batching model (the embedded default
 model unless types are given) and prints its summary; ``--json`` prints the summary as
-JSON. Bad input prints one line naming the parameter and exits with status 2.
+JSON. ``queueing-llm report`` evaluates every applicable theorem on the model, simulates
+it, verifies the theorems against the run and prints a short table (``--output DIR``
+writes report.md, LaTeX tables, CSV, figures and provenance.json). Bad input prints one
+line naming the parameter and exits with status 2.
 
 Examples
 --------
@@ -11,6 +14,8 @@ Examples
     queueing-llm simulate
     queueing-llm simulate --type 2,3,1.5 --kv-capacity 24 --iterations 50000 --json
     queueing-llm simulate --type 10,40 --kv-capacity 2000 --saturated --policy rate_limited
+    queueing-llm report --output report/
+    queueing-llm report --type 2,3,1.5 --batch-cap 8 --policy fcfs_cap --json
 """
 
 from __future__ import annotations
@@ -59,20 +64,25 @@ def _type_spec(text: str) -> tuple[int, int, float | None]:
     return prompt, decode, rate
 
 
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model options shared by ``simulate`` and ``report``."""
+    parser.add_argument("--type", dest="types", action="append", type=_type_spec, metavar="PROMPT,DECODE[,RATE]",
+                        help="a request type: prompt tokens, decode iterations, Poisson arrivals per iteration "
+                             "(repeat for several types; default: the embedded default model)")
+    parser.add_argument("--kv-capacity", type=_number, default=None, metavar="M",
+                        help="KV budget M in tokens (default: inf, or 2000 for the default model)")
+    parser.add_argument("--batch-cap", type=_number, default=math.inf, metavar="B", help="batch cap B (default inf)")
+    parser.add_argument("--waiting-cap", type=_number, default=math.inf, metavar="K",
+                        help="waiting-room cap K (default inf)")
+    parser.add_argument("--policy", default=None,
+                        help="greedy, rate_limited, rate_limited(X), reserve, static or fcfs_cap (default greedy)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="queueing-llm", description="Queueing theory of LLM inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sim = sub.add_parser("simulate", help="simulate a model and print its summary")
-    sim.add_argument("--type", dest="types", action="append", type=_type_spec, metavar="PROMPT,DECODE[,RATE]",
-                     help="a request type: prompt tokens, decode iterations, Poisson arrivals per iteration "
-                          "(repeat for several types; default: the embedded default model)")
-    sim.add_argument("--kv-capacity", type=_number, default=None, metavar="M",
-                     help="KV budget M in tokens (default: inf, or 2000 for the default model)")
-    sim.add_argument("--batch-cap", type=_number, default=math.inf, metavar="B", help="batch cap B (default inf)")
-    sim.add_argument("--waiting-cap", type=_number, default=math.inf, metavar="K",
-                     help="waiting-room cap K (default inf)")
-    sim.add_argument("--policy", default=None,
-                     help="greedy, rate_limited, rate_limited(X), reserve, static or fcfs_cap (default greedy)")
+    _add_model_options(sim)
     sim.add_argument("--iterations", type=int, default=20_000, help="iterations to simulate (default 20000)")
     sim.add_argument("--warmup", type=int, default=0, help="iterations left out of the summary (default 0)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
@@ -80,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--engine", choices=("events", "fast"), default="fast",
                      help="simulation engine: the SimPy reference or the fast engine (same trajectories)")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep = sub.add_parser("report", help="evaluate every applicable theorem, simulate, verify, write tables and figures")
+    _add_model_options(rep)
+    rep.add_argument("--iterations", type=int, default=20_000, help="iterations to simulate (default 20000)")
+    rep.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    rep.add_argument("--level", type=float, default=0.95, help="confidence level of the verdicts (default 0.95)")
+    rep.add_argument("--theorem", dest="theorems", action="append", metavar="NAME",
+                     help="only this registered theorem (repeat for several; default: every applicable one)")
+    rep.add_argument("--output", default=None, metavar="DIR",
+                     help="folder for report.md, LaTeX tables, CSV, figures and provenance.json")
+    rep.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -130,6 +150,22 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import report
+
+    model = _model_from(args)
+    bar = ProgressBar(args.iterations)
+    try:
+        result = report(model, iterations=args.iterations, seed=args.seed, output=args.output,
+                        names=args.theorems, progress=bar, level=args.level)
+    except OSError as error:  # an output folder that cannot be written: one line, exit 2
+        raise ModelError(f"cannot write the report to {args.output!r}: {error.strerror or error}") from None
+    finally:
+        bar.close()
+    print(result.to_json() if args.json else result.to_text(), end="" if args.json else "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``queueing-llm`` console script."""
     parser = build_parser()
@@ -137,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "report":
+            return _report(args)
     except ModelError as error:
         print(f"queueing-llm: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,43 @@
+"""Reports: LaTeX (booktabs), Markdown and CSV tables, matplotlib figures, the report job.
+
+``queueing_llm.report.report(model)`` evaluates every applicable theorem, simulates the
+model, verifies the theorems against the run and (with ``output=``) writes report.md,
+LaTeX tables, CSV, figures and provenance; ``queueing-llm report`` is its command.
+matplotlib is imported only when a figure is drawn.
+"""
+
+from .figures import plot_stage_occupancy, plot_trajectory, save_figure
+from .run import FILES, Report, git_commit, provenance, report
+from .tables import (
+    THEOREM_COLUMNS,
+    VERDICT_COLUMNS,
+    format_value,
+    latex_escape,
+    read_csv,
+    theorem_rows,
+    to_csv,
+    to_latex,
+    to_markdown,
+    verdict_rows,
+)
+
+__all__ = [
+    "FILES",
+    "Report",
+    "THEOREM_COLUMNS",
+    "VERDICT_COLUMNS",
+    "format_value",
+    "git_commit",
+    "latex_escape",
+    "plot_stage_occupancy",
+    "plot_trajectory",
+    "provenance",
+    "read_csv",
+    "report",
+    "save_figure",
+    "theorem_rows",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "verdict_rows",
+]
