@@ -159,7 +159,7 @@ def _report(args: argparse.Namespace) -> int:
         result = report(model, iterations=args.iterations, seed=args.seed, output=args.output,
                         names=args.theorems, progress=bar, level=args.level)
     except OSError as error:  # an output folder that cannot be written: one line, exit 2
-        raise ModelError(f"cannot write the report to {args.output!r}: {error.strerror or error}") from None
+        raise ModelError(f"cannot write the report to --output {args.output!r}: {error.strerror or error}") from None
     finally:
         bar.close()
     print(result.to_json() if args.json else result.to_text(), end="" if args.json else "\n")

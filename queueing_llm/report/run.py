@@ -314,7 +314,10 @@ def _folder(output: Any) -> Path:
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise ParameterError(f"output must be a folder, got the existing file {str(folder)!r}")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # re-raised as the parameter's error, with the system's reason
+        raise ParameterError(f"output folder {str(folder)!r} cannot be created: {err.strerror or err}") from None
     return folder
 
 

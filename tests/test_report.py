@@ -1,0 +1,369 @@
+"""The report layer: tables (LaTeX booktabs, Markdown, CSV), figures, the report job and its command."""
+
+import json
+import math
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+import queueing_llm as ql
+from queueing_llm.cli import main
+from queueing_llm.report import (
+    FILES,
+    format_value,
+    plot_stage_occupancy,
+    plot_trajectory,
+    read_csv,
+    report,
+    save_figure,
+    theorem_rows,
+    to_csv,
+    to_latex,
+    to_markdown,
+    verdict_rows,
+)
+from queueing_llm.verify import estimate_mean, judge
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVENANCE_KEYS = ("model", "seed", "iterations", "queueing_llm", "python", "numpy", "sympy", "git_commit")
+
+ROWS = [
+    {"name": "mean_kv", "note": "5% load & more", "value": 1.23456789, "count": 3, "holds": True, "ci": None},
+    {"name": "x_star", "note": "a|b {c} #1", "value": math.inf, "count": 12, "holds": False, "ci": 0.25},
+]
+
+
+def stable_queue():
+    return ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(0.25), arrivals=1.5), batch_cap=8, policy="fcfs_cap")
+
+
+def leftovers(folder):
+    """Temporary files an interrupted atomic write would leave behind."""
+    return [p.name for p in Path(folder).iterdir() if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+# -- a user theorem: the mean batch of a stable batch-capped queue is lambda E[l1] (Little) ---------
+
+MEAN_BATCH = sp.Symbol(r"\bar{b}")
+
+
+def _mean_batch(model):
+    return model.types[0].arrival_rate * model.types[0].l1
+
+
+def _applies(model):
+    return None if model.policy.name == "fcfs_cap" and model.K == 1 else "needs one type and policy fcfs_cap"
+
+
+USER_THEOREM = ql.Theorem(
+    name="user-mean-batch",
+    title="Mean batch of a stable batch-capped queue (a user's theorem)",
+    hypotheses=("policy fcfs_cap, one type", "lambda E[l1] < B"),
+    statement_fn=lambda m: sp.Eq(MEAN_BATCH, _mean_batch(m)),
+    evaluate_fn=lambda m: {"mean_batch": _mean_batch(m)},
+    check_fn=lambda m, runs, level=0.95: judge(
+        "user-mean-batch", "mean_batch", _mean_batch(m), estimate_mean(runs, lambda r: r.batch_size, level)
+    ),
+    source="Little's law on the batch (test)",
+    applies_fn=_applies,
+)
+
+
+@pytest.fixture
+def user_theorem():
+    ql.theorems.register(USER_THEOREM)
+    try:
+        yield USER_THEOREM
+    finally:
+        ql.theorems.unregister(USER_THEOREM.name)
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+def test_latex_is_booktabs_escaped_and_formatted():
+    tex = to_latex(ROWS, ["name", "note", "value", "count", "holds", "ci"], caption="Load 5% of M_1")
+    lines = tex.splitlines()
+    assert lines[:4] == [r"\begin{table}[ht]", r"\centering", r"\caption{Load 5\% of M\_1}",
+                         r"\begin{tabular}{llrrlr}"]
+    assert [ln for ln in lines if ln in (r"\toprule", r"\midrule", r"\bottomrule")] == [
+        r"\toprule", r"\midrule", r"\bottomrule"]
+    assert r"mean\_kv & 5\% load \& more & 1.23457 & 3 & yes &  \\" in lines
+    assert r"x\_star & a|b \{c\} \#1 & inf & 12 & no & 0.25 \\" in lines
+    assert tex.rstrip().endswith(r"\end{table}")
+    bare = to_latex(ROWS, ["name"])
+    assert bare.startswith(r"\begin{tabular}{l}") and r"\caption" not in bare
+
+
+def test_latex_math_columns_are_not_escaped():
+    rows = [{"key": "x_star", "exact": r"\frac{100}{61}"}]
+    tex = to_latex(rows, ["key", "exact"], math_columns=["exact"])
+    assert r"x\_star & $\frac{100}{61}$ \\" in tex
+
+
+def test_tables_name_a_missing_column():
+    with pytest.raises(ql.ModelError, match="rows\\[0\\] has no column 'missing'"):
+        to_markdown(ROWS, ["name", "missing"])
+    with pytest.raises(ql.ModelError, match="columns must be a non-empty sequence"):
+        to_latex(ROWS, "name")
+
+
+def test_markdown_round_trip():
+    md = to_markdown(ROWS, ["name", "note", "value", "count", "holds"])
+    lines = md.strip().splitlines()
+    assert lines[1] == "| --- | --- | ---: | ---: | --- |"
+    parsed = [[cell.strip().replace(r"\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+    assert parsed[0] == ["name", "note", "value", "count", "holds"]
+    assert parsed[2:] == [[format_value(row[c]) for c in parsed[0]] for row in ROWS]
+
+
+def test_csv_round_trip_is_exact_and_atomic(tmp_path):
+    path = to_csv(ROWS, tmp_path / "rows.csv")
+    back = read_csv(path)
+    assert [list(r) for r in back] == [list(ROWS[0])] * 2
+    for row, text in zip(ROWS, back, strict=True):
+        assert float(text["value"]) == row["value"] and int(text["count"]) == row["count"]
+        assert text["note"] == row["note"] and text["holds"] == str(row["holds"])
+        assert text["ci"] == ("" if row["ci"] is None else repr(row["ci"]))
+    assert leftovers(tmp_path) == []
+    assert (path.stat().st_mode & 0o044) == 0o044  # readable like any new file, not mkstemp's 0600
+
+
+def test_failed_figure_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "figure.png"
+    target.write_bytes(b"old")
+
+    class Broken:
+        def savefig(self, fh, **kwargs):
+            fh.write(b"half an image")
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_figure(Broken(), target)
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+def test_theorem_rows_are_exact_and_include_user_theorems(user_theorem):
+    rows = theorem_rows(ql.default_model())
+    by_key = {(r["theorem"], r["key"]): r for r in rows}
+    x_star = by_key[("fixed-point", "x_star")]
+    assert x_star["exact"] == "100/61" and x_star["value"] == 100 / 61
+    assert x_star["exact_latex"] == r"\frac{100}{61}"
+    assert x_star["statement"] == ql.theorems["fixed-point"].latex(ql.default_model())
+    assert by_key[("linear-map", "stable")]["value"] is None  # a bool is not a float
+    assert "cycles" in {r["theorem"] for r in rows} and ("cycles", "contiguous[...]") in by_key
+    assert "user-mean-batch" not in {r["theorem"] for r in rows}  # does not apply to greedy
+
+    queue_rows = theorem_rows(stable_queue())
+    mine = [r for r in queue_rows if r["theorem"] == "user-mean-batch"]
+    assert [(r["key"], r["exact"], r["value"]) for r in mine] == [("mean_batch", "6", 6.0)]
+    assert mine[0]["statement"] == r"\bar{b} = 6" and mine[0]["source"] == "Little's law on the batch (test)"
+
+
+def test_theorem_rows_of_an_unregistered_theorem_are_gone(user_theorem):
+    assert any(r["theorem"] == "user-mean-batch" for r in theorem_rows(stable_queue()))
+    ql.theorems.unregister("user-mean-batch")
+    try:
+        assert all(r["theorem"] != "user-mean-batch" for r in theorem_rows(stable_queue()))
+    finally:
+        ql.theorems.register(USER_THEOREM)  # the fixture unregisters it
+
+
+def test_theorem_rows_named_theorems_must_exist_and_apply():
+    assert {r["theorem"] for r in theorem_rows(ql.default_model(), ["fixed-point"])} == {"fixed-point"}
+    with pytest.raises(ql.ModelError, match="no theorem named 'nope'"):
+        theorem_rows(ql.default_model(), ["nope"])
+    with pytest.raises(ql.ModelError, match="'stability' does not apply"):
+        theorem_rows(ql.default_model(), ["stability"])
+
+
+def test_theorem_rows_of_a_symbolic_model_keep_symbols():
+    l0, l1, M = sp.symbols("l0 l1 M", positive=True)
+    model = ql.ContinuousBatching([ql.RequestType(prompt=l0, decode=l1)], kv_capacity=M)
+    row = next(r for r in theorem_rows(model, ["fixed-point"]) if r["key"] == "x_star")
+    exact = sp.sympify(row["exact"], locals={"l0": l0, "l1": l1, "M": M})
+    assert sp.simplify(exact - 2 * M / (l1 * (2 * l0 + l1 + 1))) == 0
+    assert row["value"] is None
+
+
+def test_verdict_rows_reject_other_values():
+    with pytest.raises(ql.ModelError, match=r"verdicts\[0\] must be a Verdict"):
+        verdict_rows(["holds"])
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+
+def test_figures_are_png_and_validate_their_input(tmp_path):
+    run = ql.simulate(ql.default_model(), 600, seed=3, engine="fast")
+    for plot, name in ((plot_trajectory, "t.png"), (plot_stage_occupancy, "s.png")):
+        path = plot(run, tmp_path / name, window=(100, 600))
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert leftovers(tmp_path) == []
+    with pytest.raises(ql.ModelError, match="window stop must be an integer in \\[101, 600\\]"):
+        plot_trajectory(run, tmp_path / "x.png", window=(100, 100))
+    with pytest.raises(ql.ModelError, match="trajectory must be a Trajectory"):
+        plot_stage_occupancy("run", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+# -- the report job --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory):
+    return report(output=tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="module")
+def queue_report(tmp_path_factory):
+    ql.theorems.register(USER_THEOREM)
+    try:
+        return report(stable_queue(), output=tmp_path_factory.mktemp("queue"))
+    finally:
+        ql.theorems.unregister(USER_THEOREM.name)
+
+
+@pytest.mark.parametrize("name", ["default_report", "queue_report"])
+def test_report_writes_every_file_with_provenance(request, name):
+    rep = request.getfixturevalue(name)
+    folder = Path(rep.paths["report.md"]).parent
+    assert sorted(rep.paths) == sorted(FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)  # nothing else, no temporaries
+    assert all(Path(p).stat().st_size > 0 for p in rep.paths.values())
+    prov = json.loads((folder / "provenance.json").read_text())
+    for key in PROVENANCE_KEYS:
+        assert key in prov
+    assert prov["model"] == rep.model.to_dict() and prov["seed"] == 1 and prov["iterations"] == 20_000
+    assert prov["sympy"] == sp.__version__ and prov["queueing_llm"] == ql.__version__
+    assert prov["engine"] == "fast"
+    csv_rows = read_csv(folder / "verdicts.csv")
+    assert [(r["theorem"], float(r["estimate"])) for r in csv_rows] == [
+        (r["theorem"], r["estimate"]) for r in rep.verdict_rows]
+    tex = (folder / "verdicts.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    theorems_tex = (folder / "theorems.tex").read_text()
+    assert all(rf"\paragraph{{{r['theorem']}}}" in theorems_tex for r in rep.theorem_rows)
+    assert (folder / "trajectory.png").read_bytes()[:4] == b"\x89PNG"
+    md = (folder / "report.md").read_text()
+    assert "![queue, batch and memory](trajectory.png)" in md
+    assert all(f"**{name}**" in md for name in rep.skipped)
+
+
+def test_git_commit_is_the_checkout_head(default_report):
+    commit = default_report.provenance["git_commit"]
+    if (ROOT / ".git").exists():
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert commit == head.stdout.strip()
+    else:
+        assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+
+
+def test_default_model_reports_the_memory_little_failure_and_why(default_report):
+    rows = {r["theorem"]: r for r in default_report.verdict_rows}
+    little = rows["memory-little"]
+    assert not little["holds"] and "evict" in little["reason"]
+    assert little["theory"] < little["ci_low"]  # greedy congestion: evicted progress holds memory
+    assert rows["open-system"]["holds"]  # 1.2 > worst-cycle throughput 1: the queue must grow
+    assert not default_report.all_hold
+    text = default_report.to_text()
+    assert re.search(r"memory-little/mean_kv .* FAILS", text)
+    assert "FAILS memory-little: " + little["reason"] in text
+    md = (Path(default_report.paths["report.md"]).parent / "report.md").read_text()
+    assert f"- **memory-little** (FAILS): {little['reason']}" in md
+    assert "linear-map" in default_report.skipped and "saturated" in default_report.skipped["linear-map"]
+
+
+def test_stable_queue_verdicts_hold_including_the_users_theorem(queue_report):
+    rows = {r["theorem"]: r for r in queue_report.verdict_rows}
+    assert set(rows) == {"memory-little", "stability", "overload-drift", "stationary", "lyapunov-bounds",
+                         "user-mean-batch"}
+    assert queue_report.all_hold
+    stationary = rows["stationary"]
+    assert stationary["ci_low"] <= stationary["theory"] <= stationary["ci_high"] and stationary["level"] == 0.95
+    assert rows["user-mean-batch"]["theory"] == 6.0
+    assert any(r["theorem"] == "user-mean-batch" for r in queue_report.theorem_rows)
+    assert "saturated" in queue_report.skipped["renewal-transient"]
+    assert "user-mean-batch" not in ql.theorems  # the fixture cleaned up
+
+
+def test_report_is_reproducible_and_json_ready():
+    a = report(stable_queue(), iterations=2000, seed=7, names=["stationary", "renewal-transient"])
+    b = report(stable_queue(), iterations=2000, seed=7, names=["stationary", "renewal-transient"])
+    assert a.verdict_rows == b.verdict_rows and a.paths == {}
+    assert [r["theorem"] for r in a.verdict_rows] == ["stationary"]
+    assert "saturated" in a.skipped["renewal-transient"]
+    data = json.loads(a.to_json())
+    assert data["provenance"]["theorems"] == ["stationary", "renewal-transient"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"iterations": 0}, "iterations must be an integer in [1, inf), got 0"),
+        ({"names": ["nope"]}, "no theorem named 'nope'"),
+        ({"names": "stationary"}, "names must be a sequence of theorem names"),
+        ({"level": 1.0}, "level must be a number in (0, 1)"),
+        ({"model": "greedy"}, "model must be a ContinuousBatching"),
+    ],
+)
+def test_report_rejects_bad_input(kwargs, fragment):
+    with pytest.raises(ql.ModelError) as err:
+        report(**kwargs)
+    assert fragment in str(err.value)
+
+
+def test_report_output_must_be_a_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ql.ParameterError, match="output must be a folder, got the existing file"):
+        report(iterations=100, output=tmp_path / "file")
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def test_cli_report_prints_the_table_and_writes_files(capsys, tmp_path):
+    code = main(["report", "--iterations", "3000", "--seed", "2", "--output", str(tmp_path / "out")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert re.search(r"^theorem/quantity +theory +simulation +95% CI +verdict$", out.out, re.M)
+    assert "memory-little/mean_kv" in out.out and "not verified:" in out.out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
+
+
+def test_cli_report_json_for_a_typed_model(capsys):
+    code = main(["report", "--type", "2,3,1.5", "--batch-cap", "8", "--policy", "fcfs_cap",
+                 "--iterations", "3000", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
+    assert data["seed"] == 1 and data["model"]["policy"] == "fcfs_cap"
+    assert {r["theorem"] for r in data["verdicts"]} >= {"stability", "memory-little"}
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["report", "--iterations", "0"], "iterations must be an integer in [1, inf), got 0"),
+        (["report", "--theorem", "nope"], "no theorem named 'nope'"),
+        (["report", "--theorem", "stability"], "'stability' does not apply to this model"),
+        (["report", "--level", "2"], "level must be a number in (0, 1), got 2"),
+        (["report", "--policy", "fifo"], "policy must be one of"),
+        (["report", "--seed", "x"], "--seed"),
+        (["report", "--output", "/dev/null/out"], "output folder '/dev/null/out' cannot be created"),
+    ],
+)
+def test_cli_report_bad_input_one_line_exit_2(capsys, argv, fragment):
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse-level errors
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert fragment in lines[0] and "Traceback" not in err
