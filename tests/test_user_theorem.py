@@ -33,7 +33,7 @@ def clean_registry():
 
 def test_the_page_has_the_expected_blocks():
     blocks = code_blocks(DOC.read_text())
-    assert len(blocks) == 7
+    assert len(blocks) == 8
     assert "ql.theorems.register(mean_batch)" in blocks[0]
     assert "assert_theorem_holds" in blocks[4]
 
@@ -51,6 +51,7 @@ def test_worked_example_runs(clean_registry, capsys):
     assert "mean-batch/mean_batch: theory 2.4" in out and "holds" in out
     assert "does not apply to this model: the queue is unstable" in out
     assert "mean-batch-wrong/mean_batch" in out and "FAILS" in out
+    assert r"\toprule" in out and "mean-batch" in out.split(r"\toprule")[1]  # report rows of a user theorem
     assert "mean-batch" not in ql.theorems  # the page unregisters its theorem
 
 
