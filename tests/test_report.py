@@ -13,6 +13,8 @@ import queueing_llm as ql
 from queueing_llm.cli import main
 from queueing_llm.report import (
     FILES,
+    RUN_KINDS,
+    VERDICT_COLUMNS,
     format_value,
     plot_stage_occupancy,
     plot_trajectory,
@@ -190,6 +192,14 @@ def test_theorem_rows_of_a_symbolic_model_keep_symbols():
     assert row["value"] is None
 
 
+def test_verdict_rows_carry_the_run_kind():
+    verdict = judge("t", "q", 1.0, estimate_mean(ql.simulate(stable_queue(), 400, seed=2, engine="fast"),
+                                                  lambda r: r.batch_size))
+    assert verdict_rows([verdict])[0]["run"] is None
+    assert verdict_rows([verdict], {"t": "saturated"})[0]["run"] == "saturated"
+    assert list(verdict_rows([verdict])[0]) == list(VERDICT_COLUMNS)
+
+
 def test_verdict_rows_reject_other_values():
     with pytest.raises(ql.ModelError, match=r"verdicts\[0\] must be a Verdict"):
         verdict_rows(["holds"])
@@ -242,8 +252,9 @@ def test_report_writes_every_file_with_provenance(request, name):
     assert prov["sympy"] == sp.__version__ and prov["queueing_llm"] == ql.__version__
     assert prov["engine"] == "fast"
     csv_rows = read_csv(folder / "verdicts.csv")
-    assert [(r["theorem"], float(r["estimate"])) for r in csv_rows] == [
-        (r["theorem"], r["estimate"]) for r in rep.verdict_rows]
+    assert [(r["theorem"], float(r["estimate"]), r["run"]) for r in csv_rows] == [
+        (r["theorem"], r["estimate"], r["run"]) for r in rep.verdict_rows]
+    assert prov["runs"] == rep.run_info and prov["runs"]["open"]["iterations"] == 20_000
     tex = (folder / "verdicts.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
     theorems_tex = (folder / "theorems.tex").read_text()
@@ -275,7 +286,65 @@ def test_default_model_reports_the_memory_little_failure_and_why(default_report)
     assert "FAILS memory-little: " + little["reason"] in text
     md = (Path(default_report.paths["report.md"]).parent / "report.md").read_text()
     assert f"- **memory-little** (FAILS): {little['reason']}" in md
-    assert "linear-map" in default_report.skipped and "saturated" in default_report.skipped["linear-map"]
+    assert little["run"] == "open" and rows["open-system"]["run"] == "open"  # the open run is tried first
+
+
+def test_default_model_verifies_family_a_against_saturated_and_relaxed_runs(default_report):
+    rows = {r["theorem"]: r for r in default_report.verdict_rows}
+    runs = {name: row["run"] for name, row in rows.items()}
+    assert runs == {"memory-little": "open", "nsz-threshold": "open", "fixed-point": "open", "open-system": "open",
+                    "worst-cycle": "saturated", "cycles": "saturated", "linear-map": "relaxed",
+                    "gcd-criterion": "relaxed", "rate-limited": "saturated, rate_limited(x*)"}
+    assert default_report.run_kinds == runs
+    assert [r["theorem"] for r in default_report.failures] == ["memory-little"]
+    # the integer saturated system settles on the worst cycle: floor(2000/50)/40 = 1 completion per iteration
+    worst = rows["worst-cycle"]
+    assert worst["holds"] and worst["theory"] == 1.0 and worst["estimate"] == 1.0
+    fixed = rows["fixed-point"]
+    assert fixed["holds"] and fixed["theory"] == 100 / 61 and fixed["estimate"] <= 100 / 61
+    # token bucket at x* = 100/61, whole requests: a period-40 cycle completing 63 (MODEL.md A.6, integer runs)
+    rate = rows["rate-limited"]
+    assert rate["holds"] and rate["theory"] == 100 / 61 and rate["estimate"] == 63 / 40
+    linear = rows["linear-map"]  # rho(F) = 1.04 > 1: the relaxed map leaves x* and evicts
+    assert linear["holds"] and linear["theory"] > 1 and "leaves the fixed point" in linear["reason"]
+    assert all(why == "no numerical check" or why.startswith("does not apply")
+               for why in default_report.skipped.values()), default_report.skipped
+    info = default_report.run_info
+    assert tuple(info) == RUN_KINDS == ("open", "saturated", "relaxed", "saturated, rate_limited(x*)")
+    assert info["saturated"]["iterations"] == 5000 and info["saturated"]["seed"] == 1
+    assert info["relaxed"]["iterations"] == 1500 and info["relaxed"]["exact"] is False
+    saturated, limited = default_report.runs["saturated"], default_report.runs["saturated, rate_limited(x*)"]
+    assert saturated.saturated and saturated.model == default_report.model
+    assert limited.saturated and limited.model.policy == ql.rate_limited()
+    assert default_report.runs["open"] is default_report.trajectory
+    text = default_report.to_text()
+    assert re.search(r"^worst-cycle/throughput +saturated +1 +1 +holds$", text, re.M)
+    assert re.search(r"^rate-limited/throughput +saturated, rate_limited\(x\*\) +1\.6393 +1\.575 +holds$", text, re.M)
+    assert "saturated run: 5000 iterations, seed 1, policy greedy" in text
+    md = (Path(default_report.paths["report.md"]).parent / "report.md").read_text()
+    assert "| worst-cycle | throughput | saturated | 1 | 1 |" in md
+    assert json.loads(default_report.to_json())["runs"]["relaxed"]["first_eviction"] == 42
+
+
+def test_a_theorem_no_run_satisfies_keeps_every_reason():
+    model = ql.ContinuousBatching(ql.RequestType(10, 40, arrivals=1.2), kv_capacity=2000, policy="reserve")
+    rep = report(model, iterations=400, names=["worst-cycle", "rate-limited"])
+    assert [(r["theorem"], r["run"], r["holds"]) for r in rep.verdict_rows] == [
+        ("rate-limited", "saturated, rate_limited(x*)", True)]
+    why = rep.skipped["worst-cycle"]
+    assert why.startswith("check refused these runs: open run: this check needs saturated runs")
+    assert "; saturated run: the worst-cycle check is about greedy admission" in why
+    assert "; relaxed run: no relaxed run for this model: the relaxed map runs greedy and rate_limited" in why
+    assert "; saturated, rate_limited(x*) run: the worst-cycle check is about greedy admission" in why
+    assert "error" in rep.run_info["relaxed"] and "relaxed" not in rep.runs
+    assert "worst-cycle (check refused these runs)" in rep.to_text()
+
+
+def test_a_rate_limited_model_needs_no_rate_limited_copy():
+    model = ql.ContinuousBatching(ql.RequestType(10, 40, arrivals=1.2), kv_capacity=2000, policy=ql.rate_limited())
+    rep = report(model, iterations=2000, names=["rate-limited"])
+    assert [(r["theorem"], r["run"], r["holds"]) for r in rep.verdict_rows] == [("rate-limited", "saturated", True)]
+    assert list(rep.run_info) == ["open", "saturated"]
 
 
 def test_stable_queue_verdicts_hold_including_the_users_theorem(queue_report):
@@ -288,6 +357,8 @@ def test_stable_queue_verdicts_hold_including_the_users_theorem(queue_report):
     assert rows["user-mean-batch"]["theory"] == 6.0
     assert any(r["theorem"] == "user-mean-batch" for r in queue_report.theorem_rows)
     assert "saturated" in queue_report.skipped["renewal-transient"]
+    assert {r["run"] for r in queue_report.verdict_rows} == {"open"}  # no KV budget: no saturated pass
+    assert list(queue_report.run_info) == ["open"] and "open run:" not in queue_report.skipped["renewal-transient"]
     assert "user-mean-batch" not in ql.theorems  # the fixture cleaned up
 
 
@@ -330,7 +401,7 @@ def test_cli_report_prints_the_table_and_writes_files(capsys, tmp_path):
     code = main(["report", "--iterations", "3000", "--seed", "2", "--output", str(tmp_path / "out")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert re.search(r"^theorem/quantity +theory +simulation +95% CI +verdict$", out.out, re.M)
+    assert re.search(r"^theorem/quantity +run +theory +simulation +95% CI +verdict$", out.out, re.M)
     assert "memory-little/mean_kv" in out.out and "not verified:" in out.out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
 

@@ -1,12 +1,15 @@
 """Reports: LaTeX (booktabs), Markdown and CSV tables, matplotlib figures, the report job.
 
 ``queueing_llm.report.report(model)`` evaluates every applicable theorem, simulates the
-model, verifies the theorems against the run and (with ``output=``) writes report.md,
-LaTeX tables, CSV, figures and provenance; ``queueing-llm report`` is its command.
+model, verifies each theorem against the first run it accepts (open system; for a finite
+KV budget also saturated, relaxed-map and rate-limited saturated runs, :mod:`.passes`)
+and (with ``output=``) writes report.md, LaTeX tables, CSV, figures and provenance;
+``queueing-llm report`` is its command.
 matplotlib is imported only when a figure is drawn.
 """
 
 from .figures import plot_stage_occupancy, plot_trajectory, save_figure
+from .passes import RUN_KINDS, RunKinds, verify_kinds
 from .run import FILES, Report, git_commit, provenance, report
 from .tables import (
     THEOREM_COLUMNS,
@@ -23,7 +26,9 @@ from .tables import (
 
 __all__ = [
     "FILES",
+    "RUN_KINDS",
     "Report",
+    "RunKinds",
     "THEOREM_COLUMNS",
     "VERDICT_COLUMNS",
     "format_value",
@@ -40,4 +45,5 @@ __all__ = [
     "to_latex",
     "to_markdown",
     "verdict_rows",
+    "verify_kinds",
 ]

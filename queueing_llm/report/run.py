@@ -2,9 +2,11 @@ r"""The report job: evaluate every applicable theorem, simulate, verify, write t
 
 :func:`report` takes one model (default: :func:`queueing_llm.default_model`), evaluates
 each applicable registered theorem (built-in and user-registered), simulates the model
-with the fast engine, verifies every applicable theorem that has a check and accepts
-that run (:func:`queueing_llm.verify_all`; the others are recorded with their reasons,
-never dropped) and returns a :class:`Report`. Given an ``output`` folder it writes,
+with the fast engine, verifies every applicable theorem that has a check against the
+first run it accepts (the open-system run, then for a finite KV budget a saturated run,
+a relaxed-map run and a saturated rate-limited run, see :mod:`queueing_llm.report.passes`;
+the theorems no run satisfies are recorded with their reasons, never dropped) and
+returns a :class:`Report`. Given an ``output`` folder it writes,
 each file atomically:
 
 ``report.md``         the whole report in Markdown (tables, reasons, statements, provenance)
@@ -28,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from ..derivation import write_atomic
-from ..errors import ModelError, ParameterError, describe
+from ..errors import ParameterError, describe
 from ..model import ContinuousBatching, default_model
 from ..numbers import check_real
 from ..stats import DEFAULT_LEVEL
 from ..theorems import theorems
-from ..verify import Verdicts, verify_all
+from ..verify import Verdicts
 from .figures import plot_stage_occupancy, plot_trajectory
+from .passes import RunKinds, verify_kinds
 from .tables import (
     THEOREM_COLUMNS,
     VERDICT_COLUMNS,
@@ -53,7 +56,7 @@ FILES = ("report.md", "theorems.tex", "verdicts.tex", "verdicts.csv", "trajector
          "provenance.json")
 """The files :func:`report` writes into its output folder."""
 
-_VERDICT_TABLE = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "holds")
+_VERDICT_TABLE = ("theorem", "quantity", "run", "theory", "estimate", "ci_low", "ci_high", "holds")
 _HEADERS = {"ci_low": "CI low", "ci_high": "CI high", "exact": "exact value", "value": "float"}
 
 
@@ -81,13 +84,18 @@ def git_commit(path: str | Path | None = None) -> str | None:
     return head.stdout.strip() or None
 
 
-def provenance(run: Any, level: float, names: Sequence[str] | None) -> dict[str, Any]:
+def provenance(
+    run: Any, level: float, names: Sequence[str] | None, runs: dict[str, dict] | None = None
+) -> dict[str, Any]:
     """What made a report: the run's metadata (model, seed, iterations, engine, versions of
     queueing-llm, Python, NumPy, SymPy, SimPy), the confidence level, the theorem names
-    asked for, matplotlib's version and the git commit of the package's checkout."""
+    asked for, matplotlib's version, the git commit of the package's checkout and, under
+    ``"runs"``, the description of each run kind used (:attr:`Report.run_info`)."""
     import matplotlib
 
     out = dict(run.metadata)
+    if runs is not None:
+        out["runs"] = runs
     out["level"] = level
     out["theorems"] = None if names is None else list(names)
     out["matplotlib"] = matplotlib.__version__
@@ -119,7 +127,15 @@ class Report:
     paths : dict
         File name -> path of each file written (empty without ``output``).
     trajectory : Trajectory
-        The simulated run.
+        The simulated open-system run.
+    run_kinds : dict
+        Theorem name -> the kind of run its verdict was checked against: ``"open"``,
+        ``"saturated"``, ``"relaxed"`` or ``"saturated, rate_limited(x*)"``
+        (:mod:`queueing_llm.report.passes`); also the ``run`` column of the verdict rows.
+    run_info : dict
+        Kind -> description (iterations, seed, policy, ...) of each run built.
+    runs : dict
+        Kind -> the run itself (``"open"`` is :attr:`trajectory`).
     """
 
     model: ContinuousBatching
@@ -133,6 +149,9 @@ class Report:
     provenance: dict
     paths: dict = field(default_factory=dict)
     trajectory: Any = field(default=None, repr=False)
+    run_kinds: dict = field(default_factory=dict)
+    run_info: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict, repr=False)
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -166,18 +185,20 @@ class Report:
             f"run: {self.iterations} iterations, seed {self.seed}; throughput {s['throughput']:.4g}, "
             f"mean queue {s['mean_queue']:.4g}, mean batch {s['mean_batch']:.4g}, "
             f"evictions {s['evictions_per_iteration']:.4g} per iteration",
-            "",
         ]
+        lines += [f"{kind} run: {_describe_run(info)}" for kind, info in self.run_info.items()
+                  if kind != "open" and "error" not in info]
+        lines.append("")
         level = f"{100 * self.level:.10g}% CI"
-        table = [("theorem/quantity", "theory", "simulation", level, "verdict")]
+        table = [("theorem/quantity", "run", "theory", "simulation", level, "verdict")]
         for row in self.verdict_rows:
             low, high = format_value(row["ci_low"], 5), format_value(row["ci_high"], 5)
             ci = "" if row["ci_low"] is None else f"[{low}, {high}]"
-            table.append((f"{row['theorem']}/{row['quantity']}", format_value(row["theory"], 5),
+            table.append((f"{row['theorem']}/{row['quantity']}", row.get("run") or "", format_value(row["theory"], 5),
                           format_value(row["estimate"], 5), ci, "holds" if row["holds"] else "FAILS"))
-        widths = [max(len(r[i]) for r in table) for i in range(5)]
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
-            lines.append("  ".join(cell.ljust(w) if i in (0, 3) else cell.rjust(w)
+            lines.append("  ".join(cell.ljust(w) if i in (0, 1, 4) else cell.rjust(w)
                                    for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip())
         if not self.verdict_rows:
             lines.append("(no theorem with a check applies to this model and run)")
@@ -205,6 +226,7 @@ class Report:
             "seed": self.seed,
             "level": self.level,
             "summary": self.summary,
+            "runs": self.run_info,
             "verdicts": self.verdict_rows,
             "skipped": dict(self.skipped),
             "theorems": self.theorem_rows,
@@ -224,6 +246,13 @@ class Report:
         md += [f"{self.iterations} iterations, seed {self.seed}, fast engine; "
                f"confidence level {100 * self.level:.10g}%.", "", "## Run summary", ""]
         md.append(to_markdown([{"quantity": k, "value": v} for k, v in self.summary.items()], ("quantity", "value")))
+        extra = {kind: info for kind, info in self.run_info.items() if kind != "open"}
+        if extra:
+            md += ["Theorems the open-system run cannot verify are checked against these runs "
+                   "(column *run* of the verdicts):", ""]
+            md += [f"- **{kind}**: {info['error'] if 'error' in info else _describe_run(info)}"
+                   for kind, info in extra.items()]
+            md.append("")
         md += ["## Theory against simulation", ""]
         if self.verdict_rows:
             md.append(to_markdown(self.verdict_rows, _VERDICT_TABLE, headers=_HEADERS))
@@ -283,6 +312,16 @@ class Report:
         return {name: self.paths[name] for name in FILES}
 
 
+def _describe_run(info: dict) -> str:
+    """One line for a run kind's description (:attr:`Report.run_info`)."""
+    if "exact" in info:
+        arithmetic = "rational" if info["exact"] else "floating-point"
+        evict = info.get("first_eviction")
+        return (f"{info['iterations']} iterations of the {arithmetic} relaxed map ({info['policy']}) from "
+                f"{info['initial']}; " + ("no eviction" if evict is None else f"first eviction at iteration {evict}"))
+    return f"{info['iterations']} iterations, seed {info['seed']}, policy {info['policy']}, saturated"
+
+
 def _json_safe(value: Any) -> Any:
     """``value`` with non-finite floats as the strings ``"inf"``, ``"-inf"``, ``"nan"``
     (strict JSON has no infinities)."""
@@ -321,22 +360,6 @@ def _folder(output: Any) -> Path:
     return folder
 
 
-def _verify(model: ContinuousBatching, run: Any, names: Sequence[str] | None, level: float) -> Verdicts:
-    if names is None:
-        return verify_all(model, run, level=level)
-    out = Verdicts()
-    for name in names:
-        thm = theorems[name]
-        if thm.check_fn is None:
-            out.skipped[name] = "no numerical check"
-            continue
-        try:
-            out.extend(verify_all(model, run, names=[name], level=level))
-        except ModelError as err:  # recorded with its message, as verify_all does
-            out.skipped[name] = f"check refused these runs: {err}"
-    return out
-
-
 def report(
     model: ContinuousBatching | None = None,
     iterations: int = 20_000,
@@ -350,10 +373,16 @@ def report(
 
     Steps: (1) :func:`~queueing_llm.report.tables.theorem_rows` of every registered theorem
     that applies to the model; (2) ``ql.simulate(model, iterations, seed, engine="fast")``;
-    (3) :func:`queueing_llm.verify_all` on that run at confidence level :math:`c` =
-    ``level`` (a statement about a long-run mean holds iff the theory value lies in the
-    level-:math:`c` batch-means interval of the simulation, :mod:`queueing_llm.verify`);
-    (4) with ``output``, the files of :data:`FILES`, each written atomically.
+    (3) every theorem with a check is verified (:func:`queueing_llm.verify`) at confidence
+    level :math:`c` = ``level`` (a statement about a long-run mean holds iff the theory
+    value lies in the level-:math:`c` batch-means interval of the simulation,
+    :mod:`queueing_llm.verify`) against the first run its check accepts: that open-system
+    run, then, for a finite KV budget :math:`M` and only if some theorem needs them, a
+    saturated run (``saturated=True``, :math:`\min(N, 5000)` iterations, same seed), the
+    relaxed map near :math:`x^*` (:math:`\min(N, 1500)` iterations, floats) and a saturated
+    run of the model with ``policy=ql.rate_limited()`` (family A of MODEL.md section 5,
+    [ADLS26]; :mod:`queueing_llm.report.passes`); (4) with ``output``, the files of
+    :data:`FILES`, each written atomically.
 
     Parameters
     ----------
@@ -396,18 +425,22 @@ def report(
     folder = None if output is None else _folder(output)
     rows = theorem_rows(model, names)
     run = simulate(model, int(iterations), seed=seed, engine="fast", progress=progress)
-    verdicts = _verify(model, run, names, level)
+    runs = RunKinds(model, run, int(iterations))
+    verdicts, kinds = verify_kinds(model, runs, names, level)
     result = Report(
         model=model,
         iterations=int(iterations),
         seed=run.seed,
         level=float(level),
         theorem_rows=rows,
-        verdict_rows=verdict_rows(verdicts),
+        verdict_rows=verdict_rows(verdicts, kinds),
         verdicts=verdicts,
         summary=run.summary(),
-        provenance=provenance(run, float(level), names),
+        provenance=provenance(run, float(level), names, runs.info),
         trajectory=run,
+        run_kinds=kinds,
+        run_info=runs.info,
+        runs=runs.runs,
     )
     if folder is not None:
         result.write(folder)

@@ -46,7 +46,8 @@ __all__ = [
     "read_csv",
 ]
 
-VERDICT_COLUMNS = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "level", "holds", "reason")
+VERDICT_COLUMNS = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "level", "holds", "reason",
+                   "run")
 """Columns of :func:`verdict_rows`."""
 
 THEOREM_COLUMNS = ("theorem", "key", "exact", "value")
@@ -60,13 +61,17 @@ MAX_ITEMS = 8
 # -- rows ----------------------------------------------------------------------------------
 
 
-def verdict_rows(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
+def verdict_rows(verdicts: Iterable[Verdict], runs: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     r"""One row per verdict: the theory value against the simulation's interval.
 
     Parameters
     ----------
     verdicts : iterable of Verdict
         E.g. the result of :func:`queueing_llm.verify_all`.
+    runs : mapping or None
+        Theorem name -> the kind of run its verdict was checked against (``"open"``,
+        ``"saturated"``, ``"relaxed"``, ``"saturated, rate_limited(x*)"``, see
+        :mod:`queueing_llm.report.passes`); the ``run`` column, ``None`` where unknown.
 
     Returns
     -------
@@ -74,9 +79,10 @@ def verdict_rows(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
         Keys :data:`VERDICT_COLUMNS`: ``theorem``, ``quantity``, ``theory``, ``estimate``
         (floats), ``ci_low``, ``ci_high`` (the level-:math:`c` interval
         :math:`[\hat\theta - h, \hat\theta + h]`, ``None`` for exact checks), ``level``
-        (:math:`c`, ``None`` for exact checks), ``holds`` (bool) and ``reason``.
+        (:math:`c`, ``None`` for exact checks), ``holds`` (bool), ``reason`` and ``run``.
         Source of the decision rule: :mod:`queueing_llm.verify`.
     """
+    runs = dict(runs or {})
     rows = []
     for i, v in enumerate(verdicts):
         if not isinstance(v, Verdict):
@@ -93,6 +99,7 @@ def verdict_rows(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
                 "level": None if iv is None else float(iv.level),
                 "holds": bool(v.holds),
                 "reason": v.reason,
+                "run": runs.get(v.theorem),
             }
         )
     return rows
