@@ -342,9 +342,10 @@ def _cycles_check(model: ContinuousBatching, trajectory: Any, tol: float = 1e-9,
     cycles exactly: the throughput must lie between the integer worst cycle and :math:`x^*`;
     the nearest catalogued cycle is reported.
     """
+    runs = _require_greedy(_runs(trajectory), model, "cycles")  # refuse unsuitable runs before deriving
     cat = _catalogue(model)
     verdicts = []
-    for run in _require_greedy(_runs(trajectory), model, "cycles"):
+    for run in runs:
         cycle = dyn.detect_cycle(run)
         if cycle is None:
             verdicts.append(Verdict("cycles", "throughput", math.nan, math.nan, None, False,
