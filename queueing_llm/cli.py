@@ -79,6 +79,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``queueing-llm`` (subcommands ``simulate`` and ``report``)."""
     parser = _Parser(prog="queueing-llm", description="Queueing theory of LLM inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sim = sub.add_parser("simulate", help="simulate a model and print its summary")

@@ -85,6 +85,7 @@ class Law(ABC):
 
     @property
     def support_max(self) -> float:
+        """Largest value with positive probability (``math.inf`` if unbounded)."""
         return math.inf
 
     @abstractmethod

@@ -130,6 +130,7 @@ class RequestType:
 
     @property
     def is_wall_clock(self) -> bool:
+        """True if arrivals are a :class:`PoissonProcess` in seconds (wall-clock mode)."""
         return isinstance(self.arrivals, PoissonProcess)
 
     @property
@@ -303,6 +304,7 @@ class ContinuousBatching:
 
     @property
     def is_symbolic(self) -> bool:
+        """True if a capacity, cap, length or arrival parameter is a SymPy expression with symbols."""
         return (
             is_symbolic(self.kv_capacity)
             or is_symbolic(self.batch_cap)
@@ -314,6 +316,7 @@ class ContinuousBatching:
 
     @property
     def is_wall_clock(self) -> bool:
+        """True if iterations have a duration in seconds (an ``iteration_time`` is given)."""
         return self.iteration_time is not None
 
     @property

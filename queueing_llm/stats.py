@@ -95,6 +95,7 @@ class Interval:
 
     @property
     def half_width(self) -> float:
+        """Half the interval's width, :math:`(high - low)/2`."""
         return (self.high - self.low) / 2
 
     @property
