@@ -39,6 +39,7 @@ from .verdict import Verdict
 from .verify import Verdicts, verify, verify_all
 from . import report  # noqa: E402,I001  (the report package: ql.report.report(model), tables, figures)
 from .report import Report
+from .sweep import SweepResult, grid, sweep
 
 __version__ = "0.1.0"
 
@@ -88,4 +89,7 @@ __all__ = [
     "load_trace",
     "report",
     "Report",
+    "SweepResult",
+    "grid",
+    "sweep",
 ]
