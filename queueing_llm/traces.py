@@ -569,24 +569,23 @@ def _load_azure(src: _Source, **kw: Any) -> Trace:
     return _sorted_trace(_timestamps(src, stamps), prompt, output, **kw)
 
 
-def _load_vidur(src: _Source, **kw: Any) -> Trace:
+def _load_columns(src: _Source, prompt_col: str, decode_col: str, time_col: str, **kw: Any) -> Trace:
+    """A CSV with integer prompt and decode columns and an optional arrival-time column."""
     header, data = _read_csv(src)
-    prompt = _numbers(src, "num_prefill_tokens", _column(src, header, data, "num_prefill_tokens"), integer=True)
-    output = _numbers(src, "num_decode_tokens", _column(src, header, data, "num_decode_tokens"), integer=True)
+    prompt = _numbers(src, prompt_col, _column(src, header, data, prompt_col), integer=True)
+    output = _numbers(src, decode_col, _column(src, header, data, decode_col), integer=True)
     times = None
-    if "arrived_at" in header:
-        times = _numbers(src, "arrived_at", _column(src, header, data, "arrived_at"), integer=False)
+    if time_col in header:
+        times = _numbers(src, time_col, _column(src, header, data, time_col), integer=False)
     return _sorted_trace(times, prompt, output, **kw)
+
+
+def _load_vidur(src: _Source, **kw: Any) -> Trace:
+    return _load_columns(src, "num_prefill_tokens", "num_decode_tokens", "arrived_at", **kw)
 
 
 def _load_generic(src: _Source, **kw: Any) -> Trace:
-    header, data = _read_csv(src)
-    prompt = _numbers(src, "prompt", _column(src, header, data, "prompt"), integer=True)
-    output = _numbers(src, "decode", _column(src, header, data, "decode"), integer=True)
-    times = None
-    if "arrival" in header:
-        times = _numbers(src, "arrival", _column(src, header, data, "arrival"), integer=False)
-    return _sorted_trace(times, prompt, output, **kw)
+    return _load_columns(src, "prompt", "decode", "arrival", **kw)
 
 
 def _load_mooncake(src: _Source, **kw: Any) -> Trace:
