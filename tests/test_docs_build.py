@@ -117,6 +117,34 @@ def test_license_citation_and_changelog():
     assert headings[:2] == ["Unreleased", version], headings
 
 
+# -- docs/user_theorems.md copied into a test file, as the page says -------------------------
+
+AFTER_THE_PAGE = """
+import queueing_llm as ql
+
+
+def test_the_page_unregistered_its_theorem_at_teardown():
+    assert "mean-batch" not in ql.theorems
+"""
+
+
+@pytest.mark.slow
+def test_user_theorems_page_copied_into_a_test_file_passes(tmp_path):
+    page = (ROOT / "docs" / "user_theorems.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.S | re.M)
+    assert len(blocks) >= 2
+    (tmp_path / "test_mean_batch.py").write_text("\n\n".join(blocks), encoding="utf-8")
+    (tmp_path / "test_zz_after_the_page.py").write_text(AFTER_THE_PAGE, encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # not the repository's settings
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mean_batch.py",
+         "test_zz_after_the_page.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"\b3 passed\b", proc.stdout), proc.stdout
+
+
 # -- sphinx-build -W -----------------------------------------------------------------------
 
 
