@@ -70,6 +70,7 @@ def test_bad_input_one_line_exit_2_no_traceback(capsys, argv, fragment):
     assert fragment in lines[0] and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_entry_point_end_to_end():
     proc = subprocess.run([sys.executable, "-m", "queueing_llm", "simulate", "--kv-capacity", "30"],
                           capture_output=True, text=True, timeout=300)

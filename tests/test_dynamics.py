@@ -401,6 +401,7 @@ def test_l0_min_bisection_branch_agrees_with_scan():
     assert dyn.l0_min(m) == dyn.l0_min(m, scan=2)
 
 
+@pytest.mark.slow
 def test_cubic_asymptotic_derivation_and_numbers():
     p, beta, N = sp.symbols("p beta N", positive=True)
     cub = dyn.cubic_asymptotic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import sympy as sp
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -70,6 +71,7 @@ def test_rate_limited_relaxed_map_never_evicts(prompt, decode, extra, fraction):
     assert dyn.detect_cycle(run).throughput == (xs if fraction is None else fraction * xs)
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, derandomize=True)
 @given(prompt=st.integers(0, 30), decode=st.integers(1, 30), load=st.integers(1, 300))
 def test_rate_limited_integer_run_measured(prompt, decode, load):
@@ -100,6 +102,7 @@ def _prompt_for(model: ql.ContinuousBatching) -> int:
 PAIRS = [(a, b) for a in range(1, 9) for b in range(a + 1, 9)]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(decodes=st.one_of(st.sampled_from([q for q in PAIRS if math.gcd(*q) == 1]),
                          st.sampled_from([q for q in PAIRS if math.gcd(*q) > 1])).map(list),

@@ -257,6 +257,7 @@ def memory_models(draw):
     return prompt, decode, in_flight * (2 * prompt + decode + 1) // 2
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None, derandomize=True)
 @given(memory_models())
 def test_property_thresholds_against_simulation(params):

@@ -21,6 +21,7 @@ def test_there_are_proofs():
     assert {"memory_little", "fluid_benchmark", "nsz_threshold"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_proof_script_writes_latex(script, tmp_path):
     out = tmp_path / "proofs"

@@ -89,6 +89,7 @@ def test_little_identity_negative_control():
 # -- B.5 stationary mean, P(empty), sojourn; B.6 Lyapunov bounds; B.1 throughput -------------
 
 
+@pytest.mark.slow
 @examples(8)
 @given(
     qs.stable_queues(
@@ -114,6 +115,7 @@ def test_stationary_quantities_inside_the_simulation_interval(model):
     assert_theorem_holds("stability", model, runs, level=LEVEL)  # throughput = lambda
 
 
+@pytest.mark.slow
 @examples(6)
 @given(
     qs.stable_queues(
@@ -128,6 +130,7 @@ def test_lyapunov_bounds_hold_on_long_runs(model):
     assert_theorem_holds("lyapunov-bounds", model, run, level=LEVEL)
 
 
+@pytest.mark.slow
 def test_stationary_negative_control():
     """A 10 % higher arrival rate than the theory's model is detected (the check has power)."""
     model = fcfs(ql.Geometric(0.25), ql.Poisson(0.6), B=4)
@@ -140,6 +143,7 @@ def test_stationary_negative_control():
 # -- B.2 overload drift --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @examples(8)
 @given(
     qs.overloaded_queues(
@@ -188,6 +192,7 @@ def saturated_queues(draw):
     return fcfs(decode, None, B=draw(st.integers(1, 8)))
 
 
+@pytest.mark.slow
 @examples(6)
 @given(saturated_queues())
 @example(fcfs(ql.FinitePMF({2: 0.5, 4: 0.5}), None, B=3))  # periodic: gcd 2
@@ -228,6 +233,7 @@ def aperiodic(model) -> bool:
     return int(ql.theorems["renewal-transient"].evaluate(model, n=1)["period"]) == 1
 
 
+@pytest.mark.slow
 @examples(5)
 @given(saturated_queues().filter(aperiodic))
 def test_long_run_completions_and_equilibrium_stage(model):
@@ -251,6 +257,7 @@ def test_renewal_negative_control():
 # -- B.7 waiting-room cap ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @examples(5)
 @given(
     qs.queues(load=(0.5, 1.5), batch_caps=(1, 4), arrivals=("poisson", "bernoulli"), decode=("geometric",),
@@ -263,6 +270,7 @@ def test_rejection_probability_of_a_waiting_room_cap(model):
     assert_theorem_holds("waiting-cap", model, runs, level=LEVEL)
 
 
+@pytest.mark.slow
 def test_waiting_cap_negative_control():
     model = fcfs(ql.Geometric(0.5), ql.Poisson(1.0), B=2, waiting_cap=2)
     other = fcfs(ql.Geometric(0.5), ql.Poisson(1.2), B=2, waiting_cap=2)

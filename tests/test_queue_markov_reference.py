@@ -41,6 +41,7 @@ def close(a: float, b: float, rel: float = DIGITS, abs_: float = 0.0) -> bool:
     return abs(a - b) <= max(rel * abs(b), abs_)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["poisson", "bernoulli"])
 @pytest.mark.parametrize("B", [1, 2, 4, 16, 64])
 def test_pgf_route_matches_markov_chain(B: int, kind: str) -> None:
@@ -69,6 +70,7 @@ def test_reference_solvers_agree() -> None:
     assert close(float(n @ ref["pi_lu"]), ref["mean_in_system"], rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("B", [2, 16, 64])
 def test_bailey_closed_form_matches_general_route_and_chain(B: int) -> None:
     for load in (0.3, 0.9, 0.98):
@@ -92,6 +94,7 @@ def test_bailey_boundary_law_is_the_ladder_law() -> None:
     assert np.allclose(p / p.sum(), g, rtol=1e-9, atol=1e-15)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["poisson", "bernoulli"])
 def test_b1_closed_form_matches_general_route_and_chain(kind: str) -> None:
     lam_s, q_s = sp.symbols("lambda q", positive=True)
@@ -136,6 +139,7 @@ def test_waiting_cap_exact_rational_matches_float_chain() -> None:
     assert close(float(exact.rejection_probability), ref["rejection_probability"], rel=1e-13)
 
 
+@pytest.mark.slow
 def test_waiting_cap_large_k_recovers_the_uncapped_queue_and_the_overload_rate() -> None:
     stable = model(0.9, 0.3, 4, "poisson", waiting_cap=400)
     res = qw.waiting_cap_chain(stable)

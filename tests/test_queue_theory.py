@@ -166,6 +166,7 @@ def test_lyapunov_geometric_pin() -> None:
     assert sp.simplify(ew - hand) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arrivals", ["poisson", "bernoulli", "binomial"])
 def test_lyapunov_bounds_bracket_the_exact_mean(arrivals) -> None:
     for Bn, qn in ((1, 0.4), (4, 0.3), (16, 0.05), (32, 1.0)):

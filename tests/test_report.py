@@ -208,6 +208,7 @@ def test_verdict_rows_reject_other_values():
 # -- figures ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_figures_are_png_and_validate_their_input(tmp_path):
     run = ql.simulate(ql.default_model(), 600, seed=3, engine="fast")
     for plot, name in ((plot_trajectory, "t.png"), (plot_stage_occupancy, "s.png")):
@@ -238,6 +239,7 @@ def queue_report(tmp_path_factory):
         ql.theorems.unregister(USER_THEOREM.name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["default_report", "queue_report"])
 def test_report_writes_every_file_with_provenance(request, name):
     rep = request.getfixturevalue(name)
@@ -397,6 +399,7 @@ def test_report_output_must_be_a_folder(tmp_path):
 # -- the command -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_report_prints_the_table_and_writes_files(capsys, tmp_path):
     code = main(["report", "--iterations", "3000", "--seed", "2", "--output", str(tmp_path / "out")])
     out = capsys.readouterr()

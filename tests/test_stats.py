@@ -72,6 +72,7 @@ def test_batch_means_cover_iid_normal():
     assert coverage_consistent(hits, reps, DEFAULT_LEVEL), hits / reps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phi", [0.5, 0.8])
 def test_batch_means_cover_ar1(phi):
     rng = np.random.default_rng(14)
@@ -92,6 +93,7 @@ def test_batch_means_with_unit_batches_undercover_ar1():
     assert hits / reps < 0.7
 
 
+@pytest.mark.slow
 def test_rate_ci_covers_drift_of_random_walk_with_correlated_steps():
     rng = np.random.default_rng(16)
     reps, drift = 600, 0.25
@@ -123,6 +125,7 @@ def test_ratio_ci_of_batches_matches_batch_means_for_unit_denominators():
     assert a.half_width == pytest.approx(b.half_width)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("p", [0.3, 0.002])
 def test_binomial_ci_covers_at_least_the_nominal_level(p):
     rng = np.random.default_rng(19)

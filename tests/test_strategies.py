@@ -21,6 +21,7 @@ def load_of(model: ql.ContinuousBatching) -> sp.Expr:
     return t.arrival_rate * t.l1 / model.B
 
 
+@pytest.mark.slow
 def test_import_queueing_llm_does_not_import_hypothesis():
     code = "import sys, queueing_llm; assert 'hypothesis' not in sys.modules, 'hypothesis imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
