@@ -44,9 +44,8 @@ class Law(ABC):
     Attributes
     ----------
     support_min : int
-        Smallest value with positive probability.
-    support_max : int or float
-        Largest value with positive probability (``math.inf`` if unbounded).
+        Smallest value with positive probability (the largest is the property
+        :attr:`support_max`).
     """
 
     # -- symbolic face ------------------------------------------------------------

@@ -349,8 +349,9 @@ def sweep(
         Root seed of the whole sweep.
     replications : int >= 1
         Independent runs per point.
-    warmup : int in [0, iterations)
-        Iterations deleted by the summaries (and by the checks' estimates).
+    warmup : int
+        Iterations deleted by the summaries (and by the checks' estimates), from 0 to
+        ``iterations - 1``.
     engine : {"fast", "events"}
         Simulator engine (same trajectories for the same seed).
     theorems : sequence of str
