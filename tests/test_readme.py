@@ -32,3 +32,20 @@ def test_readme_tour_runs():
     namespace: dict = {}
     exec(compile(block.group(1), "README.md", "exec"), namespace)
     assert namespace["verdict"].holds and namespace["verdict"].theory > 0
+
+
+def test_readme_and_contributing_document_the_quick_tier():
+    readme = (ROOT / "README.md").read_text()
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    quick = '-m pytest -q -m "not slow"'
+    assert quick in readme and quick in contributing
+    assert readme.index(quick) > readme.index("## "), "the two top commands stay first and unchanged"
+    setup = (ROOT / "setup.cfg").read_text()
+    assert "--strict-markers" in setup and "slow:" in setup
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "not slow" not in ci  # CI runs the whole suite
+
+
+def test_the_slow_marker_is_used():
+    marked = [p.name for p in (ROOT / "tests").glob("test_*.py") if "@pytest.mark.slow" in p.read_text()]
+    assert len(marked) >= 5, marked
