@@ -2,14 +2,18 @@
 
 Build with ``make -C docs html``: the ``generated`` target first runs the scripts of
 ``proofs/`` and ``docs/build_theory.py``, which write ``docs/generated/theory.rst`` (the
-theory chapter's statements and derivations) from the theorem registry.
+theory chapter's statements and derivations) from the theorem registry; then
+``sphinx-build -W`` (warnings are errors). Built in place, the source tree next to this
+file comes first on ``sys.path``; ``tests/test_docs_build.py`` builds a copy of the
+folder, so there the installed package is documented.
 """
 
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if (ROOT / "queueing_llm" / "__init__.py").is_file():
+    sys.path.insert(0, str(ROOT))
 
 import queueing_llm  # noqa: E402
 
