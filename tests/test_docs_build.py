@@ -117,6 +117,58 @@ def test_license_citation_and_changelog():
     assert headings[:2] == ["Unreleased", version], headings
 
 
+def _wall(types, d0, d1, kv):
+    return ql.ContinuousBatching(
+        types=[ql.RequestType(prompt=l0, decode=l1, arrivals=ql.PoissonProcess(rate)) for l0, l1, rate in types],
+        kv_capacity=kv, iteration_time=ql.LinearIterationTime(d0, d1))
+
+
+def test_references_chapter_quotes_what_the_package_computes():
+    """The [derived] numbers of the references chapter, section 2, recomputed (the worked
+    example and the [NSZ26] setting are pinned in tests/test_capacity.py)."""
+    import sympy as sp
+
+    from queueing_llm.theory.capacity import fluid_benchmark
+
+    refs = (ROOT / "docs" / "references.rst").read_text(encoding="utf-8")
+    text = " ".join(refs.split()).replace("\\,", ",")  # one line, LaTeX thin spaces as commas
+
+    def quoted(value, shown):
+        assert shown in text, shown
+        digits = len(shown.split(".")[1]) if "." in shown else 0
+        assert round(float(value), digits) == float(shown.replace(",", "")), (value, shown)
+
+    c = sp.Rational
+    two = fluid_benchmark(_wall([(2, 3, 2), (4, 1, 1)], 1, c(1, 100), 50), prefill_stage=True)
+    assert two.lifetimes == (14, 9) and two.load == 37 and two.feasible is False
+    quoted(two.rho, "0.37")
+    quoted(two.delta_star, "1.5873")
+    quoted(two.thresholds[0], "3.1746")
+    quoted(two.memory_need, "58.73")
+    quoted(two.capacity_bound / two.load, "0.901")
+    roomy = fluid_benchmark(_wall([(2, 3, 2), (4, 1, 1)], 1, c(1, 100), 100), prefill_stage=True)
+    assert roomy.feasible is True
+    quoted(roomy.capacity_bound / roomy.load, "1.351")
+    d0, d1, kv = c(15, 1000), c(3, 10**7), 100_000
+    one = fluid_benchmark(_wall([(100, 200, 50)], d0, d1, kv), prefill_stage=True)
+    assert one.lifetimes == (40200,) and one.feasible is True
+    quoted(one.rho, "0.603")
+    quoted(1000 * one.delta_star, "37.78")
+    quoted(one.thresholds[0], "1.889")
+    quoted(one.memory_need, "75,945")
+    quoted(50 * one.capacity_bound / one.load, "55.28")  # memory-feasible rate, requests/s
+    quoted(1 / (d1 * 40200), "82.9")  # rho < 1 alone
+    mix = fluid_benchmark(_wall([(100, 100, 30), (200, 400, 5)], d0, d1, kv), prefill_stage=True)
+    assert mix.lifetimes == (15150, 160400)
+    quoted(mix.rho, "0.377")
+    quoted(1000 * mix.delta_star, "24.08")
+    quoted(mix.thresholds[0], "0.722")
+    quoted(mix.thresholds[1], "0.120")
+    quoted(mix.memory_need, "30,250")
+    quoted(mix.capacity_bound / mix.load, "1.769")
+    quoted(35 * mix.delta_star, "0.843")  # Nested WAIT, segment 1
+
+
 # -- docs/user_theorems.md copied into a test file, as the page says -------------------------
 
 AFTER_THE_PAGE = """
