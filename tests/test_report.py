@@ -149,6 +149,7 @@ def test_failed_figure_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_theorem_rows_are_exact_and_include_user_theorems(user_theorem):
     rows = theorem_rows(ql.default_model())
     by_key = {(r["theorem"], r["key"]): r for r in rows}
@@ -267,6 +268,7 @@ def test_report_writes_every_file_with_provenance(request, name):
     assert all(f"**{name}**" in md for name in rep.skipped)
 
 
+@pytest.mark.slow
 def test_git_commit_is_the_checkout_head(default_report):
     commit = default_report.provenance["git_commit"]
     if (ROOT / ".git").exists():
@@ -276,6 +278,7 @@ def test_git_commit_is_the_checkout_head(default_report):
         assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
 
 
+@pytest.mark.slow
 def test_default_model_reports_the_memory_little_failure_and_why(default_report):
     rows = {r["theorem"]: r for r in default_report.verdict_rows}
     little = rows["memory-little"]
@@ -291,6 +294,7 @@ def test_default_model_reports_the_memory_little_failure_and_why(default_report)
     assert little["run"] == "open" and rows["open-system"]["run"] == "open"  # the open run is tried first
 
 
+@pytest.mark.slow
 def test_default_model_verifies_family_a_against_saturated_and_relaxed_runs(default_report):
     rows = {r["theorem"]: r for r in default_report.verdict_rows}
     runs = {name: row["run"] for name, row in rows.items()}
@@ -349,6 +353,7 @@ def test_a_rate_limited_model_needs_no_rate_limited_copy():
     assert list(rep.run_info) == ["open", "saturated"]
 
 
+@pytest.mark.slow
 def test_stable_queue_verdicts_hold_including_the_users_theorem(queue_report):
     rows = {r["theorem"]: r for r in queue_report.verdict_rows}
     assert set(rows) == {"memory-little", "stability", "overload-drift", "stationary", "lyapunov-bounds",
