@@ -1,7 +1,7 @@
 """Write the theory chapter's source, ``generated/theory.rst``, from the theorem registry.
 
-For every registered theorem (built-in families A, B, C of MODEL.md section 5 and any
-theorem registered by an imported module) the chapter shows its title, source,
+For every registered theorem (built-in families A, B, C of the model chapter, section 5,
+and any theorem registered by an imported module) the chapter shows its title, source,
 hypotheses and its statement derived on an example model, as a ``.. math::`` directive;
 then every derivation written by the scripts of ``proofs/`` (LaTeX from
 :class:`queueing_llm.derivation.Derivation`) converted to reStructuredText.
@@ -105,7 +105,7 @@ EXAMPLES: list[tuple[str, Callable[[], ql.ContinuousBatching]]] = [
     ("[ADLS26] Example 4: l0 = 50, l1 in {2, 3}, M = 518, saturated", _example4),
     ("[ADLS26] Example 2: l0 = 2, l1 = 3, M = 24, saturated", _example2),
     ("the default model: l0 = 10, l1 = 40, M = 2000, lambda = 1.2", ql.default_model),
-    ("REFERENCES.md section 2: l0 = 2, l1 = 3, lambda = 2/s, d0 = 1, d1 = 0.01, M = 50", _fluid_example),
+    ("[ALSW25] worked example: l0 = 2, l1 = 3, lambda = 2/s, d0 = 1, d1 = 0.01, M = 50", _fluid_example),
     ("batch-capped queue: geometric l1 (q = 1/4), lambda = 1.5, B = 8, fcfs_cap", _batch_capped_queue),
     ("batch-capped queue with a waiting room: as above, K = 10", _waiting_room),
 ]
