@@ -623,8 +623,9 @@ def _trace_types(trace: Any, iteration_time: Any, where: str) -> list[RequestTyp
         loaded = _trace(source, fmt)
         if tau is None and iteration_time is None and loaded.arrival_times is not None:
             raise SpecError(
-                "give iteration_seconds (seconds per decode step: Poisson arrivals per iteration) or the "
-                "model's iteration_time (d0, d1: wall-clock arrivals in requests per second)"
+                "give iteration_seconds (--iteration-seconds TAU: seconds per decode step, for Poisson arrivals "
+                "per iteration) or the model's iteration_time (--iteration-time D0,D1: wall-clock arrivals in "
+                "requests per second)"
             )
         if split is not None:
             cuts = split_fields(split, ",") if isinstance(split, str) else split
