@@ -218,7 +218,8 @@ def _model_spec(args: argparse.Namespace, spec_file: SpecFile | None) -> tuple[d
     if given:
         if spec.get("trace") is None:
             names = ", ".join("--" + k.replace("_", "-").replace("format", "trace-format") for k in given)
-            raise ParameterError(f"{names} {'needs' if len(given) == 1 else 'need'} a trace (--trace NAME_OR_PATH, or [trace] in --model)")
+            verb = "needs" if len(given) == 1 else "need"
+            raise ParameterError(f"{names} {verb} a trace (--trace NAME_OR_PATH, or [trace] in --model)")
         spec["trace"] = {**spec["trace"], **given}
     for key in ("kv_capacity", "batch_cap", "waiting_cap", "policy", "mix", "iteration_time"):
         value = getattr(args, key)

@@ -198,20 +198,20 @@ def parse_number(value: Any, name: str, *, integer: bool = False, allow_inf: boo
             number = math.inf
         else:
             match = _FRACTION.match(text)
-            try:
-                if match:
-                    if int(match.group(2)) == 0:
-                        raise SpecError(f"{name} = {text!r} divides by zero")
-                    number = sp.Rational(int(match.group(1)), int(match.group(2)))
-                    if number.q == 1:
-                        number = int(number)
-                else:
+            if match:
+                if int(match.group(2)) == 0:
+                    raise SpecError(f"{name} = {text!r} divides by zero")
+                number = sp.Rational(int(match.group(1)), int(match.group(2)))
+                if number.q == 1:
+                    number = int(number)
+            else:
+                try:
+                    number = int(text)
+                except ValueError:
                     try:
-                        number = int(text)
-                    except ValueError:
                         number = float(text)
-            except ValueError:
-                raise SpecError(f"{name} must be {kind}, got {text!r}") from None
+                    except ValueError:
+                        raise SpecError(f"{name} must be {kind}, got {text!r}") from None
     if isinstance(number, float):
         if math.isnan(number):
             raise SpecError(f"{name} must be {kind}, got nan")
@@ -249,21 +249,21 @@ _ALIASES = {"det": "deterministic", "constant": "deterministic", "geom": "geomet
 _NAME = re.compile(r"^([A-Za-z_][A-Za-z_-]*)\s*(?:(:)|(\())")
 
 
-def _law_call(text: str) -> tuple[str, str, list[str]] | None:
-    """``(name, argument text, arguments)`` of ``name:a:b`` or ``name(a,b)``; None for a bare value."""
+def _law_call(text: str, field_name: str) -> tuple[str, str, list[str]] | None:
+    """``(law, argument text, arguments)`` of ``law:a:b`` or ``law(a,b)``; None for a bare value."""
     match = _NAME.match(text)
     if not match:
         return None
-    name = match.group(1).lower()
+    law = match.group(1).lower()
     rest = text[match.end():].strip()
-    if match.group(3):  # name( ... )
+    if match.group(3):  # law( ... )
         if not rest.endswith(")"):
-            raise SpecError(f"{text!r} opens '(' without closing it at the end")
+            raise SpecError(f"{field_name}: {text!r} opens '(' without closing it at the end")
         inner = rest[:-1].strip()
-        return name, inner, split_fields(inner, ",") if inner else []
-    if name in ("pmf", "finite", "empirical"):
-        return name, rest, [rest]
-    return name, rest, split_fields(rest, ":")
+        return law, inner, split_fields(inner, ",") if inner else []
+    if law in ("pmf", "finite", "empirical"):
+        return law, rest, [rest]
+    return law, rest, split_fields(rest, ":")
 
 
 def _pmf(arg: str, name: str) -> FinitePMF:
@@ -302,7 +302,7 @@ def _named_law(text: str, name: str) -> Law | None:
 
 
 def _build_law(text: str, name: str) -> Law | None:
-    call = _law_call(text)
+    call = _law_call(text, name)
     if call is None:
         return None
     law, arg, args = call
@@ -382,7 +382,7 @@ def parse_arrivals(value: Any, name: str = "arrivals") -> Any:
         text = value.strip()
         if text.lower() in ("none", "-"):
             return None
-        call = _law_call(text)
+        call = _law_call(text, name)
         if call is not None and call[0] == "process":
             if len(call[2]) != 1 or not call[2][0]:
                 raise SpecError(f"{name}: process takes 1 parameter (requests per second), got {text!r}")
