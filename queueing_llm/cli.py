@@ -290,10 +290,26 @@ def _dumps(value: Any) -> str:
 # -- the commands --------------------------------------------------------------------------
 
 
+def describe_model(model: Any, width: int = 300) -> str:
+    """``repr(model)``, with each law longer than ``width`` characters (a trace's empirical
+    law) summarised as ``Empirical(<n values in [a, b]>, mean m)``; the full model is in ``--json``."""
+    text = repr(model)
+    if len(text) <= width:
+        return text
+    for t in model.types:
+        for law in (t.prompt, t.decode, t.arrivals):
+            full = repr(law)
+            if len(full) > width and hasattr(law, "probabilities"):
+                short = (f"{type(law).__name__}(<{len(law.probabilities)} values in [{law.support_min}, "
+                         f"{law.support_max}]>, mean {float(law.mean):.6g})")
+                text = text.replace(full, short)
+    return text
+
+
 def _format_summary(model: Any, summary: dict, iterations: int, warmup: int, seed: int, engine: str,
                     saturated: bool) -> str:
     run = f"iterations: {iterations} (warm-up {warmup}), seed {seed}, {engine} engine"
-    lines = [f"model: {model!r}", run + (", saturated" if saturated else "")]
+    lines = [f"model: {describe_model(model)}", run + (", saturated" if saturated else "")]
     width = max(len(k) for k in summary)
     for key, value in summary.items():
         text = f"{value:.6g}" if isinstance(value, float) else str(value)
