@@ -4,6 +4,8 @@ errors with exit status 2 (Ctrl-C: one line, 130)."""
 import io
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -495,3 +497,48 @@ def test_progress_bar_clock_starts_at_the_first_call_not_at_construction():
     bar(1)
     bar(10)
     assert stream.getvalue() == ""  # the run itself lasted 1 s < delay
+
+
+# -- the page docs/cli.md ------------------------------------------------------------------
+
+
+def _blocks(language):
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_docs_spec_files_build_their_models(tmp_path):
+    from queueing_llm.spec import build_model, load_spec
+
+    blocks = _blocks("toml")
+    assert len(blocks) == 2
+    for k, block in enumerate(blocks):
+        path = tmp_path / f"example{k}.toml"
+        path.write_text(block, encoding="utf-8")
+        spec = load_spec(path)
+        build_model(spec.model, str(path))
+    readme = ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(sp.Rational(1, 4)), arrivals=1.5), batch_cap=8,
+                                   policy="fcfs_cap")
+    assert build_model(load_spec(tmp_path / "example0.toml").model) == readme
+
+
+def test_docs_commands_parse_and_build_their_models(tmp_path, monkeypatch):
+    from queueing_llm.spec import build_model, parse_grid, with_value
+
+    (tmp_path / "model.toml").write_text(_blocks("toml")[0], encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    commands = []
+    for block in _blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("queueing-llm "):
+                commands.append(shlex.split(line)[1:])
+    assert len(commands) >= 10
+    for argv in commands:
+        args = cli.build_parser().parse_args(argv)
+        spec, where = cli._model_spec(args, cli._spec_file(args))
+        build_model(spec, where)
+        for text in getattr(args, "grid", None) or ():
+            key, values = parse_grid(text)
+            for value in values:
+                build_model(with_value(spec, key, value))
