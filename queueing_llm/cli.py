@@ -134,7 +134,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser, *, seed_help: str) -> None:
-    parser.add_argument("--iterations", type=_typed("--iterations", integer=True), default=None,
+    parser.add_argument("--iterations", type=_typed("--iterations", integer=True), default=None, metavar="N",
                         help="iterations to simulate (default 20000)")
     parser.add_argument("--seed", type=_typed("--seed", integer=True), default=None, help=seed_help)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="simulate a model and print its summary")
     _add_model_options(sim)
     _add_common(sim, seed_help="random seed (default: drawn, printed and recorded)")
-    sim.add_argument("--warmup", type=_typed("--warmup", integer=True), default=None,
+    sim.add_argument("--warmup", type=_typed("--warmup", integer=True), default=None, metavar="N",
                      help="iterations left out of the summary (default 0)")
     sim.add_argument("--saturated", action="store_true", default=None, help="infinite backlog instead of arrivals")
     sim.add_argument("--engine", choices=("events", "fast"), default=None,
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="evaluate every applicable theorem, simulate, verify, write tables and figures")
     _add_model_options(rep)
     _add_common(rep, seed_help="random seed (default 1)")
-    rep.add_argument("--level", type=_typed("--level"), default=None,
+    rep.add_argument("--level", type=_typed("--level"), default=None, metavar="C",
                      help="confidence level of the verdicts (default 0.95)")
     rep.add_argument("--theorem", dest="theorems", action="append", metavar="NAME",
                      help="only this registered theorem (repeat for several; default: every applicable one)")
@@ -175,15 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                      help="an axis of the grid (repeat for a product): kv_capacity, batch_cap, waiting_cap, policy, "
                           "prompt, decode, rate (alias arrivals), decode[1] for type 1, or a trace option")
-    swp.add_argument("--replications", type=_typed("--replications", integer=True), default=None,
+    swp.add_argument("--replications", type=_typed("--replications", integer=True), default=None, metavar="R",
                      help="independent runs per point (default 1)")
-    swp.add_argument("--warmup", type=_typed("--warmup", integer=True), default=None,
+    swp.add_argument("--warmup", type=_typed("--warmup", integer=True), default=None, metavar="N",
                      help="iterations left out of the summaries (default 0)")
     swp.add_argument("--engine", choices=("events", "fast"), default=None, help="simulation engine (default fast)")
-    swp.add_argument("--level", type=_typed("--level"), default=None, help="confidence level (default 0.95)")
+    swp.add_argument("--level", type=_typed("--level"), default=None, metavar="C",
+                     help="confidence level (default 0.95)")
     swp.add_argument("--theorem", dest="theorems", action="append", metavar="NAME",
                      help="evaluate and verify this theorem at every point (repeat for several)")
-    swp.add_argument("--workers", type=_typed("--workers", integer=True), default=1,
+    swp.add_argument("--workers", type=_typed("--workers", integer=True), default=1, metavar="N",
                      help="processes to run the points on (default 1: in this process)")
     swp.add_argument("--output", default=None, metavar="DIR",
                      help=f"folder for {', '.join(SWEEP_FILES)}")
@@ -422,6 +423,7 @@ def _sweep(args: argparse.Namespace) -> int:
     iterations = _option(args, spec_file, "iterations", 20_000)
     seed = _option(args, spec_file, "seed", 0)
     names = _option(args, spec_file, "theorems", ())
+    names = [names] if isinstance(names, str) else names
     output = None if args.output is None else _writable_folder(args.output)
     options = {"iterations": iterations, "seed": seed, "replications": _option(args, spec_file, "replications", 1),
                "warmup": _option(args, spec_file, "warmup", 0), "engine": _option(args, spec_file, "engine", "fast"),
