@@ -259,6 +259,9 @@ def _writable_folder(path: str, option: str = "--output") -> Path:
         raise ParameterError(f"{option} {str(folder)!r} is an existing file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ParameterError(f"{option} folder {str(folder)!r} cannot be created: {err.strerror or err}") from None
+    try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".queueing-llm-probe.")
         os.close(fd)
         os.unlink(probe)

@@ -542,3 +542,10 @@ def test_docs_commands_parse_and_build_their_models(tmp_path, monkeypatch):
             key, values = parse_grid(text)
             for value in values:
                 build_model(with_value(spec, key, value))
+
+
+@pytest.mark.parametrize("command", ["report", "sweep"])
+def test_output_folder_that_cannot_be_created_is_named(capsys, command):
+    code, out, err = run_cli(capsys, command, "--grid", "rate=1", "--output", "/proc/no/folder") if command == "sweep" \
+        else run_cli(capsys, command, "--output", "/proc/no/folder")
+    assert_one_line_error(code, err, "--output folder '/proc/no/folder' cannot be created: No such file or directory")
