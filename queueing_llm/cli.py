@@ -47,7 +47,17 @@ from typing import Any
 
 from .errors import ModelError, ParameterError
 from .progress import ProgressBar
-from .spec import SpecError, SpecFile, build_model, build_type, load_spec, parse_grid, parse_number, with_value
+from .spec import (
+    SpecError,
+    SpecFile,
+    build_model,
+    build_type,
+    load_spec,
+    parse_grid,
+    parse_number,
+    parse_type,
+    with_value,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -208,8 +218,6 @@ def _model_spec(args: argparse.Namespace, spec_file: SpecFile | None) -> tuple[d
     if args.types and args.trace:
         raise ParameterError("give --type or --trace, not both")
     if args.types:
-        from .spec import parse_type
-
         spec.pop("trace", None)
         spec["types"] = [build_type(parse_type(text), f"--type {text!r}") for text in args.types]
     elif args.trace:
