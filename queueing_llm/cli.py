@@ -14,7 +14,8 @@ NAME_OR_PATH`` (request types from a trace, :mod:`queueing_llm.traces`) or by a 
 
 Exit status: 0 success; 1 ``report --strict`` with a failed verdict; 2 bad input or any
 other error (one line on standard error, ``queueing-llm: error: ...``; ``--traceback``
-shows the traceback of an unexpected one); 130 interrupted (Ctrl-C, one line); 141 the
+shows the traceback of an unexpected one; warnings are one line each too,
+``queueing-llm: warning: ...``); 130 interrupted (Ctrl-C, one line); 141 the
 reader of the output closed it (``| head``), silently.
 
 Examples
@@ -41,6 +42,7 @@ import os
 import secrets
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -483,8 +485,20 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """Warnings on one line each, ``queueing-llm: warning: ...`` (not Python's two-line form)."""
+    print(f"{_PROG}: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``queueing-llm`` console script; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:

@@ -549,3 +549,17 @@ def test_output_folder_that_cannot_be_created_is_named(capsys, command):
     code, out, err = run_cli(capsys, command, "--grid", "rate=1", "--output", "/proc/no/folder") if command == "sweep" \
         else run_cli(capsys, command, "--output", "/proc/no/folder")
     assert_one_line_error(code, err, "--output folder '/proc/no/folder' cannot be created: No such file or directory")
+
+
+def test_warnings_are_one_line_each(capsys, monkeypatch):
+    import warnings
+
+    def warns(*args, **kwargs):
+        warnings.warn("arrivals span 1.2e9 s\nrows 3 to 5 are far off", UserWarning, stacklevel=2)
+        raise ql.ModelError("stopped")
+
+    monkeypatch.setattr(ql.sim, "simulate", warns)
+    code, out, err = run_cli(capsys, "simulate", "--iterations", "10")
+    assert code == EXIT_USAGE
+    assert err.splitlines() == ["queueing-llm: warning: arrivals span 1.2e9 s rows 3 to 5 are far off",
+                                "queueing-llm: error: stopped"]
