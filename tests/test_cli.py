@@ -442,6 +442,7 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_run_is_one_line_exit_130():
     proc = subprocess.Popen([sys.executable, "-m", "queueing_llm", "simulate", "--engine", "events",
                              "--iterations", "300000", "--seed", "1"], stdout=subprocess.PIPE,
@@ -459,6 +460,7 @@ def test_ctrl_c_during_a_run_is_one_line_exit_130():
     assert out == ""
 
 
+@pytest.mark.slow
 def test_console_entry_point_end_to_end():
     proc = subprocess.run([sys.executable, "-m", "queueing_llm", "simulate", "--kv-capacity", "30"],
                           capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
