@@ -45,7 +45,7 @@ tables::
 
     [[types]]
     prompt = 10
-    decode = "geometric:1/40"
+    decode = "pmf:{20:1/2,60:1/2}"
     arrivals = 1.2                  # Poisson per iteration; or "bernoulli:0.3", ...
 
     [run]                           # defaults of the command's options

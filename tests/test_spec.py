@@ -374,3 +374,19 @@ def test_with_value_errors(spec, key, fragment):
     with pytest.raises(SpecError) as info:
         with_value(spec, key, 1)
     assert fragment in str(info.value)
+
+
+def test_the_module_docstring_example_builds(tmp_path):
+    import textwrap
+
+    import queueing_llm.spec as spec_module
+
+    doc = spec_module.__doc__
+    block = doc[doc.index("tables::") + len("tables::"):doc.index("\nErrors\n")]
+    path = tmp_path / "doc.toml"
+    path.write_text(textwrap.dedent(block), encoding="utf-8")
+    spec = load_spec(path)
+    m = build_model(spec.model)
+    assert m.kv_capacity == 2000 and m.batch_cap == 64 and m.types[0].decode == ql.FinitePMF(
+        {20: sp.Rational(1, 2), 60: sp.Rational(1, 2)})
+    assert spec.run == {"iterations": 20000, "seed": 1} and spec.grid == {"arrivals": [0.8, 1.0, 1.2]}
