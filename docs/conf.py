@@ -38,6 +38,12 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
+# The type of a numpydoc parameter ("runs : Run or list of runs", "warmup : int in [0, iterations)")
+# becomes cross-references word by word; a word that is also an attribute of two classes
+# (Trajectory.iterations and RelaxedTrajectory.iterations) makes an ambiguous link, which
+# says nothing about the docs. Every other warning is an error (sphinx-build -W).
+suppress_warnings = ["ref.python"]
+
 exclude_patterns = ["_build", "generated"]  # generated/theory.rst is included by theory.rst
 templates_path: list[str] = []
 html_theme = "alabaster"

@@ -50,7 +50,7 @@ def test_docs_sources_hang_together():
     index = (docs / "index.rst").read_text(encoding="utf-8")
     for page in ("guide", "model", "theory", "references", "api"):
         assert f"   {page}\n" in index and (docs / f"{page}.rst").is_file()
-    for page in ("user_theorems", "traces", "changelog"):
+    for page in ("user_theorems", "traces", "cli", "changelog"):
         assert f"   {page}\n" in index and (docs / f"{page}.md").is_file()
     assert ".. include:: generated/theory.rst" in (docs / "theory.rst").read_text(encoding="utf-8")
     assert "build_theory.py" in (docs / "Makefile").read_text(encoding="utf-8")
@@ -234,7 +234,7 @@ def test_sphinx_build_with_warnings_as_errors(tmp_path):
     assert "WARNING" not in proc.stderr + proc.stdout, proc.stderr
     pages = {p.stem for p in html.glob("*.html")}
     assert {"index", "guide", "model", "references", "theory", "api", "user_theorems", "traces",
-            "changelog"} <= pages, pages
+            "cli", "changelog"} <= pages, pages
     model = (html / "model.html").read_text(encoding="utf-8")
     assert "One iteration" in model and "Worked trajectory" in (html / "references.html").read_text(encoding="utf-8")
     assert "Derivations" in (html / "theory.html").read_text(encoding="utf-8")
