@@ -74,6 +74,8 @@ class Verdict:
         The test that decided: one of :data:`TESTS` (default ``"two-sided CI"``).
     run : str
         Label of the run kind the verdict used (``"open"``, ``"saturated"``, ...).
+    unit : str
+        Unit of ``theory`` and ``estimate`` (``"per iteration"``, ``"tokens"``, ``"s"``, ...).
     """
 
     theorem: str
@@ -86,6 +88,7 @@ class Verdict:
     details: dict = field(default_factory=dict)
     test: str = field(default=TWO_SIDED, kw_only=True)
     run: str = field(default="", kw_only=True)
+    unit: str = field(default="", kw_only=True)
 
     def __post_init__(self) -> None:
         if self.holds is not None and not isinstance(self.holds, bool):
