@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--output", default=None, metavar="DIR",
                      help="folder for report.md, LaTeX tables, CSV, figures and provenance.json")
     rep.add_argument("--json", action="store_true", help="print the report as JSON")
+    rep.add_argument("--strict", action="store_true",
+                     help="exit with status 1 when a verdict FAILS (a 'does not apply' verdict is no failure)")
     return parser
 
 
@@ -164,7 +166,11 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(result.to_json() if args.json else result.to_text(), end="" if args.json else "\n")
-    return 0
+    return EXIT_FAILS if args.strict and result.failures else 0
+
+
+EXIT_FAILS = 1
+"""Exit status of ``queueing-llm report --strict`` when a verdict FAILS."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -155,18 +155,19 @@ def _little_check(
         return Verdict.not_applicable(
             "memory-little", "mean_kv", f"the run evicted {evictions} times: the law holds for eviction-free runs "
             "only (evicted progress holds memory that no completion accounts for)",
-            theory=details["mean_kv_predicted"], details=details)
+            theory=details["mean_kv_predicted"], details=details, unit="tokens (per iteration)")
     if against == "arrival_rate":
         if prediction.get("necessary") is False:
             return Verdict.not_applicable(
                 "memory-little", "mean_kv", f"Lambda E[C] = {details['mean_kv_predicted']:.6g} exceeds M: no "
-                "stationary regime", theory=details["mean_kv_predicted"], details=details)
+                "stationary regime", theory=details["mean_kv_predicted"], details=details,
+                unit="tokens (per iteration)")
         grows = _growing(runs, level, batches)
         if grows is not None:
             return Verdict.not_applicable(
                 "memory-little", "mean_kv", f"the number in system grows ({grows.estimate:.4g} per iteration, "
                 f"{grows.level_percent} interval [{grows.low:.4g}, {grows.high:.4g}]): no stationary regime",
-                theory=details["mean_kv_predicted"], details=details)
+                theory=details["mean_kv_predicted"], details=details, unit="tokens (per iteration)")
         iv = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float), level, batches)
         return judge("memory-little", "mean_kv", theory, iv, details).replace(unit="tokens (per iteration)")
     diff = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float) - _completed_lifetime(r), level, batches)
@@ -301,7 +302,8 @@ def _fluid_check(
         return Verdict.not_applicable(
             "fluid-benchmark", quantity, f"the run evicted {evictions} times: the exact identity "
             "Delta* = mean iteration time (and M* = mean memory) holds for eviction-free runs",
-            theory=numeric(predicted(prediction, quantity, "fluid-benchmark"), quantity), details=details)
+            theory=numeric(predicted(prediction, quantity, "fluid-benchmark"), quantity), details=details,
+            unit="s per iteration" if quantity == "delta_star" else "tokens")
 
     def durations(run: Any) -> np.ndarray:
         return np.diff(np.asarray(run.time, dtype=float), prepend=0.0)
@@ -394,11 +396,12 @@ def _nsz_check(
       :math:`\mu` fails on either side.
     * A simulated run (open or saturated, any policy): its completion rate must not exceed
       :math:`\mu` (one-sided upper bound, batch means); below the bound it is not tight
-      (greedy's congested cycles complete about 1/0.61 of it less), so the verdict says
+      (greedy's congested integer cycles complete about 61 % of it on the default model), so the verdict says
       the bound's tightness was not tested.
 
-    ``chunk`` given (prefill in chunks holds memory the simulator does not): "does not
-    apply". The sufficient half ([NSZ26]: stable under work-conserving policies below
+    ``chunk`` given (prefill in chunks holds memory the simulator does not), or a relaxed
+    run for a model with a finite batch cap (the relaxed map has none): "does not apply".
+    The sufficient half ([NSZ26]: stable under work-conserving policies below
     :math:`\mu(1-\delta)`) is not checked; greedy admission with evictions contradicts it
     in this model (hypotheses).
     """
@@ -415,11 +418,15 @@ def _nsz_check(
         return Verdict.not_applicable(
             "nsz-threshold", "mu", f"chunk={prediction['chunk']}: chunked prefill holds memory the simulator "
             "(prefill abstracted, g = C) does not, so its runs are not bound by this mu", theory=mu_f,
-            details=details)
+            details=details, unit=unit)
     relaxed = [r for r in runs if run_kind(r) == "relaxed"]
     simulated = [r for r in runs if run_kind(r) != "relaxed"]
     if relaxed and simulated:
         raise ModelError("nsz-threshold: give relaxed runs or simulated runs, not both")
+    if relaxed and not is_infinite(model.batch_cap):
+        return Verdict.not_applicable(
+            "nsz-threshold", "mu", f"batch cap B = {model.batch_cap}: the relaxed map has no batch cap, so its "
+            "rate-limited run is not this model's tight case", theory=mu_f, details=details, unit=unit)
     if relaxed:
         verdicts = []
         for r in relaxed:

@@ -393,7 +393,7 @@ def _stationary_check(model: ContinuousBatching, trajectory: Any, prediction: di
     if prediction.get("stable") is False:
         why = prediction.get("reason") or "the model is unstable"
         return Verdict.not_applicable("stationary", quantity, f"{why}: no stationary law to compare with",
-                                      theory=numeric(theory, quantity))
+                                      theory=numeric(theory, quantity), unit=_STATIONARY_UNITS[quantity])
     if quantity in series:
         iv = mean_interval(runs, series[quantity], level, batches)
     else:
@@ -469,7 +469,8 @@ def _lyapunov_check(model: ContinuousBatching, trajectory: Any, prediction: dict
     if prediction.get("stable") is False or math.isinf(numeric(lo, "lower")):
         why = prediction.get("reason") or "the model is unstable"
         return Verdict.not_applicable("lyapunov-bounds", "mean_in_system",
-                                      f"{why}: the bounds are infinite; the overload drift describes this model")
+                                      f"{why}: the bounds are infinite; the overload drift describes this model",
+                                      theory=numeric(lo, "lower"), unit="requests")
     iv = mean_interval(runs, lambda r: np.asarray(r.in_system, dtype=float), level, batches)
     info = {}
     v = judge_bounds("lyapunov-bounds", "mean_in_system", lo, hi, iv, info)
@@ -543,7 +544,8 @@ def _waiting_check(model: ContinuousBatching, trajectory: Any, prediction: dict,
     if "exact" not in prediction:
         return Verdict.not_applicable(
             "waiting-cap", "rejection_probability",
-            (prediction.get("reason") or "no finite chain") + "; a finite K is not compared with the limit")
+            (prediction.get("reason") or "no finite chain") + "; a finite K is not compared with the limit",
+            theory=numeric(theory, "rejection_probability"), unit="probability")
     lam = numeric(predicted(prediction, "arrival_rate", "waiting-cap"), "arrival_rate")
     iv = mean_interval(runs, lambda r: _total(r.rejections) / lam, level, batches)
     return judge("waiting-cap", "rejection_probability", theory, iv).replace(unit="probability")
