@@ -351,3 +351,15 @@ def test_relaxed_runs_satisfy_the_run_protocol():
     spec = qruns.relaxed_run(30, policy="rate_limited", model_transform=lambda mm: mm)
     built = spec.make(m)
     assert built.kind == "relaxed" and built.rate is not None and spec.label == "relaxed, rate_limited(x*)"
+
+
+def test_verify_all_builds_each_theorems_declared_runs_once():
+    queue = ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(0.25), arrivals=1.5), batch_cap=8, policy="fcfs_cap")
+    names = ["stability", "stationary", "renewal-transient", "equilibrium-stage"]
+    verdicts = verify_all(queue, names=names, seed=3)
+    assert [v.theorem for v in verdicts] == names and verdicts.all_hold
+    assert [v.run for v in verdicts] == ["open", "open", "saturated", "saturated"]
+    assert verdicts[0].estimate != verify_all(queue, names=["stability"], seed=4)[0].estimate  # seeded
+    everything = verify_all(queue, seed=3)
+    assert "renewal-transient" in {v.theorem for v in everything}  # declared saturated run, not refused
+    assert not everything.failures
