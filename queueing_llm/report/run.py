@@ -195,7 +195,7 @@ class Report:
             low, high = format_value(row["ci_low"], 5), format_value(row["ci_high"], 5)
             ci = "" if row["ci_low"] is None else f"[{low}, {high}]"
             na = row["holds"] is None
-            table.append((f"{row['theorem']}/{row['quantity']}", row.get("unit") or "", row.get("run") or "",
+            table.append((f"{row['theorem']}/{row['quantity']}", row.get("unit") or "", self._run_cell(row.get("run")),
                           row["test"], format_value(row["theory"], 5), "" if na else format_value(row["estimate"], 5),
                           ci, row["status"]))
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
@@ -218,6 +218,18 @@ class Report:
             folder = Path(next(iter(self.paths.values()))).parent
             lines.append(f"files in {folder}: {', '.join(self.paths)}")
         return "\n".join(lines)
+
+    def _run_cell(self, label: str | None) -> str:
+        """The run column of the text table: the label, or for several runs their count by
+        kind (the labels are listed above the table and in report.md)."""
+        labels = (label or "").split(" + ")
+        if len(labels) == 1:
+            return labels[0]
+        kinds: dict[str, int] = {}
+        for one in labels:
+            kind = self.run_info.get(one, {}).get("kind", "run")
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return f"{len(labels)} runs: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
 
     def __str__(self) -> str:
         return self.to_text()
