@@ -183,15 +183,15 @@ def _one_sided(
         holds, reason = False, f"the {side} bound is undefined for this model"
     elif upper:
         holds = not interval.low > value
-        reason = (f"one-sided: the statement mean <= {value:.6g} is rejected only if {where} lies above it; "
-                  + ("it reaches down to the bound" if holds else "it does"))
+        reason = (f"one-sided: the statement mean <= {value:.6g} is rejected only if {where} lies entirely above "
+                  f"it; it does {'not' if holds else ''} (lower end {interval.low:.6g})").replace("does  (", "does (")
         if holds and interval.high < value:
             reason += (f" (the estimate {est:.6g} lies below the bound: this test cannot detect a bound "
                        "that is too high)")
     else:
         holds = not interval.high < value
-        reason = (f"one-sided: the statement mean >= {value:.6g} is rejected only if {where} lies below it; "
-                  + ("it reaches up to the bound" if holds else "it does"))
+        reason = (f"one-sided: the statement mean >= {value:.6g} is rejected only if {where} lies entirely below "
+                  f"it; it does {'not' if holds else ''} (upper end {interval.high:.6g})").replace("does  (", "does (")
         if holds and interval.low > value:
             reason += (f" (the estimate {est:.6g} lies above the bound: this test cannot detect a bound "
                        "that is too low)")
