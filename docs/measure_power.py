@@ -12,6 +12,7 @@ Prints the Markdown table of ``docs/verdicts.md``::
 from __future__ import annotations
 
 import queueing_llm as ql
+from queueing_llm.runs import saturated_run
 from queueing_llm.testing import detection_threshold
 from queueing_llm.verify import declared_runs
 
@@ -43,6 +44,7 @@ def _false_upper(p, f):
 CASES = [
     # (theorem, quantity shown, model, model label, perturbed quantity, check options, sides)
     ("stability", "throughput", STABLE, "Geo/Geo/4, load 0.75", "throughput", {}, ("down", "up")),
+    ("stability", "capacity", SATURATED, "saturated, l1 in {2, 4}, B 8", "capacity", {}, ("down", "up")),
     ("overload-drift", "drift", OVER, "Geo/Geo/4, lambda 1.5", "drift", {}, ("down", "up")),
     ("renewal-transient", "limit", SATURATED, "saturated, l1 in {2, 4}, B 8", "limit", {}, ("down", "up")),
     ("equilibrium-stage", "mean_kv", SATURATED, "saturated, l1 in {2, 4}, B 8", "mean_kv", {"quantity": "mean_kv"},
@@ -83,7 +85,12 @@ def main() -> None:
             "|---|---|---|---|---|---|"]
     for name, shown, model, label, quantity, options, sides in CASES:
         thm = ql.theorems[name]
-        runs, run_label = declared_runs(thm, model, seed=1)
+        if quantity == "capacity":  # a saturated-only model: the capacity on a saturated run of default size
+            spec = saturated_run()
+            runs, run_label, size = spec.make(model, 1), spec.label, spec.size()
+        else:
+            runs, run_label = declared_runs(thm, model, seed=1)
+            size = thm.runs[0].size()
         base = ql.verify(thm, model, runs, **options)
         lyapunov = callable(quantity)
         found = []
@@ -92,7 +99,7 @@ def main() -> None:
             # lyapunov: the factor is relative to E[Y], so e is how false the bound is
             e = detection_threshold(thm, model, runs, quantity, side, largest=largest, **options)
             found.append(_pct(e, side, lyapunov))
-        runs_text = f"{run_label}: {thm.runs[0].size()} iterations"
+        runs_text = f"{run_label}: {size} iterations"
         rows.append(f"| {name} | {shown} | {base.test} ({base.status}) | {label} | {runs_text} | "
                     f"{' / '.join(found)} |")
     print("\n".join(rows))

@@ -57,6 +57,12 @@ def test_stability_throughput(stable_run):
     assert_detects("stability", STABLE, stable_run, "throughput", FIVE)
 
 
+def test_stability_capacity_on_saturated_runs(saturated_run):
+    v = ql.verify("stability", SATURATED, saturated_run)  # saturated-only model: B/E[l1] = 8/3
+    assert v.holds and v.quantity == "capacity" and v.theory == pytest.approx(8 / 3)
+    assert_detects("stability", SATURATED, saturated_run, "capacity", FIVE)
+
+
 def test_overload_drift():
     # the drift is 0.3 requests per iteration: 5 % of it is 0.015 per iteration
     assert_detects("overload-drift", OVER, sim(OVER, 200_000, 11), "drift", FIVE)  # half-width 2.2 %

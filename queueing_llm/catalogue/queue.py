@@ -116,12 +116,22 @@ def _stability_evaluate(model: ContinuousBatching) -> dict:
 def _stability_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                      batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Completions per iteration (two-sided CI) against the predicted long-run throughput
-    :math:`\min(\lambda, B/E[l_1])`."""
+    :math:`\min(\lambda, B/E[l_1])` of open-system runs, or against the capacity
+    :math:`B/E[l_1]` for saturated runs (infinite backlog; also saturated-only models)."""
     _numeric(model)
     runs = runs_list(trajectory)
-    theory = predicted(prediction, "throughput", "stability")
+    saturated = [bool(getattr(r, "saturated", False)) for r in runs]
+    if any(saturated) and not all(saturated):
+        raise ModelError("stability: give open-system runs or saturated runs, not both")
+    if all(saturated):  # an infinite backlog completes the saturated throughput B/E[l1]
+        quantity, theory = "capacity", predicted(prediction, "capacity", "stability")
+    else:
+        quantity, theory = "throughput", predicted(prediction, "throughput", "stability")
+        if theory is None:
+            raise ModelError("stability: a saturated-only model (no arrival rate) has no open-system throughput; "
+                             "give saturated runs (ql.simulate(..., saturated=True)) to check the capacity B/E[l1]")
     iv = mean_interval(runs, lambda r: _total(r.completions), level, batches)
-    v = judge("stability", "throughput", theory, iv,
+    v = judge("stability", quantity, theory, iv,
               {"capacity": numeric(predicted(prediction, "capacity", "stability"), "capacity"),
                "stable": prediction.get("stable")})
     return v.replace(unit="completions per iteration")
