@@ -258,3 +258,19 @@ def test_nsz_tight_case_on_the_relaxed_rate_limited_map():
         from queueing_llm.theory import dynamics as dyn
 
         verify("nsz-threshold", m, dyn.relaxed_trajectory(m, 200, exact=False))  # greedy: not the tight case
+
+
+def test_violated_hypotheses_do_not_apply():
+    from queueing_llm.verify import verify
+
+    # a batch cap too small for the arrivals: nothing is evicted but the queue grows without bound
+    capped = ql.ContinuousBatching(types=[ql.RequestType(2, 3, 1.5)], batch_cap=2, policy="fcfs_cap")
+    v = verify("memory-little", capped, ql.simulate(capped, 5000, seed=1, engine="fast"))
+    assert v.status == "does not apply" and "grows" in v.reason and v.theory == 18
+    # a wall-clock model whose greedy runs evict: the fluid identity assumes none
+    tight = wall_model(2, 3, 2, 1, 0.01, kv=45)  # M* = 600/19 = 31.6 < 45: feasible, but greedy evicts
+    assert T["fluid-benchmark"].evaluate(tight)["feasible"] is True
+    run = ql.simulate(tight, 5000, seed=2, engine="fast")
+    assert run.evictions.sum() == 2073
+    v = verify("fluid-benchmark", tight, run)
+    assert v.status == "does not apply" and "evicted 2073 times" in v.reason and v.theory == pytest.approx(25 / 19)
