@@ -243,6 +243,9 @@ def _apply(prediction: dict, quantity: Any, factor: Any) -> dict:
 def perturb(theorem: Theorem | str, quantity: Any, factor: Any) -> Theorem:
     """A copy of ``theorem`` whose ``evaluate`` returns ``quantity`` multiplied by ``factor``.
 
+    The copy is not registered; the check, the runs and the options are the original's,
+    so ``verify(perturb(...), model, runs)`` measures the power of the check.
+
     Parameters
     ----------
     theorem : Theorem or str
@@ -253,9 +256,6 @@ def perturb(theorem: Theorem | str, quantity: Any, factor: Any) -> Theorem:
     factor : float > 0
         Floats are turned into exact rationals (0.95 -> 19/20), so exact predictions stay
         exact.
-
-    The copy is not registered; the check, the runs and the options are the original's,
-    so ``verify(perturb(...), model, runs)`` measures the power of the check.
     """
     thm = _theorem(theorem)
     f = _rational(factor)
