@@ -15,15 +15,27 @@ decode length :math:`l_1`; at stage :math:`j = 0, \dots, l_1 - 1` it holds
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from .errors import ParameterError, describe
 from .laws import Deterministic, Law, Poisson, as_law
-from .numbers import check_real, is_infinite, is_symbolic, to_float, to_sympy
+from .numbers import (
+    MAX_INTEGER,
+    MAX_RATE,
+    check_real,
+    is_infinite,
+    is_real_number,
+    is_symbolic,
+    plain,
+    plain_integer,
+    to_float,
+    to_sympy,
+)
 from .policies import FcfsCap, policy_from
 
 __all__ = [
@@ -46,7 +58,8 @@ class PoissonProcess:
     rate: Any
 
     def __post_init__(self) -> None:
-        check_real("PoissonProcess rate", self.rate, low=0.0)
+        check_real("PoissonProcess rate", self.rate, low=0.0, limit=MAX_RATE)
+        object.__setattr__(self, "rate", plain(self.rate))
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,8 @@ class LinearIterationTime:
     def __post_init__(self) -> None:
         check_real("iteration_time d0", self.d0, low=0.0, low_open=True)
         check_real("iteration_time d1", self.d1, low=0.0)
+        object.__setattr__(self, "d0", plain(self.d0))
+        object.__setattr__(self, "d1", plain(self.d1))
 
     def seconds(self, kv_tokens: float) -> float:
         """Duration in seconds of an iteration whose batch holds ``kv_tokens`` tokens."""
@@ -69,9 +84,9 @@ class LinearIterationTime:
 def _arrivals_from(value: Any, where: str) -> Law | PoissonProcess | None:
     if value is None or isinstance(value, (Law, PoissonProcess)):
         return value
-    if isinstance(value, (int, float, sp.Basic)) and not isinstance(value, bool):
-        check_real(f"{where} arrival rate", value, low=0.0)
-        return Poisson(value)
+    if is_real_number(value) or isinstance(value, sp.Basic):
+        check_real(f"{where} arrival rate", value, low=0.0, limit=MAX_RATE)
+        return Poisson(plain(value))
     raise ParameterError(
         f"{where} arrivals must be a rate >= 0 (Poisson per iteration), a law, "
         f"ql.PoissonProcess(rate) or None, got {describe(value)}"
@@ -162,6 +177,26 @@ class RequestType:
         return self.prompt.support_max + self.decode.support_max
 
 
+def _mix_sequence(mix: Any, K: int) -> tuple:
+    """The proportions of ``mix`` in type order: a sequence (list, tuple, 1-D array) or a
+    dict keyed by the type indices ``0..K-1``. Sets (no order) and scalars are refused."""
+    if isinstance(mix, Mapping):
+        if sorted(mix, key=repr) != sorted(range(K), key=repr) or not all(
+            is_real_number(k) and not isinstance(k, float) for k in mix
+        ):
+            raise ParameterError(
+                f"mix as a dict must be keyed by the type indices 0..{K - 1} (one proportion per type), "
+                f"got keys {describe(list(mix))}; or give a list of {K} proportions"
+            )
+        return tuple(plain(mix[k]) for k in range(K))
+    if isinstance(mix, np.ndarray) and mix.ndim != 1:
+        raise ParameterError(f"mix must be a 1-D sequence of {K} proportions, got an array of shape {mix.shape}")
+    if isinstance(mix, (str, bytes, Set)) or not isinstance(mix, (Sequence, np.ndarray)):
+        what = "a set (no order: which proportion is which type?)" if isinstance(mix, Set) else describe(mix)
+        raise ParameterError(f"mix must be a list of {K} proportions in type order, got {what}")
+    return tuple(plain(p) for p in mix)
+
+
 def _as_types(types: Any) -> tuple[RequestType, ...]:
     if isinstance(types, RequestType):
         return (types,)
@@ -215,9 +250,11 @@ class ContinuousBatching:
     def __post_init__(self) -> None:
         types = _as_types(self.types)
         object.__setattr__(self, "types", types)
-        check_real("kv_capacity", self.kv_capacity, low=1, allow_inf=True)
-        check_real("batch_cap", self.batch_cap, low=1, integer=True, allow_inf=True)
-        check_real("waiting_cap", self.waiting_cap, low=0, integer=True, allow_inf=True)
+        check_real("kv_capacity", self.kv_capacity, low=1, allow_inf=True, limit=MAX_INTEGER)
+        check_real("batch_cap", self.batch_cap, low=1, integer=True, allow_inf=True, limit=MAX_INTEGER)
+        check_real("waiting_cap", self.waiting_cap, low=0, integer=True, allow_inf=True, limit=MAX_INTEGER)
+        for name in ("kv_capacity", "batch_cap", "waiting_cap"):
+            object.__setattr__(self, name, plain_integer(getattr(self, name)))
         object.__setattr__(self, "policy", policy_from(self.policy))
         if self.iteration_time is not None and not isinstance(
             self.iteration_time, LinearIterationTime
@@ -262,7 +299,8 @@ class ContinuousBatching:
     def _proportions(self, types: tuple[RequestType, ...]) -> tuple:
         K = len(types)
         if self.mix is not None:
-            mix = tuple(self.mix)
+            mix = _mix_sequence(self.mix, K)
+            object.__setattr__(self, "mix", mix)
             if len(mix) != K:
                 raise ParameterError(f"mix must hold {K} proportions (one per type), got {len(mix)}")
             for k, p in enumerate(mix):

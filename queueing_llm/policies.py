@@ -118,6 +118,11 @@ def policy_from(value: Any) -> Policy:
     """A policy value from a name (``"greedy"``, ``"rate_limited"``, ``"rate_limited(3.5)"``)
     or a :class:`Policy`."""
     if isinstance(value, Policy):
+        if not value.name:
+            raise PolicyError(
+                f"policy {describe(value)} is the bare Policy base class (no admission rule); use one of "
+                f"{', '.join(sorted(POLICY_NAMES))} (or rate_limited(x))"
+            )
         return value
     if isinstance(value, str):
         text = value.strip()

@@ -23,6 +23,7 @@ from typing import Any
 import sympy as sp
 
 from .errors import ModelError, describe
+from .numbers import check_options
 from .verdict import Verdict
 
 __all__ = ["Theorem", "TheoremRegistry", "theorems", "UnknownTheoremError"]
@@ -78,6 +79,10 @@ class Theorem:
         return None if self.applies_fn is None else self.applies_fn(model)
 
     def _require(self, model: Any) -> None:
+        from .model import ContinuousBatching
+
+        if not isinstance(model, ContinuousBatching):
+            raise ModelError(f"theorem {self.name!r} needs a ql.ContinuousBatching model, got {describe(model)}")
         reason = self.applies(model)
         if reason is not None:
             raise ModelError(f"theorem {self.name!r} does not apply to this model: {reason}")
@@ -85,6 +90,7 @@ class Theorem:
     def statement(self, model: Any, **options: Any) -> sp.Basic:
         """The statement derived for ``model`` as a SymPy relation."""
         self._require(model)
+        check_options(self.statement_fn, options, f"theorem {self.name!r} statement", error=ModelError)
         return self.statement_fn(model, **options)
 
     def latex(self, model: Any, **options: Any) -> str:
@@ -94,6 +100,7 @@ class Theorem:
     def evaluate(self, model: Any, **options: Any) -> dict:
         """Named numbers of the statement for ``model`` (SymPy values or floats)."""
         self._require(model)
+        check_options(self.evaluate_fn, options, f"theorem {self.name!r} evaluate", error=ModelError)
         return self.evaluate_fn(model, **options)
 
     def check(self, model: Any, trajectory: Any, **options: Any) -> Verdict:
