@@ -15,12 +15,14 @@ atomically (temporary file, then rename).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sympy as sp
+
+from .atomic import file_mode as file_mode  # re-exported: their home is queueing_llm.atomic
+from .atomic import write_atomic as write_atomic
 
 __all__ = ["Derivation", "DerivationError", "Step"]
 
@@ -127,27 +129,3 @@ class Derivation:
     def write(self, path: str | os.PathLike) -> Path:
         """Write :meth:`latex` to ``path`` atomically; returns the path."""
         return write_atomic(path, self.latex())
-
-
-def file_mode() -> int:
-    """Permissions of a new file under the current umask (``mkstemp`` alone gives 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

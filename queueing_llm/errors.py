@@ -20,6 +20,11 @@ class ParameterError(ModelError):
     """A model parameter (capacity, cap, rate, proportion, ...) is out of range."""
 
 
+class OutputError(ParameterError):
+    """A result cannot be written: the output folder cannot be created or written (the
+    message names the folder and the system's reason)."""
+
+
 class PolicyError(ModelError):
     """An unknown policy name or an invalid policy parameter."""
 

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .derivation import write_atomic
+from .atomic import atomic_files, write_atomic
 from .errors import ModelError, ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import check_real
@@ -259,10 +259,12 @@ class SweepResult:
         """Write the rows as CSV atomically (:func:`queueing_llm.report.tables.to_csv`);
         with ``metadata`` also ``<path>.json`` (what made them), atomically. Returns the path."""
         cols = self._columns(columns)
-        out = to_csv(self._full_rows(cols), path, cols)
-        if metadata:
-            write_atomic(f"{os.fspath(path)}.json", json.dumps(self.metadata, indent=2, default=str) + "\n")
-        return out
+        if not metadata:
+            return to_csv(self._full_rows(cols), path, cols)
+        with atomic_files(path, f"{os.fspath(path)}.json") as (csv_tmp, json_tmp):  # both or neither
+            to_csv(self._full_rows(cols), csv_tmp, cols)
+            write_atomic(json_tmp, json.dumps(self.metadata, indent=2, default=str) + "\n")
+        return Path(path)
 
     def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 6) -> str:
         """A Markdown table of the rows (:func:`queueing_llm.report.tables.to_markdown`)."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..derivation import write_atomic
+from ..atomic import atomic_folder, write_atomic
 from ..errors import ParameterError, describe
 from ..model import ContinuousBatching, default_model
 from ..numbers import check_real
@@ -297,18 +297,20 @@ class Report:
     def write(self, output: str | Path) -> dict[str, Path]:
         """Write every file of :data:`FILES` into ``output`` (created if needed), each
         atomically; returns (and records in :attr:`paths`) name -> path."""
-        folder = _folder(output)
-        files = {
-            "theorems.tex": write_atomic(folder / "theorems.tex", self.theorems_latex()),
-            "verdicts.tex": write_atomic(folder / "verdicts.tex", self.verdicts_latex()),
-            "verdicts.csv": to_csv(self.verdict_rows, folder / "verdicts.csv", columns=VERDICT_COLUMNS),
-            "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png"),
-            "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png"),
-            "provenance.json": write_atomic(folder / "provenance.json", _dumps(self.provenance)),
-        }
-        self.paths.clear()
-        self.paths.update(files)  # report.md links the figures just written
-        self.paths["report.md"] = write_atomic(folder / "report.md", self.to_markdown())
+        target = _folder(output)
+        with atomic_folder(target, owned=FILES) as folder:  # the whole folder in one step
+            files = {
+                "theorems.tex": write_atomic(folder / "theorems.tex", self.theorems_latex()),
+                "verdicts.tex": write_atomic(folder / "verdicts.tex", self.verdicts_latex()),
+                "verdicts.csv": to_csv(self.verdict_rows, folder / "verdicts.csv", columns=VERDICT_COLUMNS),
+                "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png"),
+                "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png"),
+                "provenance.json": write_atomic(folder / "provenance.json", _dumps(self.provenance)),
+            }
+            self.paths.clear()
+            self.paths.update(files)  # report.md links the figures just written
+            self.paths["report.md"] = write_atomic(folder / "report.md", self.to_markdown())
+        self.paths.update({name: target / path.name for name, path in self.paths.items()})
         return {name: self.paths[name] for name in FILES}
 
 
