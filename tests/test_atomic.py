@@ -146,3 +146,22 @@ def test_sweep_csv_and_metadata_written_together(tmp_path) -> None:
     out = res.to_csv(tmp_path / "s.csv")
     assert out == tmp_path / "s.csv" and (tmp_path / "s.csv.json").exists()
     assert hidden(tmp_path) == []
+
+
+def test_report_rewrite_that_fails_leaves_the_earlier_report_whole(tmp_path, monkeypatch) -> None:
+    from queueing_llm.report import run
+
+    out = tmp_path / "r"
+    rep = ql.report(iterations=400, names=["fixed-point"], output=out)
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert set(before) == set(run.FILES)
+    assert rep.paths["report.md"] == out / "report.md"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(run, "plot_stage_occupancy", broken)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        rep.write(out)
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    assert hidden(tmp_path) == []

@@ -180,7 +180,7 @@ def test_csv_is_written_atomically_and_reads_back(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ql.errors.OutputError, match="disk full"):  # named, a package error
         ql.sweep(fcfs, [{"rate": 0.7}], iterations=200).to_csv(path)
     assert path.read_text() == before
     assert sorted(os.listdir(tmp_path)) == ["sweep.csv", "sweep.csv.json"]
