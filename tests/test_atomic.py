@@ -152,7 +152,7 @@ def test_report_rewrite_that_fails_leaves_the_earlier_report_whole(tmp_path, mon
     from queueing_llm.report import run
 
     out = tmp_path / "r"
-    rep = ql.report(iterations=400, names=["fixed-point"], output=out)
+    rep = run.report(iterations=400, names=["fixed-point"], output=out)
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
     assert set(before) == set(run.FILES)
     assert rep.paths["report.md"] == out / "report.md"
