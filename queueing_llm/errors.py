@@ -37,6 +37,11 @@ class TraceError(ModelError):
     """A trace file is missing, unreadable or lacks a required column."""
 
 
+class TraceWarning(UserWarning):
+    """A trace loaded, but with something a user should look at (rows out of order, a
+    timestamp far from all the others); the message names the rows and the span."""
+
+
 def describe(value: object) -> str:
     """Short printable form of a value for error messages."""
     text = repr(value)
