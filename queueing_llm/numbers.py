@@ -88,7 +88,12 @@ def to_sympy(value: Any) -> sp.Expr:
         if math.isnan(v):
             return sp.nan
         return sp.Rational(repr(v))
-    return sp.sympify(value)
+    if isinstance(value, (str, bytes)):
+        raise ParameterError(f"expected a number or a SymPy expression, got the string {describe(value)}")
+    try:
+        return sp.sympify(value, strict=True)
+    except (sp.SympifyError, TypeError, ValueError):
+        raise ParameterError(f"expected a number or a SymPy expression, got {describe(value)}") from None
 
 
 def is_symbolic(value: Any) -> bool:

@@ -551,8 +551,9 @@ def stationary(model: ContinuousBatching) -> StationaryResult:
                                 route="symbolic")
     qf, lf, Bi = to_float(q), to_float(lam), int(B)
     if lf == 0:
-        return StationaryResult(0.0, 1.0, 0.0, math.nan, True, "no arrivals: the system stays empty",
-                                route="closed form")
+        # the sojourn of a (rare) arrival into an empty system is its decode length: the limit 1/q
+        return StationaryResult(0.0, 1.0, 0.0, 1.0 / qf, True, "no arrivals: the system stays empty (the "
+                                "sojourn is the limit 1/q of a lone arrival)", route="closed form")
     if Bi > 1 and not arrival_pmf(model)[0] > 0:
         return _chain_route(model, "the PGF route needs P(no arrival) > 0")
     try:
