@@ -68,6 +68,8 @@ def plain_integer(value: Any) -> Any:
     value = plain(value)
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return int(value)
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return int(value)
     return value
 
 
