@@ -15,6 +15,7 @@ decode length :math:`l_1`; at stage :math:`j = 0, \dots, l_1 - 1` it holds
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,14 +182,14 @@ def _mix_sequence(mix: Any, K: int) -> tuple:
     """The proportions of ``mix`` in type order: a sequence (list, tuple, 1-D array) or a
     dict keyed by the type indices ``0..K-1``. Sets (no order) and scalars are refused."""
     if isinstance(mix, Mapping):
-        if sorted(mix, key=repr) != sorted(range(K), key=repr) or not all(
-            is_real_number(k) and not isinstance(k, float) for k in mix
-        ):
+        keys = list(mix)
+        integral = all(isinstance(k, numbers.Integral) and is_real_number(k) for k in keys)
+        if not integral or sorted(int(k) for k in keys) != list(range(K)):
             raise ParameterError(
                 f"mix as a dict must be keyed by the type indices 0..{K - 1} (one proportion per type), "
                 f"got keys {describe(list(mix))}; or give a list of {K} proportions"
             )
-        return tuple(plain(mix[k]) for k in range(K))
+        return tuple(plain(mix[k]) for k in sorted(keys, key=int))
     if isinstance(mix, np.ndarray) and mix.ndim != 1:
         raise ParameterError(f"mix must be a 1-D sequence of {K} proportions, got an array of shape {mix.shape}")
     if isinstance(mix, (str, bytes, Set)) or not isinstance(mix, (Sequence, np.ndarray)):

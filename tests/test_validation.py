@@ -130,6 +130,7 @@ def test_mix_as_a_dict_is_read_by_type_index_not_by_keys() -> None:
     assert m.proportions == (sp.Rational(3, 10), sp.Rational(7, 10))  # was (0, 1): the keys
     assert m == ql.ContinuousBatching(TWO, mix=[0.3, 0.7])
     assert hash(m) == hash(ql.ContinuousBatching(TWO, mix=(0.3, 0.7)))
+    assert ql.ContinuousBatching(TWO, mix={np.int64(1): 0.7, np.int64(0): 0.3}) == m
     with pytest.raises(ql.ParameterError, match=r"keyed by the type indices 0..1.*got keys \['a', 'b'\]"):
         ql.ContinuousBatching(TWO, mix={"a": 0.3, "b": 0.7})
 
