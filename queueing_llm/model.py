@@ -83,11 +83,18 @@ class LinearIterationTime:
 
 
 def _arrivals_from(value: Any, where: str) -> Law | PoissonProcess | None:
-    if value is None or isinstance(value, (Law, PoissonProcess)):
+    if value is None or isinstance(value, PoissonProcess):
         return value
     if is_real_number(value) or isinstance(value, sp.Basic):
         check_real(f"{where} arrival rate", value, low=0.0, limit=MAX_RATE)
         return Poisson(plain(value))
+    if isinstance(value, Law):
+        if not value.is_symbolic and value.mean_value() > MAX_RATE:
+            raise ParameterError(
+                f"{where} arrivals {value!r} have mean {value.mean_value():.6g} per iteration, more than "
+                f"MAX_RATE = {MAX_RATE:g} (the largest mean number of arrivals per iteration accepted)"
+            )
+        return value
     raise ParameterError(
         f"{where} arrivals must be a rate >= 0 (Poisson per iteration), a law, "
         f"ql.PoissonProcess(rate) or None, got {describe(value)}"

@@ -108,6 +108,7 @@ class Theorem:
         self._require(model)
         if self.check_fn is None:
             raise ModelError(f"theorem {self.name!r} has no numerical check")
+        check_options(self.check_fn, options, f"theorem {self.name!r} check", error=ModelError, skip=2)
         return self.check_fn(model, trajectory, **options)
 
 

@@ -203,3 +203,16 @@ def test_check_real_and_conversions() -> None:
     assert to_sympy(Fraction(1, 3)) == sp.Rational(1, 3) and to_sympy(np.float64(0.1)) == sp.Rational(1, 10)
     with pytest.raises(ql.ParameterError, match="got the string"):
         to_sympy("{")
+
+
+def test_arrival_laws_with_a_huge_mean_are_refused() -> None:
+    for law in (ql.Binomial(2**53, 0.5), ql.FinitePMF({2**40: 1})):
+        with pytest.raises(ql.ParameterError, match=r"arrivals .* have mean .* more than MAX_RATE = 1e\+06"):
+            ql.RequestType(prompt=1, decode=2, arrivals=law)
+    assert ql.RequestType(prompt=1, decode=2, arrivals=ql.Binomial(2**53, 1e-12)).arrivals.n == 2**53
+
+
+def test_unknown_check_option_lists_the_known_ones() -> None:
+    m = ql.default_model()
+    with pytest.raises(ql.ModelError, match="theorem 'fixed-point' check: unknown option 'levle'; known options: "):
+        ql.theorems["fixed-point"].check(m, None, levle=0.9)
