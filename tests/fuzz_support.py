@@ -7,7 +7,9 @@ Profiles (environment variables):
     Multiplies every fuzz test's ``max_examples`` (default 1: the CI profile, a couple of
     minutes on 2 cores). The nightly profile is ``QL_FUZZ_SCALE=20``
     (``QL_FUZZ_SCALE=20 python -m pytest -q tests/test_fuzz.py tests/test_fuzz_cli.py``);
-    hypothesis then also explores non-derandomized inputs (``derandomize`` is on only at scale 1).
+    hypothesis then also explores non-derandomized inputs and shrinks a failure to a minimal
+    example (at scale 1 the examples are derandomized and a failure is reported unshrunk, to
+    keep CI short).
 ``QL_FUZZ_SECONDS``
     Per-example time limit in seconds (default 30): an example still running after it fails
     as a hang.
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 
 import queueing_llm.errors as qerrors
@@ -49,8 +51,9 @@ PACKAGE_ERRORS: tuple[type[BaseException], ...] = tuple(
 def fuzz_settings(examples: int) -> settings:
     """Settings of a fuzz test: ``examples`` x ``QL_FUZZ_SCALE`` examples, no hypothesis
     deadline (the guard's time limit bounds each example instead), reproducible in CI."""
+    phases = [p for p in Phase if p is not Phase.shrink] if SCALE == 1 else list(Phase)  # CI: report, don't shrink
     return settings(max_examples=examples * SCALE, deadline=None, derandomize=SCALE == 1,
-                    suppress_health_check=list(HealthCheck), database=None)
+                    suppress_health_check=list(HealthCheck), database=None, phases=phases)
 
 
 class Hang(Exception):

@@ -4,7 +4,7 @@ subcommands with hostile option values.
 Asserted for every argument list: no exception escapes ``main`` (a usage error's
 ``SystemExit(2)`` from argparse counts as return code 2), the return code is 0 or 2, and a
 return code 2 comes with exactly one line on stderr. Runs are kept short (``--iterations``
-at most 300 unless the fuzzer picks a hostile value that must be refused quickly); the
+at most 200 unless the fuzzer picks a hostile value that must be refused quickly); the
 per-example time limit of tests/fuzz_support.py bounds the rest. Profiles: see
 tests/fuzz_support.py.
 """
@@ -36,7 +36,7 @@ TYPES = st.one_of(
 )
 POLICY = st.sampled_from(["greedy", "rate_limited", "rate_limited(2)", "rate_limited(-1)", "rate_limited(x)",
                           "reserve", "static", "fcfs_cap", "fifo", ""])
-ITERATIONS = st.one_of(st.integers(1, 300).map(str), st.sampled_from(["0", "-5", "1.5", "x", "1e3", "29"]))
+ITERATIONS = st.one_of(st.integers(1, 200).map(str), st.sampled_from(["0", "-5", "1.5", "x", "1e3", "29"]))
 
 
 @st.composite
@@ -78,7 +78,7 @@ def run_main(args: list[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(args=argv())
 def test_cli_main(args: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
