@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from fuzz_support import SECONDS, Hang, fuzz_settings, record, time_limit
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from queueing_llm.cli import main
@@ -42,6 +42,8 @@ ITERATIONS = st.one_of(st.integers(1, 200).map(str), st.sampled_from(["0", "-5",
 @st.composite
 def argv(draw) -> list[str]:
     command = draw(st.sampled_from(["simulate", "report"]))
+    if draw(st.booleans()):  # half the runs valid, so the deep paths (simulation, report) are reached
+        return valid_argv(draw, command)
     args = [command, "--iterations", draw(ITERATIONS)]
     options = {
         "--type": TYPES, "--kv-capacity": NUMBERS, "--batch-cap": NUMBERS, "--waiting-cap": NUMBERS,
@@ -66,6 +68,32 @@ def argv(draw) -> list[str]:
 
 
 PROGRESS = re.compile(r"\d+/\d+ \(\d+%\) after [\d.]+s$|\r")
+
+
+def valid_argv(draw, command: str) -> list[str]:
+    args = [command, "--iterations", str(draw(st.integers(30, 200))), "--seed", str(draw(st.integers(0, 99)))]
+    kind = draw(st.sampled_from(["default", "greedy", "queue"]))
+    if kind == "greedy":
+        args += ["--type", draw(st.sampled_from(["2,3,0.5", "10,40,1.2", "1,2,2.0"])), "--kv-capacity",
+                 draw(st.sampled_from(["60", "200", "2000"])), "--policy",
+                 draw(st.sampled_from(["greedy", "rate_limited", "reserve", "static", "rate_limited(1.5)"]))]
+    elif kind == "queue":
+        args += ["--type", draw(st.sampled_from(["1,1,0.5", "2,3,1.5"])), "--batch-cap",
+                 draw(st.sampled_from(["2", "8"])), "--policy", "fcfs_cap"]
+        if draw(st.booleans()):
+            args += ["--waiting-cap", draw(st.sampled_from(["0", "3"]))]
+    if command == "simulate":
+        args += ["--engine", draw(st.sampled_from(["events", "fast"]))]
+        if draw(st.booleans()):
+            args.append("--saturated")
+    else:
+        if draw(st.booleans()):
+            args += ["--output", "OUT"]
+        if draw(st.booleans()):
+            args += ["--theorem", draw(st.sampled_from(["fixed-point", "stability", "memory-little"]))]
+    if draw(st.booleans()):
+        args.append("--json")
+    return args
 
 
 def run_main(args: list[str]) -> tuple[int, str]:
@@ -93,6 +121,7 @@ def test_cli_main(args: list[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - a traceback from the CLI is the finding
             record(target, exc)
             return
+    event(f"{args[0]} exit {code}")
     lines = [line for line in err.splitlines() if line.strip()]
     lines = [line for line in lines if not PROGRESS.search(line)]  # the progress bar's lines are not errors
     if code not in (0, 2):
