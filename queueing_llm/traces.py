@@ -422,7 +422,7 @@ class Trace:
         ``window_seconds``, ``rate_per_second`` (:math:`n/T`), ``interarrival_cv`` (the
         coefficient of variation of the gaps :math:`t_{i+1} - t_i`, 1 for Poisson) and
         ``dispersion_per_second`` (variance over mean of the counts per second, 1 for
-        Poisson).
+        Poisson; None when the window exceeds :data:`MAX_COUNT_BINS` seconds).
         """
         from scipy import stats as st
 
@@ -447,13 +447,16 @@ class Trace:
         }
         if self.arrival_times is not None and len(self) >= 2 and self.observation_window > 0:
             gaps = np.diff(self.arrival_times)
-            counts = self.counts(1.0)
+            dispersion = None  # a window longer than MAX_COUNT_BINS seconds (a far-off timestamp): no histogram
+            if self.observation_window <= MAX_COUNT_BINS:
+                counts = self.counts(1.0)
+                dispersion = float(counts.var() / counts.mean())
             result.update(
                 span_seconds=self.span,
                 window_seconds=self.observation_window,
                 rate_per_second=self.arrival_rate(),
                 interarrival_cv=float(gaps.std() / gaps.mean()) if gaps.mean() > 0 else math.nan,
-                dispersion_per_second=float(counts.var() / counts.mean()),
+                dispersion_per_second=dispersion,
             )
         return result
 

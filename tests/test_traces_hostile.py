@@ -115,3 +115,10 @@ def test_counts_refuses_a_huge_histogram_naming_the_size() -> None:
         with pytest.raises(TraceError, match="bin_seconds must be a finite number"):
             trace.counts(bin_seconds=bad)
     assert trace.counts(bin_seconds=np.float64(60.0)).sum() == len(trace)
+
+
+def test_summary_of_a_trace_with_a_far_off_row_answers() -> None:
+    trace = ql.Trace([0.0, 1.0, 2.0, 3e9], [1, 2, 3, 4], [1, 1, 1, 1], name="far")
+    summary = trace.summary()
+    assert summary["dispersion_per_second"] is None and summary["span_seconds"] == 3e9
+    assert ql.load_trace("azure-code").summary()["dispersion_per_second"] > 0
