@@ -176,7 +176,9 @@ def _commit(tmp: Path, target: Path, owned: set[str]) -> None:
         present = set(os.listdir(target))
         parent = target.parent
         trash = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old-{os.getpid()}-"))
-        if present <= owned | new:  # only files of earlier runs: swap the folders whole
+        cwd = Path.cwd()
+        holds_cwd = cwd == target or target in cwd.parents  # renaming it would move the working folder
+        if present <= owned | new and not holds_cwd:  # only files of earlier runs: swap the folders whole
             os.rename(target, trash / target.name)
             os.rename(tmp, target)
         else:  # the folder holds other files too: replace only the run's own files
@@ -207,10 +209,12 @@ def atomic_folder(target: str | os.PathLike, owned: Iterable[str] = ()) -> Itera
         The temporary folder to write into. On an exception (including KeyboardInterrupt
         and SIGTERM) it is removed and ``target`` is left as it was.
     """
-    target = Path(target)
+    target = Path(target).absolute()
+    if target.is_symlink():  # write into the folder the link points to; the link stays
+        target = target.resolve()
     if target.exists() and not target.is_dir():
         raise OutputError(f"the output folder {str(target)!r} is an existing file")
-    parent = target.absolute().parent
+    parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -165,3 +165,19 @@ def test_report_rewrite_that_fails_leaves_the_earlier_report_whole(tmp_path, mon
         rep.write(out)
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
     assert hidden(tmp_path) == []
+
+
+def test_symlinked_and_working_folders_are_written_into_not_replaced(tmp_path, monkeypatch) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with atomic_folder(link, owned=("a.txt",)) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert link.is_symlink() and (real / "a.txt").read_text() == "new"
+    monkeypatch.chdir(real)
+    with atomic_folder(".", owned=("a.txt",)) as tmp:
+        (tmp / "a.txt").write_text("newer")
+    assert Path.cwd() == real and (real / "a.txt").read_text() == "newer" and os.listdir(real) == ["a.txt"]
+    assert hidden(tmp_path) == []
