@@ -64,14 +64,17 @@ def test_kernel_root_error_is_a_package_error() -> None:
     assert issubclass(qs.KernelRootError, ql.ModelError) and issubclass(qs.KernelRootError, ArithmeticError)
 
 
+@pytest.mark.slow
 def test_binomial_arrivals_near_one_answer() -> None:
     """Binomial(5, 0.99) arrivals (P(A = 0) = 1e-10): whichever route, a finite answer that
     matches the reference chain."""
-    m = cb(ql.Geometric(0.25), ql.Binomial(5, 0.99), 32)
-    res = qs.stationary(m)
-    ref = stationary_chain(32, 0.25, qs.arrival_pmf(m))
-    assert res.route in ("pgf", "chain")
-    assert math.isclose(res.mean_in_system, ref["mean_in_system"], rel_tol=1e-8)
+    for q, B, route in ((0.25, 32, "chain"), (0.5, 12, "pgf"), (0.9, 8, "pgf")):
+        m = cb(ql.Geometric(q), ql.Binomial(5, 0.99), B)
+        res = qs.stationary(m)
+        ref = stationary_chain(B, q, qs.arrival_pmf(m))
+        assert res.route == route, (q, B, res.reason)
+        assert math.isclose(res.mean_in_system, ref["mean_in_system"], rel_tol=1e-8), (q, B)
+        assert math.isclose(res.p_empty, ref["p_empty"], rel_tol=1e-8), (q, B, res.p_empty, ref["p_empty"])
 
 
 def test_no_idle_iteration_chain_against_power_iteration() -> None:
