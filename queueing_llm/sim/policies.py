@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import PolicyError
 from ..model import ContinuousBatching
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
@@ -228,6 +229,11 @@ def admission_rule(model: ContinuousBatching, M: float, B: float) -> AdmissionRu
     """A fresh rule object (with its per-run state) for the model's policy."""
     policy = model.policy
     if isinstance(policy, RateLimited):
+        if isinstance(policy.rate, str):
+            raise PolicyError(
+                f"policy {policy} names a rate derived by the theory layer; resolve it to a number before "
+                "simulating: ql.theory.dynamics.resolve_policy(model)"
+            )
         rate = fixed_point_rate(model) if policy.rate is None else to_float(policy.rate, "rate_limited rate")
         return RateLimitedAdmission(M, B, rate)
     if isinstance(policy, Reserve):

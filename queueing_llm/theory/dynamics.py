@@ -14,6 +14,9 @@ valid for symbolic and numeric parameters. This module gathers the public functi
   :math:`A`, the gcd criterion, :math:`l_0^{\min}` and the cubic asymptotic;
 * :mod:`~queueing_llm.theory.dynamics_map`: exact (rational) and float iteration of the
   relaxed saturated map with evictions, and cycle detection on any trajectory;
+* :mod:`~queueing_llm.theory.dynamics_integer`: the integer system: token-bucket
+  admission patterns, their peak memory, the largest eviction-free rate and exact cycles
+  of the integer map (``integer-rate-limit``);
 * :mod:`~queueing_llm.theory.dynamics_open`: the open system (Poisson arrivals): the
   stability threshold of greedy, rate-limited and reserve admission, the congested
   throughput and the queue's drift (MODEL.md A.7).
@@ -58,6 +61,20 @@ from .dynamics_cycles import (
     single_component,
     worst_cycle,
 )
+from .dynamics_integer import (
+    INTEGER_RATE,
+    IntegerCycle,
+    congested_throughput,
+    integer_cycle,
+    integer_cycle_throughput,
+    max_eviction_free_rate,
+    pattern_memory,
+    peak_memory,
+    peak_memory_expression,
+    resolve_policy,
+    resolve_rate,
+    token_bucket_admissions,
+)
 from .dynamics_limit import (
     SCALE,
     asymptotic_gap,
@@ -93,6 +110,9 @@ __all__ = [
     "spectral_radius", "stage_balance", "survival_coefficients", "survival_polynomial", "survival_roots",
     "BLOCK", "SPACING", "CycleFormula", "adjacent_cycle", "balanced_cycle", "contiguous_cycle", "cycle_state",
     "cycle_throughputs", "opposite_cycle", "single_component", "worst_cycle",
+    "INTEGER_RATE", "IntegerCycle", "congested_throughput", "integer_cycle", "integer_cycle_throughput",
+    "max_eviction_free_rate", "pattern_memory", "peak_memory", "peak_memory_expression", "resolve_policy",
+    "resolve_rate", "token_bucket_admissions",
     "SCALE", "asymptotic_gap", "cubic_asymptotic", "decode_gcd", "first_order_l0", "l0_min",
     "limiting_closed_form", "limiting_polynomial", "limiting_radius", "prompt_ratios", "radial_identity",
     "spectral_radius_at", "stable_at", "unit_circle_roots", "with_prompts",

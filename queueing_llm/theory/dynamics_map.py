@@ -35,7 +35,8 @@ from ..errors import ParameterError, PolicyError
 from ..model import ContinuousBatching
 from ..numbers import check_real
 from ..policies import Greedy, RateLimited
-from .dynamics_core import components, decode_horizon, fixed_point, require_finite_memory, to_fraction
+from .dynamics_core import components, decode_horizon, require_finite_memory, to_fraction
+from .dynamics_integer import resolve_rate
 
 __all__ = ["RelaxedTrajectory", "relaxed_trajectory", "Cycle", "detect_cycle"]
 
@@ -114,7 +115,7 @@ def _rate(model: ContinuousBatching, rate: Any) -> Any:
     if isinstance(policy, Greedy):
         return None
     if isinstance(policy, RateLimited):
-        return fixed_point(model) if policy.rate is None else sp.sympify(policy.rate)
+        return resolve_rate(model)
     raise PolicyError(
         f"the relaxed map runs greedy and rate_limited admission, got policy {policy}; "
         "use policy='greedy' or ql.rate_limited(x)"
