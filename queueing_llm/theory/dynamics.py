@@ -14,6 +14,8 @@ valid for symbolic and numeric parameters. This module gathers the public functi
   :math:`A`, the gcd criterion, :math:`l_0^{\min}` and the cubic asymptotic;
 * :mod:`~queueing_llm.theory.dynamics_map`: exact (rational) and float iteration of the
   relaxed saturated map with evictions, and cycle detection on any trajectory;
+* :mod:`~queueing_llm.theory.dynamics_deviation`: the measured growth or contraction
+  rate of deviations from :math:`x^*` in relaxed runs (``linear-map``, ``gcd-criterion``);
 * :mod:`~queueing_llm.theory.dynamics_integer`: the integer system: token-bucket
   admission patterns, their peak memory, the largest eviction-free rate and exact cycles
   of the integer map (``integer-rate-limit``);
@@ -60,6 +62,14 @@ from .dynamics_cycles import (
     opposite_cycle,
     single_component,
     worst_cycle,
+)
+from .dynamics_deviation import (
+    CONTRACTION_MARGIN,
+    RATE_TOLERANCE,
+    DeviationRate,
+    common_prompt_model,
+    deviation_rate,
+    perturbed_fixed_point,
 )
 from .dynamics_integer import (
     INTEGER_RATE,
@@ -110,6 +120,8 @@ __all__ = [
     "spectral_radius", "stage_balance", "survival_coefficients", "survival_polynomial", "survival_roots",
     "BLOCK", "SPACING", "CycleFormula", "adjacent_cycle", "balanced_cycle", "contiguous_cycle", "cycle_state",
     "cycle_throughputs", "opposite_cycle", "single_component", "worst_cycle",
+    "CONTRACTION_MARGIN", "RATE_TOLERANCE", "DeviationRate", "common_prompt_model", "deviation_rate",
+    "perturbed_fixed_point",
     "INTEGER_RATE", "IntegerCycle", "congested_throughput", "integer_cycle", "integer_cycle_throughput",
     "max_eviction_free_rate", "pattern_memory", "peak_memory", "peak_memory_expression", "resolve_policy",
     "resolve_rate", "token_bucket_admissions",
