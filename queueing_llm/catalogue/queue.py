@@ -103,7 +103,7 @@ def _stability_evaluate(model: ContinuousBatching) -> dict:
     return out
 
 
-def _stability_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _stability_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                      batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Completions per iteration against :math:`\min(\lambda, B/E[l_1])` (the long-run throughput)."""
     _numeric(model)
@@ -154,7 +154,7 @@ def _drift_evaluate(model: ContinuousBatching) -> dict:
     return out
 
 
-def _drift_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _drift_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                  batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Growth rate of the number in system (batch means of its increments) against the drift."""
     _numeric(model)
@@ -210,7 +210,7 @@ def _renewal_evaluate(model: ContinuousBatching, n: int = 20) -> dict:
     return out
 
 
-def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _renewal_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                    batches: int = DEFAULT_BATCHES, iteration: int | None = None) -> Verdict:
     r"""Completions of saturated runs started from an empty batch.
 
@@ -281,7 +281,7 @@ def _mean_stage_series(run: Any) -> np.ndarray:
     return (b * stages).sum(axis=(1, 2)) / np.maximum(members, 1.0)
 
 
-def _stage_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _stage_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                  batches: int = DEFAULT_BATCHES, quantity: str = "mean_kv") -> Verdict:
     """Mean KV (``memory``) or mean stage of the members of a saturated run."""
     _numeric(model)
@@ -332,7 +332,7 @@ def _sojourns(run: Any, warmup: int) -> np.ndarray:
     return (comp[keep] - arr[keep]).astype(float)[order]
 
 
-def _stationary_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _stationary_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                       batches: int = DEFAULT_BATCHES, quantity: str = "mean_in_system") -> Verdict:
     r"""One of the stationary quantities against the simulation.
 
@@ -401,7 +401,7 @@ def _lyapunov_evaluate(model: ContinuousBatching) -> dict:
     return out
 
 
-def _lyapunov_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _lyapunov_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                     batches: int = DEFAULT_BATCHES) -> Verdict:
     """The interval of the mean number in system meets [lower, upper]."""
     _numeric(model)
@@ -468,7 +468,7 @@ def _waiting_evaluate(model: ContinuousBatching, exact: bool = False) -> dict:
     return out
 
 
-def _waiting_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _waiting_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                    batches: int = DEFAULT_BATCHES) -> Verdict:
     """Rejections per iteration divided by lambda against the rejection probability."""
     _numeric(model)
