@@ -69,6 +69,7 @@ from .dynamics_deviation import (
     DeviationRate,
     common_prompt_model,
     deviation_rate,
+    fixed_point_components,
     perturbed_fixed_point,
 )
 from .dynamics_integer import (
@@ -121,7 +122,7 @@ __all__ = [
     "BLOCK", "SPACING", "CycleFormula", "adjacent_cycle", "balanced_cycle", "contiguous_cycle", "cycle_state",
     "cycle_throughputs", "opposite_cycle", "single_component", "worst_cycle",
     "CONTRACTION_MARGIN", "RATE_TOLERANCE", "DeviationRate", "common_prompt_model", "deviation_rate",
-    "perturbed_fixed_point",
+    "fixed_point_components", "perturbed_fixed_point",
     "INTEGER_RATE", "IntegerCycle", "congested_throughput", "integer_cycle", "integer_cycle_throughput",
     "max_eviction_free_rate", "pattern_memory", "peak_memory", "peak_memory_expression", "resolve_policy",
     "resolve_rate", "token_bucket_admissions",

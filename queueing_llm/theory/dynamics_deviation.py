@@ -30,12 +30,13 @@ import numpy as np
 
 from ..errors import ModelError, ParameterError
 from ..model import ContinuousBatching, RequestType
-from .dynamics_core import components, fixed_point_state, require_finite_memory
+from .dynamics_core import components, decode_horizon, fixed_point, require_finite_memory
 
 __all__ = [
     "RATE_TOLERANCE",
     "CONTRACTION_MARGIN",
     "DeviationRate",
+    "fixed_point_components",
     "perturbed_fixed_point",
     "common_prompt_model",
     "deviation_rate",
@@ -77,6 +78,15 @@ class DeviationRate:
     final_deviation: float
 
 
+def fixed_point_components(model: ContinuousBatching) -> list[list[Any]]:
+    r"""The fixed point per component (type and decode length) and stage: :math:`p_c x^*` at
+    stages :math:`j < l_{1,c}`, 0 above (the rows :func:`~.dynamics_map.relaxed_trajectory`
+    takes as ``initial`` and returns as ``component_batch``); SymPy numbers."""
+    xs = fixed_point(model)
+    L = decode_horizon(model)
+    return [[c.p * xs if j < int(c.l1) else 0 * xs for j in range(L)] for c in components(model)]
+
+
 def perturbed_fixed_point(model: ContinuousBatching, eps: float = 1e-4, seed: int = 0) -> list[list[float]]:
     r"""A state near the fixed point: stage counts :math:`p_c x^* (1 + \epsilon u_{c,j})`,
     :math:`u` uniform on :math:`[-1, 1]` from ``seed``, scaled down if its memory exceeds
@@ -85,7 +95,7 @@ def perturbed_fixed_point(model: ContinuousBatching, eps: float = 1e-4, seed: in
     rng = np.random.default_rng(seed)
     comps = components(model)
     rows = []
-    for c, row in zip(comps, fixed_point_state(model), strict=True):
+    for c, row in zip(comps, fixed_point_components(model), strict=True):
         rows.append([float(v) * (1 + eps * rng.uniform(-1, 1)) if j < int(c.l1) else 0.0 for j, v in enumerate(row)])
     memory = sum(float(c.w(j)) * v for c, row in zip(comps, rows, strict=True) for j, v in enumerate(row))
     if memory > M:
@@ -115,7 +125,7 @@ def deviation_rate(model: ContinuousBatching, run: Any) -> DeviationRate:
     batch = getattr(run, "component_batch", None)
     if batch is None:
         raise ModelError("the deviation rate is measured on a relaxed run (ql.theory.dynamics.relaxed_trajectory)")
-    fixed = np.array([[float(v) for v in row] for row in fixed_point_state(model)])
+    fixed = np.array([[float(v) for v in row] for row in fixed_point_components(model)])
     b = np.asarray(batch, dtype=float)
     if b.shape[1:] != fixed.shape:
         raise ModelError(f"the run's components/stages {b.shape[1:]} do not match the model's {fixed.shape}")
