@@ -51,6 +51,7 @@ from ..stats import Interval, batch_means_ci, rate_ci, replications_ci
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
 from ..verdict import Verdict
+from . import dynamics_checks as checks
 
 __all__ = ["SOURCE"]
 
@@ -108,66 +109,8 @@ def _rate_reason(model: ContinuousBatching) -> str | None:
 
 
 # -- helpers for checks --------------------------------------------------------------------
-def _runs(trajectory: Any, saturated: bool = True) -> list:
-    runs = list(trajectory) if isinstance(trajectory, (list, tuple)) else [trajectory]
-    if saturated:
-        for run in runs:
-            if not getattr(run, "saturated", True):
-                raise ModelError(
-                    "this check needs saturated runs (ql.simulate(..., saturated=True) or "
-                    "ql.theory.dynamics.relaxed_trajectory); got an open-system run"
-                )
-    return runs
-
-
-def _require_greedy(runs: list, model: ContinuousBatching, name: str) -> list:
-    for run in runs:
-        greedy = run.rate is None if _is_relaxed(run) else isinstance(getattr(run, "model", model).policy, Greedy)
-        if not greedy:
-            raise ModelError(f"the {name} check is about greedy admission; this run used another policy")
-    return runs
-
-
-def _is_integer(run: Any) -> bool:
-    return np.issubdtype(np.asarray(run.batch).dtype, np.integer)
-
-
-def _is_relaxed(run: Any) -> bool:
-    return isinstance(run, dyn.RelaxedTrajectory)
-
-
-def _is_exact(run: Any) -> bool:
-    return _is_integer(run) or (_is_relaxed(run) and run.exact)
-
-
 def _f(value: Any) -> float:
     return float(value) if not isinstance(value, sp.Basic) else float(value.evalf())
-
-
-def _tail_throughput(run: Any) -> tuple[Any, Any, str]:
-    """Throughput of the detected cycle, else of the second half with the boundary term."""
-    cycle = dyn.detect_cycle(run)
-    if cycle is not None:
-        return cycle.throughput, 0, f"cycle of period {cycle.period} from iteration {cycle.start}"
-    N = int(np.asarray(run.batch).shape[0])
-    start = N // 2
-    W = N - start
-    done = np.asarray(run.completions)[start:].sum()
-    present = np.asarray(run.batch)[start].sum()
-    exact = _is_integer(run) or (_is_relaxed(run) and run.exact)
-    est = sp.Rational(int(done), W) if _is_integer(run) else (done / W if exact else float(done) / W)
-    boundary = sp.Rational(int(present), W) if _is_integer(run) else (present / W if exact else float(present) / W)
-    return est, boundary, f"no cycle found: iterations {start}..{N - 1}"
-
-
-def _combine(verdicts: list[Verdict], pick: Any) -> Verdict:
-    if len(verdicts) == 1:
-        return verdicts[0]
-    failing = [v for v in verdicts if not v.holds]
-    chosen = failing[0] if failing else pick(verdicts, key=lambda v: v.estimate)
-    reason = f"{len(verdicts) - len(failing)}/{len(verdicts)} runs agree. {chosen.reason}"
-    return Verdict(chosen.theorem, chosen.quantity, chosen.theory, chosen.estimate, None, not failing, reason,
-                   {"runs": [v.estimate for v in verdicts], **chosen.details})
 
 
 # -- fixed point ---------------------------------------------------------------------------
@@ -179,29 +122,6 @@ def _fixed_point_evaluate(model: ContinuousBatching) -> dict:
     return {"x_star": dyn.fixed_point(model)}
 
 
-def _fixed_point_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, slack: Any = 0, level: float = 0.95) -> Verdict:
-    r"""Throughput of a saturated run :math:`\le x^*` + ``slack``.
-
-    Over a cycle the memory after admission sums to at most :math:`P M`, and every request
-    completed in it held :math:`C` token-iterations, so the cycle throughput is at most
-    :math:`x^*` exactly, integer counts included (one deterministic type). Without a cycle
-    the second half is used, plus the boundary term (requests present at its start)/window.
-    """
-    xs = dyn.fixed_point(model)
-    verdicts = []
-    for run in _runs(trajectory, saturated=False):
-        est, boundary, where = _tail_throughput(run)
-        bound = xs + boundary + sp.nsimplify(slack)
-        holds = bool(est <= bound)
-        verdicts.append(Verdict(
-            "fixed-point", "x_star", _f(xs), _f(est), None, holds,
-            f"saturated throughput {_f(est):.6g} ({where}) {'<=' if holds else '>'} x* + slack = {_f(bound):.6g}",
-            {"bound": _f(bound), "slack": _f(slack), "boundary": _f(boundary)},
-        ))
-    return _combine(verdicts, max)
-
-
 # -- linear map ----------------------------------------------------------------------------
 def _linear_statement(model: ContinuousBatching) -> sp.Basic:
     return sp.Eq(sp.Function("F")(dyn.LAMBDA), dyn.survival_polynomial(model))
@@ -209,53 +129,6 @@ def _linear_statement(model: ContinuousBatching) -> sp.Basic:
 
 def _linear_evaluate(model: ContinuousBatching) -> dict:
     return {"spectral_radius": dyn.spectral_radius(model), "stable": dyn.is_stable(model)}
-
-
-def _deviation_rate(model: ContinuousBatching, run: Any) -> dict:
-    """Growth factor per iteration of the deviation from the fixed point (before any eviction)."""
-    if not _is_relaxed(run) and _is_integer(run):
-        raise ModelError(
-            "this check compares the linearisation with a relaxed trajectory "
-            "(ql.theory.dynamics.relaxed_trajectory); integer runs cannot contract below one request"
-        )
-    state = np.array(dyn.fixed_point_state(model), dtype=float)
-    batch = np.asarray(run.batch, dtype=float)
-    dev = np.max(np.abs(batch - state[None, :, : batch.shape[2]]), axis=(1, 2))
-    first = run.first_eviction if _is_relaxed(run) else None
-    end = len(dev) if first is None else first
-    window = dev[:end]
-    if window.size < 4 or window[0] == 0:
-        rate = math.inf if first is not None else 0.0
-    else:
-        q = max(1, window.size // 4)
-        head, tail = np.max(window[:q]), np.max(window[-q:])
-        rate = 0.0 if tail == 0 else float((tail / head) ** (1.0 / (window.size - q)))
-    return {"rate": rate, "first_eviction": first, "initial_deviation": float(dev[0]),
-            "final_deviation": float(dev[end - 1]) if end else float(dev[0])}
-
-
-def _stability_verdict(name: str, quantity: str, theory_rho: float, stable: bool, model, trajectory) -> Verdict:
-    verdicts = []
-    for run in _require_greedy(_runs(trajectory), model, name):
-        d = _deviation_rate(model, run)
-        converged = d["first_eviction"] is None and d["rate"] < 1
-        holds = converged == stable
-        what = "converges to" if converged else "leaves"
-        evict = "" if d["first_eviction"] is None else f", first eviction at iteration {d['first_eviction']}"
-        verdicts.append(Verdict(
-            name, quantity, float(theory_rho), d["rate"], None, holds,
-            f"the relaxed map {what} the fixed point (deviation factor {d['rate']:.6g} per iteration{evict}); "
-            f"theory: spectral radius {float(theory_rho):.6g}, {'stable' if stable else 'unstable'}",
-            d,
-        ))
-    return _combine(verdicts, max)
-
-
-def _linear_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = 0.95) -> Verdict:
-    """A relaxed run started near :math:`x^*` converges iff :math:`\\rho(F) < 1`."""
-    return _stability_verdict("linear-map", "spectral_radius", dyn.spectral_radius(model), dyn.is_stable(model),
-                              model, trajectory)
 
 
 # -- worst cycle ---------------------------------------------------------------------------
@@ -266,42 +139,18 @@ def _worst_statement(model: ContinuousBatching) -> sp.Basic:
 
 
 def _worst_evaluate(model: ContinuousBatching) -> dict:
+    """``integer_throughput``: the cycle the integer greedy system falls into from an empty
+    batch (exact iteration of the integer map; numeric integer models only, else ``nan``)."""
     th = dyn.worst_cycle(model).throughput
-    return {"throughput": th, "ratio": sp.factor(th / dyn.fixed_point(model))}
+    return {"throughput": th, "ratio": sp.factor(th / dyn.fixed_point(model)),
+            "integer_throughput": _integer_or_nan(model, dyn.integer_cycle_throughput)}
 
 
-def _worst_bound(model: ContinuousBatching, run: Any) -> sp.Expr:
-    th = dyn.worst_cycle(model).throughput
-    if not _is_integer(run):
-        return th
-    c = dyn.single_component(model)
-    return sp.floor(model.M / c.w(c.l1 - 1)) / c.l1  # the integer worst cycle
-
-
-def _worst_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, slack: Any = 0, level: float = 0.95) -> Verdict:
-    r"""Cycle throughput :math:`\ge` the worst-cycle throughput - ``slack``.
-
-    Relaxed runs: :math:`M/(l_1(l_0+l_1))` exactly. Integer runs: the integer worst cycle
-    :math:`\lfloor M/w_{l_1-1} \rfloor / l_1` (it completes whole requests), which differs by
-    less than :math:`1/l_1`.
-    """
-    verdicts = []
-    for run in _require_greedy(_runs(trajectory), model, "worst-cycle"):
-        bound = _worst_bound(model, run) - sp.nsimplify(slack)
-        cycle = dyn.detect_cycle(run)
-        if cycle is None:
-            verdicts.append(Verdict("worst-cycle", "throughput", _f(bound), math.nan, None, False,
-                                    "no periodic regime found in the run: run longer", {}))
-            continue
-        holds = bool(cycle.throughput >= bound)
-        verdicts.append(Verdict(
-            "worst-cycle", "throughput", _f(bound), _f(cycle.throughput), None, holds,
-            f"cycle of period {cycle.period} has throughput {_f(cycle.throughput):.6g} "
-            f"{'>=' if holds else '<'} worst-cycle bound {_f(bound):.6g}",
-            {"period": cycle.period, "start": cycle.start, "bound": _f(bound)},
-        ))
-    return _combine(verdicts, min)
+def _integer_or_nan(model: ContinuousBatching, fn: Any) -> Any:
+    """``fn(model)`` for numeric models with integer l0, l1, M; ``nan`` otherwise (symbolic)."""
+    if model.is_symbolic or any(is_symbolic(v) for v in (model.M, *dyn.single_component(model).l0.free_symbols)):
+        return sp.nan
+    return fn(model)
 
 
 # -- other cycles --------------------------------------------------------------------------
@@ -324,53 +173,8 @@ def _cycles_evaluate(model: ContinuousBatching, block: Any = None, spacing: Any 
         "opposite": all_["opposite"],
         "contiguous": all_["contiguous"] if block is None else dyn.contiguous_cycle(model, block).throughput,
         "balanced": all_["balanced"] if spacing is None else dyn.balanced_cycle(model, spacing).throughput,
+        "integer": _integer_or_nan(model, checks.integer_cycle_values),
     }
-
-
-def _catalogue(model: ContinuousBatching) -> dict[str, Any]:
-    all_ = dyn.cycle_throughputs(model)
-    out = {"worst": all_["worst"], "fixed point": all_["fixed_point"], "adjacent": all_["adjacent"]}
-    if all_["opposite"] is not sp.nan:
-        out["opposite"] = all_["opposite"]
-    out.update({f"contiguous c_{i}": v for i, v in all_["contiguous"].items()})
-    out.update({f"balanced d={d}": v for d, v in all_["balanced"].items()})
-    return out
-
-
-def _cycles_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, tol: float = 1e-9, level: float = 0.95) -> Verdict:
-    r"""The cycle a run settles on is one of the catalogued cycles.
-
-    Relaxed runs: its throughput equals a catalogued value (exactly for rational runs,
-    within ``tol`` relative for float runs). Integer runs do not reproduce the relaxed
-    cycles exactly: the throughput must lie between the integer worst cycle and :math:`x^*`;
-    the nearest catalogued cycle is reported.
-    """
-    runs = _require_greedy(_runs(trajectory), model, "cycles")  # refuse unsuitable runs before deriving
-    cat = _catalogue(model)
-    verdicts = []
-    for run in runs:
-        cycle = dyn.detect_cycle(run)
-        if cycle is None:
-            verdicts.append(Verdict("cycles", "throughput", math.nan, math.nan, None, False,
-                                    "no periodic regime found in the run: run longer", {}))
-            continue
-        est = cycle.throughput
-        name, value = min(cat.items(), key=lambda kv: abs(_f(kv[1]) - _f(est)))
-        if _is_integer(run):
-            low = _worst_bound(model, run)
-            holds = bool(low <= est <= cat["fixed point"])
-            reason = (f"integer cycle of period {cycle.period}, throughput {_f(est):.6g} "
-                      f"{'within' if holds else 'outside'} [integer worst cycle {_f(low):.6g}, x* "
-                      f"{_f(cat['fixed point']):.6g}]; nearest catalogued: {name}")
-        else:
-            exact = _is_relaxed(run) and run.exact
-            holds = bool(sp.simplify(est - value) == 0) if exact else abs(_f(est) - _f(value)) <= tol * abs(_f(value))
-            reason = (f"cycle of period {cycle.period}, throughput {_f(est):.6g}: "
-                      f"{'the ' + name + ' cycle' if holds else 'not a catalogued cycle (nearest: ' + name + ')'}")
-        verdicts.append(Verdict("cycles", "throughput", _f(value), _f(est), None, holds, reason,
-                                {"cycle": name, "period": cycle.period, "start": cycle.start}))
-    return _combine(verdicts, min)
 
 
 # -- gcd criterion -------------------------------------------------------------------------
@@ -391,13 +195,6 @@ def _gcd_evaluate(model: ContinuousBatching, ratios: Any = None, max_l0: int = 1
     }
 
 
-def _gcd_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = 0.95) -> Verdict:
-    """A relaxed run started near :math:`x^*` converges iff the criterion says stable."""
-    return _stability_verdict("gcd-criterion", "stable", dyn.spectral_radius(model), dyn.is_stable(model),
-                              model, trajectory)
-
-
 # -- rate-limited admission ----------------------------------------------------------------
 def _rate_of(model: ContinuousBatching, rate: Any) -> Any:
     if rate is not None:
@@ -414,53 +211,6 @@ def _rate_statement(model: ContinuousBatching, rate: Any = None) -> sp.Basic:
 def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
     """``rate``: admissions per iteration (default: the policy's rate, else x*)."""
     return {"throughput": dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]}
-
-
-def _rate_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, slack: Any = None, level: float = 0.95
-) -> Verdict:
-    r"""A rate-limited saturated run: throughput equals the rate (:math:`x^*`), no eviction.
-
-    Relaxed runs: the throughput equals the rate exactly (cycle; else within the boundary
-    term of the window) and nothing is ever evicted. Integer runs (token bucket, whole
-    requests) cannot pack exactly :math:`x^*` per iteration and may evict: the guaranteed
-    part is the upper bound (throughput at most the rate, memory Little's law); with
-    ``slack`` the throughput must also be at least rate - ``slack``. The evictions per
-    iteration and the deficit are reported in ``details`` (measured over random models:
-    evictions in about 12 % of them, always fewer than greedy's; the deficit is below
-    6 % once 100 requests are in flight, but can exceed greedy's worst cycle when fewer
-    than 5 are).
-    """
-    x = prediction["throughput"]
-    verdicts = []
-    for run in _runs(trajectory):
-        limited = run.rate is not None if _is_relaxed(run) else isinstance(
-            getattr(run, "model", model).policy, RateLimited)
-        if not limited:
-            raise ModelError("the rate-limited check needs a run under rate-limited admission "
-                             "(policy=ql.rate_limited(...)); this run admitted greedily")
-        est, boundary, where = _tail_throughput(run)
-        N = np.asarray(run.batch).shape[0]
-        evictions = _f(np.asarray(run.evictions).sum())
-        if _is_relaxed(run) or not _is_integer(run):
-            tol = boundary if slack is None else sp.nsimplify(slack)
-            close = abs(_f(est) - _f(x)) <= _f(tol) + (1e-9 * _f(x) if not _is_exact(run) else 0)
-            if _is_exact(run):
-                close = bool(abs(est - x) <= tol)
-            holds = close and evictions == 0
-            low, high = x - tol, x + tol
-        else:
-            high = x + boundary
-            low = x - sp.nsimplify(slack) if slack is not None else sp.Integer(0)
-            holds = bool(low <= est <= high)
-        verdicts.append(Verdict(
-            "rate-limited", "throughput", _f(x), _f(est), None, holds,
-            f"throughput {_f(est):.6g} ({where}) {'within' if holds else 'outside'} [{_f(low):.6g}, {_f(high):.6g}] "
-            f"around the rate {_f(x):.6g}; {evictions:g} evictions in {N} iterations",
-            {"evictions": evictions, "evictions_per_iteration": evictions / N, "low": _f(low), "high": _f(high),
-             "deficit": _f(x) - _f(est)},
-        ))
-    return _combine(verdicts, min)
 
 
 # -- open system ---------------------------------------------------------------------------
@@ -615,7 +365,8 @@ theorems.register(Theorem(
     hypotheses=("saturated input (the queue never empties)", "finite KV budget M",
                 "relaxed map: real-valued stage counts; prompts enter through their mean",
                 "multi-type: admissions in proportions p_k"),
-    statement_fn=_fixed_point_statement, evaluate_fn=_fixed_point_evaluate, check_fn=_fixed_point_check,
+    statement_fn=_fixed_point_statement, evaluate_fn=_fixed_point_evaluate, check_fn=checks.fixed_point_check,
+    runs=checks.FIXED_POINT_RUNS,
     source=f"{SOURCE}, eviction-free fixed point (MODEL.md A.1)", applies_fn=_memory_reason,
 ))
 theorems.register(Theorem(
@@ -623,7 +374,8 @@ theorems.register(Theorem(
     title="Linearised saturated map: survival polynomial and spectral radius",
     hypotheses=("saturated input, greedy admission, finite M", "deterministic or finite-support decode lengths",
                 "linearisation around the eviction-free fixed point (no eviction)"),
-    statement_fn=_linear_statement, evaluate_fn=_linear_evaluate, check_fn=_linear_check,
+    statement_fn=_linear_statement, evaluate_fn=_linear_evaluate, check_fn=checks.linear_map_check,
+    runs=checks.LINEAR_RUNS,
     source=f"{SOURCE}, linearisation and Enestrom-Kakeya (MODEL.md A.2)", applies_fn=_finite_decode_reason,
 ))
 theorems.register(Theorem(
@@ -631,7 +383,8 @@ theorems.register(Theorem(
     title="Worst-case (maximal-eviction) cycle and its throughput",
     hypotheses=("saturated input, greedy admission, finite M", "one request type, deterministic decode length",
                 "every cycle of the relaxed map has at least this throughput"),
-    statement_fn=_worst_statement, evaluate_fn=_worst_evaluate, check_fn=_worst_check,
+    statement_fn=_worst_statement, evaluate_fn=_worst_evaluate, check_fn=checks.worst_cycle_check,
+    runs=checks.WORST_CYCLE_RUNS,
     source=f"{SOURCE}, worst-case cycle (MODEL.md A.3)", applies_fn=_homogeneous_reason,
 ))
 theorems.register(Theorem(
@@ -639,7 +392,8 @@ theorems.register(Theorem(
     title="Adjacent, opposite, contiguous-block and evenly spaced cycles",
     hypotheses=("saturated input, greedy admission, finite M", "one request type, deterministic decode length",
                 "opposite: l1 even; evenly spaced: d divides l1; contiguous: 0 <= i < l1"),
-    statement_fn=_cycles_statement, evaluate_fn=_cycles_evaluate, check_fn=_cycles_check,
+    statement_fn=_cycles_statement, evaluate_fn=_cycles_evaluate, check_fn=checks.cycles_check,
+    runs=checks.CYCLES_RUNS,
     source=f"{SOURCE}, Propositions 2-4 (MODEL.md A.4)", applies_fn=_homogeneous_reason,
 ))
 theorems.register(Theorem(
@@ -648,7 +402,8 @@ theorems.register(Theorem(
     hypotheses=("saturated input, greedy admission, finite M", "numeric deterministic or finite-support decodes",
                 "large prompts l0_k = r_k s, s -> infinity, for the limiting polynomial",
                 "l0_min: common prompt length for every type"),
-    statement_fn=_gcd_statement, evaluate_fn=_gcd_evaluate, check_fn=_gcd_check,
+    statement_fn=_gcd_statement, evaluate_fn=_gcd_evaluate, check_fn=checks.gcd_check,
+    runs=checks.GCD_RUNS,
     source=f"{SOURCE}, multi-type stability (MODEL.md A.5)", applies_fn=_gcd_reason,
 ))
 theorems.register(Theorem(
@@ -656,7 +411,8 @@ theorems.register(Theorem(
     title="Rate-limited admission at x* removes evictions",
     hypotheses=("saturated input, finite M", "admit min(Q_n, S_n/(l0+1), x) per iteration with x <= x*",
                 "relaxed map from an empty batch (integer runs: token bucket of depth x + 1)"),
-    statement_fn=_rate_statement, evaluate_fn=_rate_evaluate, check_fn=_rate_check,
+    statement_fn=_rate_statement, evaluate_fn=_rate_evaluate, check_fn=checks.rate_limited_check,
+    runs=checks.RATE_LIMITED_RUNS,
     source=f"{SOURCE}, section 5.1 (MODEL.md A.6)", applies_fn=_rate_reason,
 ))
 theorems.register(Theorem(

@@ -23,6 +23,7 @@ from ..policies import RateLimited
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
 from ..theory.dynamics_integer import X as X_RATE
+from . import dynamics_checks as checks
 from .dynamics import SOURCE, _homogeneous_reason
 
 __all__ = ["X_MAX"]
@@ -74,6 +75,7 @@ theorems.register(Theorem(
     hypotheses=("saturated input, one request type with integer l0, l1 and M",
                 "token bucket of depth x + 1 at a rational rate x (MODEL.md section 3), from an empty batch",
                 "eviction-free at x iff the peak P(x) of the admission pattern is at most M"),
-    statement_fn=_statement, evaluate_fn=_evaluate, check_fn=None,
+    statement_fn=_statement, evaluate_fn=_evaluate, check_fn=checks.integer_rate_check,
+    runs=checks.INTEGER_RATE_RUNS,
     source=f"{SOURCE}, section 5.1 in the integer system (MODEL.md section 3)", applies_fn=_integer_reason,
 ))
