@@ -102,7 +102,7 @@ def _rate_reason(model: ContinuousBatching) -> str | None:
     policy = model.policy
     if isinstance(policy, RateLimited) and policy.rate is not None and not model.is_symbolic:
         xs = dyn.fixed_point(model)
-        if sp.nsimplify(policy.rate) > xs:
+        if dyn.resolve_rate(model, policy.rate) > xs:
             return (f"the policy's rate {policy.rate} exceeds x* = {xs}: "
                     "rate limiting above x* does not prevent evictions")
     return None
@@ -197,10 +197,11 @@ def _gcd_evaluate(model: ContinuousBatching, ratios: Any = None, max_l0: int = 1
 
 # -- rate-limited admission ----------------------------------------------------------------
 def _rate_of(model: ContinuousBatching, rate: Any) -> Any:
-    if rate is not None:
-        return rate
-    policy = model.policy
-    return policy.rate if isinstance(policy, RateLimited) else None
+    """The rate option, else the policy's rate (``"integer"`` resolved), else None (x*)."""
+    if rate is None:
+        policy = model.policy
+        rate = policy.rate if isinstance(policy, RateLimited) else None
+    return None if rate is None else dyn.resolve_rate(model, rate)
 
 
 def _rate_statement(model: ContinuousBatching, rate: Any = None) -> sp.Basic:

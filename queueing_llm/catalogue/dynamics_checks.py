@@ -532,6 +532,9 @@ def cycles_check(model: ContinuousBatching, runs: Any, prediction: dict, level: 
 
 
 # -- linear map and gcd criterion ----------------------------------------------------------
+MIN_WINDOW = 20
+"""Least number of iterations in the fit window of a deviation rate (shorter: does not apply)."""
+
 LINEAR_RUNS = (
     relaxed_run(3000, initial=dyn.perturbed_fixed_point, exact=False, policy="greedy",
                 label="relaxed, greedy, near x*",
@@ -589,9 +592,10 @@ def _deviation_comparisons(name: str, model: ContinuousBatching, runs: Any, pred
             skipped.append("a rate-limited relaxed run: the linearisation is about greedy admission")
             continue
         d = dyn.deviation_rate(run.model, run)
-        if math.isnan(d.rate):
-            skipped.append(f"a relaxed run that leaves the linear regime within {d.window[1]} iterations "
-                           "(start it nearer x*)")
+        if math.isnan(d.rate) or d.window[1] - d.window[0] < MIN_WINDOW:
+            skipped.append(f"a relaxed run whose linear regime (before the first eviction, after the transient) "
+                           f"spans {d.window[1] - d.window[0]} < {MIN_WINDOW} iterations: too short to measure the "
+                           "rate (start it nearer x*, e.g. ql.theory.dynamics.perturbed_fixed_point)")
             continue
         if _same_model(run, model):
             c = _equal("spectral_radius", rho, d.rate, run,
