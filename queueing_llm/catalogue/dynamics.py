@@ -1,56 +1,47 @@
 r"""Built-in theorems of MODEL.md section 5, family A (memory-constrained dynamics, [ADLS26]).
 
-Importing the module registers:
+Importing the module registers (``integer-rate-limit``: :mod:`.dynamics_integer`;
+``open-system``: :mod:`.dynamics_open`):
 
 ========================  ===================================================================
 ``fixed-point``           ``x_star``: eviction-free fixed point :math:`x^* = M/\sum_k p_k C_k`
 ``linear-map``            ``spectral_radius``, ``stable``: the linearised map and its roots
-``worst-cycle``           ``throughput``, ``ratio``: :math:`M/(l_1(l_0+l_1))` and its ratio to x*
-``cycles``                ``adjacent``, ``opposite``, ``contiguous``, ``balanced``
+``worst-cycle``           ``throughput``, ``ratio``: :math:`M/(l_1(l_0+l_1))` and its ratio to
+                          x*; ``integer_throughput``: the integer system's cycle from empty
+``cycles``                ``adjacent``, ``opposite``, ``contiguous``, ``balanced``; ``integer``:
+                          integer versions of the cycles the default runs start on
 ``gcd-criterion``         ``gcd``, ``limiting_radius``, ``spectral_radius``, ``stable``, ``l0_min``
 ``rate-limited``          ``throughput``: rate limiting at :math:`x \le x^*` never evicts
-``open-system``           ``stability_threshold``, ``stable``, ``x_star``, ``worst_cycle``, ``policy``:
-                          the open system is stable iff :math:`\lambda < \theta` (greedy and
-                          reserve: the worst cycle; rate limiting: :math:`x \le x^*`)
 ========================  ===================================================================
 
 Options of ``evaluate``: ``cycles`` takes ``block=i`` (one contiguous-block cycle :math:`c_i`)
 and ``spacing=d`` (one evenly spaced cycle; by default all, as dicts by ``i`` and ``d``);
 ``gcd-criterion`` takes ``ratios`` (prompt ratios :math:`r_k` of the limit) and ``max_l0``
 (search limit of ``l0_min``); ``rate-limited`` takes ``rate`` (default: the policy's rate,
-else :math:`x^*`); ``open-system`` takes ``policy`` (another covered policy) and ``rate`` (an
-arrival rate other than the model's). Options of ``check``: ``slack`` (``fixed-point``,
-``worst-cycle``, ``rate-limited``), ``tol`` (``cycles``, float runs),
-``warmup`` and ``batches`` (``open-system``).
+``"integer"`` resolved, else :math:`x^*`).
 
-Every ``statement`` is derived by :mod:`queueing_llm.theory.dynamics` from the model; every
-``check`` reads a saturated trajectory: a simulated ``ql.simulate(..., saturated=True)`` run
-(integer counts) or a :class:`~queueing_llm.theory.dynamics.RelaxedTrajectory` (real counts),
-or a list of them (the verdict holds if it holds for each). The checks are deterministic
-comparisons (exact for integer and rational runs), so they report no confidence interval;
-``level`` is accepted for :func:`ql.verify <queueing_llm.verify.verify>` and unused. Checks
-other than ``fixed-point`` and ``open-system`` refuse open-system runs with a
-:class:`~queueing_llm.ModelError`. ``open-system`` is the exception in the other direction: it
-reads open-system runs (``ql.simulate(model, N, seed=...)``), refuses saturated ones, and is a
-statistical check with confidence intervals at ``level``.
+Every ``statement`` is derived by :mod:`queueing_llm.theory.dynamics` from the model. The
+checks (:mod:`.dynamics_checks`) compare ``evaluate``'s prediction where the theorem is
+tight, on the runs each theorem declares in ``Theorem.runs`` (exact relaxed runs at
+:math:`x^*`, from an empty batch and on the catalogued cycles; float relaxed runs near
+:math:`x^*`; integer saturated runs): exact comparisons, or a stated tolerance for float
+relaxed runs, no confidence interval (``level`` is accepted and unused). A run that
+violates a hypothesis (another policy, an integer run for a relaxed statement, an open
+run) makes the verdict "does not apply", never FAILS.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 import sympy as sp
 
 from ..errors import ModelError
 from ..model import ContinuousBatching
 from ..numbers import is_infinite, is_symbolic
-from ..policies import Greedy, RateLimited, Reserve
-from ..stats import Interval, batch_means_ci, rate_ci, replications_ci
+from ..policies import RateLimited
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
-from ..verdict import Verdict
 from . import dynamics_checks as checks
 
 __all__ = ["SOURCE"]
@@ -214,151 +205,6 @@ def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
     return {"throughput": dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]}
 
 
-# -- open system ---------------------------------------------------------------------------
-THETA = sp.Symbol("theta")
-
-
-def _open_statement(model: ContinuousBatching, policy: Any = None, rate: Any = None) -> sp.Basic:
-    o = dyn.open_system(model, policy, rate)
-    cond = sp.StrictLessThan(o.arrival_rate, THETA, evaluate=False)
-    return sp.And(sp.Eq(THETA, o.threshold, evaluate=False), sp.Equivalent(sp.Symbol("stable"), cond, evaluate=False),
-                  evaluate=False)
-
-
-def _open_evaluate(model: ContinuousBatching, policy: Any = None, rate: Any = None) -> dict:
-    """``policy``: another covered policy (default the model's); ``rate``: an arrival rate
-    per iteration other than the model's (a number or a symbol)."""
-    o = dyn.open_system(model, policy, rate)
-    return {"stability_threshold": o.threshold, "stable": o.stable, "x_star": o.x_star,
-            "worst_cycle": o.worst_cycle, "policy": o.policy}
-
-
-def _open_runs(trajectory: Any, model: ContinuousBatching) -> list:
-    runs = list(trajectory) if isinstance(trajectory, (list, tuple)) else [trajectory]
-    for run in runs:
-        if getattr(run, "saturated", False):
-            raise ModelError("the open-system check needs open-system runs (ql.simulate(model, N, seed=...) "
-                             "without saturated=True); got a saturated run")
-        policy = getattr(getattr(run, "model", None), "policy", model.policy)
-        if policy != model.policy:
-            raise ModelError(f"the run used policy {policy}, the model {model.policy}: the open-system check "
-                             "compares a run with the threshold of its own policy")
-    return runs
-
-
-def _total(run: Any, name: str) -> np.ndarray:
-    arr = np.asarray(getattr(run, name), dtype=float)
-    return arr.reshape(arr.shape[0], -1).sum(axis=1)
-
-
-def _open_intervals(runs: list, level: float, warmup: Any, batches: int) -> tuple[Interval, Interval, Interval, int]:
-    """Growth rate of the number in system, throughput and evictions per iteration."""
-    N = min(int(np.asarray(run.in_system).shape[0]) for run in runs)
-    d = N // 10 if warmup is None else int(warmup)
-    if not 0 <= d <= N - 2 * batches:
-        raise ModelError(f"warmup must be in [0, {N - 2 * batches}] for runs of {N} iterations, got {warmup}")
-    series = [np.asarray(run.in_system, dtype=float)[d:] for run in runs]
-    if len(runs) == 1:
-        growth = rate_ci(series[0], level, batches)
-        thr = batch_means_ci(_total(runs[0], "completions")[d:], level, batches)
-        ev = batch_means_ci(_total(runs[0], "evictions")[d:], level, batches)
-    else:
-        growth = rate_ci(series, level, batches)
-        thr = replications_ci([float(_total(r, "completions")[d:].mean()) for r in runs], level)
-        ev = replications_ci([float(_total(r, "evictions")[d:].mean()) for r in runs], level)
-    return growth, thr, ev, d
-
-
-def _integer_congested_low(model: ContinuousBatching, theta: float) -> float:
-    """Least congested throughput of the integer system under greedy or reserve admission:
-    whole requests, :math:`\\lfloor M/w_{l_1-1} \\rfloor / l_1` (deterministic prompt)."""
-    (t,) = model.types
-    if not t.is_deterministic:
-        return theta
-    c = dyn.single_component(model)
-    return _f(sp.floor(model.M / c.w(c.l1 - 1)) / c.l1)
-
-
-def _open_check(
-    model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = 0.95, warmup: Any = None,
-    batches: int = 20,
-) -> Verdict:
-    r"""Stable below the threshold, growing above it: confidence intervals on open-system runs.
-
-    From the number in system :math:`Y_n` after ``warmup`` iterations (default a tenth of
-    the run): the growth rate (:func:`~queueing_llm.stats.rate_ci`: batch means of the
-    increments, or replications for a list of runs), the throughput and the evictions per
-    iteration, each with a Student interval at ``level``.
-
-    * :math:`\lambda < \theta` (stable): the growth interval must reach down to 0 (no
-      linear growth). With an unlimited waiting room the increments are arrivals minus
-      completions, so this is also "throughput equal to the arrivals within the interval".
-    * :math:`\lambda > \theta` (congests): the growth interval must lie above 0, and the
-      throughput interval must meet the congested range of the integer system:
-      :math:`[\lfloor M/w_{l_1-1}\rfloor/l_1,\ x^*]` for greedy and reserve (at most the rate
-      :math:`x` for rate limiting); greedy must also evict persistently (eviction interval
-      above 0).
-    * :math:`\lambda = \theta` (critical): no prediction beyond the memory bound: the
-      throughput interval must reach down to :math:`x^*` or below.
-
-    ``reserve`` never evicts: any eviction fails the check. Integer effects (measured on the
-    REFERENCES example :math:`M = 2000`, :math:`l_0 = 10`, :math:`l_1 = 40`): congested greedy
-    settles on cycles completing 1.00 to 1.07 per iteration, above the relaxed worst cycle 1
-    (greedy at 1.02 stayed stable for :math:`10^5` iterations), and the integer token bucket
-    on cycles completing 1.575 to 1.600, below :math:`x^* = 1.639` (rate limiting at 1.62
-    grows at 0.029 per iteration). Rates within a few percent of :math:`\theta` can therefore
-    go either way. Collapse under greedy is metastable, after a random time that grows
-    quickly as :math:`\lambda` approaches :math:`\theta` (at 1.2: a few thousand iterations,
-    4 seeds in 20 not within :math:`2 \cdot 10^4`), so runs must be long enough to see it.
-    """
-    o = dyn.open_system(model)
-    runs = _open_runs(trajectory, model)
-    lam, theta, xs = _f(o.arrival_rate), _f(o.threshold), _f(o.x_star)
-    growth, thr, ev, d = _open_intervals(runs, level, warmup, batches)
-    policy = model.policy
-    evictions = float(sum(_total(r, "evictions").sum() for r in runs))
-    g = f"growth {growth.estimate:.4g} per iteration [{growth.low:.4g}, {growth.high:.4g}]"
-    t = f"throughput {thr.estimate:.4g} [{thr.low:.4g}, {thr.high:.4g}]"
-    problems: list[str] = []
-    if isinstance(policy, Reserve) and evictions > 0:
-        problems.append(f"reserve evicted {evictions:g} times")
-    if lam < theta:
-        branch = "stable"
-        if growth.low > 0:
-            problems.append("the queue grows")
-        low, high = -math.inf, math.inf
-    elif lam > theta:
-        branch = "congested"
-        if isinstance(policy, RateLimited):
-            low, high = 0.0, theta
-        else:
-            low, high = _integer_congested_low(model, theta), xs
-        if not growth.low > 0:
-            problems.append("the queue does not grow significantly")
-        eps = 1e-9 * max(abs(low), abs(high), 1.0)  # float rounding of exact cycles (degenerate intervals)
-        if thr.low > high + eps or thr.high < low - eps:
-            problems.append(f"the throughput is outside the congested range [{low:.4g}, {high:.4g}]")
-        if isinstance(policy, Greedy) and not ev.low > 0:
-            problems.append("greedy does not evict persistently")
-    else:
-        branch = "critical"
-        low, high = -math.inf, xs
-        if thr.low > xs * (1 + 1e-9):
-            problems.append(f"the throughput exceeds x* = {xs:.4g}")
-    holds = not problems
-    relation = {"stable": "<", "congested": ">", "critical": "="}[branch]
-    expect = {"stable": "the queue must be stable", "congested": "the queue must grow",
-              "critical": "critical rate, no prediction beyond throughput <= x*"}[branch]
-    reason = (f"{o.policy}: arrival rate {lam:.4g} {relation} threshold {theta:.4g} ({expect}); {g}, {t}, "
-              f"evictions {ev.estimate:.4g} per iteration" + ("" if holds else f": {'; '.join(problems)}"))
-    details = {
-        "branch": branch, "arrival_rate": lam, "threshold": theta, "x_star": xs, "worst_cycle": _f(o.worst_cycle),
-        "growth": growth, "throughput": thr, "evictions": ev, "excess_growth": growth.estimate - (lam - theta),
-        "congested_low": low, "congested_high": high, "warmup": d, "runs": len(runs),
-    }
-    return Verdict("open-system", "stability_threshold", theta, thr.estimate, thr, holds, reason, details)
-
-
 # -- registration --------------------------------------------------------------------------
 theorems.register(Theorem(
     name="fixed-point",
@@ -415,14 +261,4 @@ theorems.register(Theorem(
     statement_fn=_rate_statement, evaluate_fn=_rate_evaluate, check_fn=checks.rate_limited_check,
     runs=checks.RATE_LIMITED_RUNS,
     source=f"{SOURCE}, section 5.1 (MODEL.md A.6)", applies_fn=_rate_reason,
-))
-theorems.register(Theorem(
-    name="open-system",
-    title="Open system: greedy admission is stable only below the worst cycle, rate limiting up to x*",
-    hypotheses=("one request type, arrivals per iteration (Poisson or any law) with mean lambda, finite M",
-                "unlimited batch cap and waiting room; policy greedy, rate_limited(x <= x*) or reserve",
-                "while the queue is not empty the batch follows the saturated map of the policy",
-                "stable iff lambda < theta; greedy and reserve: theta = M/(l1 (l0 + l1)); rate_limited(x): x"),
-    statement_fn=_open_statement, evaluate_fn=_open_evaluate, check_fn=_open_check,
-    source=f"{SOURCE}, worst-case cycle and section 5.1 (MODEL.md A.7)", applies_fn=dyn.open_system_reason,
 ))
