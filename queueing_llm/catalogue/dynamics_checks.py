@@ -45,6 +45,7 @@ Source: [ADLS26] (MODEL.md A.1-A.6); the integer statements: MODEL.md section 3.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -422,10 +423,16 @@ CYCLE_RUN_CHOICES = {
 spacing :math:`d > 1` dividing :math:`l_1` (:math:`d = l_1/2` is the opposite cycle)."""
 
 
+@functools.lru_cache(maxsize=256)
+def _cycle_state(model: ContinuousBatching, name: str, parameter: Any) -> tuple:
+    """:func:`~queueing_llm.theory.dynamics.cycle_state`, cached (models are immutable values)."""
+    return dyn.cycle_state(model, name, parameter)
+
+
 def _cycle_initial(kind: str, floored: bool):
     def initial(model: ContinuousBatching) -> list:
         name, parameter = CYCLE_RUN_CHOICES[kind](model)
-        state = dyn.cycle_state(model, name, parameter)
+        state = _cycle_state(model, name, parameter)
         return [int(sp.floor(v)) for v in state] if floored else [list(state)]
     initial.__name__ = f"{kind}_state"
     return initial
@@ -447,9 +454,9 @@ def _integer_cycle_run(kind: str, iterations: int = 3000) -> RunSpec:
 
 
 CYCLES_RUNS = tuple(
-    relaxed_run(200, initial=_cycle_initial(kind, floored=False), exact=True, policy="greedy",
+    relaxed_run(160, initial=_cycle_initial(kind, floored=False), exact=True, policy="greedy",
                 label=f"relaxed, greedy, from the {kind} cycle",
-                description=f"relaxed greedy map (exact) from a state on the {kind} cycle, 200 iterations")
+                description=f"relaxed greedy map (exact) from a state on the {kind} cycle, 160 iterations")
     for kind in CYCLE_RUN_CHOICES
 ) + tuple(_integer_cycle_run(kind) for kind in CYCLE_RUN_CHOICES)
 
@@ -480,7 +487,7 @@ def _identify(model: ContinuousBatching, run: Any) -> tuple[str, Any] | None:
         options.append(("opposite", None))
     options += [("contiguous", i) for i in range(L)] + [("balanced", d) for d in sp.divisors(L)]
     for name, parameter in options:
-        state = dyn.cycle_state(model, name, parameter)
+        state = _cycle_state(model, name, parameter)
         if floored:
             state = tuple(int(sp.floor(v)) for v in state)
         if all(_exact_eq(a, b) if not isinstance(a, float) else abs(a - float(b)) <= 1e-9 * max(1.0, abs(a))
