@@ -121,6 +121,11 @@ def test_reference_numbers():
     assert T["fixed-point"].evaluate(EX4) == T["fixed-point"].evaluate(EX5) == {"x_star": 4}
     assert T["gcd-criterion"].evaluate(pair((2, 7)))["l0_min"] == 18
     assert T["worst-cycle"].evaluate(RATE)["throughput"] == 1
+    assert T["fixed-point"].evaluate(RATE) == {"x_star": R(100, 61)}
+    # the opposite (= evenly spaced, d = 20) cycle of the default model (the report's Table 8 setting): 5/4,
+    # also in the integer system from its floored state
+    assert T["cycles"].evaluate(RATE)["opposite"] == R(5, 4) == T["cycles"].evaluate(RATE, spacing=20)["balanced"]
+    assert dyn.integer_cycle_throughput(RATE, [int(sp.floor(v)) for v in dyn.cycle_state(RATE, "opposite")]) == R(5, 4)
     assert float(T["rate-limited"].evaluate(RATE)["throughput"]) == pytest.approx(1.64, abs=0.005)
     assert T["rate-limited"].evaluate(single(10, 40, 2000, policy=ql.rate_limited(1.5)))["throughput"] == R(3, 2)
 

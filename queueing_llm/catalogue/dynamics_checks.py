@@ -39,6 +39,30 @@ relaxed maps) or within a stated tolerance (floating-point relaxed maps):
     throughput equals ``congested_throughput``; with an unlimited memory the token-bucket
     pattern at that rate peaks at ``peak_memory`` tokens.
 
+Power (the smallest relative error in ``evaluate``'s value that the check detects at the
+default run sizes; tests/test_power_dynamics.py asserts 0.95 and 1.05 for every compared
+quantity):
+
+=========================  ==========================================================  ==========
+theorem                    compared quantities                                         power
+=========================  ==========================================================  ==========
+``fixed-point``            ``x_star``                                                  any (exact)
+``rate-limited``           ``throughput``                                              any (exact)
+``worst-cycle``            ``throughput``, ``ratio``, ``integer_throughput``           any (exact)
+``cycles``                 ``adjacent``, ``contiguous``, ``balanced``, ``integer``     any (exact)
+``linear-map``             ``spectral_radius`` (``stable`` by contraction)             > 1 %
+``gcd-criterion``          ``spectral_radius``; ``l0_min``                             > 1 %; any
+``integer-rate-limit``     ``max_rate``, ``peak_memory``, ``congested_throughput``     any (exact)
+``open-system``            ``integer_threshold``: rate limiting (exact cycle)          0.1 %
+``open-system``            ``integer_threshold``: greedy and reserve, raised           3-7 %
+``open-system``            ``integer_threshold``: greedy lowered; ``x_star``           none; < 0.63x
+=========================  ==========================================================  ==========
+
+"any (exact)": exact rational comparisons catch every nonzero error. Greedy's open-system
+threshold is a lower bound on the congested throughput, which the integer system exceeds
+by 3-7 % (1.03-1.07 on the default model after the collapse): only a threshold raised
+above that is caught; ``x_star`` is an upper bound 55 % above it.
+
 Source: [ADLS26] (MODEL.md A.1-A.6); the integer statements: MODEL.md section 3.
 """
 
