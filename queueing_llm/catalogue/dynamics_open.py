@@ -48,7 +48,7 @@ from ..model import ContinuousBatching
 from ..numbers import is_symbolic
 from ..policies import Greedy, RateLimited, Reserve, policy_from
 from ..runs import open_run, run_kind
-from ..stats import Interval, batch_means_ci, rate_ci, replications_ci
+from ..stats import Interval, batch_means_ci
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
 from ..verdict import BOUNDS, TWO_SIDED, UPPER_BOUND, Verdict
@@ -113,17 +113,14 @@ def _flat(runs: Any) -> list:
 
 def _intervals(segments: list[tuple[Any, int]], level: float, batches: int) -> tuple[Interval, Interval, Interval]:
     """Growth of the number in system, throughput and evictions per iteration over the
-    segments ``(run, start)`` (one: batch means; several: replications)."""
-    if len(segments) == 1:
-        run, d = segments[0]
-        return (rate_ci(np.asarray(run.in_system, dtype=float)[d:], level, batches),
-                batch_means_ci(_total(run, "completions")[d:], level, batches),
-                batch_means_ci(_total(run, "evictions")[d:], level, batches))
-    growth = replications_ci([float((run.in_system[-1] - run.in_system[d]) / (len(run.in_system) - 1 - d))
-                              for run, d in segments], level)
-    thr = replications_ci([float(_total(run, "completions")[d:].mean()) for run, d in segments], level)
-    ev = replications_ci([float(_total(run, "evictions")[d:].mean()) for run, d in segments], level)
-    return growth, thr, ev
+    segments ``(run, start)``: batch means of the per-iteration series (increments of the
+    number in system, completions, evictions) of the segments laid end to end (independent
+    runs of a stationary regime; a few replications alone give degenerate intervals)."""
+    increments = np.concatenate([np.diff(np.asarray(run.in_system, dtype=float)[d:]) for run, d in segments])
+    done = np.concatenate([_total(run, "completions")[d + 1:] for run, d in segments])
+    evicted = np.concatenate([_total(run, "evictions")[d + 1:] for run, d in segments])
+    return (batch_means_ci(increments, level, batches), batch_means_ci(done, level, batches),
+            batch_means_ci(evicted, level, batches))
 
 
 def _open_check(
@@ -134,14 +131,14 @@ def _open_check(
 
     ``warmup`` (default a tenth of the run) is deleted at the start of each run, and
     :math:`l_1` iterations after a greedy run's collapse. Growth, throughput and evictions
-    per iteration get Student intervals at ``level`` (batch means of one segment, or
-    replications). See the module docstring for the comparisons.
+    per iteration get Student intervals at ``level`` (``batches`` batch means of the
+    segments laid end to end). See the module docstring for the comparisons.
     """
     theta_int = prediction["integer_threshold"]
     theta = prediction["stability_threshold"]
     threshold = theta if theta_int is sp.nan else theta_int
     xs = _f(prediction["x_star"])
-    policy = model.policy
+    policy = dyn.resolve_policy(model).policy
     usable, skipped = [], []
     for run in _flat(runs):
         kind = run_kind(run)
@@ -230,7 +227,9 @@ def _open_check(
     return Verdict("open-system", quantity, th, thr.estimate, thr, not problems, reason, details, test=test)
 
 
-OPEN_RUNS = (open_run(20_000, replications=4),)
+OPEN_RUNS = (open_run(20_000, replications=4, model_transform=dyn.resolve_policy),)
+"""Four independent open runs of 20,000 iterations; ``rate_limited("integer")`` is resolved
+to its number (the simulator reads numeric rates only)."""
 
 theorems.register(Theorem(
     name="open-system",
