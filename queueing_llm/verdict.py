@@ -74,6 +74,8 @@ class Verdict:
         The test that decided: one of :data:`TESTS` (default ``"two-sided CI"``).
     run : str
         Label of the run kind the verdict used (``"open"``, ``"saturated"``, ...).
+    unit : str
+        Unit of ``theory`` and ``estimate`` (``"per iteration"``, ``"tokens"``, ``"s"``, ...).
     """
 
     theorem: str
@@ -86,6 +88,7 @@ class Verdict:
     details: dict = field(default_factory=dict)
     test: str = field(default=TWO_SIDED, kw_only=True)
     run: str = field(default="", kw_only=True)
+    unit: str = field(default="", kw_only=True)
 
     def __post_init__(self) -> None:
         if self.holds is not None and not isinstance(self.holds, bool):
@@ -108,12 +111,13 @@ class Verdict:
         theory: Any = math.nan,
         run: str = "",
         details: dict | None = None,
+        unit: str = "",
     ) -> Verdict:
         """A verdict for runs that violate a hypothesis: ``holds`` is None, the test
         ``"does not apply"``, the reason says which hypothesis and how."""
         value = float(theory) if not isinstance(theory, float) else theory
         return cls(theorem, quantity, value, math.nan, None, None, reason, dict(details or {}),
-                   test=NOT_APPLICABLE, run=run)
+                   test=NOT_APPLICABLE, run=run, unit=unit)
 
     @property
     def status(self) -> str:
