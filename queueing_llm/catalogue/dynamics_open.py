@@ -26,6 +26,17 @@ What is proved, and what the check tests:
 * ``reserve``: :math:`\theta` = the worst cycle; the integer cohorts hold
   :math:`\lfloor M/w_{l_1-1} \rfloor` requests (``integer_threshold``).
 
+Known gap (``tests/test_open_system.py``): the integer rate-limited threshold is the
+congested throughput of the saturated system *from an empty batch*. In the open system the
+bucket (depth :math:`x + 1`) refills while the queue is empty and a burst can move the
+integer system into another cycle of the integer map: with :math:`(l_0, l_1, M) = (1, 8,
+88)`, :math:`x^* = x_{\max} = 2`, the open system at :math:`\lambda = 1.69` settles on 13/8
+with 0.25 evictions per iteration and its queue grows; the check reports FAILS there,
+correctly (neither the integer statement nor "rate limiting at :math:`x^*` is stable up to
+:math:`x^*`" holds for that integer system). Such slow-evicting regimes are also below the
+cascade criterion of :func:`~queueing_llm.theory.dynamics.collapse_iteration` (more than
+:math:`l_1` evictions per :math:`l_1` iterations), which is used for greedy only.
+
 The test, on the integer runs with :math:`\theta_{\rm int}` = ``integer_threshold``:
 :math:`\lambda < \theta_{\rm int}`: the queue's growth interval reaches 0 (two-sided);
 :math:`\lambda > \theta_{\rm int}`: the growth interval lies above 0, greedy evicts
