@@ -721,12 +721,25 @@ def _unlimited_memory(model: ContinuousBatching) -> ContinuousBatching:
     return dataclasses.replace(model, kv_capacity=math.inf)
 
 
+def _token_bucket_run(index: int, iterations: int, policy: Any, label: str, transform: Any = None) -> RunSpec:
+    """A saturated integer run; deterministic, its seed spawned per index only so that runs of
+    equal models (the model's rate may be max_rate) are not taken for shared-seed replications."""
+
+    def build(model: Any, seed: Any, n: int) -> Any:
+        from ..sim import simulate
+
+        return simulate(model, n, seed=spawn_seeds(seed, 4)[index], saturated=True, engine="fast")
+
+    return RunSpec("saturated", label, build, iterations, policy, f"integer saturated run, {iterations} iterations",
+                   transform)
+
+
 INTEGER_RATE_RUNS = (
-    saturated_run(1000, policy=_integer_policy, label="saturated, rate_limited(integer)"),
-    saturated_run(1000, policy=_above_policy, label="saturated, rate_limited(next fraction above max_rate)"),
-    saturated_run(3000, policy=_model_rate_policy, label="saturated, rate_limited(model's rate)"),
-    saturated_run(1000, policy=_model_rate_policy, model_transform=_unlimited_memory,
-                  label="saturated, rate_limited(model's rate), unlimited memory"),
+    _token_bucket_run(0, 1000, _integer_policy, "saturated, rate_limited(integer)"),
+    _token_bucket_run(1, 1000, _above_policy, "saturated, rate_limited(next fraction above max_rate)"),
+    _token_bucket_run(2, 3000, _model_rate_policy, "saturated, rate_limited(model's rate)"),
+    _token_bucket_run(3, 1000, _model_rate_policy, "saturated, rate_limited(model's rate), unlimited memory",
+                      _unlimited_memory),
 )
 
 
