@@ -32,7 +32,7 @@ relaxed maps) or within a stated tolerance (floating-point relaxed maps):
     relative; measured error below 5e-4), and contraction matches ``stable``;
     ``gcd-criterion`` also measures :math:`l_0^{\min}` from runs at two consecutive common
     prompt lengths (no contraction at the lower, contraction at the upper).
-``integer-rate-limit``
+``integer-rate-limit`` (its check and runs: :mod:`.dynamics_integer`)
     integer saturated runs: at ``rate_limited("integer")`` no eviction and completions at
     exactly the rate; at the next fraction above it (denominator :math:`\le l_1`) fewer
     completions than the rate; at the model's rate (:math:`x^*` by default) the cycle
@@ -88,8 +88,10 @@ from ..verdict import EXACT, LOWER_BOUND, Verdict
 
 __all__ = [
     "FIXED_POINT_RUNS", "RATE_LIMITED_RUNS", "WORST_CYCLE_RUNS", "CYCLES_RUNS", "LINEAR_RUNS", "GCD_RUNS",
-    "INTEGER_RATE_RUNS", "fixed_point_check", "rate_limited_check", "worst_cycle_check", "cycles_check",
-    "linear_map_check", "gcd_check", "integer_rate_check", "integer_cycle_values", "CYCLE_RUN_CHOICES",
+    "fixed_point_check", "rate_limited_check", "worst_cycle_check", "cycles_check",
+    "linear_map_check", "gcd_check", "integer_cycle_values", "CYCLE_RUN_CHOICES", "Comparison",
+    "comparisons_verdict", "equal_comparison", "show", "flat_runs", "run_label", "policy_text", "rate_of_run",
+    "same_model", "exact_equal",
 ]
 
 
@@ -694,116 +696,13 @@ def gcd_check(model: ContinuousBatching, runs: Any, prediction: dict, level: flo
     return _deviation_comparisons("gcd-criterion", model, runs, prediction, with_l0=True)
 
 
-# -- integer rate limit --------------------------------------------------------------------
-def next_fraction(x: Any, max_denominator: int) -> Fraction:
-    """The smallest fraction above ``x`` with denominator at most ``max_denominator``."""
-    x = Fraction(int(sp.nsimplify(x).p), int(sp.nsimplify(x).q))
-    return min(Fraction(math.floor(x * q) + 1, q) for q in range(1, int(max_denominator) + 1))
-
-
-def _integer_policy(model: ContinuousBatching) -> Any:
-    return rate_limited(dyn.max_eviction_free_rate(model))
-
-
-def _above_policy(model: ContinuousBatching) -> Any:
-    f = next_fraction(dyn.max_eviction_free_rate(model), int(dyn.single_component(model).l1))
-    return rate_limited(sp.Rational(f.numerator, f.denominator))
-
-
-def _model_rate_policy(model: ContinuousBatching) -> Any:
-    policy = model.policy
-    if isinstance(policy, RateLimited):
-        return dyn.resolve_policy(model).policy
-    return rate_limited(dyn.fixed_point(model))
-
-
-def _unlimited_memory(model: ContinuousBatching) -> ContinuousBatching:
-    return dataclasses.replace(model, kv_capacity=math.inf)
-
-
-def _token_bucket_run(index: int, iterations: int, policy: Any, label: str, transform: Any = None) -> RunSpec:
-    """A saturated integer run; deterministic, its seed spawned per index only so that runs of
-    equal models (the model's rate may be max_rate) are not taken for shared-seed replications."""
-
-    def build(model: Any, seed: Any, n: int) -> Any:
-        from ..sim import simulate
-
-        return simulate(model, n, seed=spawn_seeds(seed, 4)[index], saturated=True, engine="fast")
-
-    return RunSpec("saturated", label, build, iterations, policy, f"integer saturated run, {iterations} iterations",
-                   transform)
-
-
-INTEGER_RATE_RUNS = (
-    _token_bucket_run(0, 1000, _integer_policy, "saturated, rate_limited(integer)"),
-    _token_bucket_run(1, 1000, _above_policy, "saturated, rate_limited(next fraction above max_rate)"),
-    _token_bucket_run(2, 3000, _model_rate_policy, "saturated, rate_limited(model's rate)"),
-    _token_bucket_run(3, 1000, _model_rate_policy, "saturated, rate_limited(model's rate), unlimited memory",
-                      _unlimited_memory),
-)
-
-
-def integer_rate_check(model: ContinuousBatching, runs: Any, prediction: dict, level: float = 0.95) -> Verdict:
-    r"""Integer token-bucket runs against ``max_rate``, ``congested_throughput`` and
-    ``peak_memory`` (exact).
-
-    * a run at a rate :math:`r` with no eviction and cycle throughput :math:`r`, together with
-      a run at the next fraction above :math:`r` (denominator :math:`\le l_1`) whose cycle
-      completes less than its rate (or evicts): measured ``max_rate`` :math:`= r`;
-    * a run of the model itself at the evaluated rate: its cycle throughput against
-      ``congested_throughput``;
-    * a run with unlimited memory at that rate: the largest memory over its last
-      denominator-many iterations against ``peak_memory``.
-    """
-    comps, skipped, free, short = [], [], {}, {}
-    L = int(dyn.single_component(model).l1)
-    for run in _flat(runs):
-        kind = run_kind(run)
-        rate = _rate(run) if kind != "open" else None
-        if kind != "saturated" or rate is None:
-            skipped.append(f"a {kind} run under {_policy_text(run)}: the statement is about integer saturated runs "
-                           "under a token bucket")
-            continue
-        r = sp.nsimplify(rate)
-        if math.isinf(float(run.model.kv_capacity)):
-            q = int(r.q)
-            window = np.asarray(run.memory)[-q:]
-            peak = int(window.max())
-            comps.append(_equal("peak_memory", predicted(prediction, "peak_memory", "integer-rate-limit"), peak, run,
-                                f"with unlimited memory the token bucket at {_show(r)} peaks (last {q} iterations) "
-                                "at"))
-            continue
-        cycle = _cycle(run)
-        if cycle is None:
-            comps.append(Comparison("congested_throughput", r, math.nan, False,
-                                    f"no periodic regime within the run at rate {_show(r)}", _label(run)))
-            continue
-        evictions = int(np.asarray(run.evictions).sum())
-        exact_at_rate = evictions == 0 and _exact_eq(cycle.throughput, r)
-        (free if exact_at_rate else short)[r] = (cycle, evictions)
-        if _same_model(run, model) and r == sp.nsimplify(_rate_of_prediction(model)):
-            comps.append(_equal("congested_throughput",
-                                predicted(prediction, "congested_throughput", "integer-rate-limit"),
-                                cycle.throughput, run,
-                                f"at rate {_show(r)} the integer cycle (period {cycle.period}, {evictions} evictions "
-                                "in the run) completes"))
-    for r in sorted(free):
-        nxt = next_fraction(r, L)
-        above = short.get(sp.Rational(nxt.numerator, nxt.denominator))
-        if above is None:
-            continue
-        c_above, ev_above = above
-        comps.insert(0, _equal("max_rate", predicted(prediction, "max_rate", "integer-rate-limit"), r,
-                               f"saturated, rate_limited({r}) and rate_limited({nxt})",
-                               f"no eviction and throughput exactly {_show(r)} at rate {_show(r)}, while at the next "
-                               f"fraction {nxt} the cycle completes {_show(c_above.throughput)} ({ev_above} evictions):"
-                               " measured max_rate"))
-    return _verdict("integer-rate-limit", "max_rate", comps, skipped, prediction)
-
-
-def _rate_of_prediction(model: ContinuousBatching) -> Any:
-    """The rate the model's own run uses: its rate-limited rate, else x*."""
-    policy = model.policy
-    if isinstance(policy, RateLimited):
-        return dyn.resolve_rate(model)
-    return dyn.fixed_point(model)
+# -- the helpers other family A checks share (integer-rate-limit) ----------------------------
+comparisons_verdict = _verdict
+equal_comparison = _equal
+show = _show
+flat_runs = _flat
+run_label = _label
+policy_text = _policy_text
+rate_of_run = _rate
+same_model = _same_model
+exact_equal = _exact_eq
