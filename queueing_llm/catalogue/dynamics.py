@@ -138,8 +138,13 @@ def _worst_evaluate(model: ContinuousBatching) -> dict:
 
 
 def _integer_or_nan(model: ContinuousBatching, fn: Any) -> Any:
-    """``fn(model)`` for numeric models with integer l0, l1, M; ``nan`` otherwise (symbolic)."""
-    if model.is_symbolic or any(is_symbolic(v) for v in (model.M, *dyn.single_component(model).l0.free_symbols)):
+    """``fn(model)`` for numeric models with integer l0, l1 and M (the integer system); ``nan``
+    otherwise (symbolic parameters, or a mean prompt that is not a whole number of tokens)."""
+    c = dyn.single_component(model)
+    values = (c.l0, c.l1, model.M)
+    if model.is_symbolic or any(is_symbolic(v) for v in values):
+        return sp.nan
+    if any(sp.sympify(v) != sp.floor(sp.sympify(v)) for v in values):
         return sp.nan
     return fn(model)
 
@@ -208,6 +213,8 @@ def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
 # -- registration --------------------------------------------------------------------------
 theorems.register(Theorem(
     name="fixed-point",
+    comparison="a relaxed greedy run (exact rationals) started at the uniform state p_c x* stays there exactly, "
+               "completing x* every iteration: exact",
     title="Eviction-free fixed point of the saturated map",
     hypotheses=("saturated input (the queue never empties)", "finite KV budget M",
                 "relaxed map: real-valued stage counts; prompts enter through their mean",
@@ -218,6 +225,9 @@ theorems.register(Theorem(
 ))
 theorems.register(Theorem(
     name="linear-map",
+    comparison="growth factor per iteration of the deviation from x* (least squares) in a relaxed float run "
+               "started 1e-4 from x*, before the first eviction, against spectral_radius: relative tolerance 1 %; "
+               "contraction against stable",
     title="Linearised saturated map: survival polynomial and spectral radius",
     hypotheses=("saturated input, greedy admission, finite M", "deterministic or finite-support decode lengths",
                 "linearisation around the eviction-free fixed point (no eviction)"),
@@ -227,6 +237,8 @@ theorems.register(Theorem(
 ))
 theorems.register(Theorem(
     name="worst-cycle",
+    comparison="cycle throughput of the relaxed greedy map from an empty batch (exact), its ratio to the "
+               "run at x* (exact), the integer greedy cycle from an empty batch against integer_throughput (exact)",
     title="Worst-case (maximal-eviction) cycle and its throughput",
     hypotheses=("saturated input, greedy admission, finite M", "one request type, deterministic decode length",
                 "every cycle of the relaxed map has at least this throughput"),
@@ -236,6 +248,8 @@ theorems.register(Theorem(
 ))
 theorems.register(Theorem(
     name="cycles",
+    comparison="cycle throughput of relaxed runs started on the adjacent, a contiguous-block and an evenly "
+               "spaced cycle (exact), and of integer runs from their floored states against integer (exact)",
     title="Adjacent, opposite, contiguous-block and evenly spaced cycles",
     hypotheses=("saturated input, greedy admission, finite M", "one request type, deterministic decode length",
                 "opposite: l1 even; evenly spaced: d divides l1; contiguous: 0 <= i < l1"),
@@ -245,6 +259,8 @@ theorems.register(Theorem(
 ))
 theorems.register(Theorem(
     name="gcd-criterion",
+    comparison="as linear-map, plus l0_min measured by relaxed runs at common prompts l0_min - 1 (no "
+               "contraction) and l0_min (contraction): exact",
     title="Multi-type stability: limiting polynomial and the gcd criterion",
     hypotheses=("saturated input, greedy admission, finite M", "numeric deterministic or finite-support decodes",
                 "large prompts l0_k = r_k s, s -> infinity, for the limiting polynomial",
@@ -255,6 +271,8 @@ theorems.register(Theorem(
 ))
 theorems.register(Theorem(
     name="rate-limited",
+    comparison="cycle throughput of the relaxed map under rate_limited(x) from an empty batch against "
+               "throughput, and no eviction: exact",
     title="Rate-limited admission at x* removes evictions",
     hypotheses=("saturated input, finite M", "admit min(Q_n, S_n/(l0+1), x) per iteration with x <= x*",
                 "relaxed map from an empty batch (integer runs: token bucket of depth x + 1)"),

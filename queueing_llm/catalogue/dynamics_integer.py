@@ -193,6 +193,9 @@ def integer_rate_check(model: ContinuousBatching, runs: Any, prediction: dict, l
 
 theorems.register(Theorem(
     name="integer-rate-limit",
+    comparison="integer saturated runs: at max_rate no eviction and throughput exactly max_rate, at the next "
+               "fraction above it less; at the model's rate (x*) the cycle throughput against congested_throughput; "
+               "with unlimited memory the pattern's peak against peak_memory: exact",
     title="Token-bucket admission in the integer system: largest eviction-free rate",
     hypotheses=("saturated input, one request type with integer l0, l1 and M",
                 "token bucket of depth x + 1 at a rational rate x (MODEL.md section 3), from an empty batch",

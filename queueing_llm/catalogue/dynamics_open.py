@@ -244,6 +244,10 @@ to its number (the simulator reads numeric rates only)."""
 
 theorems.register(Theorem(
     name="open-system",
+    comparison="open runs (4 x 20,000): below integer_threshold the queue's growth interval reaches 0; above it, "
+               "after the collapse (greedy), the growth interval lies above 0 and the throughput interval meets "
+               "[integer_threshold, x*] (rate limiting: contains integer_threshold); runs that never collapse are "
+               "reported as metastable",
     title="Open system: greedy admission is stable only below the worst cycle, rate limiting up to x*",
     hypotheses=("one request type, arrivals per iteration (Poisson or any law) with mean lambda, finite M",
                 "unlimited batch cap and waiting room; policy greedy, rate_limited(x <= x*) or reserve",
