@@ -228,11 +228,15 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": "$<$",
+    ">": "$>$",
+    "|": "$|$",
 }
 
 
 def latex_escape(text: str) -> str:
-    r"""``text`` with LaTeX's special characters escaped (``_`` -> ``\_``, ``%`` -> ``\%``, ...)."""
+    r"""``text`` with LaTeX's special characters escaped (``_`` -> ``\_``, ``%`` -> ``\%``, ...;
+    ``<``, ``>``, ``|`` as math, which every font encoding has)."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
@@ -340,8 +344,9 @@ def _si_cell(value: Any, digits: int) -> str:
 
 
 def _breakable(text: str) -> str:
-    r"""Escaped text with break points after ``_``, ``.``, ``/`` and ``,`` (for ``p{}`` columns)."""
-    return re.sub(r"(\\_|[./,])(?=\S)", r"\1\\allowbreak{}", text)
+    r"""Escaped text with break points after ``_`` and ``,``, and after ``.`` and ``/`` before a
+    letter or bracket (not inside numbers), for ``p{}`` columns and running text."""
+    return re.sub(r"(\\_|,)(?=\S)|([./])(?=[A-Za-z(\[])", lambda m: m.group(0) + r"\allowbreak{}", text)
 
 
 def _header(text: str, room: float) -> str:
@@ -400,6 +405,7 @@ def to_latex(
     text_width: float | None = TEXT_WIDTH,
     repeat: Sequence[str] = (),
     placement: str = "ht",
+    tabcolsep: float | None = None,
 ) -> str:
     r"""A booktabs table (``\toprule``, ``\midrule``, ``\bottomrule``) of ``rows``.
 
@@ -446,6 +452,8 @@ def to_latex(
         Columns repeated in every part of a split table (e.g. the swept parameters).
     placement : str
         Float placement of the ``table`` environment.
+    tabcolsep : float or None
+        Space on each side of a column, in pt (LaTeX's default 6 pt when None).
     """
     columns = _check_columns(rows, columns)
     headers = dict(headers or {})
@@ -473,6 +481,7 @@ def to_latex(
     if siunitx:
         head = {c: ("{" + h + "}" if numeric[c] else h) for c, h in head.items()}
     pt = _PT_PER_CHAR[size]
+    pad = 2.0 * (6.0 if tabcolsep is None else float(tabcolsep))
 
     def spec(c: str) -> str:
         if c in widths:
@@ -483,9 +492,9 @@ def to_latex(
 
     def estimate(c: str) -> float:
         if c in widths:
-            return _length_pt(widths[c]) + 12.0
+            return _length_pt(widths[c]) + pad
         header_width = max((_plain_width(w) for w in str(headers.get(c, c)).split()), default=0.0)
-        return pt * max(content[c], header_width) + 12.0
+        return pt * max(content[c], header_width) + pad
 
     groups = [columns]
     if text_width is not None:
@@ -497,7 +506,7 @@ def to_latex(
             part_caption = f"{caption} (part {i + 1} of {len(groups)})"
         part_label = label if i == 0 else None
         parts.append(_table(group, head, body, len(rows), "".join(spec(c) for c in group), part_caption,
-                            part_label, longtable, size, placement))
+                            part_label, longtable, size, placement, tabcolsep))
     return "\n".join(parts)
 
 
@@ -512,13 +521,21 @@ def _length_pt(length: str) -> float:
 
 
 def _table(columns: tuple[str, ...], head: Mapping[str, str], body: Mapping[str, list[str]], n: int, spec: str,
-           caption: str | None, label: str | None, longtable: bool, size: str | None, placement: str) -> str:
-    header = " & ".join(head[c] for c in columns) + r" \\"
-    lines = [" & ".join(body[c][i] for c in columns) + r" \\" for i in range(n)]
+           caption: str | None, label: str | None, longtable: bool, size: str | None, placement: str,
+           tabcolsep: float | None) -> str:
+    def row(cells: list[str]) -> str:  # a row must not start with "[": "\\[" takes it as a length
+        text = " & ".join(cells) + r" \\"
+        return "{}" + text if text.startswith("[") else text
+
+    header = row([head[c] for c in columns])
+    lines = [row([body[c][i] for c in columns]) for i in range(n)]
     cap = [] if caption is None else [rf"\caption{{{latex_text(caption)}}}"]
     lab = [] if label is None else [rf"\label{{{label}}}"]
+    font_size = rf"\{size}" if size else ""
+    sep = "" if tabcolsep is None else rf"\setlength{{\tabcolsep}}{{{float(tabcolsep):g}pt}}"
     if longtable:
-        font = [rf"\begingroup\{size}"] if size else []
+        group = bool(font_size or sep)
+        font = [rf"\begingroup{font_size}{sep}"] if group else []
         out = [*font, rf"\begin{{longtable}}{{{spec}}}"]
         if cap or lab:
             out.append("".join(cap + lab) + r" \\")
@@ -526,15 +543,16 @@ def _table(columns: tuple[str, ...], head: Mapping[str, str], body: Mapping[str,
                 r"\midrule",
                 rf"\multicolumn{{{len(columns)}}}{{r}}{{\emph{{continued on the next page}}}} \\",
                 r"\endfoot", r"\bottomrule", r"\endlastfoot", *lines, r"\end{longtable}"]
-        if size:
+        if group:
             out.append(r"\endgroup")
         return "\n".join(out) + "\n"
     tabular = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", header, r"\midrule", *lines, r"\bottomrule",
                r"\end{tabular}"]
     if not cap and not lab:
-        font = [rf"{{\{size}"] if size else []
-        return "\n".join(font + tabular + (["}"] if size else [])) + "\n"
-    out = [rf"\begin{{table}}[{placement}]", r"\centering"] + ([rf"\{size}"] if size else []) + cap + lab
+        font = [rf"{{{font_size}{sep}"] if font_size or sep else []
+        return "\n".join(font + tabular + (["}"] if font else [])) + "\n"
+    font = [font_size + sep] if font_size or sep else []
+    out = [rf"\begin{{table}}[{placement}]", r"\centering", *font, *cap, *lab]
     return "\n".join(out + tabular + [r"\end{table}"]) + "\n"
 
 
