@@ -182,7 +182,8 @@ def theorem_section(name: str, theorem: ql.Theorem) -> str:
 
 _STEP = re.compile(r"\\paragraph\{(Step \d+\.)\}\s*(.*)", re.S)
 _ALIGN = re.compile(r"\\begin\{align\*\}\n(.*?)\n\\end\{align\*\}", re.S)
-_TITLE = re.compile(r"\\subsection\*\{(.*)\}")
+_TITLE = re.compile(r"\\subsection\*\{(?:\\raggedright )?(.*)\}")
+_SOURCE = re.compile(r"\{\\sloppy (Source: .*)\\par\}", re.S)
 
 
 def derivation_rst(tex: str) -> str:
@@ -196,6 +197,8 @@ def derivation_rst(tex: str) -> str:
             out.append(_heading(_inline(m.group(1)), "^"))
         elif m := _ALIGN.fullmatch(block):
             out.append(".. math::\n\n" + _indent(m.group(1)) + "\n")
+        elif m := _SOURCE.fullmatch(block):
+            out.append(_inline(m.group(1)) + "\n")
         elif m := _STEP.fullmatch(block):
             out.append(f"**{m.group(1)}** {_inline(m.group(2))}\n")
         else:

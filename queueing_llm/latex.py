@@ -38,11 +38,13 @@ __all__ = [
     "LINE_WIDTH",
     "PaperPrinter",
     "display_lines",
+    "escape_text",
     "latex",
     "latex_width",
     "relation_lines",
     "summary_lines",
     "symbol_latex",
+    "text_with_math",
 ]
 
 LINE_WIDTH = 56.0
@@ -116,8 +118,6 @@ def symbol_latex(name: str) -> str:
 class PaperPrinter(LatexPrinter):
     r"""SymPy's LaTeX printer with a paper's conventions (see the module docstring)."""
 
-    printmethod = "_paper_latex"
-
     def __init__(self, settings: dict | None = None, digits: int = 6) -> None:
         super().__init__(settings)
         self.digits = digits
@@ -151,6 +151,40 @@ def latex(expr: Any, digits: int = 6) -> str:
     r"""One-line LaTeX of ``expr`` with :class:`PaperPrinter` (``x^{*}``, ``\mathrm{}``
     for words, ``\infty``, parts of a conjunction separated by ``,\quad``)."""
     return PaperPrinter(digits=digits).doprint(sp.sympify(expr))
+
+
+# -- text ------------------------------------------------------------------------------------
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": "$<$",
+    ">": "$>$",
+    "|": "$|$",
+}
+
+
+def escape_text(text: Any) -> str:
+    r"""``text`` with LaTeX's special characters escaped (``_`` -> ``\_``, ``%`` -> ``\%``, ...;
+    ``<``, ``>``, ``|`` as math, which every font encoding has)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def text_with_math(text: Any) -> str:
+    r"""Text for LaTeX: escaped (:func:`escape_text`) except the parts between ``$`` signs,
+    kept as math (``"rate $\lambda$ (1/s)"``); with an odd number of ``$`` all is escaped."""
+    parts = str(text).split("$")
+    if len(parts) % 2 == 0:
+        return escape_text(text)
+    return "".join(escape_text(p) if i % 2 == 0 else f"${p}$" for i, p in enumerate(parts))
 
 
 # -- width -----------------------------------------------------------------------------------

@@ -133,7 +133,8 @@ def _theorem_table(rows: Sequence[Mapping[str, Any]], label: str | None) -> str:
 def _heading(name: str, row: Mapping[str, Any], level: str, label: str = "") -> str:
     """The theorem's name as a heading, then its title and source as a sloppy paragraph
     (long source names break without overfull lines)."""
-    return (rf"\{level}*{{{latex_escape(name)}}}{label}" + "\n"
+    star = "" if level == "paragraph" else "*"  # paragraphs are unnumbered already
+    return (rf"\{level}{star}{{{latex_escape(name)}}}{label}" + "\n"
             + rf"{{\sloppy {latex_text(row['title'])} ({_prose(row['source'])})\par}}")
 
 

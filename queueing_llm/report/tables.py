@@ -32,7 +32,9 @@ import sympy as sp
 from ..derivation import write_atomic
 from ..errors import ModelError, describe
 from ..latex import display_lines, summary_lines
+from ..latex import escape_text as latex_escape
 from ..latex import latex as paper_latex
+from ..latex import text_with_math as latex_text
 from ..theorems import theorems
 from ..verdict import Verdict
 
@@ -217,29 +219,6 @@ def theorem_rows(model: Any, names: Sequence[str] | None = None, max_items: int 
 
 # -- rendering -----------------------------------------------------------------------------
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": "$<$",
-    ">": "$>$",
-    "|": "$|$",
-}
-
-
-def latex_escape(text: str) -> str:
-    r"""``text`` with LaTeX's special characters escaped (``_`` -> ``\_``, ``%`` -> ``\%``, ...;
-    ``<``, ``>``, ``|`` as math, which every font encoding has)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
 def format_value(value: Any, digits: int = 6) -> str:
     """A cell as text: floats to ``digits`` significant digits, ``None`` empty, bools yes/no."""
     if value is None:
@@ -283,15 +262,6 @@ TEXT_WIDTH = 345.0
 
 _PT_PER_CHAR = {None: 5.0, "small": 4.6, "footnotesize": 4.1, "scriptsize": 3.6}
 _SIZES = ("small", "footnotesize", "scriptsize")
-
-
-def latex_text(text: Any) -> str:
-    r"""Text for a LaTeX cell, caption or header: escaped (:func:`latex_escape`) except the
-    parts between ``$`` signs, kept as math (``"rate $\lambda$ (1/s)"``)."""
-    parts = str(text).split("$")
-    if len(parts) % 2 == 0:  # an odd number of $: no math, escape everything
-        return latex_escape(text)
-    return "".join(latex_escape(p) if i % 2 == 0 else f"${p}$" for i, p in enumerate(parts))
 
 
 def latex_number(value: Any, digits: int = 6) -> str:
@@ -353,7 +323,7 @@ def _header(text: str, room: float) -> str:
     """A header cell, stacked on several lines when its words are wider than ``room`` characters."""
     words, lines = str(text).split(), []
     for word in words:
-        if lines and len(lines[-1]) + 1 + len(word) <= max(room, 4):
+        if lines and len(lines[-1]) + 1 + len(word) <= max(room, 10):
             lines[-1] += " " + word
         else:
             lines.append(word)
@@ -363,13 +333,19 @@ def _header(text: str, room: float) -> str:
 
 
 def _plain_width(cell: str) -> float:
-    """Rough printed width of a cell, in characters (commands and braces dropped)."""
+    """Rough printed width of a cell in digit widths (digits and capitals 1, small letters
+    0.9, ``i l . , : ; ' |`` 0.5, spaces 0.7; commands and braces dropped; math by
+    :func:`queueing_llm.latex.latex_width`)."""
     from ..latex import latex_width
 
     math_parts = re.findall(r"\$([^$]*)\$", cell)
     text = re.sub(r"\$[^$]*\$", "", cell)
     text = re.sub(r"\\[A-Za-z]+(\{\})?|[{}]", "", text)
-    return len(text) + sum(latex_width(m) for m in math_parts)
+    narrow = sum(ch in "il.,:;'|()[]!" for ch in text)
+    lower = sum(ch.islower() for ch in text) - sum(ch in "il" for ch in text)
+    spaces = text.count(" ")
+    other = len(text) - narrow - lower - spaces
+    return other + 0.9 * lower + 0.5 * narrow + 0.7 * spaces + sum(latex_width(m) for m in math_parts)
 
 
 def _split_columns(columns: tuple[str, ...], widths: Mapping[str, float], repeat: Sequence[str],
