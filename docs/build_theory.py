@@ -2,7 +2,8 @@
 
 For every registered theorem (built-in families A, B, C of MODEL.md section 5 and any
 theorem registered by an imported module) the chapter shows its title, source,
-hypotheses and its statement derived on an example model, as a ``.. math::`` directive;
+hypotheses and its statement derived on an example model, as a ``.. math::`` directive
+(one aligned line per part, long sums broken: :func:`queueing_llm.latex.display_lines`);
 then every derivation written by the scripts of ``proofs/`` (LaTeX from
 :class:`queueing_llm.derivation.Derivation`) converted to reStructuredText.
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import queueing_llm as ql  # noqa: E402
 from queueing_llm.derivation import write_atomic  # noqa: E402
+from queueing_llm.latex import display_lines  # noqa: E402
 
 TIME_LIMIT = 30
 """Seconds allowed to derive one statement on one example model."""
@@ -131,7 +133,7 @@ def statement_on_example(theorem: ql.Theorem) -> tuple[str | None, str | None, l
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(TIME_LIMIT)
         try:
-            return label, theorem.latex(model), refusals
+            return label, " \\\\\n".join(display_lines(theorem.statement(model))), refusals
         except _TimeLimit:
             refusals.append(f"{label}: no statement within {TIME_LIMIT} s")
         except ql.ModelError as err:

@@ -303,7 +303,7 @@ def _pack(terms: list[tuple[str, str]], first: float, width: float) -> list[str]
         w = latex_width(piece)
         if current and used + w > width:
             lines.append(current)
-            current, used = f"{sign} {tex}", 4.0 + latex_width(f"{sign} {tex}")
+            current, used = f"{sign} {tex}", 8.0 + latex_width(f"{sign} {tex}")
         else:
             current += piece
             used += w
@@ -333,8 +333,8 @@ def relation_lines(lhs: Any, relation: str, rhs: Any, width: float = LINE_WIDTH,
     r"""``lhs relation rhs`` as ``align*`` lines, ``&`` before the relation, broken to ``width``.
 
     A line that is too wide is broken between the terms of ``rhs`` (continuation lines
-    start ``&\quad + ...``); a wide ``lhs`` gets a line of its own (``& lhs``) with the
-    relation starting the next line. With ``max_terms``, a sum of more terms is elided
+    start ``&\quad + ...``); a wide ``lhs`` gets lines of its own (``& lhs``, broken
+    between its terms) with the relation starting the next line. With ``max_terms``, a sum of more terms is elided
     (first terms, ``\cdots``, last term, then a note with the number of terms).
     """
     printer = PaperPrinter(digits=digits)
@@ -348,9 +348,11 @@ def relation_lines(lhs: Any, relation: str, rhs: Any, width: float = LINE_WIDTH,
     whole = f"{left} &{relation} {right}{note}"
     if latex_width(whole) + 2.4 <= width:
         return [whole]
-    if latex_width(left) > width / 3:  # the left side on a line of its own, the rest indented
+    if latex_width(left) > width / 3:  # the left side on lines of its own, the rest indented
+        head = _pack(_terms(printer, lhs), 0.0, width)
         body = _pack(terms, 6.0, width)
-        lines = [f"& {left}", rf"&\quad {relation} {body[0]}"] + [rf"&\qquad {line}" for line in body[1:]]
+        lines = [f"& {head[0]}"] + [rf"&\quad {line}" for line in head[1:]]
+        lines += [rf"&\quad {relation} {body[0]}"] + [rf"&\qquad {line}" for line in body[1:]]
     else:
         body = _pack(terms, latex_width(left) + 2.4, width)
         lines = [f"{left} &{relation} {body[0]}"] + [rf"&\quad {line}" for line in body[1:]]
