@@ -82,7 +82,8 @@ def verdicts_fragment(rows: Sequence[Mapping[str, Any]], caption: str, label: st
                      size="small", longtable=True, label=label, tabcolsep=4)
     items = [rf"\item[{latex_escape(row['theorem'])}] ({_context(row)}) {_prose(row.get('reason', ''))}"
              for row in rows]
-    reasons = ["\\paragraph{Reasons.}", "\\begin{description}", *items, "\\end{description}"]
+    reasons = ["\\paragraph{Reasons.}", "\\begingroup\\sloppy", "\\begin{description}", *items,
+               "\\end{description}", "\\endgroup"]
     return head + table + "\n" + "\n".join(reasons) + "\n"
 
 

@@ -260,7 +260,8 @@ def _is_numeric_column(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
 TEXT_WIDTH = 345.0
 """Width of the text block of a default 10 pt ``article`` (pt): tables wider are split."""
 
-_PT_PER_CHAR = {None: 5.0, "small": 4.6, "footnotesize": 4.1, "scriptsize": 3.6}
+_PT_PER_CHAR = {None: 5.0, "small": 4.5, "footnotesize": 4.0, "scriptsize": 3.5}
+"""Width of a digit (pt) at each font size: the unit of the width estimates."""
 _SIZES = ("small", "footnotesize", "scriptsize")
 
 
@@ -319,33 +320,42 @@ def _breakable(text: str) -> str:
     return re.sub(r"(\\_|,)(?=\S)|([./])(?=[A-Za-z(\[])", lambda m: m.group(0) + r"\allowbreak{}", text)
 
 
-def _header(text: str, room: float) -> str:
-    """A header cell, stacked on several lines when its words are wider than ``room`` characters."""
+def _header(text: str, room: float) -> tuple[str, float]:
+    """A header cell, stacked on several lines when its words are wider than ``room`` digit
+    widths (at least 10), and its estimated width (:func:`_plain_width`)."""
     words, lines = str(text).split(), []
     for word in words:
-        if lines and len(lines[-1]) + 1 + len(word) <= max(room, 10):
+        if lines and _plain_width(latex_text(lines[-1] + " " + word)) <= max(room, 10):
             lines[-1] += " " + word
         else:
             lines.append(word)
+    width = max((_plain_width(latex_text(line)) for line in lines), default=0.0)
     if len(lines) <= 1:
-        return latex_text(text)
-    return r"\begin{tabular}[b]{@{}c@{}}" + r" \\ ".join(latex_text(line) for line in lines) + r"\end{tabular}"
+        return latex_text(text), width
+    return r"\begin{tabular}[b]{@{}c@{}}" + r" \\ ".join(latex_text(line) for line in lines) + r"\end{tabular}", width
+
+
+_NARROW = {**dict.fromkeys("il.,:;'|!`I", 0.56), **dict.fromkeys("tfrsj()[]-/", 0.78), **dict.fromkeys("mw", 1.5),
+           **dict.fromkeys("MW", 1.85), " ": 0.67}
+
+
+def _char_width(ch: str) -> float:
+    """Width of a character of Computer Modern Roman in digit widths (a digit is 0.5 em)."""
+    if ch in _NARROW:
+        return _NARROW[ch]
+    return 1.45 if ch.isupper() else 1.0
 
 
 def _plain_width(cell: str) -> float:
-    """Rough printed width of a cell in digit widths (digits and capitals 1, small letters
-    0.9, ``i l . , : ; ' |`` 0.5, spaces 0.7; commands and braces dropped; math by
+    """Rough printed width of a cell in digit widths (Computer Modern's widths by character
+    class, :func:`_char_width`; commands and braces dropped; math by
     :func:`queueing_llm.latex.latex_width`)."""
     from ..latex import latex_width
 
     math_parts = re.findall(r"\$([^$]*)\$", cell)
     text = re.sub(r"\$[^$]*\$", "", cell)
     text = re.sub(r"\\[A-Za-z]+(\{\})?|[{}]", "", text)
-    narrow = sum(ch in "il.,:;'|()[]!" for ch in text)
-    lower = sum(ch.islower() for ch in text) - sum(ch in "il" for ch in text)
-    spaces = text.count(" ")
-    other = len(text) - narrow - lower - spaces
-    return other + 0.9 * lower + 0.5 * narrow + 0.7 * spaces + sum(latex_width(m) for m in math_parts)
+    return sum(_char_width(ch) for ch in text) + sum(latex_width(m) for m in math_parts)
 
 
 def _split_columns(columns: tuple[str, ...], widths: Mapping[str, float], repeat: Sequence[str],
@@ -453,7 +463,8 @@ def to_latex(
 
     body = {c: [cell(row, c) for row in rows] for c in columns}
     content = {c: max([_plain_width(x) for x in body[c]], default=0.0) for c in columns}
-    head = {c: _header(headers.get(c, c), content[c] if c not in widths else 1e9) for c in columns}
+    stacked = {c: _header(headers.get(c, c), content[c] if c not in widths else 1e9) for c in columns}
+    head = {c: tex for c, (tex, _) in stacked.items()}
     if siunitx:
         head = {c: ("{" + h + "}" if numeric[c] else h) for c, h in head.items()}
     pt = _PT_PER_CHAR[size]
@@ -469,12 +480,16 @@ def to_latex(
     def estimate(c: str) -> float:
         if c in widths:
             return _length_pt(widths[c]) + pad
-        header_width = max((_plain_width(w) for w in str(headers.get(c, c)).split()), default=0.0)
-        return pt * max(content[c], header_width) + pad
+        cells = content[c]
+        if siunitx and numeric[c]:  # an S column reserves its table-format: sign, digits, point, exponent
+            fmt = _si_format([row[c] for row in rows], digits)
+            cells = max(cells, sum(map(int, re.findall(r"\d+", fmt))) + 0.6 * fmt.count(".") + 2.0 * ("e" in fmt))
+        return pt * max(cells, stacked[c][1]) + pad
 
     groups = [columns]
     if text_width is not None:
-        groups = _split_columns(columns, {c: estimate(c) for c in columns}, repeat, text_width)
+        # 3% to spare: the estimates are rough (widths of Computer Modern by character class)
+        groups = _split_columns(columns, {c: estimate(c) for c in columns}, repeat, 0.97 * text_width)
     parts = []
     for i, group in enumerate(groups):
         part_caption = caption
