@@ -118,6 +118,7 @@ def test_report_tex_and_fragments_compile_without_overfull_boxes(pdflatex, tmp_p
         assert (tmp_path / figure).read_bytes().startswith(b"%PDF")
     assert r"\label{app:linear-map}" in tex and r"\cdots" in tex  # summarised in the body, full in the appendix
     assert all(row["theorem"] in tex for row in rep.verdict_rows)
+    assert "(part 1 of" not in tex  # every table fits the text width unsplit
     compile_tex(pdflatex, tmp_path, "report.tex")
     body = r"\input{theorems.tex}" + "\n" + r"\input{verdicts.tex}"
     (tmp_path / "fragments.tex").write_text(wrap_document(body, PACKAGES))

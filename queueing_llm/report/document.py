@@ -176,7 +176,7 @@ def _key_value_table(pairs: Sequence[tuple[str, Any]], caption: str, label: str,
     rows = [{"name": k, "value": v if isinstance(v, (int, float)) and not isinstance(v, bool) else
              json.dumps(v) if isinstance(v, (list, tuple)) else v} for k, v in pairs]
     return to_latex(rows, ("name", "value"), caption, headers={"name": "name", "value": "value"},
-                    widths={"name": "4cm", "value": "7cm"}, size="small", longtable=True, label=label,
+                    widths={"name": "3.8cm", "value": "7cm"}, size="small", longtable=True, label=label,
                     digits=digits)
 
 
