@@ -37,6 +37,7 @@ from sympy.printing.latex import LatexPrinter, translate
 __all__ = [
     "LINE_WIDTH",
     "PaperPrinter",
+    "allow_breaks",
     "display_lines",
     "escape_text",
     "latex",
@@ -141,7 +142,7 @@ class PaperPrinter(LatexPrinter):
         return text
 
     def _print_And(self, expr: sp.And) -> str:
-        return r",\quad ".join(self._print(arg) for arg in expr.args)
+        return r",\quad ".join(self._print(arg) for arg in _parts(expr))
 
     def _print_Equivalent(self, expr: sp.Equivalent) -> str:
         return r" \iff ".join(self._print(arg) for arg in expr.args)
@@ -185,6 +186,12 @@ def text_with_math(text: Any) -> str:
     if len(parts) % 2 == 0:
         return escape_text(text)
     return "".join(escape_text(p) if i % 2 == 0 else f"${p}$" for i, p in enumerate(parts))
+
+
+def allow_breaks(text: str) -> str:
+    r"""Escaped text with break points after ``_`` and ``,``, and after ``.`` and ``/`` before a
+    letter or bracket (not inside numbers), for ``p{}`` columns and running text."""
+    return re.sub(r"(\\_|,)(?=\S)|([./])(?=[A-Za-z(\[])", lambda m: m.group(0) + r"\allowbreak{}", text)
 
 
 # -- width -----------------------------------------------------------------------------------
@@ -365,7 +372,8 @@ def relation_lines(lhs: Any, relation: str, rhs: Any, width: float = LINE_WIDTH,
 
 
 def _parts(expr: sp.Basic) -> list[sp.Basic]:
-    return list(expr.args) if isinstance(expr, sp.And) else [expr]
+    """The parts of a conjunction in SymPy's printing order (``default_sort_key``), or ``[expr]``."""
+    return sorted(expr.args, key=sp.default_sort_key) if isinstance(expr, sp.And) else [expr]
 
 
 def display_lines(expr: Any, width: float = LINE_WIDTH, max_terms: int | None = None,

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..latex import allow_breaks
 from .tables import latex_escape, latex_text, to_latex
 
 __all__ = ["PACKAGES", "BODY_LINES", "FRAGMENT_LINES", "preamble", "report_document", "statement_block",
@@ -64,7 +65,7 @@ def _verdict_text(holds: Any) -> str:
     return "does not apply" if holds is None else ("holds" if holds else "FAILS")
 
 
-def verdict_table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _verdict_table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The verdict rows with ``holds`` as a word (holds, FAILS, does not apply)."""
     return [{**row, "holds": _verdict_text(row.get("holds"))} for row in rows]
 
@@ -77,7 +78,7 @@ def verdicts_fragment(rows: Sequence[Mapping[str, Any]], caption: str, label: st
     if not rows:
         return head + "No theorem with a check applies to this model and run.\n"
     columns = [c for c in _VERDICT_COLUMNS if c in rows[0]]
-    table = to_latex(verdict_table_rows(rows), columns, caption, headers=_VERDICT_HEADERS,
+    table = to_latex(_verdict_table_rows(rows), columns, caption, headers=_VERDICT_HEADERS,
                      widths={c: w for c, w in _VERDICT_WIDTHS.items() if c in columns}, digits=4,
                      size="small", longtable=True, label=label, tabcolsep=4)
     items = [rf"\item[{latex_escape(row['theorem'])}] ({_context(row)}) {_prose(row.get('reason', ''))}"
@@ -99,9 +100,7 @@ def _context(row: Mapping[str, Any]) -> str:
 
 def _prose(text: Any) -> str:
     """Escaped running text with break points in long tokens (file names, dotted names)."""
-    from .tables import _breakable
-
-    return _breakable(latex_escape(str(text)))
+    return allow_breaks(latex_escape(str(text)))
 
 
 def statement_block(lines: Sequence[str]) -> str:

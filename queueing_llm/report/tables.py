@@ -31,7 +31,7 @@ import sympy as sp
 
 from ..derivation import write_atomic
 from ..errors import ModelError, describe
-from ..latex import display_lines, summary_lines
+from ..latex import allow_breaks, display_lines, summary_lines
 from ..latex import escape_text as latex_escape
 from ..latex import latex as paper_latex
 from ..latex import text_with_math as latex_text
@@ -314,12 +314,6 @@ def _si_cell(value: Any, digits: int) -> str:
     return "{" + latex_number(value, digits) + "}"
 
 
-def _breakable(text: str) -> str:
-    r"""Escaped text with break points after ``_`` and ``,``, and after ``.`` and ``/`` before a
-    letter or bracket (not inside numbers), for ``p{}`` columns and running text."""
-    return re.sub(r"(\\_|,)(?=\S)|([./])(?=[A-Za-z(\[])", lambda m: m.group(0) + r"\allowbreak{}", text)
-
-
 def _header(text: str, room: float) -> tuple[str, float]:
     """A header cell, stacked on several lines when its words are wider than ``room`` digit
     widths (at least 10), and its estimated width (:func:`_plain_width`)."""
@@ -459,7 +453,7 @@ def to_latex(
         if siunitx and numeric[column]:
             return _si_cell(value, digits)
         text = latex_number(value, digits)
-        return _breakable(text) if column in widths else text
+        return allow_breaks(text) if column in widths else text
 
     body = {c: [cell(row, c) for row in rows] for c in columns}
     content = {c: max([_plain_width(x) for x in body[c]], default=0.0) for c in columns}
