@@ -164,3 +164,31 @@ def test_derivations_of_proofs_compile_without_overfull_boxes(pdflatex, tmp_path
         inputs.append(rf"\input{{{script.stem}.tex}}")
     (tmp_path / "proofs.tex").write_text(wrap_document("\n".join(inputs), ("amsmath", "amssymb")))
     compile_tex(pdflatex, tmp_path, "proofs.tex")
+
+
+def _statement_models():
+    l0, l1, M, lam, d0, d1 = sp.symbols("l0 l1 M lambda d0 d1", positive=True)
+    geometric = ql.RequestType(prompt=0, decode=ql.Geometric(sp.Rational(1, 4)), arrivals=1.5)
+    return [
+        ql.ContinuousBatching(types=[ql.RequestType(prompt=l0, decode=l1)], kv_capacity=M),
+        ql.ContinuousBatching(types=[ql.RequestType(prompt=l0, decode=l1, arrivals=ql.PoissonProcess(lam))],
+                              kv_capacity=M, iteration_time=ql.LinearIterationTime(d0, d1)),
+        ql.ContinuousBatching(types=[ql.RequestType(50, 2), ql.RequestType(50, 3)], kv_capacity=518),
+        ql.default_model(),
+        ql.ContinuousBatching(geometric, batch_cap=8, policy="fcfs_cap", waiting_cap=10),
+    ]
+
+
+@pytest.mark.slow
+def test_every_statement_on_example_models_compiles(pdflatex, tmp_path):
+    blocks = []
+    for i, model in enumerate(_statement_models()):
+        for name, thm in ql.theorems.items():
+            if thm.applies(model) is None:
+                lines = display_lines(thm.statement(model))
+                assert not any(r"\wedge" in line or "_{star}" in line for line in lines), (name, lines)
+                blocks.append(rf"\paragraph{{{name}, model {i}}}" + "\n\\begin{align*}\n" + " \\\\\n".join(lines)
+                              + "\n\\end{align*}")
+    assert len(blocks) > 20
+    (tmp_path / "statements.tex").write_text(wrap_document("\n".join(blocks), ("amsmath", "amssymb")))
+    compile_tex(pdflatex, tmp_path, "statements.tex", runs=1)
