@@ -303,10 +303,12 @@ class Report:
             "theorems.tex": write_atomic(folder / "theorems.tex", self.theorems_latex()),
             "verdicts.tex": write_atomic(folder / "verdicts.tex", self.verdicts_latex()),
             "verdicts.csv": to_csv(self.verdict_rows, folder / "verdicts.csv", columns=VERDICT_COLUMNS),
-            "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png"),
-            "trajectory.pdf": plot_trajectory(self.trajectory, folder / "trajectory.pdf"),
-            "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png"),
-            "stage_occupancy.pdf": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.pdf"),
+            "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png",
+                                              also=[folder / "trajectory.pdf"]),
+            "trajectory.pdf": folder / "trajectory.pdf",
+            "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png",
+                                                        also=[folder / "stage_occupancy.pdf"]),
+            "stage_occupancy.pdf": folder / "stage_occupancy.pdf",
             "provenance.json": write_atomic(folder / "provenance.json", _dumps(self.provenance)),
         }
         self.paths.clear()
