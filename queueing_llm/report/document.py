@@ -6,7 +6,7 @@ overfull boxes. The rules that make it so:
 
 * statements are printed by :mod:`queueing_llm.latex` (``x^{*}``, words upright, one
   aligned line per part of a conjunction, long sums broken between terms); a statement
-  longer than :data:`BODY_LINES` lines is summarised in the body (its first terms,
+  with a sum longer than :data:`BODY_LINES` lines is summarised in the body (its first terms,
   :math:`\cdots`, its last term, the number of terms and the degree) and given in full
   in an appendix, where long displays may break across pages;
 * tables are booktabs ``longtable``\ s in a small font with ragged-right ``p{}`` columns
@@ -37,11 +37,16 @@ r"""Packages the generated LaTeX needs (``\usepackage{...}``); ``siunitx`` in ad
 tables written with ``siunitx=True``."""
 
 BODY_LINES = 3
-"""Lines of a statement shown in the body of ``report.tex``; longer ones are summarised there
-and printed in full in the appendix."""
+"""Lines of a statement shown in the body of ``report.tex``; a longer one with a long sum is
+summarised there (:func:`queueing_llm.latex.summary_lines`) and printed in full in the appendix."""
 
 FRAGMENT_LINES = 8
-"""Lines of a statement shown in ``theorems.tex``; longer ones are summarised."""
+"""Lines of a statement shown in ``theorems.tex``; a longer one with a long sum is summarised."""
+
+
+def _summarised(row: Mapping[str, Any], limit: int) -> bool:
+    """Whether a statement has more than ``limit`` lines and a sum that summarising shortens."""
+    return len(row["statement_lines"]) > limit and list(row["statement_summary"]) != list(row["statement_lines"])
 
 _VERDICT_COLUMNS = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "holds")
 _VERDICT_HEADERS = {"theorem": "theorem", "quantity": "quantity", "theory": "theory", "estimate": "estimate",
@@ -145,7 +150,7 @@ def theorems_fragment(rows: Sequence[Mapping[str, Any]], model_text: str) -> str
            "% needs \\usepackage{amsmath,booktabs,array,longtable}", ""]
     for name, row in _statements(rows).items():
         full = list(row["statement_lines"])
-        lines = full if len(full) <= FRAGMENT_LINES else list(row["statement_summary"])
+        lines = list(row["statement_summary"]) if _summarised(row, FRAGMENT_LINES) else full
         out += [_heading(name, row, "paragraph"), statement_block(lines), ""]
     if rows:
         out.append(_theorem_table(rows, "tab:theorems"))
@@ -222,7 +227,7 @@ def report_document(report: Any, figures: Mapping[str, str] | None = None,
         body += [rf"\item[{latex_escape(name)}] {_prose(why)}" for name, why in report.skipped.items()]
         body.append(r"\end{description}")
     statements = _statements(report.theorem_rows)
-    long = {name: row for name, row in statements.items() if len(row["statement_lines"]) > BODY_LINES}
+    long = {name: row for name, row in statements.items() if _summarised(row, BODY_LINES)}
     body.append(r"\section{Statements}")
     if not statements:
         body.append("No registered theorem applies to this model.")
