@@ -192,3 +192,24 @@ def test_every_statement_on_example_models_compiles(pdflatex, tmp_path):
     assert len(blocks) > 20
     (tmp_path / "statements.tex").write_text(wrap_document("\n".join(blocks), ("amsmath", "amssymb")))
     compile_tex(pdflatex, tmp_path, "statements.tex", runs=1)
+
+
+def test_table_options_siunitx_longtable_widths_and_splitting():
+    rows = [{"rate": 0.5, "mean": -1.5e-7, "name": "saturated, rate_limited(x*)"},
+            {"rate": 1.0, "mean": 12.25, "name": "open"}]
+    si = to_latex(rows, ["rate", "mean"], siunitx=True)
+    assert si.startswith(r"\begin{tabular}{S[table-format=1.1]S[table-format=-2.2e-1]}")
+    assert "{rate} & {mean}" in si and "-1.5e-07" in si
+    long = to_latex(rows, ["rate", "name"], "Runs", longtable=True, widths={"name": "2cm"}, label="tab:x")
+    assert long.count("rate & name") == 2 and r"\endhead" in long  # the header repeats on every page
+    assert r">{\raggedright\arraybackslash}p{2cm}" in long and r"rate\_\allowbreak{}limited" in long
+    assert r"\caption{Runs}\label{tab:x}" in long and r"\begin{table}" not in long
+    wide = [{"k": i, **{f"column number {j}": 1.0 + j for j in range(12)}} for i in range(2)]
+    parts = to_latex(wide, list(wide[0]), "Wide", repeat=["k"])
+    assert parts.count(r"\begin{table}") > 1 and "(part 1 of" in parts
+    assert parts.count(r"\begin{tabular}{r") == parts.count(r"\begin{table}")  # k first in every part
+    assert to_latex(wide, list(wide[0]), "Wide", text_width=None).count(r"\begin{table}") == 1
+    with pytest.raises(ql.ModelError, match=r"widths\['name'\] must be a TeX length"):
+        to_latex(rows, ["name"], widths={"name": "3 furlongs"})
+    with pytest.raises(ql.ModelError, match="size must be one of"):
+        to_latex(rows, ["name"], size="huge")

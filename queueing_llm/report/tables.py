@@ -444,6 +444,8 @@ def to_latex(
     unknown = [c for c in [*widths, *repeat] if c not in columns]
     if unknown:
         raise ModelError(f"widths and repeat must name shown columns; {unknown[0]!r} is not in {list(columns)}")
+    for c, length in widths.items():
+        _length_pt(c, length)  # a bad length raises here, naming the column
     numeric = {c: _is_numeric_column(rows, c) and c not in math_set and c not in widths for c in columns}
 
     def cell(row: Mapping[str, Any], column: str) -> str:
@@ -473,7 +475,7 @@ def to_latex(
 
     def estimate(c: str) -> float:
         if c in widths:
-            return _length_pt(widths[c]) + pad
+            return _length_pt(c, widths[c]) + pad
         cells = content[c]
         if siunitx and numeric[c]:  # an S column reserves its table-format: sign, digits, point, exponent
             fmt = _si_format([row[c] for row in rows], digits)
@@ -495,11 +497,11 @@ def to_latex(
     return "\n".join(parts)
 
 
-def _length_pt(length: str) -> float:
+def _length_pt(column: str, length: str) -> float:
     """A TeX length in pt (cm, mm, in, pt, em; fractions of ``\\linewidth``/``\\textwidth``)."""
     m = re.fullmatch(r"\s*([0-9.]*)\s*(cm|mm|in|pt|em|\\linewidth|\\textwidth|\\columnwidth)\s*", length)
     if not m:
-        raise ModelError(f"widths must be TeX lengths like '3cm' or '0.2\\linewidth', got {length!r}")
+        raise ModelError(f"widths[{column!r}] must be a TeX length like '3cm' or '0.2\\linewidth', got {length!r}")
     factor = float(m.group(1) or 1)
     unit = {"cm": 28.45, "mm": 2.845, "in": 72.27, "pt": 1.0, "em": 10.0}.get(m.group(2), TEXT_WIDTH)
     return factor * unit
