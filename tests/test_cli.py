@@ -222,9 +222,9 @@ def _register_wrong_theorem():
         t = model.types[0]
         return sp.Eq(sp.Symbol("b"), t.arrival_rate * t.l1 + 5)
 
-    def check(model, runs, level=0.95):
+    def check(model, runs, prediction, level=0.95):
         interval = estimate_mean(runs, lambda run: run.batch.sum(axis=(1, 2)), level)
-        return judge("wrong-batch", "mean_batch", statement(model).rhs, interval)
+        return judge("wrong-batch", "mean_batch", prediction["mean_batch"], interval)
 
     thm = ql.Theorem(name="wrong-batch", title="A false mean batch", hypotheses=("fcfs_cap",),
                      statement_fn=statement, evaluate_fn=lambda m: {"mean_batch": statement(m).rhs},

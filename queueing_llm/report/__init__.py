@@ -1,8 +1,8 @@
 """Reports: LaTeX (booktabs), Markdown and CSV tables, matplotlib figures, the report job.
 
 ``queueing_llm.report.report(model)`` evaluates every applicable theorem, simulates the
-model, verifies each theorem against the first run it accepts (open system; for a finite
-KV budget also saturated, relaxed-map and rate-limited saturated runs, :mod:`.passes`)
+model, verifies each theorem against the runs it declares (open system, saturated,
+relaxed map, with their policies, :mod:`.passes`)
 and (with ``output=``) writes report.md, report.tex (a LaTeX article that compiles with
 pdflatex, :mod:`.document`), LaTeX tables, CSV, figures (PNG and PDF) and provenance;
 ``queueing-llm report`` is its command.
@@ -11,7 +11,7 @@ matplotlib is imported only when a figure is drawn.
 
 from .document import PACKAGES, report_document, theorems_fragment, verdicts_fragment, wrap_document
 from .figures import plot_stage_occupancy, plot_trajectory, save_figure
-from .passes import RUN_KINDS, RunKinds, verify_kinds
+from .passes import RUN_KINDS, ReportRuns, RunKinds, verify_declared, verify_kinds
 from .run import FILES, Report, git_commit, provenance, report
 from .tables import (
     THEOREM_COLUMNS,
@@ -33,6 +33,7 @@ __all__ = [
     "PACKAGES",
     "RUN_KINDS",
     "Report",
+    "ReportRuns",
     "RunKinds",
     "THEOREM_COLUMNS",
     "VERDICT_COLUMNS",
@@ -55,6 +56,7 @@ __all__ = [
     "to_markdown",
     "verdict_rows",
     "verdicts_fragment",
+    "verify_declared",
     "verify_kinds",
     "wrap_document",
 ]

@@ -66,13 +66,19 @@ def wrap_document(body: str, packages: Iterable[str] = PACKAGES) -> str:
     return preamble(packages) + "\\begin{document}\n" + body + "\n\\end{document}\n"
 
 
-def _verdict_text(holds: Any) -> str:
+def _verdict_text(row: Mapping[str, Any]) -> str:
+    """holds, FAILS or does not apply (the row's ``status``, else from ``holds``)."""
+    if row.get("status"):
+        return str(row["status"])
+    holds = row.get("holds")
     return "does not apply" if holds is None else ("holds" if holds else "FAILS")
 
 
 def _verdict_table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict rows with ``holds`` as a word (holds, FAILS, does not apply)."""
-    return [{**row, "holds": _verdict_text(row.get("holds"))} for row in rows]
+    """The verdict rows with ``holds`` as a word and the unit after the quantity."""
+    return [{**row, "holds": _verdict_text(row),
+             "quantity": f"{row['quantity']} ({row['unit']})" if row.get("unit") else row["quantity"]}
+            for row in rows]
 
 
 def verdicts_fragment(rows: Sequence[Mapping[str, Any]], caption: str, label: str = "tab:verdicts") -> str:
@@ -95,7 +101,7 @@ def verdicts_fragment(rows: Sequence[Mapping[str, Any]], caption: str, label: st
 
 def _context(row: Mapping[str, Any]) -> str:
     """The verdict, the run and the kind of test of a verdict row, for its reason line."""
-    parts = [_verdict_text(row.get("holds"))]
+    parts = [_verdict_text(row)]
     if row.get("run"):
         parts.append(f"{_prose(row['run'])} run")
     if row.get("test"):

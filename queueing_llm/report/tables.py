@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 VERDICT_COLUMNS = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "level", "holds", "reason",
-                   "run")
+                   "run", "test", "status", "unit")
 """Columns of :func:`verdict_rows`."""
 
 THEOREM_COLUMNS = ("theorem", "key", "exact", "value")
@@ -86,7 +86,10 @@ def verdict_rows(verdicts: Iterable[Verdict], runs: Mapping[str, str] | None = N
         Keys :data:`VERDICT_COLUMNS`: ``theorem``, ``quantity``, ``theory``, ``estimate``
         (floats), ``ci_low``, ``ci_high`` (the level-:math:`c` interval
         :math:`[\hat\theta - h, \hat\theta + h]`, ``None`` for exact checks), ``level``
-        (:math:`c`, ``None`` for exact checks), ``holds`` (bool), ``reason`` and ``run``.
+        (:math:`c`, ``None`` for exact checks), ``holds`` (True, False, or None when the
+        theorem does not apply to the runs), ``reason``, ``run`` (the runs' label),
+        ``test`` (``"two-sided CI"``, ``"exact"``, ``"one-sided bound (upper)"``, ...),
+        ``status`` (``"holds"``, ``"FAILS"``, ``"does not apply"``) and ``unit``.
         Source of the decision rule: :mod:`queueing_llm.verify`.
     """
     runs = dict(runs or {})
@@ -104,9 +107,12 @@ def verdict_rows(verdicts: Iterable[Verdict], runs: Mapping[str, str] | None = N
                 "ci_low": None if iv is None else float(iv.low),
                 "ci_high": None if iv is None else float(iv.high),
                 "level": None if iv is None else float(iv.level),
-                "holds": bool(v.holds),
+                "holds": v.holds,
                 "reason": v.reason,
-                "run": runs.get(v.theorem),
+                "run": runs.get(v.theorem) or v.run or None,
+                "test": v.test,
+                "status": v.status,
+                "unit": v.unit,
             }
         )
     return rows
@@ -267,12 +273,12 @@ _SIZES = ("small", "footnotesize", "scriptsize")
 
 def latex_number(value: Any, digits: int = 6) -> str:
     r"""A number as LaTeX text: ``digits`` significant digits, ``1.5 \cdot 10^{-7}`` in math
-    for exponents, ``$\infty$``/``$-\infty$`` for infinities, ``NaN``; non-numbers as
+    for exponents, ``$\infty$``/``$-\infty$`` for infinities, an em dash for NaN; non-numbers as
     :func:`format_value` escaped (``None`` empty, bools yes/no)."""
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
         number = float(value)
         if math.isnan(number):
-            return "NaN"
+            return "---"  # no value (e.g. the estimate of a verdict that does not apply)
         if math.isinf(number):
             return r"$\infty$" if number > 0 else r"$-\infty$"
         text = f"{number:.{digits}g}"
