@@ -51,7 +51,7 @@ def _summarised(row: Mapping[str, Any], limit: int) -> bool:
 _VERDICT_COLUMNS = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "holds")
 _VERDICT_HEADERS = {"theorem": "theorem", "quantity": "quantity", "theory": "theory", "estimate": "estimate",
                     "ci_low": "CI low", "ci_high": "CI high", "holds": "verdict"}
-_VERDICT_WIDTHS = {"theorem": "2.1cm", "quantity": "2.4cm"}
+_VERDICT_WIDTHS = {"theorem": "1.9cm", "quantity": "2.3cm", "holds": "1.3cm"}
 _THEOREM_WIDTHS = {"theorem": "2.6cm", "key": "3.4cm"}
 
 
@@ -104,7 +104,7 @@ def _context(row: Mapping[str, Any]) -> str:
     parts = [_verdict_text(row)]
     if row.get("run"):
         parts.append(f"{_prose(row['run'])} run")
-    if row.get("test"):
+    if row.get("test") and row["test"] != parts[0]:  # a verdict that does not apply has no test
         parts.append(f"{_prose(row['test'])} test")
     return "; ".join(parts)
 
