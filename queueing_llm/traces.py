@@ -324,9 +324,13 @@ class Trace:
             isinstance(max_value, bool) or not isinstance(max_value, (int, np.integer))
             or not 1 <= max_value <= MAX_INTEGER
         ):
-            raise TraceError(f"{what} max_value must be an integer in [1, 2^53] or None, got {describe(max_value)}")
+            raise TraceError(
+                f"{what} max_value must be an integer >= 1 or None (at most 2^53), got {describe(max_value)}"
+            )
         if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_INTEGER:
-            raise TraceError(f"{what} scale must be an integer in [1, 2^53] (tokens per block), got {describe(scale)}")
+            raise TraceError(
+                f"{what} scale must be an integer >= 1 (tokens per block, at most 2^53), got {describe(scale)}"
+            )
         out = data if max_value is None else np.minimum(data, int(max_value))
         return -(-out // int(scale))  # ceil(out / scale)
 

@@ -263,9 +263,9 @@ def test_trace_constructor_validates():
 
 def test_law_options_are_validated():
     trace = ql.Trace(None, [1, 3], [1, 1])
-    with pytest.raises(TraceError, match=r"scale must be an integer in \[1, 2\^53\] \(tokens per block\), got 0"):
+    with pytest.raises(TraceError, match=r"scale must be an integer >= 1 \(tokens per block, at most 2\^53\), got 0"):
         trace.prompt_law(scale=0)
-    with pytest.raises(TraceError, match=r"max_value must be an integer in \[1, 2\^53\] or None, got 2.5"):
+    with pytest.raises(TraceError, match=r"max_value must be an integer >= 1 or None \(at most 2\^53\), got 2.5"):
         trace.decode_law(max_value=2.5)
     with pytest.raises(TraceError, match="has no arrival times; iteration_seconds=0.1"):
         trace.request_type(iteration_seconds=0.1)
