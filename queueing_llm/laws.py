@@ -237,7 +237,11 @@ class Binomial(Law):
     def pmf(self, k):
         from scipy.stats import binom
 
-        return binom.pmf(k, int(self._num("n")), self._num("p"))
+        n, p = int(self._num("n")), self._num("p")
+        try:
+            return binom.pmf(k, n, p)
+        except OverflowError:  # SciPy's incomplete beta overflows at extreme (n, p), e.g. n = 2^53, p = 1e-300
+            raise LawError(f"{self!r}: the pmf overflows in floating point at n = {n}, p = {p!r}") from None
 
     def sample(self, rng, size=None):
         self._require_numeric()

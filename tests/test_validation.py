@@ -216,3 +216,10 @@ def test_unknown_check_option_lists_the_known_ones() -> None:
     m = ql.default_model()
     with pytest.raises(ql.ModelError, match="theorem 'fixed-point' check .*: unknown option 'levle'; known options: "):
         ql.theorems["fixed-point"].check(m, None, levle=0.9)
+
+
+def test_binomial_pmf_overflow_is_a_law_error() -> None:
+    law = ql.Binomial(2**53, 1e-300)
+    with pytest.raises(ql.LawError, match=r"the pmf overflows in floating point at n = 9007199254740992"):
+        law.pmf(1)
+    assert ql.Binomial(10, 0.5).pmf(5) == pytest.approx(252 / 1024)
