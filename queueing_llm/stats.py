@@ -537,7 +537,8 @@ class QuantileSketch:
         if self.counts.size == 0:
             self.counts, self.offset = other.counts.copy(), other.offset
             return
-        self._grow(min(self.offset, other.offset), max(self.offset + self.counts.size, other.offset + other.counts.size))
+        hi = max(self.offset + self.counts.size, other.offset + other.counts.size)
+        self._grow(min(self.offset, other.offset), hi)
         start = other.offset - self.offset
         self.counts[start : start + other.counts.size] += other.counts
 

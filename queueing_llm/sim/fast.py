@@ -28,7 +28,8 @@ import numpy as np
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import AdmissionRule, admission_rule
-from .trajectory import RequestRecords, Trajectory
+from .result import build_trajectory
+from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["run_fast", "stage_counts"]
 
@@ -319,23 +320,14 @@ def _assemble(
     evicted = _per_iteration(ev_n, typ[ev_r], N, K)
     queue = np.cumsum(arrivals - rejections + evicted - admissions, axis=0)
     S = config.stages if config.stages is not None else int(decode.max(initial=1))
-    batch = stage_counts(res_type, res_start, res_end, N, K, S)
-    return Trajectory(
-        model=config.model,
-        seed=config.seed,
-        iterations=N,
-        warmup=config.warmup,
-        saturated=config.saturated,
-        engine="fast",
-        initial_batch=config.initial,
-        batch=batch,
-        queue=queue,
-        memory=np.asarray(mem_log, dtype=np.int64),
-        arrivals=arrivals,
-        admissions=admissions,
-        completions=completions,
-        evictions=evicted,
-        rejections=rejections,
-        time=time,
-        requests=records,
-    )
+    arrays = {
+        "queue": queue,
+        "memory": np.asarray(mem_log, dtype=np.int64),
+        "arrivals": arrivals,
+        "admissions": admissions,
+        "completions": completions,
+        "evictions": evicted,
+        "rejections": rejections,
+        "time": time,
+    }
+    return build_trajectory(config, "python", arrays, records, Residences(res_type, res_start, res_end), S)

@@ -401,10 +401,24 @@ class Trajectory:
         r"""Inverted-CDF quantiles of the latency (or ``which="ttft"``: the time to first
         token) over the requests of :meth:`summary` (seconds in wall-clock runs, iterations
         otherwise). Exact from the records; with ``record="summary"`` from the run's sketch
-        (exact for iterations, within relative error 1e-3 for seconds)."""
+        (exact for iterations, within relative error 1e-3 for seconds). The ``latency_p*`` and
+        ``ttft_p*`` keys of :meth:`summary` always come from the sketch, so every ``record``
+        gives the same summary."""
         if which not in ("latency", "ttft"):
             raise ParameterError(f"which must be 'latency' or 'ttft', got {which!r}")
-        return getattr(self._summary_accumulator(warmup), which).quantiles(levels)
+        if self.record == "summary":
+            return getattr(self._summary_accumulator(warmup), which).quantiles(levels)
+        from ..stats import QuantileSketch
+
+        w = self.warmup if warmup is None else warmup
+        check_real("warmup", w, low=0, high=self.iterations - 1, integer=True)
+        r = self.requests
+        chosen = r.completed & ~r.initial & (r.arrival >= int(w))
+        values = getattr(r, which)[chosen]
+        q = QuantileSketch().quantiles(levels)  # validates the levels
+        if values.size == 0:
+            return q
+        return np.quantile(values, np.asarray(levels, dtype=float).reshape(-1), method="inverted_cdf")
 
     def ci(self, key: str = "in_system", level: float = 0.95, warmup: int | None = None) -> Any:
         """Batch-means confidence interval of a per-iteration mean (``key``: ``completions``,

@@ -1,0 +1,2 @@
+def kernel_applies(config):
+    return False
