@@ -177,11 +177,11 @@ def simulate(
         model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
     )
     backend = _backend(config)
-    check_memory(config, record, backend, memory_limit)
+    estimate = check_memory(config, record, backend, memory_limit)
     if backend == "numba":
         from .kernel import run_kernel
 
-        return run_kernel(config)
+        return run_kernel(config, estimate["requests_created"])
     if backend == "python":
         return run_fast(config)
     return run_events(config)

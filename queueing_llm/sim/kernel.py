@@ -326,8 +326,9 @@ def _admission_bound(config: Any, policy: int, rate: float) -> int:
     return int(bound)
 
 
-def run_kernel(config: Any) -> Any:
-    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines)."""
+def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
+    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
+    ``expected_requests`` sizes the record store (it grows if needed)."""
     from .result import build_trajectory, summary_trajectory
     from .summary import RunAccumulator
     from .trajectory import Residences
@@ -351,9 +352,12 @@ def run_kernel(config: Any) -> Any:
     sizes = np.zeros(K, dtype=np.int64)
     batch = np.zeros(16, dtype=np.int64)
     queue = np.zeros(16, dtype=np.int64)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes", "mem")}
+    # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
+    span = min(N, ITERATION_BLOCK) if summary else N
+    rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
+    rows["mem"] = np.zeros(span, dtype=np.int64)
     acc = RunAccumulator(N, config.warmup, False) if summary else None
-    done_parts: list[dict[str, np.ndarray]] = []
+    store = None if summary else _Store(int(1.1 * min(expected_requests, 1e9)) + 1024)
     ev_parts: list[tuple[np.ndarray, ...]] = []
     n_initial = 0
     initial_stage = np.zeros(0, dtype=np.int64)
@@ -362,15 +366,14 @@ def run_kernel(config: Any) -> Any:
         if summary:
             _feed_requests(acc, part, n_initial, initial_stage, N)
         else:
-            done_parts.append(part)
+            store.add(part)
 
-    def emit_rows(block: dict[str, np.ndarray]) -> None:
+    def emit_rows(m: int) -> None:
         if summary:
-            acc.add_iterations(block["comp"], block["arr"], block["rej"], block["ev"], block["queue"],
-                               block["sizes"], block["mem"], np.arange(block["mem"].size, dtype=float))
-        else:
-            for k, v in block.items():
-                rows[k].append(v)
+            acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
+                               rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], np.zeros(m))
+            for v in rows.values():
+                v[:m] = 0
 
     # iteration 0 with an initial batch: the given members (ids in admission order)
     if config.initial is not None:
@@ -396,12 +399,11 @@ def run_kernel(config: Any) -> Any:
         iscal[0] = tokens
         for t in stream.type:
             sizes[t] += 1
-        counts = np.bincount(np.asarray(stream.type, dtype=np.int64), minlength=K).reshape(1, K)
-        zeros = np.zeros((1, K), dtype=np.int64)
-        emit_rows({"arr": counts, "adm": counts.copy(), "comp": zeros, "ev": zeros.copy(), "rej": zeros.copy(),
-                   "queue": zeros.copy(), "sizes": counts.copy(), "mem": np.array([tokens], dtype=np.int64)})
-        if policy == RATE:
-            pass  # the token bucket starts empty; initial members are not admissions of the rule
+        counts = np.bincount(np.asarray(stream.type, dtype=np.int64), minlength=K)
+        for name in ("arr", "adm", "sizes"):
+            rows[name][0] = counts
+        rows["mem"][0] = tokens
+        emit_rows(1)
 
     saturated = config.saturated
     tapes = [] if saturated else [_LawTape(k, model, rng, first) for k in range(K)]
@@ -445,18 +447,17 @@ def run_kernel(config: Any) -> Any:
         n1 = min(N, covered) if not saturated else min(N, n + ITERATION_BLOCK)
         if progress is not None and report < n1:
             n1 = report + 1
-        m = n1 - n
-        block = {k: np.zeros((m, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
-        block["mem"] = np.zeros(m, dtype=np.int64)
+        if summary:
+            n1 = min(n1, n + span)
         reached, status = loop(
-            n, n1, n, policy, M, B, cap, not model.admit_after_eviction, rate, fscal, iscal,
+            n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate, fscal, iscal,
             win.base, win.typ, win.pr, win.dec, win.arr, win.state, win.adm, win.fadm, win.comp, win.nev,
             queue, batch, waiting, sizes, bounds, bounds_n0,
             saturated, bl_end, adm_bound,
-            block["arr"], block["adm"], block["comp"], block["ev"], block["rej"], block["queue"], block["sizes"],
-            block["mem"], log_ev, ev_t, ev_a, ev_n,
+            rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
+            rows["mem"], log_ev, ev_t, ev_a, ev_n,
         )
-        emit_rows({k: v[: reached - n] for k, v in block.items()})
+        emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
             c = int(iscal[6])
             ev_parts.append((ev_t[:c].copy(), ev_a[:c].copy(), ev_n[:c].copy()))
@@ -478,7 +479,7 @@ def run_kernel(config: Any) -> Any:
             oldest = min(oldest, int(queue[idx].min()))
         if blen:
             oldest = min(oldest, int(batch[:blen].min()))
-        if oldest > win.base and (summary or oldest - win.base > 65536):
+        if oldest > win.base:
             emit(win.take(int(oldest)))
     if progress is not None:
         progress(N, N)
@@ -490,26 +491,56 @@ def run_kernel(config: Any) -> Any:
     if summary:
         emit(rest)
         return summary_trajectory(config, "numba", acc)
-    done_parts.append(rest)
-    part = {k: np.concatenate([p[k] for p in done_parts]) for k in done_parts[0]}
-    arrays = {k: np.concatenate(v) for k, v in rows.items()}
-    records = _records(part, n_initial, initial_stage, N)
-    comp, dec, typ = part["comp"], part["dec"], part["typ"]
-    finished = comp >= 0
-    ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
+    store.add(rest)
+    part = store.result()
     live_adm = part["adm"][live_ids]
+    arrays = rows
+    records = _records(part, n_initial, initial_stage, N)
+    del part
+    ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
     residences = Residences(
-        np.concatenate([typ[finished], ev[0], typ[live_ids]]),
-        np.concatenate([comp[finished] - dec[finished], ev[1], live_adm]),
-        np.concatenate([comp[finished], ev[2], np.full(live_ids.size, N, dtype=np.int64)]),
+        np.concatenate([ev[0], records.type[live_ids]]),
+        np.concatenate([ev[1], live_adm]),
+        np.concatenate([ev[2], np.full(live_ids.size, N, dtype=np.int64)]),
+        requests=records,
     )
-    S = config.stages if config.stages is not None else int(dec.max(initial=1))
+    S = config.stages if config.stages is not None else int(records.decode.max(initial=1))
     out = {
         "queue": arrays["queue"], "memory": arrays["mem"], "arrivals": arrays["arr"], "admissions": arrays["adm"],
         "completions": arrays["comp"], "evictions": arrays["ev"], "rejections": arrays["rej"],
         "time": np.arange(N, dtype=float), "batch_sizes": arrays["sizes"],
     }
     return build_trajectory(config, "numba", out, records, residences, S)
+
+
+class _Store:
+    """The finished requests' fields, appended chunk by chunk into arrays grown by 1.5x
+    (few large allocations, which the allocator returns to the system when freed)."""
+
+    NAMES = ("id", "typ", "pr", "dec", "arr", "adm", "fadm", "comp", "nev", "state")
+
+    def __init__(self, capacity: int) -> None:
+        self.size = 0
+        self.arrays = {name: np.empty(capacity, dtype=np.int64) for name in self.NAMES}
+
+    def add(self, part: dict[str, np.ndarray]) -> None:
+        m = part["id"].size
+        if self.size + m > self.arrays["id"].size:
+            cap = max(int(1.5 * self.arrays["id"].size), self.size + m)
+            for name in self.NAMES:
+                new = np.empty(cap, dtype=np.int64)
+                new[: self.size] = self.arrays[name][: self.size]
+                self.arrays[name] = new
+        for name in self.NAMES:
+            self.arrays[name][self.size : self.size + m] = part[name]
+        self.size += m
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The fields as arrays of the exact length (each copied once, then the store freed)."""
+        out = {}
+        for name in self.NAMES:
+            out[name] = self.arrays.pop(name)[: self.size].copy()
+        return out
 
 
 def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
