@@ -15,10 +15,13 @@ profile) and wall-clock runs (iteration times that depend on the state, Poisson 
 in seconds) run on the Python fast loop (:mod:`.fast`) automatically, as does everything
 when numba cannot be imported.
 
-**Bookkeeping.** The batch is an array of request ids in admission order (eviction takes
-the last: lowest stage, most recently admitted); execution compacts it, dropping the
-members that complete (admission + decode = n). The queue is a ring buffer (evicted
-requests go to its head). Requests live in a *window* of ids ``[base, base + len)``:
+**Bookkeeping** (as in :mod:`.fast`). The batch is an array of request ids in admission
+order (eviction takes the last live one: lowest stage, most recently admitted); completed
+members stay in it, skipped, until it is compacted. Completions come from a calendar, a
+binary min-heap of (admission + decode, id): an iteration pops the entries due, skipping
+stale ones (members evicted since). So an iteration costs :math:`O(1)` plus
+:math:`O(\log)` per admission and completion, not :math:`O(B)`. The queue is a ring
+buffer (evicted requests go to its head). Requests live in a *window* of ids ``[base, base + len)``:
 after each chunk of iterations, the finished requests below the oldest live one leave the
 window, as records (``record="full"``/``"iterations"``) or into the streaming
 accumulators (``record="summary"``), so with ``record="summary"`` the memory is that of
@@ -95,38 +98,76 @@ def _compile() -> Any:
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, iscal,
              base, typ, pr, dec, arr, state, adm, fadm, comp, nev,
-             queue, batch, waiting, sizes, bounds, bounds_n0,
+             queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n):
-    """Iterations ``n0 .. n1-1``; stops early (status 1: backlog low, 2: eviction log full)
-    at an iteration boundary. ``iscal`` = [mem, size, qhead, qlen, blen, bl_next, ev_cnt]."""
+    """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
+    (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
+    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen].
+
+    ``order``: ids in admission order, completed members left in place (state DONE) and
+    skipped; ``hk``/``hid``: a binary min-heap of (completion iteration, id), the calendar
+    (entries of evicted members are stale and skipped when they come up)."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
     qlen = iscal[3]
-    blen = iscal[4]
+    olen = iscal[4]
     bl_next = iscal[5]
     ev_cnt = iscal[6]
+    hlen = iscal[7]
     tokens = fscal[0]
     qcap = queue.size
+    ocap = order.size
+    hcap = hk.size
     n = n0
     status = 0
     while n < n1:
         if saturated and bl_end - bl_next < adm_bound:
             status = 1
             break
-        if log_ev and ev_t.size - ev_cnt < blen:
+        if log_ev and ev_t.size - ev_cnt < size:
             status = 2
+            break
+        # admissions this iteration are at most: the queue, the arrivals, the backlog bound
+        need = qlen + size + (adm_bound if saturated else bounds[n - bounds_n0 + 1] - bounds[n - bounds_n0])
+        if olen + need > ocap:  # compact: drop completed members, keep admission order
+            w = 0
+            for i in range(olen):
+                r = order[i]
+                if state[r - base] == IN:
+                    order[w] = r
+                    w += 1
+            olen = w
+        if olen + need > ocap or hlen + need > hcap:
+            status = 3
             break
         row = n - row0
         # 1. execute: every member gains a token; members at their last stage complete
         mem += size
-        w = 0
-        for i in range(blen):
-            r = batch[i]
+        while hlen > 0 and hk[0] == n:
+            r = hid[0]
+            hlen -= 1
+            if hlen > 0:  # pop the root: sift the last entry down
+                key = hk[hlen]
+                rid = hid[hlen]
+                pos = 0
+                while True:
+                    c = 2 * pos + 1
+                    if c >= hlen:
+                        break
+                    if c + 1 < hlen and hk[c + 1] < hk[c]:
+                        c += 1
+                    if hk[c] >= key:
+                        break
+                    hk[pos] = hk[c]
+                    hid[pos] = hid[c]
+                    pos = c
+                hk[pos] = key
+                hid[pos] = rid
             j = r - base
-            if adm[j] + dec[j] == n:
+            if j >= 0 and state[j] == IN and adm[j] + dec[j] == n:
                 state[j] = DONE
                 comp[j] = n
                 size -= 1
@@ -134,10 +175,6 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 t = typ[j]
                 o_comp[row, t] += 1
                 sizes[t] -= 1
-            else:
-                batch[w] = r
-                w += 1
-        blen = w
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated:
             lo = bounds[n - bounds_n0]
@@ -158,9 +195,11 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
         # 3. evict while memory exceeds M: the most recent admission first
         evictions = 0
         while mem > M:
-            blen -= 1
-            r = batch[blen]
+            olen -= 1
+            r = order[olen]
             j = r - base
+            if state[j] != IN:
+                continue
             a = adm[j]
             mem -= pr[j] + 1 + n - a
             state[j] = WAIT
@@ -216,8 +255,21 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 adm[j] = n
                 if fadm[j] < 0:
                     fadm[j] = n
-                batch[blen] = r
-                blen += 1
+                order[olen] = r
+                olen += 1
+                # push (n + decode, r) on the calendar: sift up
+                key = n + dec[j]
+                pos = hlen
+                hlen += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if hk[parent] <= key:
+                        break
+                    hk[pos] = hk[parent]
+                    hid[pos] = hid[parent]
+                    pos = parent
+                hk[pos] = key
+                hid[pos] = r
                 size += 1
                 mem += pr[j] + 1
                 sizes[t] += 1
@@ -229,13 +281,21 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             o_queue[row, t] = waiting[t]
             o_sizes[row, t] = sizes[t]
         n += 1
+    # leave only live members in the order array (the window trim reads it)
+    w = 0
+    for i in range(olen):
+        r = order[i]
+        if state[r - base] == IN:
+            order[w] = r
+            w += 1
     iscal[0] = mem
     iscal[1] = size
     iscal[2] = qhead
     iscal[3] = qlen
-    iscal[4] = blen
+    iscal[4] = w
     iscal[5] = bl_next
     iscal[6] = ev_cnt
+    iscal[7] = hlen
     fscal[0] = tokens
     return n, status
 
@@ -346,11 +406,13 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
-    iscal = np.zeros(7, dtype=np.int64)  # mem, size, qhead, qlen, blen, bl_next, ev_cnt
+    iscal = np.zeros(8, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen
     fscal = np.zeros(1)
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
-    batch = np.zeros(16, dtype=np.int64)
+    batch = np.zeros(1024, dtype=np.int64)  # the order array: ids in admission order
+    hk = np.zeros(1024, dtype=np.int64)  # the calendar heap: completion iterations
+    hid = np.zeros(1024, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
     span = min(N, ITERATION_BLOCK) if summary else N
@@ -392,8 +454,15 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         win.state[:] = IN
         win.adm[:] = -initial_stage
         win.fadm[:] = 0
-        batch = np.zeros(max(16, 2 * n_initial), dtype=np.int64)
+        batch = np.zeros(max(1024, 2 * n_initial), dtype=np.int64)
         batch[:n_initial] = np.arange(n_initial)
+        keys = np.asarray(stream.decode, dtype=np.int64) - initial_stage
+        by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap
+        hk = np.zeros(batch.size, dtype=np.int64)
+        hid = np.zeros(batch.size, dtype=np.int64)
+        hk[:n_initial] = keys[by_key]
+        hid[:n_initial] = by_key
+        iscal[7] = n_initial
         iscal[4] = n_initial
         iscal[1] = n_initial
         iscal[0] = tokens
@@ -438,12 +507,10 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
                 types, prompts, decodes = backlog.block()
                 win.append(types, prompts, decodes, np.full(types.size, -1, dtype=np.int64))
                 bl_end += types.size
-        # room for every live request in the queue ring and the batch array
+        # room for every live request in the queue ring
         live = len(win) + 1
         if queue.size < live:
             queue = _regrow_ring(queue, iscal, live)
-        if batch.size < live:
-            batch = np.concatenate([batch, np.zeros(2 * live - batch.size, dtype=np.int64)])
         n1 = min(N, covered) if not saturated else min(N, n + ITERATION_BLOCK)
         if progress is not None and report < n1:
             n1 = report + 1
@@ -452,7 +519,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate, fscal, iscal,
             win.base, win.typ, win.pr, win.dec, win.arr, win.state, win.adm, win.fadm, win.comp, win.nev,
-            queue, batch, waiting, sizes, bounds, bounds_n0,
+            queue, batch, hk, hid, waiting, sizes, bounds, bounds_n0,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
@@ -462,9 +529,14 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             c = int(iscal[6])
             ev_parts.append((ev_t[:c].copy(), ev_a[:c].copy(), ev_n[:c].copy()))
             iscal[6] = 0
-            if status == 2 and ev_t.size < 2 * (iscal[4] + 1):
-                ev_t = np.zeros(4 * (iscal[4] + 1), dtype=np.int64)
+            if status == 2 and ev_t.size < 2 * (iscal[1] + 1):
+                ev_t = np.zeros(4 * (iscal[1] + 1), dtype=np.int64)
                 ev_a, ev_n = np.zeros_like(ev_t), np.zeros_like(ev_t)
+        if status == 3:  # grow the order array and the calendar
+            batch = np.concatenate([batch, np.zeros(batch.size + int(iscal[3] + iscal[1]), dtype=np.int64)])
+            grow = hk.size + int(iscal[3] + iscal[1]) + int(adm_bound)
+            hk = np.concatenate([hk, np.zeros(grow, dtype=np.int64)])
+            hid = np.concatenate([hid, np.zeros(grow, dtype=np.int64)])
         n = reached
         if n == report + 1 and progress is not None:
             progress(n, N)
