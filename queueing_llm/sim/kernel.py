@@ -650,8 +650,7 @@ def _feed_requests(acc: Any, part: dict[str, np.ndarray], n_initial: int, initia
     done = part["comp"] >= 0
     if not done.any():
         return
-    sub = {k: v[done] for k, v in part.items()}
+    sub = {k: part[k][done] for k in ("id", "arr", "comp", "dec", "nev", "fadm")}
     ft = _first_tokens(sub, n_initial, initial_stage, N)
     acc.add_requests(sub["arr"], sub["comp"], sub["dec"], sub["nev"], sub["id"] < n_initial,
-                     sub["arr"].astype(float), np.where(ft >= 0, ft, np.nan).astype(float),
-                     sub["comp"].astype(float))
+                     sub["arr"], ft, sub["comp"])
