@@ -525,6 +525,21 @@ class QuantileSketch:
             self._grow(min(lo, self.offset), max(hi, self.offset + self.counts.size))
             self.counts += np.bincount(idx - self.offset, minlength=self.counts.size)
 
+    def add_counts(self, counts: SeriesLike) -> None:
+        """Integer mode: add a histogram, ``counts[i]`` values equal to ``i``."""
+        if not self.integer:
+            raise ParameterError("add_counts is for an integer sketch")
+        c = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if c.size and c.min() < 0:
+            raise ParameterError("histogram counts must be >= 0")
+        nz = np.flatnonzero(c)
+        if nz.size == 0:
+            return
+        c = c[: nz[-1] + 1]
+        self._grow(0, c.size)
+        self.counts[: c.size] += c
+        self.count += int(c.sum())
+
     def _grow(self, lo: int, hi: int) -> None:
         if self.integer:
             if hi > self.counts.size:

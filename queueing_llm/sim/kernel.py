@@ -101,14 +101,19 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
              queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
-             log_ev, ev_t, ev_a, ev_n):
+             log_ev, ev_t, ev_a, ev_n,
+             acc_on, w_arr, n_init, acc_i, lat_h, ttft_h):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
     ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen].
 
     ``order``: ids in admission order, completed members left in place (state DONE) and
     skipped; ``hk``/``hid``: a binary min-heap of (completion iteration, id), the calendar
-    (entries of evicted members are stale and skipped when they come up)."""
+    (entries of evicted members are stale and skipped when they come up).
+
+    With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
+    ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
+    [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations)."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
@@ -175,6 +180,12 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 t = typ[j]
                 o_comp[row, t] += 1
                 sizes[t] -= 1
+                if acc_on and r >= n_init and arr[j] >= w_arr:
+                    acc_i[0] += 1
+                    acc_i[1] += n - arr[j]
+                    acc_i[2] += nev[j]
+                    lat_h[n - arr[j]] += 1
+                    ttft_h[fadm[j] + 1 - arr[j]] += 1
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated:
             lo = bounds[n - bounds_n0]
@@ -415,7 +426,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     hid = np.zeros(1024, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
-    span = min(N, ITERATION_BLOCK) if summary else N
+    ahead = 8  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics)
+    span = min(N, ahead * ITERATION_BLOCK) if summary else N
     rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
     rows["mem"] = np.zeros(span, dtype=np.int64)
     acc = RunAccumulator(N, config.warmup, False) if summary else None
@@ -424,10 +436,12 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     n_initial = 0
     initial_stage = np.zeros(0, dtype=np.int64)
 
+    acc_i = np.zeros(3, dtype=np.int64)  # summary: completed, total sojourn, evictions
+    lat_h = np.zeros(1024 if summary else 1, dtype=np.int64)
+    ttft_h = np.zeros_like(lat_h)
+
     def emit(part: dict[str, np.ndarray]) -> None:
-        if summary:
-            _feed_requests(acc, part, n_initial, initial_stage, N)
-        else:
+        if not summary:  # summary: the kernel has counted the finished requests
             store.add(part)
 
     def emit_rows(m: int) -> None:
@@ -495,12 +509,17 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     n = first
     while n < N:
         if not saturated and n >= covered:
-            types, prompts, decodes, iters, rel = _arrival_block(tapes, covered, K)
-            start_id = win.base + len(win)
-            win.append(types, prompts, decodes, iters)
-            bounds = rel + start_id
             bounds_n0 = covered
-            covered += ITERATION_BLOCK
+            parts, drawn = [], []
+            start_id = win.base + len(win)
+            for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
+                types, prompts, decodes, iters, rel = _arrival_block(tapes, covered, K)
+                drawn.append((types, prompts, decodes, iters))
+                parts.append(rel[:-1] + start_id)
+                start_id += int(rel[-1])
+                covered += ITERATION_BLOCK
+            win.append(*(np.concatenate(column) for column in zip(*drawn, strict=True)))
+            bounds = np.concatenate(parts + [[start_id]]).astype(np.int64)
         if saturated and bl_end - iscal[5] < adm_bound:
             need = adm_bound - (bl_end - iscal[5])
             for _ in range(max(1, -(-need // BACKLOG_BLOCK))):
@@ -516,6 +535,14 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             n1 = report + 1
         if summary:
             n1 = min(n1, n + span)
+            # a latency in this chunk is below n1 minus the oldest live arrival
+            qlen, qhead, olen = int(iscal[3]), int(iscal[2]), int(iscal[4])
+            live_ids = np.concatenate([queue[(qhead + np.arange(qlen)) % queue.size], batch[:olen]])
+            oldest_arrival = min(int(win.arr[live_ids - win.base].min()), n) if live_ids.size else n
+            if lat_h.size <= n1 - oldest_arrival:
+                grow = 2 * (n1 - oldest_arrival) + 1
+                lat_h = np.concatenate([lat_h, np.zeros(grow - lat_h.size, dtype=np.int64)])
+                ttft_h = np.concatenate([ttft_h, np.zeros(grow - ttft_h.size, dtype=np.int64)])
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate, fscal, iscal,
             win.base, win.typ, win.pr, win.dec, win.arr, win.state, win.adm, win.fadm, win.comp, win.nev,
@@ -523,6 +550,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
+            summary, config.warmup, n_initial, acc_i, lat_h, ttft_h,
         )
         emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
@@ -561,7 +589,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     blen = int(iscal[4])
     live_ids = batch[:blen].copy()
     if summary:
-        emit(rest)
+        acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
         return summary_trajectory(config, "numba", acc)
     store.add(rest)
     part = store.result()
@@ -644,13 +672,3 @@ def _records(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndar
         arrival_time=part["arr"].astype(float), initial=part["id"] < n_initial, rejected=part["state"] == REJECTED,
         time=time,
     )
-
-
-def _feed_requests(acc: Any, part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int) -> None:
-    done = part["comp"] >= 0
-    if not done.any():
-        return
-    sub = {k: part[k][done] for k in ("id", "arr", "comp", "dec", "nev", "fadm")}
-    ft = _first_tokens(sub, n_initial, initial_stage, N)
-    acc.add_requests(sub["arr"], sub["comp"], sub["dec"], sub["nev"], sub["id"] < n_initial,
-                     sub["arr"], ft, sub["comp"])

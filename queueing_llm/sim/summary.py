@@ -12,6 +12,7 @@ time to first token seconds in wall-clock runs, iterations in slotted runs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -170,6 +171,18 @@ class RunAccumulator:
             many = d > 1
             self.tbt_total += float(((ct - ft)[many] / (d[many] - 1)).sum())
             self.tbt_count += int(many.sum())
+
+    def add_request_counts(self, completed: int, sojourn_total: int, restarts: int, latency_counts: np.ndarray,
+                           ttft_counts: np.ndarray) -> None:
+        """Counts of chosen completed requests from a slotted engine that keeps them itself:
+        histograms ``latency_counts[i]`` = requests of latency ``i`` iterations (TTFT alike)."""
+        if self.wall_clock:
+            raise ParameterError("request counts by iteration are for slotted runs")
+        self.completed += completed
+        self.sojourn_total += sojourn_total
+        self.restarts += restarts
+        self.latency.add_counts(latency_counts)
+        self.ttft.add_counts(ttft_counts)
 
     def merge_requests(self, other: RunAccumulator) -> None:
         """Add the request-level accumulators of ``other`` (same run, another chunk of requests)."""
