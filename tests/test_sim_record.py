@@ -177,3 +177,41 @@ def test_replications_are_independent_reproducible_and_give_intervals():
     with pytest.raises(ql.ParameterError, match=r"replications must be an integer"):
         simulate(model, 100, replications=1)
     assert math.isfinite(reps.ci("mean_sojourn").half_width)
+
+
+# -- the compiled kernel and its fallback --------------------------------------------------
+def test_without_numba_the_fast_engine_falls_back_to_the_python_loop(monkeypatch):
+    from queueing_llm.sim import kernel
+
+    model = MODELS["greedy-open"][0]
+    compiled = simulate(model, 500, seed=3)
+    assert compiled.backend == ("numba" if kernel.numba_available() else "python")
+    monkeypatch.setattr(kernel, "numba_available", lambda: False)
+    fallback = simulate(model, 500, seed=3)
+    assert fallback.backend == "python" and fallback.engine == "fast"
+    assert fallback.equals(compiled)
+
+
+def test_policies_outside_the_kernel_run_on_the_python_loop():
+    reserve = ql.ContinuousBatching([T(10, 40, 1.2)], kv_capacity=2000, policy="reserve")
+    wall = MODELS["wall-clock"][0]
+    assert simulate(reserve, 50, seed=1).backend == "python"
+    assert simulate(wall, 50, seed=1).backend == "python"
+
+
+def test_kernel_summary_memory_does_not_grow_with_the_horizon():
+    """The live state, not the horizon: the window of requests the kernel keeps stays small."""
+    from queueing_llm.sim import kernel
+
+    model = ql.ContinuousBatching([T(2, ql.Geometric(0.05), 0.95 * 16 * 0.05)], batch_cap=16, policy="fcfs_cap")
+    peaks = []
+    for N in (20_000, 200_000):
+        tracemalloc.start()
+        try:
+            run = simulate(model, N, seed=1, record="summary")
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert run.backend == ("numba" if kernel.numba_available() else "python")
+    if kernel.numba_available():
+        assert peaks[1] < 1.5 * peaks[0] + 2**20, peaks
