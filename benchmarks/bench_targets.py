@@ -114,15 +114,26 @@ def ciw_rate(B: int, q: float, lam: float, horizon: float) -> tuple[float, float
 MEMORY_CHILD = """
 import resource, sys, time
 import queueing_llm as ql
+
+def peak_kb():
+    # VmHWM: the peak RSS of this address space (ru_maxrss survives exec on Linux and
+    # would report the parent's peak)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
 B, q = 256, 0.01
 m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(q), 0.95 * B * q)], batch_cap=B, policy="fcfs_cap")
 ql.simulate(m, 2000, seed=0, record="summary")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kb()
 t = time.perf_counter()
 run = ql.simulate(m, int(sys.argv[1]), seed=1, record="summary")
 dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(base, peak, dt, run.summary()["throughput"])
+print(base, peak_kb(), dt, run.summary()["throughput"])
 """
 
 
@@ -149,6 +160,7 @@ def main() -> None:
     parser.add_argument("--memory", default=None, help="comma-separated horizons of the memory rows")
     parser.add_argument("--quick", action="store_true", help="10x shorter runs")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    parser.add_argument("--no-throughput", action="store_true", help="only the memory and import rows")
     args = parser.parse_args()
     N = args.iterations // (10 if args.quick else 1)
     horizons = ([int(x) for x in args.memory.split(",")] if args.memory
@@ -156,7 +168,10 @@ def main() -> None:
     results: dict = {"iterations": N, "workloads": {}, "memory": [], "import": {}}
     print(f"# queueing-llm engine targets ({N} iterations; {os.cpu_count()} cores; load "
           f"{os.getloadavg()[0]:.1f})\n")
-    for name, B, q in (("B=256, Geometric(0.01), load 0.95", 256, 0.01), ("B=8, Geometric(0.25), load 0.95", 8, 0.25)):
+    workloads = () if args.no_throughput else (
+        ("B=256, Geometric(0.01), load 0.95", 256, 0.01), ("B=8, Geometric(0.25), load 0.95", 8, 0.25)
+    )
+    for name, B, q in workloads:
         m = model(B, q)
         lam = 0.95 * B * q
         rows = {
