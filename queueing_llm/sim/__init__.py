@@ -1,9 +1,16 @@
 r"""Simulators of the continuous-batching model (MODEL.md sections 2-4).
 
-:func:`simulate` runs a model with one of two engines that give the same trajectory,
-bit for bit, for the same seed: ``"events"`` (SimPy, the readable reference,
-:mod:`.events`) and ``"fast"`` (:mod:`.fast`). Both execute the admission rules of
-:mod:`.policies` and take every random number from :mod:`.draws`.
+:func:`simulate` runs a model with one of three loops that give the same trajectory,
+bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs
+under ``greedy``, ``fcfs_cap``, ``rate_limited``, ``static``), the Python fast loop
+(:mod:`.fast`; every model) and SimPy (:mod:`.events`, the readable reference).
+``engine="fast"`` (the default) takes the kernel where it applies and the Python loop
+otherwise; ``engine="python"`` and ``engine="events"`` force the others. All execute the
+admission rules of :mod:`.policies` and take every random number from :mod:`.draws`.
+
+What a run keeps (``record=``, :class:`Trajectory`), the memory guard that refuses a run
+before it starts (:mod:`.resources`), the streaming summary (:mod:`.summary`) and
+independent replications (:mod:`.replications`) are common to the three.
 
 Random-draw order
 -----------------

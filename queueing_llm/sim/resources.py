@@ -34,8 +34,9 @@ MAX_ITERATIONS = 10**12
 MAX_SATURATED_BATCH = 10**7
 """Largest saturated batch (requests in the batch at once) a run accepts."""
 
-BYTES_PER_REQUEST = {"numba": 160, "python": 420, "simpy": 520}
-"""Measured bytes held per request created, by backend, with per-request records kept."""
+BYTES_PER_REQUEST = {"numba": 160, "python": 420, "simpy": 600}
+"""Bytes held per request created, by backend, with per-request records kept (measured on
+the B = 256 model: about 110, 390 and 575 bytes, rounded up)."""
 
 
 def default_memory_limit() -> float:
@@ -94,11 +95,9 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
         "requests": 0.0 if (record == "summary" and backend == "numba") else requests * BYTES_PER_REQUEST[backend],
         "stage_array": 1.5 * 8 * N * K * S if record == "full" else 0.0,
     }
-    if backend == "simpy":  # the SimPy engine logs the stage counts of every iteration
-        out["stage_array"] = 1.5 * 8 * N * K * S
+    if record == "summary" and backend != "numba":  # these build the whole run, then summarise it
         out["iterations"] = 8.0 * N * (8 * K + 3)
-    if record == "summary" and backend == "python":
-        out["iterations"] = 8.0 * N * (8 * K + 3)
+        out["requests"] = requests * BYTES_PER_REQUEST[backend]
     out["total"] = out["iterations"] + out["requests"] + out["stage_array"]
     return out
 
