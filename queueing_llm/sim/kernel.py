@@ -312,33 +312,52 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
 
 
 class _Window:
-    """Per-request arrays of the ids ``[base, base + len)``, grown by blocks and trimmed."""
+    """Per-request arrays of the ids ``[base, base + len)`` in preallocated storage: new
+    requests are written after the last, finished ones leave from the front by moving a
+    start index; the live part is moved to the front only when the storage is full."""
 
     NAMES = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev")
+    FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0}
 
-    def __init__(self) -> None:
-        self.base = 0
-        for name in self.NAMES:
-            setattr(self, name, np.zeros(0, dtype=np.int64))
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self.base = 0  # id of storage index lo
+        self.lo = 0
+        self.hi = 0
+        self.store = {name: np.empty(capacity, dtype=np.int64) for name in self.NAMES}
 
     def __len__(self) -> int:
-        return int(self.typ.size)
+        return self.hi - self.lo
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name in _Window.NAMES:
+            return self.store[name][self.lo : self.hi]
+        raise AttributeError(name)
 
     def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray) -> None:
-        m = typ.size
-        fresh = {"typ": typ, "pr": pr, "dec": dec, "arr": arr, "state": np.zeros(m, dtype=np.int64),
-                 "adm": np.full(m, -1, dtype=np.int64), "fadm": np.full(m, -1, dtype=np.int64),
-                 "comp": np.full(m, -1, dtype=np.int64), "nev": np.zeros(m, dtype=np.int64)}
-        for name in self.NAMES:
-            setattr(self, name, np.concatenate([getattr(self, name), np.asarray(fresh[name], dtype=np.int64)]))
+        m = int(typ.size)
+        cap = self.store["typ"].size
+        if self.hi + m > cap:
+            live = self.hi - self.lo
+            new_cap = max(cap, 2 * (live + m))
+            for name in self.NAMES:
+                old = self.store[name]
+                new = old if new_cap == cap else np.empty(new_cap, dtype=np.int64)
+                new[:live] = old[self.lo : self.hi]
+                self.store[name] = new
+            self.lo, self.hi = 0, live
+        a, b = self.hi, self.hi + m
+        for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr)):
+            self.store[name][a:b] = values
+        for name, value in self.FILL.items():
+            self.store[name][a:b] = value
+        self.hi = b
 
     def take(self, upto: int) -> dict[str, np.ndarray]:
-        """Remove and return the ids ``[base, upto)``."""
+        """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
         k = upto - self.base
-        out = {name: getattr(self, name)[:k] for name in self.NAMES}
+        out = {name: self.store[name][self.lo : self.lo + k] for name in self.NAMES}
         out["id"] = np.arange(self.base, upto, dtype=np.int64)
-        for name in self.NAMES:
-            setattr(self, name, getattr(self, name)[k:].copy())
+        self.lo += k
         self.base = upto
         return out
 
