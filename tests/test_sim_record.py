@@ -18,6 +18,16 @@ MODELS = {
     "greedy-open": (ql.ContinuousBatching([T(10, 40, 1.5)], kv_capacity=2000), {}),
     "fcfs-geometric": (ql.ContinuousBatching([T(2, ql.Geometric(0.1), 2.0)], batch_cap=25, policy="fcfs_cap"), {}),
     "saturated-two-types": (ql.ContinuousBatching([T(50, 2), T(50, 3)], kv_capacity=518), {"saturated": True}),
+    "initial-static-saturated": (
+        ql.ContinuousBatching([T(2, 3), T(4, ql.FinitePMF({1: 0.5, 6: 0.5}))], kv_capacity=60, batch_cap=6,
+                              policy="static"),
+        {"saturated": True, "initial_batch": [[1, 1], [2]]},
+    ),
+    "rate-limited-waiting-cap-initial": (
+        ql.ContinuousBatching([T(10, 40, 1.6), T(3, 5, 0.5)], kv_capacity=2000, waiting_cap=9,
+                              policy="rate_limited(1.3)"),
+        {"initial_batch": [[2, 0, 3], [1]]},
+    ),
     "wall-clock": (
         ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(70.0)), T(4, 8, 1.0)], kv_capacity=2000,
                               iteration_time=WALL),
