@@ -1,8 +1,8 @@
 r"""Simulators of the continuous-batching model (MODEL.md sections 2-4).
 
 :func:`simulate` runs a model with one of three loops that give the same trajectory,
-bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs
-under ``greedy``, ``fcfs_cap``, ``rate_limited``, ``static``), the Python fast loop
+bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs,
+every policy), the Python fast loop
 (:mod:`.fast`; every model) and SimPy (:mod:`.events`, the readable reference).
 ``engine="fast"`` (the default) takes the kernel where it applies and the Python loop
 otherwise; ``engine="python"`` and ``engine="events"`` force the others. All execute the

@@ -9,11 +9,11 @@ backlog requests) and the kernel consumes them.
 
 **What it covers** (:func:`kernel_applies`): slotted runs (no ``iteration_time``), open
 systems with per-iteration arrival laws or saturated input, with or without an initial
-batch, a waiting-room cap, ``admit_after_eviction=False``, and the policies ``greedy``,
-``fcfs_cap``, ``rate_limited`` and ``static``. The ``reserve`` policy (a per-run memory
-profile) and wall-clock runs (iteration times that depend on the state, Poisson processes
-in seconds) run on the Python fast loop (:mod:`.fast`) automatically, as does everything
-when numba cannot be imported.
+batch, a waiting-room cap, ``admit_after_eviction=False``, and every policy: ``greedy``,
+``fcfs_cap``, ``rate_limited``, ``static`` and ``reserve`` (its circular memory profile
+in an array). Wall-clock runs (iteration times that depend on the state, Poisson
+processes in seconds) run on the Python fast loop (:mod:`.fast`) automatically, as does
+everything when numba cannot be imported.
 
 **Bookkeeping** (as in :mod:`.fast`). The batch is an array of request ids in admission
 order (eviction takes the last live one: lowest stage, most recently admitted); completed
@@ -40,16 +40,16 @@ import numpy as np
 from ..errors import ParameterError
 from ..model import PoissonProcess
 from ..numbers import to_float
-from ..policies import FcfsCap, Greedy, RateLimited, Static
+from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
 from .draws import BACKLOG_BLOCK, ITERATION_BLOCK, RequestStream, _LawTape, draw_initial_batch, sample
 from .policies import fixed_point_rate
 
 __all__ = ["kernel_applies", "run_kernel", "numba_available", "KERNEL_POLICIES"]
 
-KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static")
+KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static", "reserve")
 """Policies the compiled kernel executes; the others run on the Python fast loop."""
 
-GREEDY, FCFS, RATE, STATIC = 0, 1, 2, 3
+GREEDY, FCFS, RATE, STATIC, RESERVE = 0, 1, 2, 3, 4
 WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
 
@@ -72,6 +72,8 @@ def _policy_code(policy: Any) -> int | None:
         return STATIC
     if isinstance(policy, FcfsCap):
         return FCFS
+    if isinstance(policy, Reserve):
+        return RESERVE
     if type(policy) is Greedy:
         return GREEDY
     return None
@@ -102,7 +104,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
-             acc_on, w_arr, n_init, acc_i, lat_h, ttft_h):
+             acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
     ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen].
@@ -113,7 +115,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
-    [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations)."""
+    [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations).
+
+    ``prof``: the reserve policy's circular memory profile (:class:`~.policies.ReserveAdmission`)."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
@@ -126,6 +130,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     qcap = queue.size
     ocap = order.size
     hcap = hk.size
+    H = prof.size
+    finite_M = M < np.inf
     n = n0
     status = 0
     while n < n1:
@@ -222,6 +228,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             sizes[t] -= 1
             nev[j] += 1
             o_ev[row, t] += 1
+            if policy == RESERVE and finite_M:
+                for tt in range(max(a, n), a + dec[j]):
+                    prof[tt % H] -= pr[j] + 1 + tt - a
             if log_ev:
                 ev_t[ev_cnt] = t
                 ev_a[ev_cnt] = a
@@ -233,6 +242,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
         if policy == RATE:
             tokens = min(tokens + rate, rate + 1.0)
         static_open = size == 0
+        if policy == RESERVE:
+            prof[(n - 1) % H] = 0  # iteration n - 1 is past
         if not (evictions > 0 and skip_after_eviction):
             while True:
                 from_queue = qlen > 0
@@ -249,8 +260,16 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                     ok = size < B and mem + pr[j] + 1 <= M
                 elif policy == RATE:
                     ok = tokens >= 1.0 and size < B and mem + pr[j] + 1 <= M
-                else:
+                elif policy == STATIC:
                     ok = static_open and size < B and mem + pr[j] + 1 <= M
+                else:
+                    ok = size < B
+                    if ok and finite_M:
+                        w0 = pr[j] + 1
+                        for jj in range(dec[j]):
+                            if prof[(n + jj) % H] + w0 + jj > M:
+                                ok = False
+                                break
                 if not ok:
                     break
                 t = typ[j]
@@ -287,6 +306,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 o_adm[row, t] += 1
                 if policy == RATE:
                     tokens -= 1.0
+                elif policy == RESERVE and finite_M:
+                    for tt in range(n, n + dec[j]):
+                        prof[tt % H] += pr[j] + 1 + tt - n
         o_mem[row] = mem
         for t in range(waiting.size):
             o_queue[row, t] = waiting[t]
@@ -433,6 +455,11 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         rate = fixed_point_rate(model) if model.policy.rate is None else to_float(model.policy.rate, "rate")
     M = float(config.M)
     B = float(config.B)
+    if policy == RESERVE:  # as ReserveAdmission: horizon = the largest decode length (1 if unbounded)
+        horizon = model.max_decode
+        prof = np.zeros((1 if math.isinf(horizon) else int(horizon)) + 1, dtype=np.int64)
+    else:
+        prof = np.zeros(1, dtype=np.int64)
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
@@ -497,6 +524,11 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         hid[:n_initial] = by_key
         iscal[7] = n_initial
         iscal[4] = n_initial
+        if policy == RESERVE and not math.isinf(M):  # ReserveAdmission.present
+            H = prof.size
+            for p_, d_, a_ in zip(stream.prompt, stream.decode, (-initial_stage).tolist(), strict=True):
+                for tt in range(max(a_, 0), a_ + d_):
+                    prof[tt % H] += p_ + 1 + tt - a_
         iscal[1] = n_initial
         iscal[0] = tokens
         for t in stream.type:
@@ -569,7 +601,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
-            summary, config.warmup, n_initial, acc_i, lat_h, ttft_h,
+            summary, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
         )
         emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
