@@ -66,7 +66,6 @@ from typing import Any
 
 from ..model import ContinuousBatching
 from .config import ENGINES, RECORDS, RunConfig, prepare
-from .events import run_events
 from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
@@ -191,6 +190,8 @@ def simulate(
         return run_kernel(config, estimate["requests_created"])
     if backend == "python":
         return run_fast(config)
+    from .events import run_events  # SimPy is imported only for the reference engine
+
     return run_events(config)
 
 

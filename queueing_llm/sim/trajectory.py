@@ -447,8 +447,14 @@ class Trajectory:
     @property
     def metadata(self) -> dict[str, Any]:
         """What made this run: the model, the arguments, the versions (JSON-ready)."""
-        import simpy
+        from importlib.metadata import PackageNotFoundError, version
+
         import sympy
+
+        try:
+            simpy_version = version("simpy")
+        except PackageNotFoundError:  # pragma: no cover - simpy is a dependency
+            simpy_version = None
 
         from .. import __version__
 
@@ -465,7 +471,7 @@ class Trajectory:
             "queueing_llm": __version__,
             "numpy": np.__version__,
             "sympy": sympy.__version__,
-            "simpy": simpy.__version__,
+            "simpy": simpy_version,
             "python": platform.python_version(),
         }
 
