@@ -35,8 +35,10 @@ consumes nothing):
 
    Per-iteration laws' tapes therefore extend together at iterations
    :math:`0, 4096, \dots` (from 1 with an initial batch), type by type. Queue order within
-   an iteration: slotted, by offset (ties: type order); wall-clock, by arrival time (a
-   per-iteration law's arrival comes at ``start + offset * duration``; ties: type order).
+   an iteration: slotted, by offset (ties: type order; one type: in draw order);
+   wall-clock, by arrival time (a per-iteration law's arrival comes at
+   ``start + offset * duration``; ties: type order; one type with a per-iteration law: in
+   draw order, as in a slotted run).
    The draws do not depend on the iteration time, so a wall-clock run with
    :math:`d_1 = 0` and per-iteration laws is the slotted run (same arrays and records up
    to the times; only an exact tie of two rounded arrival times could order them apart).

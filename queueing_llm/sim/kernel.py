@@ -80,12 +80,13 @@ def _policy_code(policy: Any) -> int | None:
 
 
 def kernel_applies(config: Any) -> bool:
-    """True if the compiled kernel runs ``config`` (slotted, a kernel policy, numba importable)."""
+    """True if the compiled kernel runs ``config``: numba importable, and a slotted run, a
+    saturated run or a one-type wall-clock run."""
     model = config.model
-    if config.wall_clock or _policy_code(model.policy) is None:
+    if _policy_code(model.policy) is None:
         return False
-    if any(isinstance(t.arrivals, PoissonProcess) for t in model.types):
-        return False
+    if config.wall_clock and not (config.saturated or model.K == 1):
+        return False  # several wall-clock arrival streams interleave their draws with the dynamics
     return numba_available()
 
 
@@ -104,7 +105,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
-             acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof):
+             acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof,
+             wall, d0, d1, tape, has_rate, win_end, at, ftt, ct, o_time):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
     ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen].
@@ -117,7 +119,14 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
     [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations).
 
-    ``prof``: the reserve policy's circular memory profile (:class:`~.policies.ReserveAdmission`)."""
+    ``prof``: the reserve policy's circular memory profile (:class:`~.policies.ReserveAdmission`).
+
+    Time: iteration n ends at ``end = t + d0 + d1 * memory`` (``wall``; ``fscal[1]`` = t)
+    or at n. Arrivals (``tape``): 0, the ids ``bounds[n - bounds_n0] ..`` of a
+    per-iteration law (``at`` holds the uniform offset until arrival); 1, a Poisson process
+    whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
+    drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
+    ``at``, ``ftt``, ``ct``: arrival, first-token and completion times of each request."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
@@ -127,6 +136,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     ev_cnt = iscal[6]
     hlen = iscal[7]
     tokens = fscal[0]
+    t_end = fscal[1]
+    nxt = iscal[8]
     qcap = queue.size
     ocap = order.size
     hcap = hk.size
@@ -141,8 +152,24 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
         if log_ev and ev_t.size - ev_cnt < size:
             status = 2
             break
+        end = t_end + (d0 + d1 * mem) if wall else float(n)
+        # the arrivals of this iteration: ids lo .. hi-1 (nothing changes before the checks)
+        lo = 0
+        hi = 0
+        if tape == 0:
+            lo = bounds[n - bounds_n0]
+            hi = bounds[n - bounds_n0 + 1]
+        elif tape == 1:
+            lo = nxt
+            hi = nxt
+            if has_rate:
+                if win_end <= nxt or at[win_end - 1 - base] < end:
+                    status = 4
+                    break
+                while hi < win_end and at[hi - base] < end:
+                    hi += 1
         # admissions this iteration are at most: the queue, the arrivals, the backlog bound
-        need = qlen + size + (adm_bound if saturated else bounds[n - bounds_n0 + 1] - bounds[n - bounds_n0])
+        need = qlen + size + (adm_bound if saturated else hi - lo)
         if olen + need > ocap:  # compact: drop completed members, keep admission order
             w = 0
             for i in range(olen):
@@ -156,6 +183,14 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             break
         row = n - row0
         # 1. execute: every member gains a token; members at their last stage complete
+        i = olen - 1
+        while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
+            j = order[i] - base
+            if adm[j] != n - 1:
+                break
+            if fadm[j] == n - 1:
+                ftt[j] = end
+            i -= 1
         mem += size
         while hlen > 0 and hk[0] == n:
             r = hid[0]
@@ -181,6 +216,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             if j >= 0 and state[j] == IN and adm[j] + dec[j] == n:
                 state[j] = DONE
                 comp[j] = n
+                ct[j] = end
                 size -= 1
                 mem -= pr[j] + 1 + dec[j]
                 t = typ[j]
@@ -194,8 +230,12 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                     ttft_h[fadm[j] + 1 - arr[j]] += 1
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated:
-            lo = bounds[n - bounds_n0]
-            hi = bounds[n - bounds_n0 + 1]
+            for r in range(lo, hi):
+                j = r - base
+                arr[j] = n
+                if tape == 0:
+                    at[j] = t_end + at[j] * (end - t_end) if wall else float(n)
+            nxt = hi
             room = cap - qlen
             keep = hi if room >= hi - lo else lo + max(int(room), 0)
             for r in range(lo, hi):
@@ -280,6 +320,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 else:
                     bl_next += 1
                     arr[j] = n
+                    at[j] = end
                     o_arr[row, t] += 1
                 state[j] = IN
                 adm[j] = n
@@ -310,6 +351,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                     for tt in range(n, n + dec[j]):
                         prof[tt % H] += pr[j] + 1 + tt - n
         o_mem[row] = mem
+        o_time[row] = end
+        t_end = end
         for t in range(waiting.size):
             o_queue[row, t] = waiting[t]
             o_sizes[row, t] = sizes[t]
@@ -330,6 +373,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     iscal[6] = ev_cnt
     iscal[7] = hlen
     fscal[0] = tokens
+    fscal[1] = t_end
+    iscal[8] = nxt
     return n, status
 
 
@@ -338,14 +383,16 @@ class _Window:
     requests are written after the last, finished ones leave from the front by moving a
     start index; the live part is moved to the front only when the storage is full."""
 
-    NAMES = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev")
-    FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0}
+    NAMES = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev", "at", "ftt", "ct")
+    FLOATS = ("at", "ftt", "ct")
+    FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0, "ftt": math.nan, "ct": math.nan}
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.base = 0  # id of storage index lo
         self.lo = 0
         self.hi = 0
-        self.store = {name: np.empty(capacity, dtype=np.int64) for name in self.NAMES}
+        self.store = {name: np.empty(capacity, dtype=float if name in self.FLOATS else np.int64)
+                      for name in self.NAMES}
 
     def __len__(self) -> int:
         return self.hi - self.lo
@@ -355,7 +402,7 @@ class _Window:
             return self.store[name][self.lo : self.hi]
         raise AttributeError(name)
 
-    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray) -> None:
+    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
         m = int(typ.size)
         cap = self.store["typ"].size
         if self.hi + m > cap:
@@ -363,12 +410,12 @@ class _Window:
             new_cap = max(cap, 2 * (live + m))
             for name in self.NAMES:
                 old = self.store[name]
-                new = old if new_cap == cap else np.empty(new_cap, dtype=np.int64)
+                new = old if new_cap == cap else np.empty(new_cap, dtype=old.dtype)
                 new[:live] = old[self.lo : self.hi]
                 self.store[name] = new
             self.lo, self.hi = 0, live
         a, b = self.hi, self.hi + m
-        for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr)):
+        for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr), ("at", at)):
             self.store[name][a:b] = values
         for name, value in self.FILL.items():
             self.store[name][a:b] = value
@@ -422,7 +469,27 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int) -> tuple[np.ndar
         iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
     bounds = np.concatenate([[0], np.cumsum(per_iteration)]).astype(np.int64)
-    return types, prompts, decodes, iterations.astype(np.int64), bounds
+    return types, prompts, decodes, iterations.astype(np.int64), bounds, offsets
+
+
+class _Process:
+    """A Poisson process in seconds (one type): blocks drawn as :class:`~.draws._ProcessTape` draws them."""
+
+    def __init__(self, model: Any, rng: np.random.Generator) -> None:
+        t = model.types[0]
+        self.rate = to_float(t.arrivals.rate, "types[0] PoissonProcess rate")
+        self.prompt, self.decode, self.rng = t.prompt, t.decode, rng
+        self.last = 0.0
+
+    def block(self) -> tuple[np.ndarray, ...]:
+        from .draws import PROCESS_BLOCK
+
+        gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
+        epochs = self.last + np.cumsum(gaps)
+        prompts = sample(self.prompt, self.rng, PROCESS_BLOCK)
+        decodes = sample(self.decode, self.rng, PROCESS_BLOCK)
+        self.last = float(epochs[-1])
+        return np.zeros(PROCESS_BLOCK, dtype=np.int64), prompts, decodes, np.full(PROCESS_BLOCK, -1), epochs
 
 
 def _admission_bound(config: Any, policy: int, rate: float) -> int:
@@ -463,8 +530,13 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
-    iscal = np.zeros(8, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen
-    fscal = np.zeros(1)
+    iscal = np.zeros(9, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt
+    fscal = np.zeros(2)  # token bucket, end of the last iteration (seconds)
+    wall = bool(config.wall_clock)
+    d0 = float(config.d0) if wall else 0.0
+    d1 = float(config.d1) if wall else 0.0
+    saturated = config.saturated
+    tape = 2 if saturated else (1 if isinstance(model.types[0].arrivals, PoissonProcess) else 0)
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
     batch = np.zeros(1024, dtype=np.int64)  # the order array: ids in admission order
@@ -476,7 +548,9 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     span = min(N, ahead * ITERATION_BLOCK) if summary else N
     rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
     rows["mem"] = np.zeros(span, dtype=np.int64)
-    acc = RunAccumulator(N, config.warmup, False) if summary else None
+    rows["time"] = np.zeros(span)
+    acc = RunAccumulator(N, config.warmup, wall) if summary else None
+    acc_on = summary and not wall  # slotted summaries are counted in the kernel
     store = None if summary else _Store(int(1.1 * min(expected_requests, 1e9)) + 1024)
     ev_parts: list[tuple[np.ndarray, ...]] = []
     n_initial = 0
@@ -487,13 +561,15 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     ttft_h = np.zeros_like(lat_h)
 
     def emit(part: dict[str, np.ndarray]) -> None:
-        if not summary:  # summary: the kernel has counted the finished requests
+        if not summary:
             store.add(part)
+        elif wall:  # slotted summaries: the kernel has counted the finished requests
+            _feed_wall(acc, part, n_initial)
 
     def emit_rows(m: int) -> None:
         if summary:
             acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
-                               rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], np.zeros(m))
+                               rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], rows["time"][:m])
             for v in rows.values():
                 v[:m] = 0
 
@@ -510,8 +586,10 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         n_initial = len(stream)
         initial_stage = np.asarray(stages, dtype=np.int64)
         win.append(np.asarray(stream.type, dtype=np.int64), np.asarray(stream.prompt, dtype=np.int64),
-                   np.asarray(stream.decode, dtype=np.int64), np.zeros(n_initial, dtype=np.int64))
+                   np.asarray(stream.decode, dtype=np.int64), np.zeros(n_initial, dtype=np.int64),
+                   np.zeros(n_initial))
         win.state[:] = IN
+        win.ftt[initial_stage > 0] = 0.0  # their first token came before iteration 0
         win.adm[:] = -initial_stage
         win.fadm[:] = 0
         batch = np.zeros(max(1024, 2 * n_initial), dtype=np.int64)
@@ -539,8 +617,10 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         rows["mem"][0] = tokens
         emit_rows(1)
 
-    saturated = config.saturated
-    tapes = [] if saturated else [_LawTape(k, model, rng, first) for k in range(K)]
+    tapes = [_LawTape(k, model, rng, first) for k in range(K)] if tape == 0 else []
+    process = _Process(model, rng) if tape == 1 else None
+    has_rate = process is not None and process.rate > 0
+    iscal[8] = n_initial
     backlog = _Backlog(model, rng) if saturated else None
     adm_bound = _admission_bound(config, policy, rate) if saturated else 0
     bl_end = n_initial  # saturated: ids [n_initial, bl_end) drawn
@@ -559,13 +639,13 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
 
     n = first
     while n < N:
-        if not saturated and n >= covered:
+        if tape == 0 and n >= covered:
             bounds_n0 = covered
             parts, drawn = [], []
             start_id = win.base + len(win)
             for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
-                types, prompts, decodes, iters, rel = _arrival_block(tapes, covered, K)
-                drawn.append((types, prompts, decodes, iters))
+                types, prompts, decodes, iters, rel, offsets = _arrival_block(tapes, covered, K)
+                drawn.append((types, prompts, decodes, iters, offsets))
                 parts.append(rel[:-1] + start_id)
                 start_id += int(rel[-1])
                 covered += ITERATION_BLOCK
@@ -575,17 +655,19 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             need = adm_bound - (bl_end - iscal[5])
             for _ in range(max(1, -(-need // BACKLOG_BLOCK))):
                 types, prompts, decodes = backlog.block()
-                win.append(types, prompts, decodes, np.full(types.size, -1, dtype=np.int64))
+                fresh = np.full(types.size, -1, dtype=np.int64)
+                win.append(types, prompts, decodes, fresh, np.full(types.size, np.nan))
                 bl_end += types.size
         # room for every live request in the queue ring
         live = len(win) + 1
         if queue.size < live:
             queue = _regrow_ring(queue, iscal, live)
-        n1 = min(N, covered) if not saturated else min(N, n + ITERATION_BLOCK)
+        n1 = min(N, covered) if tape == 0 else min(N, n + ahead * ITERATION_BLOCK)
         if progress is not None and report < n1:
             n1 = report + 1
         if summary:
             n1 = min(n1, n + span)
+        if acc_on:
             # a latency in this chunk is below n1 minus the oldest live arrival
             qlen, qhead, olen = int(iscal[3]), int(iscal[2]), int(iscal[4])
             live_ids = np.concatenate([queue[(qhead + np.arange(qlen)) % queue.size], batch[:olen]])
@@ -601,7 +683,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
-            summary, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
+            acc_on, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
+            wall, d0, d1, tape, has_rate, win.base + len(win), win.at, win.ftt, win.ct, rows["time"],
         )
         emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
@@ -616,14 +699,17 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             grow = hk.size + int(iscal[3] + iscal[1]) + int(adm_bound)
             hk = np.concatenate([hk, np.zeros(grow, dtype=np.int64)])
             hid = np.concatenate([hid, np.zeros(grow, dtype=np.int64)])
+        if status == 4:  # the Poisson process's drawn epochs end before this iteration does
+            drawn = [process.block() for _ in range(ahead)]
+            win.append(*(np.concatenate(column) for column in zip(*drawn, strict=True)))
         n = reached
         if n == report + 1 and progress is not None:
             progress(n, N)
             report += step
         # finished requests below the oldest live id leave the window
         qlen, qhead, blen = int(iscal[3]), int(iscal[2]), int(iscal[4])
-        oldest = iscal[5] if saturated else win.base + len(win)
-        if not saturated and n < covered:
+        oldest = {0: win.base + len(win), 1: int(iscal[8]), 2: int(iscal[5])}[tape]
+        if tape == 0 and n < covered:
             oldest = bounds[n - bounds_n0]
         if qlen:
             idx = (qhead + np.arange(qlen)) % queue.size
@@ -635,18 +721,21 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     if progress is not None:
         progress(N, N)
 
-    created = int(iscal[5]) if saturated else int(bounds[N - bounds_n0])
+    created = {0: int(bounds[N - bounds_n0]) if tape == 0 else 0, 1: int(iscal[8]), 2: int(iscal[5])}[tape]
     rest = win.take(created)
     blen = int(iscal[4])
     live_ids = batch[:blen].copy()
     if summary:
-        acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
+        if acc_on:
+            acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
+        else:
+            emit(rest)
         return summary_trajectory(config, "numba", acc)
     store.add(rest)
     part = store.result()
     live_adm = part["adm"][live_ids]
     arrays = rows
-    records = _records(part, n_initial, initial_stage, N)
+    records = _records(part, n_initial, initial_stage, N, rows["time"])
     del part
     ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
     residences = Residences(
@@ -659,7 +748,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     out = {
         "queue": arrays["queue"], "memory": arrays["mem"], "arrivals": arrays["arr"], "admissions": arrays["adm"],
         "completions": arrays["comp"], "evictions": arrays["ev"], "rejections": arrays["rej"],
-        "time": np.arange(N, dtype=float), "batch_sizes": arrays["sizes"],
+        "time": arrays["time"], "batch_sizes": arrays["sizes"],
     }
     return build_trajectory(config, "numba", out, records, residences, S)
 
@@ -668,18 +757,18 @@ class _Store:
     """The finished requests' fields, appended chunk by chunk into arrays grown by 1.5x
     (few large allocations, which the allocator returns to the system when freed)."""
 
-    NAMES = ("id", "typ", "pr", "dec", "arr", "adm", "fadm", "comp", "nev", "state")
+    NAMES = ("id", "typ", "pr", "dec", "arr", "adm", "fadm", "comp", "nev", "state", "at")
 
     def __init__(self, capacity: int) -> None:
         self.size = 0
-        self.arrays = {name: np.empty(capacity, dtype=np.int64) for name in self.NAMES}
+        self.arrays = {name: np.empty(capacity, dtype=float if name == "at" else np.int64) for name in self.NAMES}
 
     def add(self, part: dict[str, np.ndarray]) -> None:
         m = part["id"].size
         if self.size + m > self.arrays["id"].size:
             cap = max(int(1.5 * self.arrays["id"].size), self.size + m)
             for name in self.NAMES:
-                new = np.empty(cap, dtype=np.int64)
+                new = np.empty(cap, dtype=self.arrays[name].dtype)
                 new[: self.size] = self.arrays[name][: self.size]
                 self.arrays[name] = new
         for name in self.NAMES:
@@ -711,13 +800,23 @@ def _first_tokens(part: dict[str, np.ndarray], n_initial: int, initial_stage: np
     return ft
 
 
-def _records(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int) -> Any:
+def _records(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int,
+             time: np.ndarray) -> Any:
     from .trajectory import RequestRecords
 
-    time = np.arange(N, dtype=float)
     return RequestRecords.build(
         type=part["typ"], prompt=part["pr"], decode=part["dec"], arrival=part["arr"], admission=part["fadm"],
         first_token=_first_tokens(part, n_initial, initial_stage, N), completion=part["comp"], evicted=part["nev"],
-        arrival_time=part["arr"].astype(float), initial=part["id"] < n_initial, rejected=part["state"] == REJECTED,
+        arrival_time=part["at"], initial=part["id"] < n_initial, rejected=part["state"] == REJECTED,
         time=time,
     )
+
+
+def _feed_wall(acc: Any, part: dict[str, np.ndarray], n_initial: int) -> None:
+    """Finished requests of a wall-clock run into the accumulator (times in seconds)."""
+    done = part["comp"] >= 0
+    if not done.any():
+        return
+    sub = {k: part[k][done] for k in ("id", "arr", "comp", "dec", "nev", "at", "ftt", "ct")}
+    acc.add_requests(sub["arr"], sub["comp"], sub["dec"], sub["nev"], sub["id"] < n_initial, sub["at"],
+                     sub["ftt"], sub["ct"])
