@@ -2,18 +2,25 @@ r"""The compiled kernel: the fast engine's loop in numba, the same trajectory bi
 
 It executes MODEL.md section 2's iteration (execute, arrive, evict, admit) over arrays and
 takes every random number from the same draws as the other engines, in the same order
-(:mod:`queueing_llm.sim`, "Random-draw order"): the draws of a slotted open system or of
-a saturated backlog do not depend on the dynamics, so Python draws them by blocks
+(:mod:`queueing_llm.sim`, "Random-draw order"), so every run it covers is bit-identical
+to the SimPy engine's (``tests/test_sim_equivalence.py``; no run needs a distributional
+comparison): the draws of per-iteration arrival laws or of a saturated backlog do not
+depend on the dynamics, so Python draws them by blocks
 (:data:`~.draws.ITERATION_BLOCK` iterations of arrivals, :data:`~.draws.BACKLOG_BLOCK`
 backlog requests) and the kernel consumes them.
 
-**What it covers** (:func:`kernel_applies`): slotted runs (no ``iteration_time``), open
-systems with per-iteration arrival laws or saturated input, with or without an initial
-batch, a waiting-room cap, ``admit_after_eviction=False``, and every policy: ``greedy``,
-``fcfs_cap``, ``rate_limited``, ``static`` and ``reserve`` (its circular memory profile
-in an array). Wall-clock runs (iteration times that depend on the state, Poisson
-processes in seconds) run on the Python fast loop (:mod:`.fast`) automatically, as does
-everything when numba cannot be imported.
+**What it covers** (:func:`kernel_applies`): every policy (``greedy``, ``fcfs_cap``,
+``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array),
+slotted and wall-clock runs, open systems with per-iteration arrival laws, a one-type
+Poisson process in seconds, or saturated input, with or without an initial batch, a
+waiting-room cap, ``admit_after_eviction=False``. Not covered, and run on the Python fast
+loop (:mod:`.fast`) automatically: wall-clock open systems with several types (their
+arrivals are merged by rounded arrival times, and a Poisson tape is drawn when the
+iteration's end, which depends on the state, passes its last draw, so the order of the
+draws across types follows the dynamics). Everything
+runs on the Python loop when numba cannot be imported. A one-type wall-clock run draws
+from one stream only, so the kernel draws ahead by blocks and stops (status 4) when the
+drawn arrivals end before the iteration does.
 
 **Bookkeeping** (as in :mod:`.fast`). The batch is an array of request ids in admission
 order (eviction takes the last live one: lowest stage, most recently admitted); completed
