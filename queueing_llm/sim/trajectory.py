@@ -353,6 +353,8 @@ class Trajectory:
     @property
     def stages(self) -> int:
         """Size :math:`S` of the stage axis of :attr:`batch`."""
+        if self._stages is None:
+            _Recorded.__get__(_BATCH, self)  # raises: record="summary"
         return int(self._stages)
 
     @property
