@@ -127,7 +127,8 @@ def check_memory(config: Any, record: str, backend: str, memory_limit: float | N
         if record == "full":
             hint = "record='iterations' (no stage array) or " + hint
         raise ParameterError(
-            f"simulate(..., record={record!r}) would need about {_gib(est['total'])} for {N} iterations "
+            f"simulate(..., record={record!r}) would run out of memory: it needs about {_gib(est['total'])} "
+            f"for {N} iterations "
             f"({parts}; about {est['requests_created']:.3g} requests), above the memory limit of "
             f"{_gib(limit)}; pass {hint}, fewer iterations, or memory_limit= (bytes; math.inf: no guard)"
         )
