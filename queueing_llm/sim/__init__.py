@@ -63,7 +63,9 @@ state at time 0 (no arrivals, no admission) and the loop starts at iteration 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..model import ContinuousBatching
@@ -150,7 +152,9 @@ def simulate(
     replications : int or None
         ``R >= 2``: run R independent replications (seeds spawned from ``seed`` by
         ``numpy.random.SeedSequence``) and return a :class:`Replications` with their
-        summaries and replication confidence intervals.
+        summaries and replication confidence intervals. On the compiled kernel (which
+        releases the GIL) the replications run side by side in threads, one per core; the
+        result does not depend on it.
 
     Returns
     -------
@@ -175,11 +179,21 @@ def simulate(
 
         check_real("replications", replications, low=2, integer=True)
         seeds = replication_seeds(seed, int(replications))
-        runs = [
-            simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch, warmup=warmup,
-                     engine=engine, progress=progress, record=record, memory_limit=memory_limit)
-            for s in seeds
-        ]
+
+        def one(s: int) -> Trajectory:
+            return simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
+                            warmup=warmup, engine=engine, progress=progress, record=record,
+                            memory_limit=memory_limit)
+
+        first = one(seeds[0])  # validates the arguments and compiles the kernel once
+        rest = seeds[1:]
+        workers = min(len(rest), os.cpu_count() or 1)
+        if first.backend == "numba" and workers > 1 and progress is None:
+            # the kernel releases the GIL (nogil): replications run side by side on the cores
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                runs = [first, *pool.map(one, rest)]
+        else:
+            runs = [first, *(one(s) for s in rest)]
         return Replications(runs, seed)
     config: RunConfig = prepare(
         model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
