@@ -107,13 +107,13 @@ def _compile() -> Any:
 
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, iscal,
-             base, typ, pr, dec, arr, state, adm, fadm, comp, nev,
+             base, W,
              queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
              acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof,
-             wall, d0, d1, tape, has_rate, win_end, at, ftt, ct, o_time):
+             wall, d0, d1, tape, has_rate, win_end, Wf, o_time):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
     ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen].
@@ -133,7 +133,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     per-iteration law (``at`` holds the uniform offset until arrival); 1, a Poisson process
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
-    ``at``, ``ftt``, ``ct``: arrival, first-token and completion times of each request."""
+    ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
+    state, latest admission, first admission, completion, evictions), ``Wf[j]`` its
+    arrival, first-token and completion times: one request's fields share cache lines."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
@@ -170,10 +172,10 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             lo = nxt
             hi = nxt
             if has_rate:
-                if win_end <= nxt or at[win_end - 1 - base] < end:
+                if win_end <= nxt or Wf[win_end - 1 - base, 0] < end:
                     status = 4
                     break
-                while hi < win_end and at[hi - base] < end:
+                while hi < win_end and Wf[hi - base, 0] < end:
                     hi += 1
         # admissions this iteration are at most: the queue, the arrivals, the backlog bound
         need = qlen + size + (adm_bound if saturated else hi - lo)
@@ -181,7 +183,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             w = 0
             for i in range(olen):
                 r = order[i]
-                if state[r - base] == IN:
+                if W[r - base, 4] == IN:
                     order[w] = r
                     w += 1
             olen = w
@@ -193,10 +195,10 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
         i = olen - 1
         while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
             j = order[i] - base
-            if adm[j] != n - 1:
+            if W[j, 5] != n - 1:
                 break
-            if fadm[j] == n - 1:
-                ftt[j] = end
+            if W[j, 6] == n - 1:
+                Wf[j, 1] = end
             i -= 1
         mem += size
         while hlen > 0 and hk[0] == n:
@@ -220,41 +222,41 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 hk[pos] = key
                 hid[pos] = rid
             j = r - base
-            if j >= 0 and state[j] == IN and adm[j] + dec[j] == n:
-                state[j] = DONE
-                comp[j] = n
-                ct[j] = end
+            if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == n:
+                W[j, 4] = DONE
+                W[j, 7] = n
+                Wf[j, 2] = end
                 size -= 1
-                mem -= pr[j] + 1 + dec[j]
-                t = typ[j]
+                mem -= W[j, 1] + 1 + W[j, 2]
+                t = W[j, 0]
                 o_comp[row, t] += 1
                 sizes[t] -= 1
-                if acc_on and r >= n_init and arr[j] >= w_arr:
+                if acc_on and r >= n_init and W[j, 3] >= w_arr:
                     acc_i[0] += 1
-                    acc_i[1] += n - arr[j]
-                    acc_i[2] += nev[j]
-                    lat_h[n - arr[j]] += 1
-                    ttft_h[fadm[j] + 1 - arr[j]] += 1
+                    acc_i[1] += n - W[j, 3]
+                    acc_i[2] += W[j, 8]
+                    lat_h[n - W[j, 3]] += 1
+                    ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated:
             for r in range(lo, hi):
                 j = r - base
-                arr[j] = n
+                W[j, 3] = n
                 if tape == 0:
-                    at[j] = t_end + at[j] * (end - t_end) if wall else float(n)
+                    Wf[j, 0] = t_end + Wf[j, 0] * (end - t_end) if wall else float(n)
             nxt = hi
             room = cap - qlen
             keep = hi if room >= hi - lo else lo + max(int(room), 0)
             for r in range(lo, hi):
                 j = r - base
-                t = typ[j]
+                t = W[j, 0]
                 o_arr[row, t] += 1
                 if r < keep:
                     queue[(qhead + qlen) % qcap] = r
                     qlen += 1
                     waiting[t] += 1
                 else:
-                    state[j] = REJECTED
+                    W[j, 4] = REJECTED
                     o_rej[row, t] += 1
         # 3. evict while memory exceeds M: the most recent admission first
         evictions = 0
@@ -262,22 +264,22 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
             olen -= 1
             r = order[olen]
             j = r - base
-            if state[j] != IN:
+            if W[j, 4] != IN:
                 continue
-            a = adm[j]
-            mem -= pr[j] + 1 + n - a
-            state[j] = WAIT
+            a = W[j, 5]
+            mem -= W[j, 1] + 1 + n - a
+            W[j, 4] = WAIT
             qhead = (qhead - 1) % qcap
             queue[qhead] = r
             qlen += 1
-            t = typ[j]
+            t = W[j, 0]
             waiting[t] += 1
             sizes[t] -= 1
-            nev[j] += 1
+            W[j, 8] += 1
             o_ev[row, t] += 1
             if policy == RESERVE and finite_M:
-                for tt in range(max(a, n), a + dec[j]):
-                    prof[tt % H] -= pr[j] + 1 + tt - a
+                for tt in range(max(a, n), a + W[j, 2]):
+                    prof[tt % H] -= W[j, 1] + 1 + tt - a
             if log_ev:
                 ev_t[ev_cnt] = t
                 ev_a[ev_cnt] = a
@@ -304,39 +306,39 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 if policy == FCFS:
                     ok = size < B
                 elif policy == GREEDY:
-                    ok = size < B and mem + pr[j] + 1 <= M
+                    ok = size < B and mem + W[j, 1] + 1 <= M
                 elif policy == RATE:
-                    ok = tokens >= 1.0 and size < B and mem + pr[j] + 1 <= M
+                    ok = tokens >= 1.0 and size < B and mem + W[j, 1] + 1 <= M
                 elif policy == STATIC:
-                    ok = static_open and size < B and mem + pr[j] + 1 <= M
+                    ok = static_open and size < B and mem + W[j, 1] + 1 <= M
                 else:
                     ok = size < B
                     if ok and finite_M:
-                        w0 = pr[j] + 1
-                        for jj in range(dec[j]):
+                        w0 = W[j, 1] + 1
+                        for jj in range(W[j, 2]):
                             if prof[(n + jj) % H] + w0 + jj > M:
                                 ok = False
                                 break
                 if not ok:
                     break
-                t = typ[j]
+                t = W[j, 0]
                 if from_queue:
                     qhead = (qhead + 1) % qcap
                     qlen -= 1
                     waiting[t] -= 1
                 else:
                     bl_next += 1
-                    arr[j] = n
-                    at[j] = end
+                    W[j, 3] = n
+                    Wf[j, 0] = end
                     o_arr[row, t] += 1
-                state[j] = IN
-                adm[j] = n
-                if fadm[j] < 0:
-                    fadm[j] = n
+                W[j, 4] = IN
+                W[j, 5] = n
+                if W[j, 6] < 0:
+                    W[j, 6] = n
                 order[olen] = r
                 olen += 1
                 # push (n + decode, r) on the calendar: sift up
-                key = n + dec[j]
+                key = n + W[j, 2]
                 pos = hlen
                 hlen += 1
                 while pos > 0:
@@ -349,14 +351,14 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 hk[pos] = key
                 hid[pos] = r
                 size += 1
-                mem += pr[j] + 1
+                mem += W[j, 1] + 1
                 sizes[t] += 1
                 o_adm[row, t] += 1
                 if policy == RATE:
                     tokens -= 1.0
                 elif policy == RESERVE and finite_M:
-                    for tt in range(n, n + dec[j]):
-                        prof[tt % H] += pr[j] + 1 + tt - n
+                    for tt in range(n, n + W[j, 2]):
+                        prof[tt % H] += W[j, 1] + 1 + tt - n
         o_mem[row] = mem
         o_time[row] = end
         t_end = end
@@ -368,7 +370,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     w = 0
     for i in range(olen):
         r = order[i]
-        if state[r - base] == IN:
+        if W[r - base, 4] == IN:
             order[w] = r
             w += 1
     iscal[0] = mem
@@ -386,52 +388,67 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
 
 
 class _Window:
-    """Per-request arrays of the ids ``[base, base + len)`` in preallocated storage: new
-    requests are written after the last, finished ones leave from the front by moving a
-    start index; the live part is moved to the front only when the storage is full."""
+    """Per-request fields of the ids ``[base, base + len)``, one row per request (``W``:
+    integers, ``Wf``: times) in preallocated storage: new requests are written after the
+    last, finished ones leave from the front by moving a start index; the live part is
+    moved to the front only when the storage is full. ``win.dec`` etc. are column views."""
 
-    NAMES = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev", "at", "ftt", "ct")
+    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev")
     FLOATS = ("at", "ftt", "ct")
+    NAMES = INTS + FLOATS
     FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0, "ftt": math.nan, "ct": math.nan}
 
     def __init__(self, capacity: int = 1 << 16) -> None:
-        self.base = 0  # id of storage index lo
+        self.base = 0  # id of storage row lo
         self.lo = 0
         self.hi = 0
-        self.store = {name: np.empty(capacity, dtype=float if name in self.FLOATS else np.int64)
-                      for name in self.NAMES}
+        self.Wall = np.empty((capacity, len(self.INTS)), dtype=np.int64)
+        self.Wfall = np.empty((capacity, len(self.FLOATS)))
 
     def __len__(self) -> int:
         return self.hi - self.lo
 
+    @property
+    def W(self) -> np.ndarray:
+        return self.Wall[self.lo : self.hi]
+
+    @property
+    def Wf(self) -> np.ndarray:
+        return self.Wfall[self.lo : self.hi]
+
+    def _column(self, name: str, lo: int, hi: int) -> np.ndarray:
+        if name in self.INTS:
+            return self.Wall[lo:hi, self.INTS.index(name)]
+        return self.Wfall[lo:hi, self.FLOATS.index(name)]
+
     def __getattr__(self, name: str) -> np.ndarray:
         if name in _Window.NAMES:
-            return self.store[name][self.lo : self.hi]
+            return self._column(name, self.lo, self.hi)
         raise AttributeError(name)
 
     def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
         m = int(typ.size)
-        cap = self.store["typ"].size
+        cap = self.Wall.shape[0]
         if self.hi + m > cap:
             live = self.hi - self.lo
             new_cap = max(cap, 2 * (live + m))
-            for name in self.NAMES:
-                old = self.store[name]
-                new = old if new_cap == cap else np.empty(new_cap, dtype=old.dtype)
+            for attr in ("Wall", "Wfall"):
+                old = getattr(self, attr)
+                new = old if new_cap == cap else np.empty((new_cap, old.shape[1]), dtype=old.dtype)
                 new[:live] = old[self.lo : self.hi]
-                self.store[name] = new
+                setattr(self, attr, new)
             self.lo, self.hi = 0, live
         a, b = self.hi, self.hi + m
         for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr), ("at", at)):
-            self.store[name][a:b] = values
+            self._column(name, a, b)[:] = values
         for name, value in self.FILL.items():
-            self.store[name][a:b] = value
+            self._column(name, a, b)[:] = value
         self.hi = b
 
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
         k = upto - self.base
-        out = {name: self.store[name][self.lo : self.lo + k] for name in self.NAMES}
+        out = {name: self._column(name, self.lo, self.lo + k) for name in self.NAMES}
         out["id"] = np.arange(self.base, upto, dtype=np.int64)
         self.lo += k
         self.base = upto
@@ -685,13 +702,13 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
                 ttft_h = np.concatenate([ttft_h, np.zeros(grow - ttft_h.size, dtype=np.int64)])
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate, fscal, iscal,
-            win.base, win.typ, win.pr, win.dec, win.arr, win.state, win.adm, win.fadm, win.comp, win.nev,
+            win.base, win.W,
             queue, batch, hk, hid, waiting, sizes, bounds, bounds_n0,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
             acc_on, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
-            wall, d0, d1, tape, has_rate, win.base + len(win), win.at, win.ftt, win.ct, rows["time"],
+            wall, d0, d1, tape, has_rate, win.base + len(win), win.Wf, rows["time"],
         )
         emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
