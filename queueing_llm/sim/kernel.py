@@ -491,6 +491,7 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int) -> tuple[np.ndar
     if K > 1:
         order = np.lexsort((offsets, iterations))
         iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
+        offsets = offsets[order]
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
     bounds = np.concatenate([[0], np.cumsum(per_iteration)]).astype(np.int64)
     return types, prompts, decodes, iterations.astype(np.int64), bounds, offsets
