@@ -237,3 +237,15 @@ def test_kernel_summary_memory_does_not_grow_with_the_horizon():
         assert run.backend == ("numba" if kernel.numba_available() else "python")
     if kernel.numba_available():
         assert peaks[1] < 1.5 * peaks[0] + 2**20, peaks
+
+
+def test_an_overloaded_summary_run_is_refused_when_its_queue_would_not_fit():
+    over = ql.ContinuousBatching([T(2, ql.Geometric(0.1), 5.0)], batch_cap=8, policy="fcfs_cap")  # 5 > 0.8/it
+    with pytest.raises(ql.ParameterError, match=r"record='summary'\) would run out of memory"):
+        simulate(over, 10**9, seed=1, record="summary", memory_limit=2**30)
+    stable = ql.ContinuousBatching([T(2, ql.Geometric(0.1), 0.5)], batch_cap=8, policy="fcfs_cap")
+    from queueing_llm.sim.config import prepare
+    from queueing_llm.sim.resources import estimate_memory
+
+    config = prepare(stable, 10**9, 1, False, None, 0, "fast", record="summary")
+    assert estimate_memory(config, "summary", "numba")["total"] == 0

@@ -8,7 +8,10 @@ with the number and the options that change it. The estimate is deliberately sim
 * requests created :math:`R`: open systems :math:`N \sum_k \lambda_k` (a Poisson process
   in seconds times the longest iteration :math:`d_0 + d_1 M`); saturated input
   :math:`N b / E[l_1]` with :math:`b = \min(B, M/(E[l_0] + 1 + E[l_1]/2))` the saturated batch;
-* per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`;
+* per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`
+  (``record="summary"`` on the compiled kernel: per request still waiting at the end, the
+  growth of an overloaded queue, :math:`N \max(0, \lambda - \mu)` with
+  :math:`\mu = b / E[l_1]` the most the batch serves per iteration);
 * the stage array of ``record="full"`` (and of a first access to ``Trajectory.batch``):
   :math:`1.5 \times 8 N K S` bytes, :math:`S` the largest decode length (for an unbounded
   law the expected largest of :math:`R` draws, about :math:`E[l_1](1 + \ln R)`).
@@ -86,13 +89,19 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
         requests = N * rate
     if math.isnan(requests):
         requests = 0.0
+    # overload: the queue grows by (arrivals - the most the batch can serve) per iteration
+    served = min(config.B, config.M / (mean_prompt + 1 + md / 2) if not math.isinf(config.M) else config.B) / md
+    backlog = 0.0 if config.saturated or math.isnan(served) else max(0.0, requests / N - served) * N
     S = float(config.stages) if config.stages is not None else md * (1 + math.log(max(requests, 1.0)))
     out = {
         "requests_created": requests,
+        "queue_growth": backlog,
         "saturated_batch": batch,
         "stages": S,
         "iterations": 0.0 if record == "summary" else 8.0 * N * (8 * K + 3),
-        "requests": 0.0 if (record == "summary" and backend == "numba") else requests * BYTES_PER_REQUEST[backend],
+        # summary on the kernel: only the live requests (an overloaded queue grows with the horizon)
+        "requests": (backlog * BYTES_PER_REQUEST["numba"] if (record == "summary" and backend == "numba")
+                     else requests * BYTES_PER_REQUEST[backend]),
         "stage_array": 1.5 * 8 * N * K * S if record == "full" else 0.0,
     }
     if record == "summary" and backend != "numba":  # these build the whole run, then summarise it
