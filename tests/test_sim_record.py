@@ -249,3 +249,12 @@ def test_an_overloaded_summary_run_is_refused_when_its_queue_would_not_fit():
 
     config = prepare(stable, 10**9, 1, False, None, 0, "fast", record="summary")
     assert estimate_memory(config, "summary", "numba")["total"] == 0
+
+
+def test_replications_go_to_verify_as_independent_runs():
+    m = ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(0.25), arrivals=1.5), batch_cap=8, policy="fcfs_cap")
+    reps = simulate(m, 6000, seed=11, warmup=500, replications=6)
+    assert list(reps) == reps.runs and reps[0] is reps.runs[0]
+    verdict = ql.verify("stationary", m, reps)
+    assert verdict.interval is not None and verdict.interval.method == "replications" and verdict.interval.n == 6
+    assert verdict.holds
