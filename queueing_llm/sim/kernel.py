@@ -40,6 +40,7 @@ The kernel is compiled on first use and cached on disk (``cache=True``).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from ..model import PoissonProcess
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
 from .draws import BACKLOG_BLOCK, ITERATION_BLOCK, RequestStream, _LawTape, draw_initial_batch, sample
-from .policies import fixed_point_rate
+from .policies import admission_rule
 
 __all__ = ["kernel_applies", "run_kernel", "numba_available", "KERNEL_POLICIES"]
 
@@ -94,7 +95,23 @@ def kernel_applies(config: Any) -> bool:
         return False
     if config.wall_clock and not (config.saturated or model.K == 1):
         return False  # several wall-clock arrival streams interleave their draws with the dynamics
+    if isinstance(model.policy, RateLimited):
+        try:
+            exact = _exact_rate(model, config)
+        except Exception:  # noqa: BLE001 - the Python loop raises the rule's own error
+            return False
+        if exact is not None and exact.numerator + 2 * exact.denominator > 2**62:
+            return False  # the exact bucket would overflow 64-bit integers
     return numba_available()
+
+
+def _exact_rate(model: Any, config: Any) -> Fraction | None:
+    """The rate-limited policy's rate as the exact fraction the engines' token bucket uses
+    (:func:`~.policies.admission_rule`), ``None`` if infinite."""
+    rate = admission_rule(model, config.M, config.B).rate
+    if isinstance(rate, float) and math.isinf(rate):
+        return None
+    return Fraction(rate)
 
 
 def _compile() -> Any:
@@ -106,7 +123,7 @@ def _compile() -> Any:
     return _LOOP
 
 
-def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, iscal,
+def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
              base, W,
              queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
              saturated, bl_end, adm_bound,
@@ -116,7 +133,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
              wall, d0, d1, tape, has_rate, win_end, Wf, o_time):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
-    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen].
+    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket].
+    The rate-limited bucket is exact (as :class:`~.policies.RateLimitedAdmission`): the rate
+    is ``rate_p / rate_q`` and the bucket an integer count of ``1 / rate_q``.
 
     ``order``: ids in admission order, completed members left in place (state DONE) and
     skipped; ``hk``/``hid``: a binary min-heap of (completion iteration, id), the calendar
@@ -144,7 +163,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     bl_next = iscal[5]
     ev_cnt = iscal[6]
     hlen = iscal[7]
-    tokens = fscal[0]
+    tokens = iscal[9]  # the token bucket of rate_limited, in units of 1 / rate_q (exact)
     t_end = fscal[1]
     nxt = iscal[8]
     qcap = queue.size
@@ -289,7 +308,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
         size -= evictions
         # 4. admit: the rule takes the head of the queue, then (saturated) the backlog
         if policy == RATE:
-            tokens = min(tokens + rate, rate + 1.0)
+            tokens = min(tokens + rate_p, rate_p + rate_q)
         static_open = size == 0
         if policy == RESERVE:
             prof[(n - 1) % H] = 0  # iteration n - 1 is past
@@ -308,7 +327,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 elif policy == GREEDY:
                     ok = size < B and mem + W[j, 1] + 1 <= M
                 elif policy == RATE:
-                    ok = tokens >= 1.0 and size < B and mem + W[j, 1] + 1 <= M
+                    ok = tokens >= rate_q and size < B and mem + W[j, 1] + 1 <= M
                 elif policy == STATIC:
                     ok = static_open and size < B and mem + W[j, 1] + 1 <= M
                 else:
@@ -355,7 +374,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
                 sizes[t] += 1
                 o_adm[row, t] += 1
                 if policy == RATE:
-                    tokens -= 1.0
+                    tokens -= rate_q
                 elif policy == RESERVE and finite_M:
                     for tt in range(n, n + W[j, 2]):
                         prof[tt % H] += W[j, 1] + 1 + tt - n
@@ -381,7 +400,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate, fscal, 
     iscal[5] = bl_next
     iscal[6] = ev_cnt
     iscal[7] = hlen
-    fscal[0] = tokens
+    iscal[9] = tokens
     fscal[1] = t_end
     iscal[8] = nxt
     return n, status
@@ -542,9 +561,14 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     record = config.record
     summary = record == "summary"
     policy = _policy_code(model.policy)
-    rate = 0.0
+    rate, rate_p, rate_q = 0.0, 0, 1
     if policy == RATE:
-        rate = fixed_point_rate(model) if model.policy.rate is None else to_float(model.policy.rate, "rate")
+        exact = _exact_rate(model, config)
+        if exact is None:  # an infinite rate: the bucket never empties, greedy admission
+            policy = GREEDY
+        else:
+            rate_p, rate_q = exact.numerator, exact.denominator
+            rate = float(exact)
     M = float(config.M)
     B = float(config.B)
     if policy == RESERVE:  # as ReserveAdmission: horizon = the largest decode length (1 if unbounded)
@@ -555,7 +579,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
-    iscal = np.zeros(9, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt
+    iscal = np.zeros(10, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt, tokens
     fscal = np.zeros(2)  # token bucket, end of the last iteration (seconds)
     wall = bool(config.wall_clock)
     d0 = float(config.d0) if wall else 0.0
@@ -702,7 +726,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
                 lat_h = np.concatenate([lat_h, np.zeros(grow - lat_h.size, dtype=np.int64)])
                 ttft_h = np.concatenate([ttft_h, np.zeros(grow - ttft_h.size, dtype=np.int64)])
         reached, status = loop(
-            n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate, fscal, iscal,
+            n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
             win.base, win.W,
             queue, batch, hk, hid, waiting, sizes, bounds, bounds_n0,
             saturated, bl_end, adm_bound,

@@ -337,6 +337,11 @@ class Trajectory:
         )
 
     @property
+    def kind(self) -> str:
+        """``"saturated"`` or ``"open"``: the run kind of the :class:`queueing_llm.runs.Run` protocol."""
+        return "saturated" if self.saturated else "open"
+
+    @property
     def batch(self) -> np.ndarray:
         """Stage counts ``(N, K, S)`` after admission (rebuilt on first access with ``record="iterations"``)."""
         if self._batch is None:
