@@ -7,6 +7,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import queueing_llm as ql
 from queueing_llm.sim import simulate
@@ -104,6 +105,11 @@ CASES = {
     "saturated-worked": (ql.ContinuousBatching([T(2, 2)], kv_capacity=140), {"saturated": True}, 300),
     "saturated-rate-limited": (
         ql.ContinuousBatching([T(10, 40)], kv_capacity=2000, policy="rate_limited"),
+        {"saturated": True},
+        600,
+    ),
+    "saturated-rate-limited-exact-57/35": (
+        ql.ContinuousBatching([T(10, 40)], kv_capacity=2000, policy=ql.RateLimited(sp.Rational(57, 35))),
         {"saturated": True},
         600,
     ),
