@@ -65,6 +65,20 @@ def _limit(memory_limit: float | None) -> float:
     return default_memory_limit() if memory_limit is None else float(memory_limit)
 
 
+def _rate_limit(model: Any, config: Any) -> float | None:
+    """The rate of a rate-limited policy as a float (None for other policies or no number)."""
+    from ..policies import RateLimited
+
+    if not isinstance(model.policy, RateLimited):
+        return None
+    try:
+        from .policies import admission_rule
+
+        return float(admission_rule(model, config.M, config.B).rate)
+    except Exception:  # noqa: BLE001 - a rate the engines refuse is reported by them
+        return None
+
+
 def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     """Predicted bytes of a run by component (``requests``, ``iterations``, ``stage_array``,
     ``total``) and the predicted counts (``requests_created``, ``saturated_batch``, ``stages``)."""
@@ -77,6 +91,9 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
         batch = config.B
         if not math.isinf(config.M):
             batch = min(batch, config.M / (min(_mean(t.prompt) for t in model.types) + 1))
+        rate = _rate_limit(model, config)
+        if rate is not None:  # at most rate + 1 admissions per iteration, each staying about E[l1]
+            batch = min(batch, (rate + 1) * md)
         requests = N * min(batch, config.M / (mean_prompt + 1 + md / 2)) / md + batch
     else:
         rate = 0.0
