@@ -288,8 +288,8 @@ def _package(model, exact, cap, comps, K, L, states, queue, adm, comp, ev, mem) 
         batch = cb.copy()
     else:
         batch = np.zeros((N, K, L), dtype=dtype) if not exact else np.full((N, K, L), sp.Integer(0), dtype=object)
-        for c, comp in enumerate(comps):
-            batch[:, comp.type_index, :] = batch[:, comp.type_index, :] + cb[:, c, :]
+        for c, component in enumerate(comps):
+            batch[:, component.type_index, :] = batch[:, component.type_index, :] + cb[:, c, :]
     memory = np.array([conv(m) for m in mem], dtype=dtype)
     return RelaxedTrajectory(
         model=model, exact=exact, rate=None if cap is None else (conv(cap)), batch=batch, component_batch=cb,
