@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -63,6 +63,7 @@ __all__ = [
     "OutOfBudget",
     "deadline_after",
     "exact_coefficients",
+    "float_coefficients",
     "approximate_roots",
     "aberth",
     "certify_roots",
@@ -127,6 +128,11 @@ def exact_coefficients(coefficients: Sequence[Any]) -> list[Fraction]:
 
 
 # -- floating-point evaluation with error bounds -------------------------------------------------
+def float_coefficients(c: Sequence[Any]) -> np.ndarray:
+    """Float coefficients of an exact polynomial, scaled by the largest modulus (same roots)."""
+    return _floats(exact_coefficients(c))
+
+
 def _floats(c: list[Fraction]) -> np.ndarray:
     """Coefficients scaled by the largest modulus (exactly) and rounded once to floats."""
     big = max(abs(x) for x in c)
@@ -421,6 +427,8 @@ class StabilityResult:
         Wall time of the decision.
     reason : str
         One line saying how the answer was reached (or why not).
+    centers : numpy.ndarray or None
+        The approximate roots behind :attr:`radius` (None if none were computed).
     """
 
     stable: bool | None
@@ -430,6 +438,7 @@ class StabilityResult:
     degree: int
     seconds: float
     reason: str
+    centers: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def decided(self) -> bool:
@@ -473,7 +482,8 @@ def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUD
     def done(stable: bool | None, cert: RootCertificate | None, method: str, reason: str) -> StabilityResult:
         radius = cert.radius if cert is not None else math.nan
         bounds = cert.radius_bounds if cert is not None else (0.0, math.inf)
-        return StabilityResult(stable, radius, bounds, method, n, time.monotonic() - start, reason)
+        centers = cert.centers if cert is not None else None
+        return StabilityResult(stable, radius, bounds, method, n, time.monotonic() - start, reason, centers)
 
     if n == 0:
         return StabilityResult(True, 0.0, (0.0, 0.0), "exact", 0, 0.0, "a nonzero constant has no roots")
