@@ -148,16 +148,22 @@ def unit_circle_roots(model: ContinuousBatching, lam: sp.Symbol = LAMBDA) -> lis
 
 def limiting_radius(model: ContinuousBatching, ratios: Any = None) -> sp.Expr | float:
     r""":math:`\rho(A)`: exactly 1 when :math:`g > 1` (:func:`unit_circle_roots`), else the
-    largest root modulus of :math:`A` (a float, :math:`< 1`)."""
+    largest root modulus of :math:`A` (a float, :math:`< 1`).
+
+    The coefficients of :math:`A` are those of :func:`limiting_polynomial`, obtained without a
+    symbolic limit: :math:`F` is affine in the prompts, so
+    :math:`A = F|_{l_{0,k} = r_k} - F|_{l_{0,k} = 0}` exactly (fractions, :math:`O(L)`)."""
     if decode_gcd(model) > 1:
         return sp.Integer(1)
-    A = sp.Poly(limiting_polynomial(model, LAMBDA, ratios), LAMBDA)
-    coeffs = A.all_coeffs()
-    if any(is_symbolic(x) for x in coeffs):
-        raise SymbolicValueError(f"A has symbolic coefficients {coeffs}: give numeric proportions")
+    r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
+    if any(is_symbolic(x) for x in r):
+        raise SymbolicValueError(f"the prompt ratios {list(r)} are symbolic: give numeric prompts or ratios")
+    top = _coefficients_at(model, list(r))
+    bottom = _coefficients_at(model, [0] * model.K)
+    coeffs = [to_fraction(a) - to_fraction(b) for a, b in zip(top, bottom, strict=True)]
     if len(coeffs) == 1:
         return 0.0
-    return float(np.max(np.abs(np.roots([float(x) for x in coeffs]))))
+    return float(np.max(np.abs(_roots.approximate_roots(_roots.exact_coefficients(coeffs)))))
 
 
 def radial_identity(model: ContinuousBatching, l0: Any = None, lam: sp.Symbol = LAMBDA) -> tuple[sp.Expr, sp.Expr]:

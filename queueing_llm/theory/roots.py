@@ -259,6 +259,13 @@ def approximate_roots(c: list[Fraction], *, deadline: float | None = None) -> np
     """Float approximations of all roots of the exact polynomial ``c`` (highest first, nonzero
     constant term): companion eigenvalues up to :data:`EIG_DEGREE`, else Aberth from a circle
     of the geometric-mean radius :math:`|a_0/a_n|^{1/n}`; Aberth-polished in both cases."""
+    c = list(c)
+    zeros = 0
+    while len(c) > 1 and c[-1] == 0:
+        c.pop()
+        zeros += 1
+    if zeros:
+        return np.concatenate([approximate_roots(c, deadline=deadline), np.zeros(zeros, dtype=complex)])
     a = _floats(c)
     n = a.size - 1
     if n == 0:
