@@ -181,10 +181,17 @@ def test_limiting_radius_equals_roots_of_the_symbolic_limit():
         A = sp.Poly(dyn.limiting_polynomial(m), dyn.LAMBDA).all_coeffs()
         expected = float(np.max(np.abs(np.roots([float(x) for x in A]))))
         assert dyn.limiting_radius(m) == pytest.approx(expected, rel=1e-12)
-    ratios = (1, 2)
-    A = sp.Poly(dyn.limiting_polynomial(cases[0], dyn.LAMBDA, ratios), dyn.LAMBDA).all_coeffs()
-    assert dyn.limiting_radius(cases[0], ratios) == pytest.approx(
-        float(np.max(np.abs(np.roots([float(x) for x in A])))), rel=1e-12)
+    for ratios in [(1, 2), (Fr(1, 3), Fr(5, 7)), (0.5, 3)]:
+        A = sp.Poly(dyn.limiting_polynomial(cases[0], dyn.LAMBDA, ratios), dyn.LAMBDA).all_coeffs()
+        assert dyn.limiting_radius(cases[0], ratios) == pytest.approx(
+            float(np.max(np.abs(np.roots([float(x) for x in A])))), rel=1e-12)
+    # unequal mean prompts of empirical laws: the default ratios are non-integer rationals
+    mixed = ql.ContinuousBatching(types=[
+        ql.RequestType(prompt=ql.FinitePMF({3: Fr(1, 3), 4: Fr(2, 3)}), decode=3),
+        ql.RequestType(prompt=ql.FinitePMF({1: Fr(1, 2), 8: Fr(1, 2)}), decode=5)], kv_capacity=10**6)
+    A = sp.Poly(dyn.limiting_polynomial(mixed), dyn.LAMBDA).all_coeffs()
+    assert dyn.limiting_radius(mixed) == pytest.approx(float(np.max(np.abs(np.roots([float(x) for x in A])))),
+                                                        rel=1e-12)
 
 
 @pytest.mark.parametrize("decodes, expected", [((2, 7), 18), ((5, 14), None)])

@@ -152,13 +152,19 @@ def limiting_radius(model: ContinuousBatching, ratios: Any = None) -> sp.Expr | 
 
     The coefficients of :math:`A` are those of :func:`limiting_polynomial`, obtained without a
     symbolic limit: :math:`F` is affine in the prompts, so
-    :math:`A = F|_{l_{0,k} = r_k} - F|_{l_{0,k} = 0}` exactly (fractions, :math:`O(L)`)."""
+    :math:`D A = F|_{l_{0,k} = D r_k} - F|_{l_{0,k} = 0}` exactly (fractions, :math:`O(L)`),
+    :math:`D` the common denominator of the ratios (prompts are integers; :math:`D A` has the
+    roots of :math:`A`)."""
     if decode_gcd(model) > 1:
         return sp.Integer(1)
     r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
     if any(is_symbolic(x) for x in r):
         raise SymbolicValueError(f"the prompt ratios {list(r)} are symbolic: give numeric prompts or ratios")
-    top = _coefficients_at(model, list(r))
+    fr = [to_fraction(sp.nsimplify(x) if isinstance(x, sp.Float) else x) for x in r]
+    if any(x < 0 for x in fr):
+        raise ParameterError(f"prompt ratios must be >= 0, got {list(r)}")
+    common = math.lcm(*(x.denominator for x in fr))
+    top = _coefficients_at(model, [int(x * common) for x in fr])
     bottom = _coefficients_at(model, [0] * model.K)
     coeffs = [to_fraction(a) - to_fraction(b) for a, b in zip(top, bottom, strict=True)]
     if len(coeffs) == 1:
