@@ -251,6 +251,22 @@ def test_progress_is_reported():
     assert dyn.l0_min(m, progress=lambda done, total: steps.append(done)) == 18
     assert steps == list(range(19))
     assert dyn.l0_min(m, progress=False) == 18
+    calls = []
+    on_circle = poly_from_roots([Fr(-1)] + [Fr(k, 20) for k in range(1, 14)], [])  # degree 14, root -1
+    assert R.stability(on_circle, progress=lambda done, total: calls.append((done, total))).stable is False
+    assert calls and all(total == 14 for _, total in calls) and [d for d, _ in calls] == list(range(1, len(calls) + 1))
+
+
+def test_default_progress_bar_draws_on_a_long_exact_test(capsys, monkeypatch):
+    """The default bar is silent for its first 2 s; with no delay it draws at once."""
+    from queueing_llm.progress import ProgressBar
+
+    monkeypatch.setitem(ProgressBar.__init__.__kwdefaults__, "delay", 0.0)
+    on_circle = poly_from_roots([Fr(-1)] + [Fr(k, 20) for k in range(1, 14)], [])
+    assert R.stability(on_circle, budget=None).stable is False
+    assert "Schur-Cohn, degree 14" in capsys.readouterr().err
+    assert R.stability(on_circle, budget=None, progress=False).stable is False
+    assert capsys.readouterr().err == ""
 
 
 def test_small_degrees_stay_exact_and_large_ones_are_certified():

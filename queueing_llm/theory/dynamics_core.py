@@ -437,7 +437,7 @@ def schur_cohn_stable(coefficients: Any) -> bool:
 
 
 def stability(model: ContinuousBatching, budget: float | None = _roots.DEFAULT_BUDGET,
-              progress: Callable[[int, int], Any] | None = None) -> StabilityResult:
+              progress: Callable[[int, int], Any] | bool | None = None) -> StabilityResult:
     r"""Is the eviction-free fixed point asymptotically stable, with how it was decided.
 
     Numeric models: :func:`.roots.stability` on :math:`F` (exact Schur-Cohn for small
@@ -445,7 +445,8 @@ def stability(model: ContinuousBatching, budget: float | None = _roots.DEFAULT_B
     certificate fails), within ``budget`` seconds (None: no limit): a
     :class:`~.roots.StabilityResult` whose ``stable`` is True, False, or None when undecided
     within the budget, with the spectral radius and its certified enclosure.
-    ``progress(done, total)`` follows a long exact fallback. Source: [ADLS26] (MODEL.md A.2).
+    ``progress(done, total)`` follows a long exact test (None: a progress bar on standard error
+    once it has run 2 s; False: silent). Source: [ADLS26] (MODEL.md A.2).
     """
     return _roots.stability(_numeric_coefficients(model), budget=budget, progress=progress)
 

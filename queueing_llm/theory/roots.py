@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
+from ..progress import ProgressBar
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -481,7 +482,7 @@ def _check_budget(budget: Any) -> float | None:
 
 def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUDGET,
               exact_degree: int = EXACT_DEGREE,
-              progress: Callable[[int, int], Any] | None = None) -> StabilityResult:
+              progress: Callable[[int, int], Any] | bool | None = None) -> StabilityResult:
     r"""Decide whether every root of the exact polynomial ``coefficients`` (highest power first)
     lies strictly inside the unit circle: exactly where cheap, by certified floats where not.
 
@@ -490,7 +491,9 @@ def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUD
     when a disk meets the circle (a root on or within rounding of it), :func:`schur_cohn`
     decides exactly. ``budget`` seconds (None: no limit) bound the whole decision; past it
     the result says ``stable=None`` ("undecided within budget") instead of running on.
-    ``progress(done, total)`` follows the exact fallback's steps.
+    ``progress(done, total)`` follows the steps of the exact test (None: a
+    :class:`~queueing_llm.progress.ProgressBar` on standard error, shown only once the exact
+    test has run 2 s; False: silent).
     """
     budget = _check_budget(budget)
     start = time.monotonic()
@@ -506,10 +509,20 @@ def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUD
 
     if n == 0:
         return StabilityResult(True, 0.0, (0.0, 0.0), "exact", 0, 0.0, "a nonzero constant has no roots")
+
+    def exact() -> bool:
+        bar = ProgressBar(n, label=f"Schur-Cohn, degree {n}") if progress is None else None
+        report = bar if bar is not None else (progress if callable(progress) else None)
+        try:
+            return schur_cohn(c, deadline=deadline, progress=report)
+        finally:
+            if bar is not None:
+                bar.close()
+
     cert: RootCertificate | None = None
     try:
         if n <= exact_degree:
-            stable = schur_cohn(c, deadline=deadline, progress=progress)
+            stable = exact()
             try:
                 cert = certify_roots(c, deadline=deadline)
             except OutOfBudget:
@@ -524,7 +537,7 @@ def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUD
             return done(cert.inside == n, cert, "certified-float",
                         f"{cert.inside} of {n} inclusion disks inside the unit circle, the rest outside; "
                         f"rho in [{lo:.17g}, {hi:.17g}]")
-        stable = schur_cohn(c, deadline=deadline, progress=progress)
+        stable = exact()
         return done(stable, cert, "exact", "an inclusion disk meets the unit circle: Schur-Cohn in rationals")
     except OutOfBudget:
         return done(None, cert, "undecided",
