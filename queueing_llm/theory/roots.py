@@ -156,14 +156,17 @@ def _horner(a: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return value, bound
 
 
-def _horner_derivative(a: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``p(z)`` and ``p'(z)`` by Horner (highest first)."""
+def _horner_derivative(a: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``p(z)``, ``p'(z)`` and ``sum |a_k| |z|^k`` by Horner (highest first)."""
     value = np.full(z.shape, a[0], dtype=complex)
     deriv = np.zeros(z.shape, dtype=complex)
+    bound = np.full(z.shape, abs(a[0]), dtype=float)
+    r = np.abs(z)
     for ak in a[1:]:
         deriv = deriv * z + value
         value = value * z + ak
-    return value, deriv
+        bound = bound * r + abs(ak)
+    return value, deriv, bound
 
 
 def _log_abs_p_upper(a: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -183,17 +186,21 @@ def _log_abs_p_upper(a: np.ndarray, z: np.ndarray) -> np.ndarray:
             v, b = _horner(a, z[inner])
             b = b * (1 + 3 * (n + 2) * _U) + _TINY
             up = np.abs(v) * (1 + 2 * _U) + (gamma + 2 * _U) * b
-            out[inner] = np.log(up) + 4 * _U
+            logs = np.log(up)
+            out[inner] = logs + 2 * _U * (np.abs(logs) + 2)  # log rounds to 1 ulp of its result
         if (~inner).any():
             zz = z[~inner]
             w = 1 / zz
             v, b = _horner(a[::-1], w)
             b = b * (1 + 3 * (n + 2) * _U) + _TINY
-            # point error |w_fl - 1/z| <= 2u|w|: |p*(w_fl) - p*(1/z)| <= 2u n (1 + 2u)^n b(|w|)
-            point = 2 * _U * n * (1 + 4 * n * _U) * b
+            # point error |w_fl - 1/z| <= 4u|w| (complex division): by the mean value theorem
+            # |p*(w_fl) - p*(1/z)| <= 4u|w| n sum |a_k| (|w|(1+4u))^(n-k-1) <= 4u n (1 + 5nu) b(|w|)
+            point = 4 * _U * n * (1 + 5 * n * _U) * b
             up = np.abs(v) * (1 + 2 * _U) + (gamma + 2 * _U) * b + point
             logz = np.log(np.abs(zz))
-            out[~inner] = np.log(up) + n * logz + 4 * (n + 1) * _U * (n * np.abs(logz) + 1)
+            logs = np.log(up)
+            out[~inner] = (logs + n * logz + 2 * _U * (np.abs(logs) + 2)
+                           + 4 * (n + 1) * _U * (n * np.abs(logz) + 1))
     return out
 
 
@@ -223,8 +230,10 @@ def aberth(a: np.ndarray, z0: np.ndarray, *, iterations: int = 200, tol: float =
 
     :math:`z_i \leftarrow z_i - N_i / (1 - N_i \sum_{j \ne i} (z_i - z_j)^{-1})`,
     :math:`N_i = p(z_i)/p'(z_i)` (cubic convergence for simple roots), evaluated through
-    :math:`p^*(1/z)` outside the unit circle. Stops when every correction is below
-    ``tol`` relative, after ``iterations`` steps, or at the deadline (:class:`OutOfBudget`).
+    :math:`p^*(1/z)` outside the unit circle. A root stops moving once its correction is
+    below ``tol`` relative or :math:`|p(z_i)|` is within the rounding error of its evaluation
+    (it cannot improve); all stop after ``iterations`` steps or at the deadline
+    (:class:`OutOfBudget`).
     Source: O. Aberth, Math. Comp. 27 (1973) 339-344.
     """
     n = a.size - 1
@@ -237,15 +246,18 @@ def aberth(a: np.ndarray, z0: np.ndarray, *, iterations: int = 200, tol: float =
             break
         zi = z[idx]
         ratio = np.empty(idx.size, dtype=complex)  # N = p / p'
+        noise = np.empty(idx.size, dtype=bool)  # |p(z)| below its rounding error
         inner = np.abs(zi) <= 1
         with np.errstate(all="ignore"):
             if inner.any():
-                v, d = _horner_derivative(a, zi[inner])
+                v, d, b = _horner_derivative(a, zi[inner])
                 ratio[inner] = v / d
+                noise[inner] = np.abs(v) <= 4 * (n + 1) * _U * b
             if (~inner).any():
                 w = 1 / zi[~inner]
-                v, d = _horner_derivative(a[::-1], w)
+                v, d, b = _horner_derivative(a[::-1], w)
                 ratio[~inner] = 1 / (w * (n - w * d / v))
+                noise[~inner] = np.abs(v) <= 4 * (n + 1) * _U * b
             s = np.empty(idx.size, dtype=complex)
             for start in range(0, idx.size, _CHUNK):
                 rows = slice(start, min(start + _CHUNK, idx.size))
@@ -257,7 +269,7 @@ def aberth(a: np.ndarray, z0: np.ndarray, *, iterations: int = 200, tol: float =
         step = np.where(good, step, 0)
         z[idx] = zi - step
         small = np.abs(step) <= tol * np.maximum(np.abs(z[idx]), 1e-300)
-        active[idx[small & good]] = False
+        active[idx[(small & good) | noise]] = False
     return z
 
 
@@ -373,7 +385,13 @@ def certify_roots(coefficients: Sequence[Any], roots: np.ndarray | None = None, 
     if not np.all(np.isfinite(z)):
         radii = np.full(n, np.inf)
     else:
-        log_w = _log_abs_p_upper(a, z) - math.log(abs(a[0]) * (1 - 2 * _U)) - _log_denominator_lower(z, deadline)
+        top = _log_abs_p_upper(a, z)
+        lead = math.log(abs(a[0]) * (1 - 2 * _U))
+        lead -= 2 * _U * (abs(lead) + 1)  # a lower bound of log|a_n| (log rounds to 1 ulp)
+        bottom = _log_denominator_lower(z, deadline)
+        with np.errstate(invalid="ignore"):
+            log_w = top - lead - bottom
+            log_w = log_w + 4 * _U * (np.abs(top) + abs(lead) + np.abs(bottom) + 1)  # the two subtractions
         with np.errstate(over="ignore"):
             radii = n * np.exp(log_w + 8 * _U) * (1 + 8 * _U)
         radii = np.where(np.isnan(radii), np.inf, radii)
