@@ -165,8 +165,9 @@ def run_point(
     :math:`\bar Y \pm t_{R-1,(1+c)/2} S/\sqrt R` (:func:`~queueing_llm.stats.replications_ci`,
     Law 2015, eq. (9.1)) as ``<q>_ci_low`` and ``<q>_ci_high``. For each theorem name:
     ``<name>.<key>`` for each value of its ``evaluate(model)``, and if it has a check the
-    verdict of :func:`~queueing_llm.verify.verify` against the runs (``<name>.holds``,
-    ``<name>.theory``, ``<name>.estimate``); a theorem that does not apply to the model
+    verdict of :func:`~queueing_llm.verify.verify` against the runs (``<name>.holds``: True,
+    False, or None when the runs violate a hypothesis; ``<name>.status``, ``<name>.theory``,
+    ``<name>.estimate``); a theorem that does not apply to the model
     gives ``<name>.skipped`` with the reason.
 
     A top-level function with picklable arguments, so any executor can run it.
@@ -196,7 +197,8 @@ def run_point(
             row[f"{name}.{key}"] = _as_cell(value)
         if thm.check_fn is not None:
             verdict = verify(thm, model, runs if len(runs) > 1 else runs[0], level=level)
-            row[f"{name}.holds"] = bool(verdict.holds)
+            row[f"{name}.holds"] = verdict.holds  # None: the run violates a hypothesis (does not apply)
+            row[f"{name}.status"] = verdict.status
             row[f"{name}.theory"] = float(verdict.theory)
             row[f"{name}.estimate"] = float(verdict.estimate)
     return row

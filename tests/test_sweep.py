@@ -141,7 +141,7 @@ def test_stationary_verdicts_hold_for_stable_rates_and_stability_flags_overload(
     assert over["stability.stable"] is False
     assert over["stability.load"] == 1.25 and over["stability.capacity"] == 2.0
     assert over["stationary.mean_in_system"] == math.inf  # oo as a float
-    assert over["stationary.holds"] is False
+    assert over["stationary.holds"] is None and over["stationary.status"] == "does not apply"  # unstable
     assert over["stability.holds"] is True and over["stability.theory"] == 2.0  # throughput capped at B q
     # the means grow with the load
     means = [rows[r]["stationary.mean_in_system"] for r in rates[:3]]

@@ -1,15 +1,15 @@
 """Reports: LaTeX (booktabs), Markdown and CSV tables, matplotlib figures, the report job.
 
 ``queueing_llm.report.report(model)`` evaluates every applicable theorem, simulates the
-model, verifies each theorem against the first run it accepts (open system; for a finite
-KV budget also saturated, relaxed-map and rate-limited saturated runs, :mod:`.passes`)
+model, verifies each theorem against the runs it declares (open system, saturated,
+relaxed map, with their policies, :mod:`.passes`)
 and (with ``output=``) writes report.md, LaTeX tables, CSV, figures and provenance;
 ``queueing-llm report`` is its command.
 matplotlib is imported only when a figure is drawn.
 """
 
 from .figures import plot_stage_occupancy, plot_trajectory, save_figure
-from .passes import RUN_KINDS, RunKinds, verify_kinds
+from .passes import RUN_KINDS, ReportRuns, RunKinds, verify_declared, verify_kinds
 from .run import FILES, Report, git_commit, provenance, report
 from .tables import (
     THEOREM_COLUMNS,
@@ -28,6 +28,7 @@ __all__ = [
     "FILES",
     "RUN_KINDS",
     "Report",
+    "ReportRuns",
     "RunKinds",
     "THEOREM_COLUMNS",
     "VERDICT_COLUMNS",
@@ -45,5 +46,6 @@ __all__ = [
     "to_latex",
     "to_markdown",
     "verdict_rows",
+    "verify_declared",
     "verify_kinds",
 ]

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 VERDICT_COLUMNS = ("theorem", "quantity", "theory", "estimate", "ci_low", "ci_high", "level", "holds", "reason",
-                   "run")
+                   "run", "test", "status", "unit")
 """Columns of :func:`verdict_rows`."""
 
 THEOREM_COLUMNS = ("theorem", "key", "exact", "value")
@@ -79,7 +79,10 @@ def verdict_rows(verdicts: Iterable[Verdict], runs: Mapping[str, str] | None = N
         Keys :data:`VERDICT_COLUMNS`: ``theorem``, ``quantity``, ``theory``, ``estimate``
         (floats), ``ci_low``, ``ci_high`` (the level-:math:`c` interval
         :math:`[\hat\theta - h, \hat\theta + h]`, ``None`` for exact checks), ``level``
-        (:math:`c`, ``None`` for exact checks), ``holds`` (bool), ``reason`` and ``run``.
+        (:math:`c`, ``None`` for exact checks), ``holds`` (True, False, or None when the
+        theorem does not apply to the runs), ``reason``, ``run`` (the runs' label),
+        ``test`` (``"two-sided CI"``, ``"exact"``, ``"one-sided bound (upper)"``, ...),
+        ``status`` (``"holds"``, ``"FAILS"``, ``"does not apply"``) and ``unit``.
         Source of the decision rule: :mod:`queueing_llm.verify`.
     """
     runs = dict(runs or {})
@@ -97,9 +100,12 @@ def verdict_rows(verdicts: Iterable[Verdict], runs: Mapping[str, str] | None = N
                 "ci_low": None if iv is None else float(iv.low),
                 "ci_high": None if iv is None else float(iv.high),
                 "level": None if iv is None else float(iv.level),
-                "holds": bool(v.holds),
+                "holds": v.holds,
                 "reason": v.reason,
-                "run": runs.get(v.theorem),
+                "run": runs.get(v.theorem) or v.run or None,
+                "test": v.test,
+                "status": v.status,
+                "unit": v.unit,
             }
         )
     return rows

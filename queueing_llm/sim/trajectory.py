@@ -226,6 +226,11 @@ class Trajectory:
         )
 
     @property
+    def kind(self) -> str:
+        """``"saturated"`` or ``"open"``: the run kind of the :class:`queueing_llm.runs.Run` protocol."""
+        return "saturated" if self.saturated else "open"
+
+    @property
     def stages(self) -> int:
         """Size :math:`S` of the stage axis of :attr:`batch`."""
         return int(self.batch.shape[2])
