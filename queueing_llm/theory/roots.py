@@ -20,9 +20,10 @@ Method
    :math:`k` disks disjoint from the others holds exactly :math:`k` roots.
 3. *Rigorous error*: :math:`|W_i|` is bounded **above** from the floating-point values with
    a-priori rounding-error bounds (Horner: :math:`|\mathrm{fl}(p(z)) - p(z)| \le \gamma
-   \sum_k |a_k| |z|^k`, :math:`\gamma = 5(n+1)u/(1 - 5(n+1)u)`, :math:`u = 2^{-53}`, a
-   constant at least twice the classical one (Higham, *Accuracy and Stability of Numerical
-   Algorithms*, 2nd ed., sections 3.1 and 5.1); rounding of the coefficients, of
+   \sum_k |a_k| |z|^k`, :math:`\gamma = 5(n+1)u/(1 - 5(n+1)u)`, :math:`u = 2^{-53}`, above
+   the classical bound :math:`(1 + 2\sqrt 2) n u` of complex Horner steps with real
+   coefficients (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed.,
+   sections 3.6 and 5.1); rounding of the coefficients, of
    :math:`1/z` for :math:`|z| > 1` (:math:`p(z) = z^n p^*(1/z)`), of the logarithms of the
    product and of the moduli are bounded the same way). The comparison with the circle
    keeps a margin of :math:`8u` relative.
@@ -31,6 +32,9 @@ Method
    on one side). Otherwise the certificate fails and the exact Schur-Cohn test decides
    (:func:`schur_cohn`, normalised so that the rationals stay of polynomial size), within
    a time budget; past the budget the answer is *undecided* (a value, not an exception).
+   Measured on the Azure conversation trace model (coefficients over 19366): the exact
+   test takes 0.35 s at degree 63, 4.6 s at 127, 69 s at 255 and over 14 min at 511; the
+   certified route 0.01 s at degree 31, 0.1 s at 511 and 2-4 s at degree 4000.
 
 The spectral radius comes with a certified enclosure
 :math:`\rho \in [\max_{\text{comp}} \min_{i \in \text{comp}} (|z_i| - r_i),\ \max_i (|z_i| + r_i)]`.
