@@ -113,17 +113,29 @@ def limiting_polynomial(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, rati
 def limiting_closed_form(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, ratios: Any = None) -> sp.Expr:
     r""":math:`(1 - \lambda) A(\lambda) = -R \lambda^L + \sum_k p_k r_k \lambda^{L - l_{1,k}}`.
 
-    Derived per component by summing the geometric series
+    Derived by summing the geometric series
     :math:`(1-\lambda)\sum_{m=0}^{l_1-1}\lambda^{L-1-m} = \lambda^{L-l_1} - \lambda^L`
-    (SymPy ``summation``). Source: [ADLS26] (REFERENCES.md section 1, closed forms)."""
+    (SymPy ``summation``) once with symbolic :math:`L, l_1`, then evaluated per component
+    (a simplification per component took minutes for the hundreds of decode lengths of a
+    trace). Source: [ADLS26] (REFERENCES.md section 1, closed forms)."""
     r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
     L = decode_horizon(model)
-    m = sp.Symbol("m", integer=True, nonnegative=True)
+    form, (lam_s, L_s, l1_s) = _geometric_closed_form()
     total = sp.Integer(0)
     for c in components(model):
-        series = sp.summation(lam ** (L - 1 - m), (m, 0, c.l1 - 1))
-        total += c.p * r[c.type_index] * sp.factor(sp.simplify((1 - lam) * series))
+        total += c.p * r[c.type_index] * form.xreplace({lam_s: lam, L_s: sp.Integer(L), l1_s: c.l1})
     return sp.expand(total)
+
+
+@lru_cache(maxsize=1)
+def _geometric_closed_form() -> tuple[sp.Expr, tuple[sp.Symbol, sp.Symbol, sp.Symbol]]:
+    r""":math:`(1-\lambda)\sum_{m=0}^{l_1-1}\lambda^{L-1-m}` summed and simplified by SymPy
+    for symbolic :math:`L, l_1`: :math:`\lambda^{L-l_1}(1 - \lambda^{l_1})`."""
+    lam = sp.Symbol("lambda")
+    L, l1 = sp.symbols("L l1", integer=True, positive=True)
+    m = sp.Symbol("m", integer=True, nonnegative=True)
+    series = sp.summation(lam ** (L - 1 - m), (m, 0, l1 - 1))
+    return sp.factor(sp.simplify((1 - lam) * series)), (lam, L, l1)
 
 
 def decode_gcd(model: ContinuousBatching) -> int:
