@@ -96,6 +96,8 @@ class Component:
         :math:`w_j` as an expression in the stage symbol, ``request_type.stage_memory(j)``
         computed once per type by :func:`components` (a cache: the mean of a large empirical
         prompt law is not summed again at every stage); None: asked of the type each time.
+    mean_prompt : sympy.Expr or None
+        ``request_type.l0`` computed once per type by :func:`components` (same cache).
     """
 
     type_index: int
@@ -103,11 +105,12 @@ class Component:
     p: sp.Expr
     l1: sp.Expr
     stage: sp.Expr | None = field(default=None, compare=False, repr=False)
+    mean_prompt: sp.Expr | None = field(default=None, compare=False, repr=False)
 
     @property
     def l0(self) -> sp.Expr:
         """Mean prompt length :math:`E[l_0]` of the type."""
-        return self.request_type.l0
+        return self.request_type.l0 if self.mean_prompt is None else self.mean_prompt
 
     def w(self, j: Any) -> sp.Expr:
         r"""Stage memory :math:`w_j = l_0 + 1 + j` (MODEL.md section 1)."""
@@ -150,13 +153,13 @@ def components(model: ContinuousBatching) -> tuple[Component, ...]:
     for k, (t, p) in enumerate(zip(model.types, model.proportions, strict=True)):
         law = t.decode
         if isinstance(law, Deterministic):
-            out.append(Component(k, t, sp.sympify(p), sp.sympify(law.value), t.stage_memory(_J)))
+            out.append(Component(k, t, sp.sympify(p), sp.sympify(law.value), t.stage_memory(_J), t.l0))
         elif isinstance(law, FinitePMF):
-            stage = t.stage_memory(_J)
+            stage, l0 = t.stage_memory(_J), t.l0
             for v, prob in law.probabilities:
                 prob = to_sympy(prob)
                 if prob != 0:
-                    out.append(Component(k, t, to_sympy(p) * prob, sp.Integer(v), stage))
+                    out.append(Component(k, t, to_sympy(p) * prob, sp.Integer(v), stage, l0))
         else:
             raise ModelError(
                 f"type {k}: decode law {law!r} has unbounded support; the saturated map needs "
