@@ -224,6 +224,17 @@ def test_budget_gives_undecided_as_a_value():
     assert dyn.is_stable(m) is False and dyn.l0_min(m) == 18  # prompt 0 is below l0_min
 
 
+def test_default_budget_is_read_at_call_time(monkeypatch):
+    """Theorems evaluate with the default budget: changing DEFAULT_BUDGET reaches them."""
+    m = ql.ContinuousBatching(types=[ql.RequestType(prompt=20, decode=2), ql.RequestType(prompt=20, decode=7)],
+                              kv_capacity=10**6)
+    assert ql.theorems["linear-map"].evaluate(m)["stable"] is True
+    monkeypatch.setattr(R, "DEFAULT_BUDGET", 0.0)
+    assert dyn.is_stable(m) is None and R.stability([1, 0, Fr(1, 2)]).stable is None
+    assert ql.theorems["linear-map"].evaluate(m)["stable"] is None
+    assert R.stability([1, 0, Fr(1, 2)], budget=None).stable is True
+
+
 @pytest.mark.parametrize("budget", [-1, "1", True, math.nan])
 def test_bad_budget_names_the_parameter(budget):
     with pytest.raises(ParameterError, match="budget"):

@@ -383,12 +383,13 @@ def survival_roots(model: ContinuousBatching) -> np.ndarray:
     return _roots.approximate_roots(coeffs)
 
 
-def spectral_radius(model: ContinuousBatching, budget: float | None = _roots.DEFAULT_BUDGET) -> float | sp.Expr:
+def spectral_radius(model: ContinuousBatching, budget: float | str | None = "default") -> float | sp.Expr:
     r"""Spectral radius :math:`\rho = \max |\lambda|` over the roots of :math:`F`.
 
     Numeric models: a float (0 when every decode length is 1: the map is constant), the
     largest modulus of the float roots; :func:`stability` gives its certified enclosure.
-    ``nan`` if the roots are not found within ``budget`` seconds (None: no limit).
+    ``nan`` if the roots are not found within ``budget`` seconds (None: no limit;
+    ``"default"``: :data:`.roots.DEFAULT_BUDGET`).
     Symbolic models: the exact :math:`\max |\lambda|` when SymPy finds the roots in radicals
     (:math:`L \le 3`), else a :class:`SymbolicValueError`. The fixed point is
     asymptotically stable iff :math:`\rho < 1`. Source: [ADLS26] (MODEL.md A.2).
@@ -439,13 +440,15 @@ def schur_cohn_stable(coefficients: Any) -> bool:
     return _roots.schur_cohn([to_fraction(x) for x in coefficients])
 
 
-def stability(model: ContinuousBatching, budget: float | None = _roots.DEFAULT_BUDGET,
+def stability(model: ContinuousBatching, budget: float | str | None = "default",
               progress: Callable[[int, int], Any] | bool | None = None) -> StabilityResult:
     r"""Is the eviction-free fixed point asymptotically stable, with how it was decided.
 
     Numeric models: :func:`.roots.stability` on :math:`F` (exact Schur-Cohn for small
     degrees, certified floating-point inclusion disks for large ones, exact where the
-    certificate fails), within ``budget`` seconds (None: no limit): a
+    certificate fails), within ``budget`` seconds (None: no limit; ``"default"``:
+    :data:`.roots.DEFAULT_BUDGET`, read at call time, so setting it changes the theorems'
+    evaluations too): a
     :class:`~.roots.StabilityResult` whose ``stable`` is True, False, or None when undecided
     within the budget, with the spectral radius and its certified enclosure.
     ``progress(done, total)`` follows a long exact test (None: a progress bar on standard error
@@ -454,7 +457,7 @@ def stability(model: ContinuousBatching, budget: float | None = _roots.DEFAULT_B
     return _roots.stability(_numeric_coefficients(model), budget=budget, progress=progress)
 
 
-def is_stable(model: ContinuousBatching, budget: float | None = _roots.DEFAULT_BUDGET) -> bool | None:
+def is_stable(model: ContinuousBatching, budget: float | str | None = "default") -> bool | None:
     r"""Is the eviction-free fixed point asymptotically stable (all roots of :math:`F` in
     :math:`|\lambda| < 1`)? Numeric models: :func:`stability` (exact or certified, never a
     rounding guess); None if undecided within ``budget`` seconds. One symbolic type is never

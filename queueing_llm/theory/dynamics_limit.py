@@ -230,10 +230,10 @@ def spectral_radius_at(model: ContinuousBatching, l0: Any) -> float:
     return float(np.max(np.abs(_roots.approximate_roots(_roots.exact_coefficients(S)))))
 
 
-def stable_at(model: ContinuousBatching, l0: Any, budget: float | None = _roots.DEFAULT_BUDGET) -> bool | None:
+def stable_at(model: ContinuousBatching, l0: Any, budget: float | str | None = "default") -> bool | None:
     """Is :math:`\\rho(F) < 1` with the common prompt ``l0``? Decided by :func:`.roots.stability`
     (exact Schur-Cohn for small degrees, certified floats with an exact fallback for large
-    ones); None if undecided within ``budget`` seconds."""
+    ones); None if undecided within ``budget`` seconds (``"default"``: :data:`.roots.DEFAULT_BUDGET`)."""
     return _roots.stability(_coefficients_at(model, l0), budget=budget).stable
 
 
@@ -272,7 +272,7 @@ def first_order_l0(model: ContinuousBatching) -> int | sp.Expr:
 
 
 def l0_min(model: ContinuousBatching, max_l0: int = 10**6, scan: int = 20_000,
-           budget: float | None = _roots.DEFAULT_BUDGET,
+           budget: float | str | None = "default",
            progress: Callable[[int, int], Any] | bool | None = None) -> int | sp.Expr | None:
     r"""Smallest common prompt length :math:`l_0` for which every root of :math:`F` lies
     strictly inside the unit circle (``oo`` if :math:`g > 1`; None if undecided within
@@ -284,8 +284,9 @@ def l0_min(model: ContinuousBatching, max_l0: int = 10**6, scan: int = 20_000,
     the exact test where the certificate fails (:mod:`.roots`). The answer is therefore
     certified: stable at :math:`l_0^{\min}`, unstable at every smaller prompt of the scan.
     Beyond ``scan`` values a bisection assumes the stability region is upward closed. Not
-    the asymptotic formula: compare :func:`first_order_l0`. ``budget`` (seconds, None: no
-    limit) bounds the whole search; ``progress(done, total)`` follows the scan (None: a
+    the asymptotic formula: compare :func:`first_order_l0`. ``budget`` (seconds; None: no
+    limit; ``"default"``: :data:`.roots.DEFAULT_BUDGET`) bounds the whole search;
+    ``progress(done, total)`` follows the scan (None: a
     :class:`~queueing_llm.progress.ProgressBar` shown only after 2 s; False: silent).
     Source: [ADLS26], multi-type stability.
     """

@@ -78,7 +78,9 @@ __all__ = [
 ]
 
 DEFAULT_BUDGET = 30.0
-"""Seconds a stability decision may take by default before answering "undecided"."""
+"""Seconds a stability decision may take by default before answering "undecided"; read at
+call time wherever ``budget="default"`` (the default of every function with a budget), so
+``queueing_llm.theory.roots.DEFAULT_BUDGET = 120`` changes it for the theorems too."""
 
 EXACT_DEGREE = 12
 """Degrees up to this are decided exactly (Schur-Cohn in rationals); above, certified floats."""
@@ -100,7 +102,7 @@ class OutOfBudget(Exception):
     """Raised inside a computation whose deadline has passed (caught by :func:`stability`)."""
 
 
-def deadline_after(budget: float | None) -> float | None:
+def deadline_after(budget: float | str | None) -> float | None:
     """The :func:`time.monotonic` deadline ``budget`` seconds from now (None: no limit)."""
     budget = _check_budget(budget)
     return None if budget is None else time.monotonic() + budget
@@ -495,14 +497,16 @@ class StabilityResult:
 
 
 def _check_budget(budget: Any) -> float | None:
+    if isinstance(budget, str) and budget == "default":
+        budget = DEFAULT_BUDGET
     if budget is None:
         return None
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0:
-        raise ParameterError(f"budget must be None or a number of seconds >= 0, got {budget!r}")
+        raise ParameterError(f"budget must be None, 'default' or a number of seconds >= 0, got {budget!r}")
     return float(budget)
 
 
-def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUDGET,
+def stability(coefficients: Sequence[Any], *, budget: float | str | None = "default",
               exact_degree: int = EXACT_DEGREE,
               progress: Callable[[int, int], Any] | bool | None = None) -> StabilityResult:
     r"""Decide whether every root of the exact polynomial ``coefficients`` (highest power first)
@@ -511,7 +515,8 @@ def stability(coefficients: Sequence[Any], *, budget: float | None = DEFAULT_BUD
     Degrees up to ``exact_degree``: the exact :func:`schur_cohn` test (the radius estimate
     and its enclosure from :func:`certify_roots`). Larger degrees: :func:`certify_roots`;
     when a disk meets the circle (a root on or within rounding of it), :func:`schur_cohn`
-    decides exactly. ``budget`` seconds (None: no limit) bound the whole decision; past it
+    decides exactly. ``budget`` seconds (None: no limit; ``"default"``: :data:`DEFAULT_BUDGET`)
+    bound the whole decision; past it
     the result says ``stable=None`` ("undecided within budget") instead of running on.
     ``progress(done, total)`` follows the steps of the exact test (None: a
     :class:`~queueing_llm.progress.ProgressBar` on standard error, shown only once the exact
