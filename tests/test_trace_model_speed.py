@@ -3,10 +3,11 @@
 The survival polynomial of this model has degree 31 with coefficients over 19366 (the
 trace's request count); the former unnormalised exact Schur-Cohn test doubled the size of
 its rationals at every step and never finished. Measured on a loaded 2-core machine:
-``linear-map`` and ``gcd-criterion`` evaluate in 0.03 s and 0.1-0.6 s, the report in 4-7 s
-in a fresh process (before: ``linear-map`` unfinished after 90 s, the report killed after
-420 s). The time limits below leave a wide margin for loaded CI machines; they fail if
-the computation regresses to anything like the former behaviour (minutes).
+``linear-map`` and ``gcd-criterion`` evaluate in 0.03 s and 0.03-0.6 s; the report takes
+about 1 s in a fresh process (4-7 s with the earlier report that also built the relaxed
+run); before: ``linear-map`` unfinished after 90 s, the report killed after 420 s. The
+time limits below leave a wide margin for loaded CI machines; they fail if the
+computation regresses to anything like the former behaviour (minutes).
 """
 
 from __future__ import annotations
