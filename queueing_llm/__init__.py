@@ -30,7 +30,7 @@ from .model import (
     RequestType,
     default_model,
 )
-from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static, rate_limited
+from .policies import FcfsCap, Greedy, NestedWait, Policy, RateLimited, Reserve, Static, Wait, rate_limited
 from .sim import RequestRecords, Trajectory, simulate
 from .stats import Interval, batch_means_ci, mser5, replications_ci
 from .theorems import Theorem, TheoremRegistry, theorems
@@ -40,6 +40,7 @@ from .verify import Verdicts, verify, verify_all
 from . import report  # noqa: E402,I001  (the report package: ql.report.report(model), tables, figures)
 from .report import Report
 from .sweep import SweepResult, grid, sweep
+from .scheduling import fluid_nested_wait, fluid_wait
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,10 @@ __all__ = [
     "RequestType",
     "Reserve",
     "Static",
+    "Wait",
+    "NestedWait",
+    "fluid_wait",
+    "fluid_nested_wait",
     "SymbolicValueError",
     "TraceError",
     "Interval",
