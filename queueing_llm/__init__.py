@@ -41,6 +41,7 @@ from . import report  # noqa: E402,I001  (the report package: ql.report.report(m
 from .report import Report
 from .sweep import SweepResult, grid, sweep
 from .scheduling import fluid_nested_wait, fluid_wait
+from .stable_range import StableRange, stable_range
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,8 @@ __all__ = [
     "NestedWait",
     "fluid_wait",
     "fluid_nested_wait",
+    "stable_range",
+    "StableRange",
     "SymbolicValueError",
     "TraceError",
     "Interval",
