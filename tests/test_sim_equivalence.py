@@ -11,6 +11,7 @@ import pytest
 import queueing_llm as ql
 from queueing_llm.sim import simulate
 from queueing_llm.sim.draws import ITERATION_BLOCK
+from queueing_llm.sim.kernel import KERNEL_POLICIES, numba_available
 from queueing_llm.sim.trajectory import ARRAYS
 
 T = ql.RequestType
@@ -167,9 +168,26 @@ def test_engines_give_identical_trajectories(case, seed):
     model, options, N = CASES[case]
     events = simulate(model, N, seed=seed, engine="events", **options)
     fast = simulate(model, N, seed=seed, engine="fast", **options)
-    assert events.engine == "events" and fast.engine == "fast"
+    python = simulate(model, N, seed=seed, engine="python", **options)
+    assert events.engine == "events" and fast.engine == "fast" and python.backend == "python"
+    assert fast.backend == ("numba" if kernel_applies_to(model, options) else "python")
     assert len(events.requests) > 10
     assert_identical(events, fast)
+    assert_identical(events, python)
+
+
+def kernel_applies_to(model, options) -> bool:
+    """The documented coverage of the compiled kernel (queueing_llm.sim.kernel)."""
+    return (
+        numba_available()
+        and not model.is_wall_clock
+        and model.policy.name in KERNEL_POLICIES
+    )
+
+
+def test_the_kernel_covers_most_of_the_grid():
+    covered = [case for case, (model, options, _) in CASES.items() if kernel_applies_to(model, options)]
+    assert len(covered) >= 15, covered
 
 
 def test_the_grid_exercises_what_it_claims():

@@ -58,10 +58,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model import ContinuousBatching
-from .config import ENGINES, RunConfig, prepare
+from .config import ENGINES, RECORDS, RunConfig, prepare
 from .events import run_events
 from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
+from .replications import Replications, replication_seeds
+from .resources import check_memory
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -70,6 +72,8 @@ __all__ = [
     "RequestRecords",
     "RunConfig",
     "ENGINES",
+    "RECORDS",
+    "Replications",
     "admission_rule",
     "fixed_point_rate",
 ]
@@ -82,9 +86,12 @@ def simulate(
     saturated: bool = False,
     initial_batch: Any = None,
     warmup: int = 0,
-    engine: str = "events",
+    engine: str = "fast",
     progress: Callable[[int, int], Any] | None = None,
-) -> Trajectory:
+    record: str = "iterations",
+    memory_limit: float | None = None,
+    replications: int | None = None,
+) -> Trajectory | Replications:
     r"""Simulate ``iterations`` iterations of ``model`` (MODEL.md section 2).
 
     Each iteration: **execute** (every batch member advances one stage; those that executed
@@ -115,15 +122,31 @@ def simulate(
     warmup : int
         Default number of initial iterations :meth:`Trajectory.summary` deletes, in
         :math:`[0, N)`.
-    engine : {"events", "fast"}
-        The SimPy reference engine or the fast engine (same trajectory for the same seed).
+    engine : {"fast", "events", "python"}
+        ``"fast"`` (default): the compiled numba kernel (:mod:`.kernel`) where it applies,
+        otherwise the Python fast loop; ``"events"``: the SimPy reference engine;
+        ``"python"``: the Python fast loop always. All give the same trajectory for the
+        same seed (``Trajectory.backend`` says which loop ran).
     progress : callable or None
         ``progress(done, total)`` is called about every ``iterations / 200`` iterations and
         at the end (a progress bar, say); it does not change the trajectory.
+    record : {"iterations", "full", "summary"}
+        What the run keeps (:class:`Trajectory`): ``"iterations"`` (default) per-iteration
+        arrays and per-request records, the stage array :attr:`Trajectory.batch` built on
+        first access; ``"full"`` the stage array too; ``"summary"`` only streaming
+        accumulators (summary, quantiles, batch-means intervals), memory independent of
+        the horizon with the compiled kernel.
+    memory_limit : float or None
+        Bytes a run may take; a run whose estimate (:mod:`.resources`) exceeds it is
+        refused before it starts, naming ``record=``. ``None``: half the physical memory.
+    replications : int or None
+        ``R >= 2``: run R independent replications (seeds spawned from ``seed`` by
+        ``numpy.random.SeedSequence``) and return a :class:`Replications` with their
+        summaries and replication confidence intervals.
 
     Returns
     -------
-    Trajectory
+    Trajectory, or Replications if ``replications`` is given
 
     Examples
     --------
@@ -139,7 +162,37 @@ def simulate(
     Sources: [ADLS26] section 2 (model, greedy admission, eviction), [ALSW25] (linear
     iteration time), MODEL.md sections 2-4.
     """
-    config: RunConfig = prepare(model, iterations, seed, saturated, initial_batch, warmup, engine, progress)
-    if config.engine == "fast":
+    if replications is not None:
+        from ..numbers import check_real
+
+        check_real("replications", replications, low=2, integer=True)
+        seeds = replication_seeds(seed, int(replications))
+        runs = [
+            simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch, warmup=warmup,
+                     engine=engine, progress=progress, record=record, memory_limit=memory_limit)
+            for s in seeds
+        ]
+        return Replications(runs, seed)
+    config: RunConfig = prepare(
+        model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
+    )
+    backend = _backend(config)
+    check_memory(config, record, backend, memory_limit)
+    if backend == "numba":
+        from .kernel import run_kernel
+
+        return run_kernel(config)
+    if backend == "python":
         return run_fast(config)
     return run_events(config)
+
+
+def _backend(config: RunConfig) -> str:
+    if config.engine == "events":
+        return "simpy"
+    if config.engine == "fast":
+        from .kernel import kernel_applies
+
+        if kernel_applies(config):
+            return "numba"
+    return "python"

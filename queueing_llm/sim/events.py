@@ -35,7 +35,8 @@ import simpy
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import admission_rule
-from .trajectory import RequestRecords, Trajectory
+from .result import build_trajectory
+from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["Request", "EventsEngine", "run_events"]
 
@@ -102,7 +103,10 @@ class EventsEngine:
         }
         self.memory_log = np.zeros(N, dtype=np.int64)
         self.time = np.zeros(N, dtype=float)
-        self.stage_counts: list[np.ndarray] = []
+        self.full = config.record == "full"
+        self.stage_counts: list[np.ndarray] = []  # record="full": stage counts of each iteration
+        self.sizes = np.zeros((N, K), dtype=np.int64)  # else: batch members by type
+        self.evicted_log: list[tuple[int, int, int]] = []  # (type, admission, iteration)
         if config.initial is not None:
             self.place_initial_batch()
 
@@ -184,6 +188,7 @@ class EventsEngine:
             self.batch.remove(r)
             self.memory -= r.tokens
             self.rule.evicted(n, r.admitted_at, r.prompt, r.decode)
+            self.evicted_log.append((r.type, r.admitted_at, n))
             r.stage = 0
             r.evicted += 1
             self.queue.appendleft(r)
@@ -237,7 +242,11 @@ class EventsEngine:
         self.memory_log[n] = self.memory
         self.time[n] = self.env.now
         self.log["queue"][n] = self.waiting
-        self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
+        if self.full:
+            self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
+        else:
+            for r in self.batch:
+                self.sizes[n, r.type] += 1
 
     # -- setup and result --------------------------------------------------------------
     def new_request(self, i: int, n: int, time: float) -> Request:
@@ -270,11 +279,13 @@ class EventsEngine:
         config, K, N = self.config, self.model.K, self.config.iterations
         reqs = sorted(self.requests, key=lambda r: r.id)
         S = config.stages if config.stages is not None else max([r.decode for r in reqs], default=1)
-        batch = np.zeros((N, K, S), dtype=np.int64)
-        for n, counts in enumerate(self.stage_counts):
-            full = np.zeros(K * S, dtype=np.int64)
-            full[: counts.size] = counts
-            batch[n] = full.reshape(S, K).T
+        batch = None
+        if self.full:
+            batch = np.zeros((N, K, S), dtype=np.int64)
+            for n, counts in enumerate(self.stage_counts):
+                full = np.zeros(K * S, dtype=np.int64)
+                full[: counts.size] = counts
+                batch[n] = full.reshape(S, K).T
         records = RequestRecords.build(
             type=[r.type for r in reqs],
             prompt=[r.prompt for r in reqs],
@@ -289,25 +300,26 @@ class EventsEngine:
             rejected=[r.rejected for r in reqs],
             time=self.time,
         )
-        return Trajectory(
-            model=self.model,
-            seed=config.seed,
-            iterations=N,
-            warmup=config.warmup,
-            saturated=config.saturated,
-            engine="events",
-            initial_batch=config.initial,
-            batch=batch,
-            queue=self.log["queue"],
-            memory=self.memory_log,
-            arrivals=self.log["arrivals"],
-            admissions=self.log["admissions"],
-            completions=self.log["completions"],
-            evictions=self.log["evictions"],
-            rejections=self.log["rejections"],
-            time=self.time,
-            requests=records,
+        done = [r for r in reqs if r.completion >= 0]
+        ev = self.evicted_log
+        residences = Residences(
+            [r.type for r in done] + [e[0] for e in ev] + [r.type for r in self.batch],
+            [r.completion - r.decode for r in done] + [e[1] for e in ev] + [r.admitted_at for r in self.batch],
+            [r.completion for r in done] + [e[2] for e in ev] + [N] * len(self.batch),
         )
+        arrays = {
+            "queue": self.log["queue"],
+            "memory": self.memory_log,
+            "arrivals": self.log["arrivals"],
+            "admissions": self.log["admissions"],
+            "completions": self.log["completions"],
+            "evictions": self.log["evictions"],
+            "rejections": self.log["rejections"],
+            "time": self.time,
+        }
+        if not self.full:
+            arrays["batch_sizes"] = self.sizes
+        return build_trajectory(config, "simpy", arrays, records, residences, S, batch=batch)
 
 
 def run_events(config: RunConfig) -> Trajectory:
