@@ -15,12 +15,21 @@ A regression test of a theorem is usually three lines:
 * :func:`assert_statement_equals`: pins the derived SymPy statement to an expected one
   (:math:`\mathrm{simplify}(a - b) = 0` side by side), so a change in a derivation is seen;
 * :func:`simulate_replications`: independent runs from one seed, the seeds spawned by
-  :class:`numpy.random.SeedSequence` (statistically independent streams).
+  :class:`numpy.random.SeedSequence` (statistically independent streams);
+* :func:`perturb` / :func:`assert_detects`: power tests. A copy of a theorem whose
+  ``evaluate`` returns one quantity scaled by a factor must be caught (FAILS) by
+  ``verify`` on the same runs, so the check can fail:
+
+  .. code-block:: python
+
+      assert_detects("stationary", model, runs, "mean_in_system", factors=(0.95, 1.05))
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +40,7 @@ from .numbers import check_real
 from .stats import DEFAULT_LEVEL
 from .theorems import Theorem
 from .verdict import Verdict
-from .verify import _theorem, verify
+from .verify import _theorem, declared_runs, verify
 
 __all__ = [
     "assert_theorem_holds",
@@ -39,6 +48,8 @@ __all__ = [
     "assert_statement_equals",
     "simulate_replications",
     "replication_seeds",
+    "perturb",
+    "assert_detects",
 ]
 
 
@@ -70,7 +81,7 @@ def assert_theorem_fails(
     """Assert that the simulation rejects ``theorem`` (a negative control: a deliberately
     wrong statement, or a model outside the hypotheses, must be caught)."""
     verdict = verify(theorem, model, runs, level=level, **options)
-    if verdict.holds:
+    if verdict.holds is not False:
         raise AssertionError(_message(verdict, "fail"))
     return verdict
 
@@ -181,3 +192,113 @@ def simulate_replications(
         return [simulate(model, iterations, seed=s, **kwargs) for s in seeds]
     futures = [executor.submit(simulate, model, iterations, seed=s, **kwargs) for s in seeds]
     return [f.result() for f in futures]
+
+
+def _scale(value: Any, factor: Any, where: str) -> Any:
+    if isinstance(value, bool) or value is None:
+        raise ModelError(f"perturb: {where} is {describe(value)}, not a number to scale")
+    if isinstance(value, dict):
+        return {k: _scale(v, factor, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scale(v, factor, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, float):
+        return value * float(factor)
+    return sp.sympify(value) * factor
+
+
+def _rational(factor: Any) -> Any:
+    check_real("factor", factor, low=0.0, low_open=True)
+    return sp.Rational(str(factor)) if isinstance(factor, float) else sp.nsimplify(factor)
+
+
+def _apply(prediction: dict, quantity: Any, factor: Any) -> dict:
+    out = dict(prediction)
+    if callable(quantity):
+        return quantity(out, factor)
+    path = (quantity,) if isinstance(quantity, str) else tuple(quantity)
+    if not path:
+        raise ModelError("perturb: quantity must be a key, a non-empty path of keys/indices, or a callable")
+    node: Any = out
+    for depth, key in enumerate(path[:-1]):
+        try:
+            child = node[key]
+        except (KeyError, IndexError, TypeError):
+            raise ModelError(f"perturb: evaluate returned no {path[: depth + 1]!r}; keys: "
+                             f"{sorted(map(str, node)) if isinstance(node, dict) else len(node)}") from None
+        child = dict(child) if isinstance(child, dict) else list(child) if isinstance(child, (list, tuple)) else child
+        node[key] = child
+        node = child
+    last = path[-1]
+    try:
+        value = node[last]
+    except (KeyError, IndexError, TypeError):
+        keys = sorted(map(str, node)) if isinstance(node, dict) else f"{len(node)} entries"
+        shown = path[0] if len(path) == 1 else path
+        raise ModelError(f"perturb: evaluate returned no {shown!r}; keys: {keys}") from None
+    node[last] = _scale(value, factor, repr(path))
+    return out
+
+
+def perturb(theorem: Theorem | str, quantity: Any, factor: Any) -> Theorem:
+    """A copy of ``theorem`` whose ``evaluate`` returns ``quantity`` multiplied by ``factor``.
+
+    Parameters
+    ----------
+    theorem : Theorem or str
+    quantity : str, sequence or callable
+        An ``evaluate`` key; a path of keys and list indices for nested values
+        (``("contiguous", 3)``); or a callable ``(prediction, factor) -> prediction``.
+        A dict or list value is scaled entry by entry.
+    factor : float > 0
+        Floats are turned into exact rationals (0.95 -> 19/20), so exact predictions stay
+        exact.
+
+    The copy is not registered; the check, the runs and the options are the original's,
+    so ``verify(perturb(...), model, runs)`` measures the power of the check.
+    """
+    thm = _theorem(theorem)
+    f = _rational(factor)
+    original = thm.evaluate_fn
+
+    @functools.wraps(original)  # keeps the signature: the options split the same way
+    def evaluate(model: Any, *args: Any, **kwargs: Any) -> dict:
+        return _apply(original(model, *args, **kwargs), quantity, f)
+
+    return dataclasses.replace(thm, evaluate_fn=evaluate)
+
+
+def assert_detects(
+    theorem: Theorem | str,
+    model: Any,
+    runs: Any,
+    quantity: Any,
+    factors: Sequence[float] = (0.95, 1.05),
+    *,
+    baseline: bool = True,
+    **verify_kwargs: Any,
+) -> list[Verdict]:
+    """Assert that ``verify`` reports FAILS when ``quantity`` is scaled by each factor.
+
+    ``runs`` None builds the theorem's declared runs once (``seed`` from
+    ``verify_kwargs``) and reuses them for every factor. With ``baseline=True`` (default)
+    the unperturbed theorem must hold on the same runs, so the failures are due to the
+    perturbation and not to the runs. Returns the verdicts of the perturbed copies.
+    """
+    thm = _theorem(theorem)
+    if runs is None:
+        ev, _ = thm.split_options({k: v for k, v in verify_kwargs.items() if k not in ("level", "seed")})
+        thm.evaluate(model, **ev)  # does-not-apply errors before building runs
+        runs, _ = declared_runs(thm, model, seed=verify_kwargs.get("seed"))
+    kwargs = {k: v for k, v in verify_kwargs.items() if k != "seed"}
+    if baseline:
+        base = verify(thm, model, runs, **kwargs)
+        if base.holds is not True:
+            raise AssertionError(_message(base, "hold before the perturbation"))
+    out = []
+    for factor in factors:
+        verdict = verify(perturb(thm, quantity, factor), model, runs, **kwargs)
+        if verdict.holds is not False:
+            raise AssertionError(
+                f"{thm.name}: {quantity!r} scaled by {factor} was not detected\n" + _message(verdict, "fail"))
+        out.append(verdict)
+    return out

@@ -7,8 +7,14 @@ r"""The theorem registry: each statement tied to its derivation and its numerica
 * ``statement(model, **options)``: a SymPy relation derived from the model's primitives,
 * ``latex(model, **options)``: its LaTeX,
 * ``evaluate(model, **options)``: a dict of named numbers (SymPy or float),
-* ``check(model, trajectory, **options)``: a :class:`~queueing_llm.verdict.Verdict`
-  against one simulated run or a list of independent runs.
+* ``check(model, runs, **options)``: a :class:`~queueing_llm.verdict.Verdict` against one
+  run or a list of runs: ``evaluate`` gives the prediction, the check measures the runs
+  and compares (the check function has the signature
+  ``check_fn(model, runs, prediction, level=..., **check_options)`` and takes every theory
+  value from ``prediction``);
+* ``runs``: the runs its check needs (:class:`~queueing_llm.runs.RunSpec`: open,
+  saturated or relaxed, with which policy), which :func:`queueing_llm.verify` and the
+  report build when the caller gives none; ``comparison``: the test in words.
 
 Users register their own theorems with :meth:`TheoremRegistry.register` and get LaTeX,
 verification and report rows like the built-in ones.
@@ -16,6 +22,7 @@ verification and report rows like the built-in ones.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,12 +58,17 @@ class Theorem:
         Derives the statement (usually an ``Eq`` or a relation) from the model.
     evaluate : callable ``(model, **options) -> dict``
         Named numbers of the statement for this model.
-    check : callable ``(model, trajectory, **options) -> Verdict`` or None
-        Compares the statement with simulated runs (one trajectory or a list of them).
+    check : callable ``(model, runs, prediction, level=..., **check_options) -> Verdict`` or None
+        Compares ``prediction`` (the dict ``evaluate`` returned) with a measurement on the
+        runs (one run or a list of them); never recomputes a theory value.
     source : str
         Paper and equation number, e.g. ``"[ADLS26, Prop. 1]"``.
     applies : callable ``(model) -> str | None`` or None
         Returns None when the theorem applies to the model, else the reason it does not.
+    runs : tuple of RunSpec
+        The runs the check needs (:mod:`queueing_llm.runs`); empty: the caller must give them.
+    comparison : str
+        The comparison in words (quantity, estimator, test), for docs and reports.
     """
 
     name: str
@@ -67,11 +79,35 @@ class Theorem:
     check_fn: Callable[..., Verdict] | None = field(default=None, repr=False)
     source: str = ""
     applies_fn: Callable[[Any], str | None] | None = field(default=None, repr=False)
+    runs: tuple[Any, ...] = field(default=(), repr=False)
+    comparison: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
             raise ModelError(f"theorem name must be a non-empty string, got {describe(self.name)}")
         object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
+        runs = (self.runs,) if not isinstance(self.runs, (tuple, list)) else tuple(self.runs)
+        for i, spec in enumerate(runs):
+            if not all(hasattr(spec, a) for a in ("kind", "label", "build")):
+                raise ModelError(f"theorem {self.name!r}: runs[{i}] must be a queueing_llm.runs.RunSpec, "
+                                 f"got {describe(spec)}")
+        object.__setattr__(self, "runs", runs)
+
+    def evaluate_option_names(self) -> frozenset[str]:
+        """Names of the options ``evaluate`` takes (the keyword parameters of ``evaluate_fn``)."""
+        params = list(inspect.signature(self.evaluate_fn).parameters.values())[1:]
+        return frozenset(p.name for p in params
+                         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    def split_options(self, options: Mapping[str, Any] | None = None, **more: Any) -> tuple[dict, dict]:
+        """Split options into ``(evaluate_options, check_options)``.
+
+        Evaluate options are the names in the signature of ``evaluate_fn``; every other
+        option goes to the check (``level``, ``batches``, ``quantity``, ...).
+        """
+        opts = {**dict(options or {}), **more}
+        names = self.evaluate_option_names()
+        return ({k: v for k, v in opts.items() if k in names}, {k: v for k, v in opts.items() if k not in names})
 
     def applies(self, model: Any) -> str | None:
         """None if the theorem applies to ``model``, else the reason it does not."""
@@ -96,12 +132,28 @@ class Theorem:
         self._require(model)
         return self.evaluate_fn(model, **options)
 
-    def check(self, model: Any, trajectory: Any, **options: Any) -> Verdict:
-        """Verdict of the statement against a simulated run (or a list of runs)."""
+    def check(self, model: Any, runs: Any, **options: Any) -> Verdict:
+        """Verdict of the statement against a run (or a list of runs).
+
+        Splits ``options`` (:meth:`split_options`), evaluates the prediction with the
+        evaluate options and passes it to the check with the others. Prefer
+        :func:`queueing_llm.verify`, which also validates the runs and can build them.
+        """
         self._require(model)
         if self.check_fn is None:
             raise ModelError(f"theorem {self.name!r} has no numerical check")
-        return self.check_fn(model, trajectory, **options)
+        ev, ch = self.split_options(options)
+        prediction = self.evaluate_fn(model, **ev)
+        return self.check_with(model, runs, prediction, **ch)
+
+    def check_with(self, model: Any, runs: Any, prediction: dict, **check_options: Any) -> Verdict:
+        """The check alone, on a given ``prediction`` (the dict ``evaluate`` returned)."""
+        if self.check_fn is None:
+            raise ModelError(f"theorem {self.name!r} has no numerical check")
+        verdict = self.check_fn(model, runs, prediction, **check_options)
+        if not isinstance(verdict, Verdict):
+            raise ModelError(f"the check of theorem {self.name!r} must return a Verdict, got {describe(verdict)}")
+        return verdict
 
 
 class TheoremRegistry(Mapping):

@@ -1,27 +1,30 @@
-r"""Verification: a theorem's statement against simulated trajectories.
+r"""Verification: a theorem's own prediction against an independent measurement on runs.
 
-:func:`verify` asks a registered :class:`~queueing_llm.theorems.Theorem` to check itself
-against one trajectory (batch means after warm-up deletion) or a list of independent
-replications, and returns a :class:`~queueing_llm.verdict.Verdict`: the theory value,
-the simulation's estimate, its confidence interval at the requested level, whether the
-statement holds, and a sentence saying why. :func:`verify_all` does it for every
-applicable registered theorem.
+:func:`verify` takes the prediction from the theorem's ``evaluate`` (and nothing else),
+the measurement from runs (given by the caller, or the runs the theorem declares in
+``Theorem.runs``, built at their default sizes and seeded by ``seed=``), and returns the
+check's :class:`~queueing_llm.verdict.Verdict`: theory value, estimate, confidence
+interval, ``holds`` (True, False, or None when the runs violate a hypothesis: "does not
+apply"), the test that decided (two-sided CI, exact, one-sided bound) and a sentence
+saying why. :func:`verify_all` does it for every applicable registered theorem.
 
 Authors of checks (built-in or their own, see ``docs/user_theorems.md``) build verdicts
 with :func:`estimate_mean` (a confidence interval for the long-run mean of a per-iteration
-series) and :func:`judge` / :func:`judge_bounds` (the verdict and its sentence), so every
-check reads the same way:
+series) and the judges :func:`judge`, :func:`judge_bounds`, :func:`judge_upper`,
+:func:`judge_lower`, :func:`judge_exact` (the verdict, its test and its sentence), so
+every check reads the same way:
 
 .. code-block:: python
 
-    def check(model, runs, level=0.95):
+    def check(model, runs, prediction, level=0.95):
         iv = estimate_mean(runs, lambda run: run.batch.sum(axis=(1, 2)), level)
-        return judge("mean-batch", "mean_batch", theory_value, iv)
+        return judge("mean-batch", "mean_batch", prediction["mean_batch"], iv)
 
-The decision rule is the confidence interval's: a statement about a long-run mean holds
-if the theory value lies inside the level-:math:`c` interval of the simulation (so a true
-statement is rejected with probability about :math:`1 - c`; use a higher level, e.g.
-Bonferroni's :math:`1 - (1-c)/m`, when :math:`m` checks must pass together).
+The decision rule of a two-sided check is the confidence interval's: a statement about a
+long-run mean holds if the theory value lies inside the level-:math:`c` interval of the
+simulation (so a true statement is rejected with probability about :math:`1 - c`; use a
+higher level, e.g. Bonferroni's :math:`1 - (1-c)/m`, when :math:`m` checks must pass
+together).
 """
 
 from __future__ import annotations
@@ -31,60 +34,87 @@ from typing import Any
 
 import numpy as np
 
-from .checks import judge, judge_bounds, mean_interval
+from .checks import judge, judge_bounds, judge_exact, judge_lower, judge_upper, mean_interval
 from .errors import ModelError, describe
 from .numbers import check_real
+from .runs import build_runs, is_run, run_kind
 from .stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval
 from .theorems import Theorem, theorems
 from .verdict import Verdict
 
-__all__ = ["verify", "verify_all", "Verdicts", "estimate_mean", "judge", "judge_bounds", "as_runs"]
+__all__ = ["verify", "verify_all", "Verdicts", "estimate_mean", "judge", "judge_bounds", "judge_exact",
+           "judge_upper", "judge_lower", "as_runs"]
 
 
-def _trajectory_type() -> type:
-    from .sim import Trajectory  # sim is below verify in the one-way flow
+def _flatten(runs: Any) -> list:
+    if is_run(runs):
+        return [runs]
+    out = []
+    for item in runs:
+        out.extend(_flatten(item) if not is_run(item) and isinstance(item, (list, tuple)) else [item])
+    return out
 
-    return Trajectory
+
+def _allowed_models(model: Any, theorem: Theorem | None) -> list:
+    allowed = [model]
+    for spec in getattr(theorem, "runs", ()) or ():
+        try:
+            other = spec.model_for(model)
+        except ModelError:  # a transform that does not apply to this model: no runs of it
+            continue
+        if all(other != m for m in allowed):
+            allowed.append(other)
+    return allowed
 
 
-def as_runs(trajectory_or_runs: Any, model: Any = None) -> Any:
-    """Validate one trajectory or a non-empty list of independent trajectories.
+def as_runs(trajectory_or_runs: Any, model: Any = None, theorem: Theorem | None = None) -> Any:
+    """Validate one run or a non-empty list of runs (nested lists allowed: one entry per
+    declared run, each a run or its replications).
 
-    Returns the trajectory itself, or a list of trajectories. With ``model`` given, every
-    run must have been simulated from an equal model; replications must have distinct
-    seeds (identical seeds are the same run, not independent replications).
+    A run is anything with the attributes of the :class:`~queueing_llm.runs.Run` protocol: a
+    simulated :class:`~queueing_llm.sim.Trajectory` or a
+    :class:`~queueing_llm.theory.dynamics.RelaxedTrajectory`. Returns the argument
+    unchanged. With ``model`` given, every run must have been built from ``model`` or from
+    the model of one of ``theorem``'s declared runs (another policy, a transformed
+    model); runs of one kind and one model must have distinct seeds (identical seeds are
+    the same run, not independent replications).
     """
-    Trajectory = _trajectory_type()
-    if isinstance(trajectory_or_runs, Trajectory):
-        runs = [trajectory_or_runs]
-        single = True
+    if is_run(trajectory_or_runs):
+        flat = [trajectory_or_runs]
     elif isinstance(trajectory_or_runs, Sequence) and not isinstance(trajectory_or_runs, (str, bytes)):
-        runs = list(trajectory_or_runs)
-        single = False
-        if not runs:
-            raise ModelError("runs must hold at least one Trajectory, got an empty list")
-        for i, run in enumerate(runs):
-            if not isinstance(run, Trajectory):
-                raise ModelError(f"runs[{i}] must be a Trajectory (ql.simulate(...)), got {describe(run)}")
-        seeds = [run.seed for run in runs if run.seed is not None]
-        if len(set(map(repr, seeds))) < len(seeds):
+        if len(trajectory_or_runs) == 0:
+            raise ModelError("runs must hold at least one run, got an empty list")
+        flat = _flatten(trajectory_or_runs)
+        for i, run in enumerate(flat):
+            if not is_run(run):
+                raise ModelError(
+                    f"runs[{i}] must be a run (ql.simulate(...) or ql.theory.dynamics.relaxed_trajectory(...)), "
+                    f"got {describe(run)}")
+        groups: dict[tuple, list] = {}
+        for run in flat:
+            if run_kind(run) == "relaxed" or run.seed is None:
+                continue
+            key = (run_kind(run), repr(run.model))
+            groups.setdefault(key, []).append(repr(run.seed))
+        if any(len(set(seeds)) < len(seeds) for seeds in groups.values()):
             raise ModelError(
                 "replications must be independent, but some runs share a seed; "
                 "use queueing_llm.testing.simulate_replications or distinct seeds"
             )
     else:
         raise ModelError(
-            "trajectory_or_runs must be a Trajectory (ql.simulate(...)) or a list of them, "
+            "runs must be a run (ql.simulate(...), ql.theory.dynamics.relaxed_trajectory(...)) or a list of them, "
             f"got {describe(trajectory_or_runs)}"
         )
     if model is not None:
-        for i, run in enumerate(runs):
-            if run.model != model:
+        allowed = _allowed_models(model, theorem)
+        for i, run in enumerate(flat):
+            if all(run.model != m for m in allowed):
                 raise ModelError(
-                    f"run {i} was simulated from a different model ({describe(run.model)}) "
-                    f"than the one verified ({describe(model)})"
+                    f"run {i} was built from a different model ({describe(run.model)}) "
+                    f"than the one verified ({describe(model)}) or the models of the theorem's declared runs"
                 )
-    return runs[0] if single else runs
+    return trajectory_or_runs
 
 
 def _theorem(theorem: Theorem | str) -> Theorem:
@@ -95,48 +125,81 @@ def _theorem(theorem: Theorem | str) -> Theorem:
     raise ModelError(f"theorem must be a Theorem or a registry name, got {describe(theorem)}")
 
 
+def _label(runs: Any) -> str:
+    kinds = sorted({run_kind(r) for r in _flatten(runs)})
+    return " + ".join(kinds)
+
+
+def declared_runs(thm: Theorem, model: Any, seed: int | None = None, iterations: int | None = None) -> tuple:
+    """Build the runs ``thm`` declares: ``(runs, label)``; one declared run is passed as
+    built (a run or its replications), several as a list in the declared order."""
+    built = build_runs(thm, model, seed=seed, iterations=iterations)
+    if len(built) == 1:
+        spec, run = built[0]
+        return run, spec.label
+    return [run for _, run in built], " + ".join(spec.label for spec, _ in built)
+
+
 def verify(
     theorem: Theorem | str,
     model: Any,
-    trajectory_or_runs: Any,
+    runs: Any = None,
     level: float = DEFAULT_LEVEL,
+    seed: int | None = None,
     **options: Any,
 ) -> Verdict:
-    r"""Verdict of ``theorem`` for ``model`` against simulated runs.
+    r"""Verdict of ``theorem`` for ``model``: its ``evaluate`` against a measurement on runs.
 
     Parameters
     ----------
     theorem : Theorem or str
         A theorem object or its registry name (``"stationary"``, ...).
     model : ContinuousBatching
-        The model the runs were simulated from.
-    trajectory_or_runs : Trajectory or list of Trajectory
-        One long run (the check uses batch means after warm-up deletion) or independent
-        replications (a Student interval on the per-run estimates).
+        The model the runs were built from.
+    runs : run, list of runs, or None
+        One run (a simulated ``Trajectory``: batch means after warm-up deletion; or a
+        ``RelaxedTrajectory``), or independent replications (a Student interval on the
+        per-run estimates), or, for a theorem declaring several runs, one entry per
+        declared run in order. None: the runs the theorem declares (``Theorem.runs``),
+        built at their default sizes.
     level : float in (0, 1)
         Confidence level :math:`c` of the interval (default 0.95).
+    seed : int or None
+        Seed of the runs built when ``runs`` is None.
     **options
-        Passed to the theorem's check (and on to its ``evaluate``).
+        Split by :meth:`Theorem.split_options`: the names ``evaluate`` takes go to
+        ``evaluate`` (the prediction), the others to the check.
 
     Returns
     -------
     Verdict
-        Theory value, estimate, confidence interval, ``holds`` and the reason.
+        Theory value (from ``evaluate``), estimate, confidence interval, ``holds``
+        (None: the runs violate a hypothesis), the test and the reason; ``run`` names the
+        run kind used.
 
     Raises
     ------
     ModelError
         Unknown name, a theorem without a check, a theorem that does not apply to the
-        model (the message gives the theorem's reason), runs from another model.
+        model (the message gives the theorem's reason), runs from another model, no runs
+        given and none declared.
     """
-    thm = _theorem(theorem)
+    return _verify(_theorem(theorem), model, runs, level, seed, "", options)
+
+
+def _verify(thm: Theorem, model: Any, runs: Any, level: float, seed: int | None, label: str,
+            options: dict) -> Verdict:
     check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
     if thm.check_fn is None:
         raise ModelError(f"theorem {thm.name!r} has no numerical check; it can be evaluated but not verified")
-    runs = as_runs(trajectory_or_runs, model)
-    verdict = thm.check(model, runs, level=level, **options)
-    if not isinstance(verdict, Verdict):
-        raise ModelError(f"the check of theorem {thm.name!r} must return a Verdict, got {describe(verdict)}")
+    ev, ch = thm.split_options(options)
+    prediction = thm.evaluate(model, **ev)  # raises when the theorem does not apply to the model
+    if runs is None:
+        runs, label = declared_runs(thm, model, seed=seed)
+    as_runs(runs, model, thm)
+    verdict = thm.check_with(model, runs, prediction, level=level, **ch)
+    if not verdict.run:
+        verdict = verdict.replace(run=label or _label(runs))
     return verdict
 
 
@@ -150,9 +213,14 @@ class Verdicts(list):
         self.skipped: dict[str, str] = dict(skipped or {})
 
     @property
+    def failures(self) -> list[Verdict]:
+        """The verdicts that FAIL (not those that do not apply)."""
+        return [v for v in self if v.holds is False]
+
+    @property
     def all_hold(self) -> bool:
-        """True if every verdict holds (and there is at least one)."""
-        return bool(self) and all(v.holds for v in self)
+        """True if no verdict fails and at least one holds ("does not apply" is no failure)."""
+        return any(v.holds is True for v in self) and not self.failures
 
     def __str__(self) -> str:
         lines = [str(v) for v in self]
@@ -161,25 +229,51 @@ class Verdicts(list):
 
 
 def verify_all(
-    model: Any, runs: Any, names: Sequence[str] | None = None, level: float = DEFAULT_LEVEL
+    model: Any,
+    runs: Any = None,
+    names: Sequence[str] | None = None,
+    level: float = DEFAULT_LEVEL,
+    seed: int | None = None,
 ) -> Verdicts:
     """Verdicts of every registered theorem with a check that applies to ``model``.
 
     Parameters
     ----------
     model : ContinuousBatching
-    runs : Trajectory or list of Trajectory
+    runs : run, list of runs, or None
+        The same runs for every theorem; None: each theorem's declared runs (a run
+        declared by several theorems with the same label is built once).
     names : sequence of str or None
         Only these theorems (each must exist, have a check and apply: errors propagate);
         ``None`` means every registered theorem, skipping those without a check, those
-        that do not apply to the model and those whose check refuses these runs (a
+        that do not apply to the model, those declaring no runs when ``runs`` is None,
+        and those whose check refuses the given runs (a
         :class:`~queueing_llm.errors.ModelError`, e.g. a saturated-run theorem given an
         open-system run); ``Verdicts.skipped`` records each skipped name with its reason.
     level : float in (0, 1)
+    seed : int or None
+        Seed of the runs built when ``runs`` is None.
     """
-    runs = as_runs(runs, model)
+    if runs is not None:
+        as_runs(runs)
+    cache: dict[tuple, Any] = {}
+
+    def one(thm: Theorem) -> Verdict:
+        if runs is not None:
+            return verify(thm, model, runs, level)
+        if not thm.runs:
+            raise ModelError(f"theorem {thm.name!r} declares no runs (Theorem.runs); pass runs")
+        built = []
+        for spec in thm.runs:
+            key = (spec.label, spec.size(), seed)
+            if key not in cache:
+                cache[key] = spec.make(model, seed)
+            built.append(cache[key])
+        label = " + ".join(spec.label for spec in thm.runs)
+        return _verify(thm, model, built[0] if len(built) == 1 else built, level, seed, label, {})
+
     if names is not None:
-        return Verdicts(verify(name, model, runs, level) for name in names)
+        return Verdicts(one(_theorem(name)) for name in names)
     out = Verdicts()
     for name, thm in theorems.items():
         if thm.check_fn is None:
@@ -190,7 +284,7 @@ def verify_all(
             out.skipped[name] = f"does not apply: {reason}"
             continue
         try:
-            out.append(verify(thm, model, runs, level))
+            out.append(one(thm))
         except ModelError as err:  # recorded with its message, never silently dropped
             out.skipped[name] = f"check refused these runs: {err}"
     return out

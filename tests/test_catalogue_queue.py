@@ -156,5 +156,5 @@ def test_check_errors_are_model_errors(stable_run) -> None:
         ql.theorems["renewal-transient"].check(STABLE, stable_run)
     with pytest.raises(ModelError, match="quantity"):
         ql.theorems["stationary"].check(STABLE, stable_run, quantity="median")
-    v = ql.theorems["stationary"].check(OVER, sim(OVER, 2_000, 1))
-    assert not v.holds and math.isinf(v.theory)
+    v = ql.theorems["stationary"].check(OVER, sim(OVER, 2_000, 1))  # unstable: a violated hypothesis
+    assert v.holds is None and v.status == "does not apply" and math.isinf(v.theory) and "unstable" in v.reason

@@ -66,8 +66,8 @@ USER_THEOREM = ql.Theorem(
     hypotheses=("policy fcfs_cap, one type", "lambda E[l1] < B"),
     statement_fn=lambda m: sp.Eq(MEAN_BATCH, _mean_batch(m)),
     evaluate_fn=lambda m: {"mean_batch": _mean_batch(m)},
-    check_fn=lambda m, runs, level=0.95: judge(
-        "user-mean-batch", "mean_batch", _mean_batch(m), estimate_mean(runs, lambda r: r.batch_size, level)
+    check_fn=lambda m, runs, prediction, level=0.95: judge(
+        "user-mean-batch", "mean_batch", prediction["mean_batch"], estimate_mean(runs, lambda r: r.batch_size, level)
     ),
     source="Little's law on the batch (test)",
     applies_fn=_applies,

@@ -48,10 +48,10 @@ def applies(model):
 
 
 def make(name, value=mean_batch, check=True, applies_fn=applies, returns=None):
-    def check_fn(model, runs, level=0.95):
+    def check_fn(model, runs, prediction, level=0.95):
         if returns is not None:
             return returns
-        return judge(name, "mean_batch", value(model), estimate_mean(runs, batch_series, level))
+        return judge(name, "mean_batch", prediction["mean_batch"], estimate_mean(runs, batch_series, level))
 
     return ql.Theorem(
         name=name,
@@ -149,9 +149,9 @@ def test_runs_are_validated(run):
         verify(RIGHT, MODEL, [run, run])
     with pytest.raises(ModelError, match="empty list"):
         verify(RIGHT, MODEL, [])
-    with pytest.raises(ModelError, match=r"runs\[1\] must be a Trajectory"):
+    with pytest.raises(ModelError, match=r"runs\[1\] must be a run"):
         verify(RIGHT, MODEL, [run, np.zeros(3)])
-    with pytest.raises(ModelError, match="must be a Trajectory"):
+    with pytest.raises(ModelError, match="must be a run"):
         verify(RIGHT, MODEL, batch_series(run))
     assert as_runs(run) is run and as_runs([run]) == [run]
 
@@ -260,3 +260,94 @@ def test_simulate_replications_sequential_and_parallel_agree():
     assert not seq[0].equals(seq[1])
     with pytest.raises(ParameterError, match="replications"):
         simulate_replications(MODEL, 500, 1, seed=2)
+
+
+# -- the one route: prediction from evaluate, declared runs, test names ----------------------
+
+from queueing_llm import runs as qruns  # noqa: E402
+from queueing_llm.testing import assert_detects, perturb  # noqa: E402
+from queueing_llm.verdict import EXACT, LOWER_BOUND, NOT_APPLICABLE, TWO_SIDED, UPPER_BOUND  # noqa: E402
+from queueing_llm.verify import judge_exact, judge_lower, judge_upper  # noqa: E402
+
+
+def test_verdict_status_and_not_applicable():
+    v = ql.Verdict.not_applicable("t", "q", "the run evicted 3 times", theory=2.0, run="open")
+    assert v.holds is None and v.status == "does not apply" and v.test == NOT_APPLICABLE and not bool(v)
+    assert "does not apply" in str(v) and "evicted" in str(v)
+    iv = Interval(1.0, 0.9, 1.1, 0.95, "batch-means", 20, 0)
+    assert judge("t", "q", 1.0, iv).test == TWO_SIDED and "two-sided CI" in str(judge("t", "q", 1.0, iv))
+    assert judge("t", "q", 2.0, iv).status == "FAILS"
+    with pytest.raises(ModelError, match="Verdict.test"):
+        ql.Verdict("t", "q", 1.0, 1.0, None, True, "r", test="does not apply")
+
+
+def test_one_sided_and_exact_judges():
+    iv = Interval(1.0, 0.9, 1.1, 0.95, "batch-means", 20, 0)
+    up = judge_upper("t", "q", 2.0, iv)
+    assert up.holds and up.test == UPPER_BOUND and "one-sided" in up.reason and "cannot detect" in up.reason
+    assert not judge_upper("t", "q", 0.85, iv).holds
+    assert judge_lower("t", "q", 0.95, iv).holds and judge_lower("t", "q", 0.5, iv).test == LOWER_BOUND
+    assert not judge_lower("t", "q", 1.2, iv).holds
+    ex = judge_exact("t", "q", sp.Rational(63, 40), sp.Rational(63, 40))
+    assert ex.holds and ex.test == EXACT and ex.interval is None
+    assert not judge_exact("t", "q", sp.Rational(63, 40), sp.Rational(63, 40) + sp.Rational(1, 10**9))
+    assert judge_exact("t", "q", 1.0, 1.0 + 1e-12, tol=1e-9).holds
+    assert not judge_exact("t", "q", 1.0, 1.01, tol=1e-9).holds
+
+
+def test_split_options_and_prediction_is_what_evaluate_returned(run):
+    seen = {}
+
+    def evaluate(model, scale=1):
+        return {"mean_batch": mean_batch(model) * scale}
+
+    def check(model, runs, prediction, level=0.95, tag=None):
+        seen.update(prediction=prediction, tag=tag)
+        return judge("opt", "mean_batch", prediction["mean_batch"], estimate_mean(runs, batch_series, level))
+
+    thm = ql.Theorem("opt", "opt", (), lambda m: sp.Eq(BBAR, 0), evaluate, check)
+    assert thm.split_options({"scale": 2, "tag": "x", "level": 0.9}) == ({"scale": 2}, {"tag": "x", "level": 0.9})
+    v = verify(thm, MODEL, run, scale=2, tag="x")
+    assert seen["tag"] == "x" and seen["prediction"] == {"mean_batch": 2 * mean_batch(MODEL)}
+    assert not v.holds and v.theory == pytest.approx(4.8)
+    assert thm.check(MODEL, run, tag="y").holds and seen["tag"] == "y"
+
+
+def test_perturbed_evaluate_is_caught(run):
+    assert perturb(RIGHT, "mean_batch", 1.05).evaluate(MODEL) == {"mean_batch": sp.Rational(63, 25)}
+    assert verify(RIGHT, MODEL, run).holds
+    verdicts = assert_detects(RIGHT, MODEL, run, "mean_batch", factors=(0.9, 1.1))
+    assert all(v.status == "FAILS" for v in verdicts)
+    with pytest.raises(AssertionError, match="not detected"):
+        assert_detects(RIGHT, MODEL, run, "mean_batch", factors=(1.0001,))
+    with pytest.raises(ModelError, match="no 'nope'"):
+        perturb(RIGHT, "nope", 1.1).evaluate(MODEL)
+    nested = ql.Theorem("nested", "n", (), lambda m: sp.Eq(BBAR, 0), lambda m: {"c": {3: sp.Integer(2)}, "l": [1, 2]})
+    assert perturb(nested, ("c", 3), 0.5).evaluate(MODEL)["c"][3] == 1
+    assert perturb(nested, ("l", 1), 2).evaluate(MODEL)["l"] == [1, 4]
+    assert perturb(nested, lambda p, f: {**p, "x": f}, 2).evaluate(MODEL)["x"] == 2
+
+
+def test_verify_builds_declared_runs_from_the_seed():
+    declared = ql.Theorem(
+        "declared", "declared", (), RIGHT.statement_fn, RIGHT.evaluate_fn, RIGHT.check_fn, applies_fn=applies,
+        runs=(qruns.open_run(iterations=4000, replications=4),),
+    )
+    a = verify(declared, MODEL, seed=7)
+    b = verify(declared, MODEL, seed=7)
+    assert a.holds and a.estimate == b.estimate and a.interval.method == "replications" and a.run == "open x4"
+    with pytest.raises(ModelError, match="declares no runs"):
+        verify(RIGHT, MODEL)
+
+
+def test_relaxed_runs_satisfy_the_run_protocol():
+    from queueing_llm.theory import dynamics as dyn
+
+    m = ql.ContinuousBatching(types=[ql.RequestType(prompt=10, decode=40)], kv_capacity=2000, policy="greedy")
+    relaxed = dyn.relaxed_trajectory(m, 50, exact=False)
+    sim = ql.simulate(m, 50, seed=1, saturated=True, engine="fast")
+    assert relaxed.kind == "relaxed" and sim.kind == "saturated" and qruns.is_run(relaxed) and qruns.is_run(sim)
+    assert isinstance(relaxed, qruns.Run) and as_runs([relaxed, sim], m) == [relaxed, sim]
+    spec = qruns.relaxed_run(30, policy="rate_limited", model_transform=lambda mm: mm)
+    built = spec.make(m)
+    assert built.kind == "relaxed" and built.rate is not None and spec.label == "relaxed, rate_limited(x*)"

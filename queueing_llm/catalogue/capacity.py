@@ -108,7 +108,7 @@ def _little_evaluate(model: ContinuousBatching) -> dict:
 
 def _little_check(
     model: ContinuousBatching,
-    trajectory: Any,
+    trajectory: Any, prediction: dict,
     level: float = DEFAULT_LEVEL,
     batches: int = DEFAULT_BATCHES,
     against: str = "throughput",
@@ -214,6 +214,7 @@ def _fluid_evaluate(model: ContinuousBatching, prefill_stage: bool = False) -> d
         "load": res.load,
         "capacity_bound": res.capacity_bound,
         "lifetimes": res.lifetimes,
+        "prefill_stage": bool(prefill_stage),
     }
     if res.reason:
         out["reason"] = res.reason
@@ -222,10 +223,9 @@ def _fluid_evaluate(model: ContinuousBatching, prefill_stage: bool = False) -> d
 
 def _fluid_check(
     model: ContinuousBatching,
-    trajectory: Any,
+    trajectory: Any, prediction: dict,
     level: float = DEFAULT_LEVEL,
     batches: int = DEFAULT_BATCHES,
-    prefill_stage: bool = False,
 ) -> Verdict:
     r"""Mean iteration time of a wall-clock run against :math:`\Delta^*` (or the overload drift).
 
@@ -243,10 +243,10 @@ def _fluid_check(
     The simulator holds :math:`w_j = l_0 + 1 + j` tokens (no prefill stage), so the check
     needs ``prefill_stage=False``.
     """
-    if prefill_stage is not False:
+    if prediction.get("prefill_stage", False) is not False:
         raise ModelError(
             "fluid-benchmark check: simulated runs hold w_j = l0 + 1 + j tokens (no prefill stage), "
-            f"so prefill_stage must be False, got {describe(prefill_stage)}"
+            f"so prefill_stage must be False, got {describe(prediction.get('prefill_stage'))}"
         )
     runs = runs_list(trajectory)
     res = cap.fluid_benchmark(model, prefill_stage=False)
@@ -319,16 +319,15 @@ def _nsz_statement(model: ContinuousBatching, chunk: Any = None, batch_time: Any
 
 def _nsz_evaluate(model: ContinuousBatching, chunk: Any = None, batch_time: Any = 1) -> dict:
     res = cap.nsz_threshold(model, chunk=chunk, batch_time=batch_time)
-    return {"mu": res.mu, "delta": res.delta, "mean_g": res.mean_g, "stable_rate": res.stable_rate}
+    return {"mu": res.mu, "delta": res.delta, "mean_g": res.mean_g, "stable_rate": res.stable_rate,
+            "batch_time": cap.check_batch_time(batch_time), "chunk": chunk}
 
 
 def _nsz_check(
     model: ContinuousBatching,
-    trajectory: Any,
+    trajectory: Any, prediction: dict,
     level: float = DEFAULT_LEVEL,
     batches: int = DEFAULT_BATCHES,
-    chunk: Any = None,
-    batch_time: Any = 1,
 ) -> Verdict:
     r"""The necessary half of [NSZ26]: no policy completes more than :math:`\mu` per batch time.
 
@@ -342,12 +341,12 @@ def _nsz_check(
     under greedy admission with evictions [ADLS26] shows congestion below :math:`x^*`.
     """
     runs = runs_list(trajectory)
-    res = cap.nsz_threshold(model, chunk=chunk, batch_time=batch_time)
-    bbar = numeric(cap.check_batch_time(batch_time), "batch_time")
-    mu = numeric(res.mu, "mu")
+    bbar = numeric(prediction["batch_time"], "batch_time")
+    mu = numeric(prediction["mu"], "mu")
     iv = mean_interval(runs, lambda r: np.asarray(r.completions, dtype=float).sum(axis=1) / bbar, level, batches)
-    details = {"delta": numeric(res.delta, "delta"), "stable_rate": numeric(res.stable_rate, "stable_rate"),
-               "mean_g": numeric(res.mean_g, "mean_g"), "evictions": _evictions(runs)}
+    details = {"delta": numeric(prediction["delta"], "delta"),
+               "stable_rate": numeric(prediction["stable_rate"], "stable_rate"),
+               "mean_g": numeric(prediction["mean_g"], "mean_g"), "evictions": _evictions(runs)}
     where = f"the {iv.level_percent} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] of the completion rate"
     holds = iv.low <= mu
     reason = f"{where} {'reaches down to' if holds else 'lies above'} mu = {mu:.6g}"

@@ -20,7 +20,7 @@ and ``spacing=d`` (one evenly spaced cycle; by default all, as dicts by ``i`` an
 (search limit of ``l0_min``); ``rate-limited`` takes ``rate`` (default: the policy's rate,
 else :math:`x^*`); ``open-system`` takes ``policy`` (another covered policy) and ``rate`` (an
 arrival rate other than the model's). Options of ``check``: ``slack`` (``fixed-point``,
-``worst-cycle``, ``rate-limited``), ``tol`` (``cycles``, float runs), ``rate`` (``rate-limited``),
+``worst-cycle``, ``rate-limited``), ``tol`` (``cycles``, float runs),
 ``warmup`` and ``batches`` (``open-system``).
 
 Every ``statement`` is derived by :mod:`queueing_llm.theory.dynamics` from the model; every
@@ -179,7 +179,8 @@ def _fixed_point_evaluate(model: ContinuousBatching) -> dict:
     return {"x_star": dyn.fixed_point(model)}
 
 
-def _fixed_point_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0, level: float = 0.95) -> Verdict:
+def _fixed_point_check(
+    model: ContinuousBatching, trajectory: Any, prediction: dict, slack: Any = 0, level: float = 0.95) -> Verdict:
     r"""Throughput of a saturated run :math:`\le x^*` + ``slack``.
 
     Over a cycle the memory after admission sums to at most :math:`P M`, and every request
@@ -250,7 +251,8 @@ def _stability_verdict(name: str, quantity: str, theory_rho: float, stable: bool
     return _combine(verdicts, max)
 
 
-def _linear_check(model: ContinuousBatching, trajectory: Any, level: float = 0.95) -> Verdict:
+def _linear_check(
+    model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = 0.95) -> Verdict:
     """A relaxed run started near :math:`x^*` converges iff :math:`\\rho(F) < 1`."""
     return _stability_verdict("linear-map", "spectral_radius", dyn.spectral_radius(model), dyn.is_stable(model),
                               model, trajectory)
@@ -276,7 +278,8 @@ def _worst_bound(model: ContinuousBatching, run: Any) -> sp.Expr:
     return sp.floor(model.M / c.w(c.l1 - 1)) / c.l1  # the integer worst cycle
 
 
-def _worst_check(model: ContinuousBatching, trajectory: Any, slack: Any = 0, level: float = 0.95) -> Verdict:
+def _worst_check(
+    model: ContinuousBatching, trajectory: Any, prediction: dict, slack: Any = 0, level: float = 0.95) -> Verdict:
     r"""Cycle throughput :math:`\ge` the worst-cycle throughput - ``slack``.
 
     Relaxed runs: :math:`M/(l_1(l_0+l_1))` exactly. Integer runs: the integer worst cycle
@@ -334,7 +337,8 @@ def _catalogue(model: ContinuousBatching) -> dict[str, Any]:
     return out
 
 
-def _cycles_check(model: ContinuousBatching, trajectory: Any, tol: float = 1e-9, level: float = 0.95) -> Verdict:
+def _cycles_check(
+    model: ContinuousBatching, trajectory: Any, prediction: dict, tol: float = 1e-9, level: float = 0.95) -> Verdict:
     r"""The cycle a run settles on is one of the catalogued cycles.
 
     Relaxed runs: its throughput equals a catalogued value (exactly for rational runs,
@@ -387,7 +391,8 @@ def _gcd_evaluate(model: ContinuousBatching, ratios: Any = None, max_l0: int = 1
     }
 
 
-def _gcd_check(model: ContinuousBatching, trajectory: Any, level: float = 0.95) -> Verdict:
+def _gcd_check(
+    model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = 0.95) -> Verdict:
     """A relaxed run started near :math:`x^*` converges iff the criterion says stable."""
     return _stability_verdict("gcd-criterion", "stable", dyn.spectral_radius(model), dyn.is_stable(model),
                               model, trajectory)
@@ -412,7 +417,7 @@ def _rate_evaluate(model: ContinuousBatching, rate: Any = None) -> dict:
 
 
 def _rate_check(
-    model: ContinuousBatching, trajectory: Any, rate: Any = None, slack: Any = None, level: float = 0.95
+    model: ContinuousBatching, trajectory: Any, prediction: dict, slack: Any = None, level: float = 0.95
 ) -> Verdict:
     r"""A rate-limited saturated run: throughput equals the rate (:math:`x^*`), no eviction.
 
@@ -426,7 +431,7 @@ def _rate_check(
     6 % once 100 requests are in flight, but can exceed greedy's worst cycle when fewer
     than 5 are).
     """
-    x = dyn.rate_limited_throughput(model, _rate_of(model, rate))["throughput"]
+    x = prediction["throughput"]
     verdicts = []
     for run in _runs(trajectory):
         limited = run.rate is not None if _is_relaxed(run) else isinstance(
@@ -524,7 +529,8 @@ def _integer_congested_low(model: ContinuousBatching, theta: float) -> float:
 
 
 def _open_check(
-    model: ContinuousBatching, trajectory: Any, level: float = 0.95, warmup: Any = None, batches: int = 20
+    model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = 0.95, warmup: Any = None,
+    batches: int = 20,
 ) -> Verdict:
     r"""Stable below the threshold, growing above it: confidence intervals on open-system runs.
 

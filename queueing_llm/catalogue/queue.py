@@ -19,11 +19,17 @@ may follow):
 ``waiting-cap`` {rejection_probability}
     option ``exact`` (rational arithmetic for rational finite laws).
 
-Each check reads the arrays of a simulated trajectory, or of a list of independent runs
-(replications); it never simulates. One run: batch means after the run's warm-up (MSER-5
-if the run has none); several: replications. A statement about a long-run mean holds iff
-the theory value lies in the confidence interval (default level 0.95).
+Each check takes its theory value from the prediction ``evaluate`` returned and measures
+the arrays of a simulated trajectory, or of a list of independent runs (replications); it
+never simulates and never recomputes a theory value. One run: batch means after the
+run's warm-up (MSER-5 if the run has none); several: replications. Every comparison is
+two-sided (the theory value lies in the confidence interval, default level 0.95) except
+``lyapunov-bounds`` (the interval meets the bounds) and the exact binomial interval of
+``renewal-transient`` at one iteration. Each theorem declares its runs (``Theorem.runs``):
+an open-system run, or a saturated run for the saturated-batch results. A run outside the
+hypotheses (an unstable model for ``stationary``) gives a "does not apply" verdict.
 """
+
 
 from __future__ import annotations
 
@@ -34,9 +40,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ..checks import default_warmup, judge, mean_interval, numeric, runs_list
+from ..checks import default_warmup, judge, judge_bounds, mean_interval, numeric, predicted, runs_list
 from ..errors import ModelError, describe
 from ..model import ContinuousBatching
+from ..runs import open_run, saturated_run
 from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, binomial_ci, rate_ci, steady_state_ci
 from ..theorems import Theorem, theorems
 from ..theory import queue as tq
@@ -46,6 +53,9 @@ from ..verdict import Verdict
 
 __all__ = ["STABILITY", "OVERLOAD_DRIFT", "RENEWAL_TRANSIENT", "EQUILIBRIUM_STAGE", "STATIONARY",
            "LYAPUNOV_BOUNDS", "WAITING_CAP"]
+
+OPEN = (open_run(),)
+SATURATED = (saturated_run(),)
 
 SOURCE_B = "MODEL.md section 5, family B; Bailey (1954); Bruneel and Kim (1993)"
 
@@ -103,16 +113,18 @@ def _stability_evaluate(model: ContinuousBatching) -> dict:
     return out
 
 
-def _stability_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _stability_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                      batches: int = DEFAULT_BATCHES) -> Verdict:
-    r"""Completions per iteration against :math:`\min(\lambda, B/E[l_1])` (the long-run throughput)."""
+    r"""Completions per iteration (two-sided CI) against the predicted long-run throughput
+    :math:`\min(\lambda, B/E[l_1])`."""
     _numeric(model)
     runs = runs_list(trajectory)
-    res = tq.stability(model)
-    theory = numeric(res.throughput, "throughput")
+    theory = predicted(prediction, "throughput", "stability")
     iv = mean_interval(runs, lambda r: _total(r.completions), level, batches)
-    return judge("stability", "throughput", theory, iv,
-                  {"capacity": numeric(res.capacity, "capacity"), "stable": res.stable})
+    v = judge("stability", "throughput", theory, iv,
+              {"capacity": numeric(predicted(prediction, "capacity", "stability"), "capacity"),
+               "stable": prediction.get("stable")})
+    return v.replace(unit="completions per iteration")
 
 
 STABILITY = theorems.register(Theorem(
@@ -127,6 +139,9 @@ STABILITY = theorems.register(Theorem(
     check_fn=_stability_check,
     source="MODEL.md section 5, B.1; Loynes (1962)",
     applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
+    runs=OPEN,
+    comparison="completions per iteration of an open run (batch means) against the predicted throughput "
+               "min(lambda, B/E[l1]): two-sided CI",
 ))
 
 
@@ -154,16 +169,17 @@ def _drift_evaluate(model: ContinuousBatching) -> dict:
     return out
 
 
-def _drift_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _drift_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                  batches: int = DEFAULT_BATCHES) -> Verdict:
-    r"""Growth rate of the number in system (batch means of its increments) against the drift."""
+    r"""Growth rate of the number in system (batch means of its increments, two-sided CI)
+    against the predicted drift :math:`(\lambda - B/E[l_1])^+`."""
     _numeric(model)
     runs = runs_list(trajectory)
-    theory = numeric(tq.overload_drift(model), "drift")
+    theory = predicted(prediction, "drift", "overload-drift")
     data = [np.asarray(r.in_system, dtype=float) for r in runs]
     w = default_warmup(runs)
     iv = rate_ci(data if len(data) > 1 else data[0], level, batches, w if isinstance(w, int) else 0)
-    return judge("overload-drift", "drift", theory, iv)
+    return judge("overload-drift", "drift", theory, iv).replace(unit="requests per iteration")
 
 
 OVERLOAD_DRIFT = theorems.register(Theorem(
@@ -179,6 +195,9 @@ OVERLOAD_DRIFT = theorems.register(Theorem(
     check_fn=_drift_check,
     source="MODEL.md section 5, B.2",
     applies_fn=lambda m: tq.queue_reason(m),
+    runs=OPEN,
+    comparison="growth per iteration of the number in system of an open run (batch means of the increments) "
+               "against the drift: two-sided CI",
 ))
 
 
@@ -210,33 +229,39 @@ def _renewal_evaluate(model: ContinuousBatching, n: int = 20) -> dict:
     return out
 
 
-def _renewal_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _renewal_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                    batches: int = DEFAULT_BATCHES, iteration: int | None = None) -> Verdict:
     r"""Completions of saturated runs started from an empty batch.
 
     ``iteration=None``: the long-run completions per iteration divided by :math:`B` against
-    :math:`1/E[l_1]` (the Cesaro limit, also for periodic laws). ``iteration=n``: the
-    completions at iteration :math:`n` of :math:`R` independent runs are
-    :math:`\mathrm{Bin}(RB, u_n)` (independent slots), so the exact Clopper-Pearson interval
-    of :math:`u_n` is compared with the derived :math:`u_n` (valid for rare completions too).
+    the predicted ``limit`` :math:`1/E[l_1]` (two-sided CI; the Cesaro limit, also for
+    periodic laws). ``iteration=n``: the completions at iteration :math:`n` of :math:`R`
+    independent runs are :math:`\mathrm{Bin}(RB, u_n)` (independent slots), so the exact
+    Clopper-Pearson interval of :math:`u_n` is compared with the predicted
+    ``sequence[n]`` (valid for rare completions too; evaluate option ``n`` must exceed
+    ``iteration``).
     """
     _numeric(model)
     runs = runs_list(trajectory)
     _check_saturated(runs, "renewal-transient")
     B = numeric(model.B, "B")
     if iteration is None:
-        theory = numeric(tq.renewal_limit(model).limit, "limit")
+        theory = predicted(prediction, "limit", "renewal-transient")
         iv = mean_interval(runs, lambda r: _total(r.completions) / B, level, batches)
-        return judge("renewal-transient", "limit", theory, iv)
+        return judge("renewal-transient", "limit", theory, iv).replace(unit="completions per slot per iteration")
     n = int(iteration)
     if not 1 <= n < min(int(np.asarray(r.completions).shape[0]) for r in runs):
         raise ModelError(f"iteration must lie in [1, iterations) of every run, got {describe(iteration)}")
-    u = tq.renewal_sequence(model, n)
+    u = predicted(prediction, "sequence", "renewal-transient")
+    if n >= len(u):
+        raise ModelError(f"iteration={n} needs the renewal sequence up to u_{n}: pass the evaluate option "
+                         f"n={n + 1} or more (got {len(u)} terms)")
     # the B slots of a batch started empty are independent renewal processes, so the completions
     # at iteration n of R runs are Binomial(R B, u_n): an exact interval, also when they are rare
     total = int(sum(int(_total(r.completions)[n]) for r in runs))
     iv = binomial_ci(total, len(runs) * int(B), level)
-    return judge("renewal-transient", f"u_{n}", numeric(u[n], "u_n"), iv, {"completions": total, "runs": len(runs)})
+    return judge("renewal-transient", f"u_{n}", numeric(u[n], "u_n"), iv,
+                 {"completions": total, "runs": len(runs)}).replace(unit="probability")
 
 
 RENEWAL_TRANSIENT = theorems.register(Theorem(
@@ -252,6 +277,10 @@ RENEWAL_TRANSIENT = theorems.register(Theorem(
     check_fn=_renewal_check,
     source="Feller, vol. 1, XIII.3 and XIII.11; MODEL.md section 5, B.3",
     applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
+    runs=SATURATED,
+    comparison="completions per slot and iteration of a saturated run from an empty batch (batch means) "
+               "against 1/E[l1]: two-sided CI; option iteration=n: Clopper-Pearson interval of u_n over "
+               "replications",
 ))
 
 
@@ -281,19 +310,21 @@ def _mean_stage_series(run: Any) -> np.ndarray:
     return (b * stages).sum(axis=(1, 2)) / np.maximum(members, 1.0)
 
 
-def _stage_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _stage_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                  batches: int = DEFAULT_BATCHES, quantity: str = "mean_kv") -> Verdict:
-    """Mean KV (``memory``) or mean stage of the members of a saturated run."""
+    """Mean KV (``memory``, tokens) or mean stage of the members of a saturated run against
+    the prediction (two-sided CI)."""
     _numeric(model)
     runs = runs_list(trajectory)
     _check_saturated(runs, "equilibrium-stage")
-    res = tq.equilibrium_stage(model)
     if quantity == "mean_kv":
         iv = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float), level, batches)
-        return judge("equilibrium-stage", "mean_kv", numeric(res.mean_kv, "mean_kv"), iv)
+        theory = predicted(prediction, "mean_kv", "equilibrium-stage")
+        return judge("equilibrium-stage", "mean_kv", theory, iv).replace(unit="tokens")
     if quantity == "mean_stage":
         iv = mean_interval(runs, _mean_stage_series, level, batches)
-        return judge("equilibrium-stage", "mean_stage", numeric(res.mean_stage, "mean_stage"), iv)
+        theory = predicted(prediction, "mean_stage", "equilibrium-stage")
+        return judge("equilibrium-stage", "mean_stage", theory, iv).replace(unit="stages")
     raise ModelError(f"quantity must be 'mean_kv' or 'mean_stage', got {describe(quantity)}")
 
 
@@ -309,6 +340,9 @@ EQUILIBRIUM_STAGE = theorems.register(Theorem(
     check_fn=_stage_check,
     source="Feller, vol. 1, XIII.10; MODEL.md section 5, B.4",
     applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
+    runs=SATURATED,
+    comparison="mean KV tokens (option quantity='mean_stage': mean stage) of the members of a saturated run "
+               "(batch means) against the prediction: two-sided CI",
 ))
 
 
@@ -332,26 +366,37 @@ def _sojourns(run: Any, warmup: int) -> np.ndarray:
     return (comp[keep] - arr[keep]).astype(float)[order]
 
 
-def _stationary_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+_STATIONARY_UNITS = {"mean_in_system": "requests", "p_empty": "probability", "mean_batch": "requests",
+                     "mean_sojourn": "iterations"}
+
+
+def _stationary_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                       batches: int = DEFAULT_BATCHES, quantity: str = "mean_in_system") -> Verdict:
-    r"""One of the stationary quantities against the simulation.
+    r"""One of the predicted stationary quantities against the simulation (two-sided CI).
 
     ``mean_in_system`` (``in_system``), ``p_empty`` (indicator of an empty system),
     ``mean_batch`` (batch members), ``mean_sojourn`` (completion minus arrival iteration of
     the requests arriving after the warm-up, in arrival order; batch means or replications).
+    An unstable model has no stationary law: the verdict says "does not apply".
     """
     _numeric(model)
     runs = runs_list(trajectory)
-    res = qs.stationary(model)
     series: dict[str, Callable[[Any], np.ndarray]] = {
         "mean_in_system": lambda r: np.asarray(r.in_system, dtype=float),
         "p_empty": lambda r: (np.asarray(r.in_system) == 0).astype(float),
         "mean_batch": lambda r: _total(r.batch),
     }
-    theory = numeric(getattr(res, quantity), quantity) if quantity in series or quantity == "mean_sojourn" else None
+    if quantity not in series and quantity != "mean_sojourn":
+        raise ModelError("quantity must be one of mean_in_system, p_empty, mean_batch, mean_sojourn, "
+                         f"got {describe(quantity)}")
+    theory = predicted(prediction, quantity, "stationary")
+    if prediction.get("stable") is False:
+        why = prediction.get("reason") or "the model is unstable"
+        return Verdict.not_applicable("stationary", quantity, f"{why}: no stationary law to compare with",
+                                      theory=numeric(theory, quantity))
     if quantity in series:
         iv = mean_interval(runs, series[quantity], level, batches)
-    elif quantity == "mean_sojourn":
+    else:
         w = default_warmup(runs)
         if not isinstance(w, int):
             from ..stats import mser5
@@ -359,11 +404,7 @@ def _stationary_check(model: ContinuousBatching, trajectory: Any, level: float =
             w = max(mser5(np.asarray(r.in_system, dtype=float)) for r in runs)
         data = [_sojourns(r, w) for r in runs]
         iv = steady_state_ci(data if len(data) > 1 else data[0], level, batches, 0)
-    else:
-        raise ModelError("quantity must be one of mean_in_system, p_empty, mean_batch, mean_sojourn, "
-                         f"got {describe(quantity)}")
-    assert theory is not None
-    return judge("stationary", quantity, theory, iv, {"reason": res.reason})
+    return judge("stationary", quantity, theory, iv).replace(unit=_STATIONARY_UNITS[quantity])
 
 
 STATIONARY = theorems.register(Theorem(
@@ -380,6 +421,9 @@ STATIONARY = theorems.register(Theorem(
     check_fn=_stationary_check,
     source="Bruneel and Kim (1993), ch. 4; Bailey (1954) for q = 1; MODEL.md section 5, B.5",
     applies_fn=lambda m: tq.queue_reason(m, geometric=True),
+    runs=OPEN,
+    comparison="mean number in system (option quantity: p_empty, mean_batch, mean_sojourn) of an open run "
+               "(batch means) against the prediction: two-sided CI; unstable model: does not apply",
 ))
 
 
@@ -398,30 +442,45 @@ def _lyapunov_evaluate(model: ContinuousBatching) -> dict:
            "queue_upper": res.queue_upper, "stable": res.stable}
     if res.reason:
         out["reason"] = res.reason
+    if res.stable is True and not model.is_symbolic:
+        try:  # how tight: the gap against the exact stationary mean (kernel roots), when it exists
+            exact = qs.stationary(model).mean_in_system
+        except ModelError as exc:
+            out["tightness_reason"] = str(exc)
+        else:
+            out["mean_in_system"] = exact
+            out["relative_gap"] = sp.simplify((res.upper - res.lower) / exact) if exact != 0 else sp.oo
     return out
 
 
-def _lyapunov_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _lyapunov_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                     batches: int = DEFAULT_BATCHES) -> Verdict:
-    """The interval of the mean number in system meets [lower, upper]."""
+    r"""The interval of the mean number in system must meet the predicted bounds
+    :math:`[L, U]` (test: bounds; rejected when the interval lies beyond one of them).
+
+    The reason states how tight the bounds are: their gap relative to the exact stationary
+    mean (``evaluate``'s ``relative_gap``), i.e. how far off a mean could be and still pass.
+    An unstable model has no stationary mean: "does not apply".
+    """
     _numeric(model)
     runs = runs_list(trajectory)
-    res = tq.lyapunov_bounds(model)
-    lo, hi = numeric(res.lower, "lower"), numeric(res.upper, "upper")
+    lo = predicted(prediction, "lower", "lyapunov-bounds")
+    hi = predicted(prediction, "upper", "lyapunov-bounds")
+    if prediction.get("stable") is False or math.isinf(numeric(lo, "lower")):
+        why = prediction.get("reason") or "the model is unstable"
+        return Verdict.not_applicable("lyapunov-bounds", "mean_in_system",
+                                      f"{why}: the bounds are infinite; the overload drift describes this model")
     iv = mean_interval(runs, lambda r: np.asarray(r.in_system, dtype=float), level, batches)
-    info = {"lower": lo, "upper": hi}
-    where = f"{iv.level:.0%} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}]"
-    if math.isinf(lo):
-        return Verdict("lyapunov-bounds", "mean_in_system", lo, iv.estimate, iv, False,
-                       "unstable model: the bounds are infinite; check the overload drift instead", info)
-    if iv.high < lo:
-        return Verdict("lyapunov-bounds", "mean_in_system", lo, iv.estimate, iv, False,
-                       f"the {where} lies below the lower bound {lo:.6g}", info)
-    if iv.low > hi:
-        return Verdict("lyapunov-bounds", "mean_in_system", hi, iv.estimate, iv, False,
-                       f"the {where} lies above the upper bound {hi:.6g}", info)
-    return Verdict("lyapunov-bounds", "mean_in_system", (lo + hi) / 2, iv.estimate, iv, True,
-                   f"the {where} meets the bounds [{lo:.6g}, {hi:.6g}]", info)
+    info = {}
+    v = judge_bounds("lyapunov-bounds", "mean_in_system", lo, hi, iv, info)
+    if "relative_gap" in prediction:
+        gap = numeric(prediction["relative_gap"], "relative_gap")
+        exact = numeric(prediction["mean_in_system"], "mean_in_system")
+        info = {**v.details, "relative_gap": gap, "mean_in_system": exact}
+        tight = (f"; tightness: the gap U - L = {numeric(hi, 'upper') - numeric(lo, 'lower'):.4g} is "
+                 f"{100 * gap:.3g}% of the exact stationary mean {exact:.6g}")
+        v = v.replace(reason=v.reason + tight, details=info)
+    return v.replace(unit="requests")
 
 
 LYAPUNOV_BOUNDS = theorems.register(Theorem(
@@ -437,6 +496,9 @@ LYAPUNOV_BOUNDS = theorems.register(Theorem(
     check_fn=_lyapunov_check,
     source="MODEL.md section 5, B.6 (Kingman-type quadratic drift)",
     applies_fn=lambda m: tq.queue_reason(m, geometric=True),
+    runs=OPEN,
+    comparison="mean number in system of an open run (batch means) against [lower, upper]: the interval "
+               "must meet the bounds; the relative gap (U - L)/E[Y] says how loose they are",
 ))
 
 
@@ -455,7 +517,8 @@ def _waiting_statement(model: ContinuousBatching, exact: bool = False) -> sp.Bas
 
 
 def _waiting_evaluate(model: ContinuousBatching, exact: bool = False) -> dict:
-    out: dict[str, Any] = {"overload_rejection_rate": qw.overload_rejection_rate(model)}
+    out: dict[str, Any] = {"overload_rejection_rate": qw.overload_rejection_rate(model),
+                           "arrival_rate": tq.queue_inputs(model).lam}
     if tq.geometric_q(model) is not None and not model.is_symbolic:
         res = qw.waiting_cap_chain(model, exact=exact)
         conv = (lambda x: x) if res.exact else float
@@ -468,15 +531,22 @@ def _waiting_evaluate(model: ContinuousBatching, exact: bool = False) -> dict:
     return out
 
 
-def _waiting_check(model: ContinuousBatching, trajectory: Any, level: float = DEFAULT_LEVEL,
+def _waiting_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                    batches: int = DEFAULT_BATCHES) -> Verdict:
-    """Rejections per iteration divided by lambda against the rejection probability."""
+    """Rejections per iteration divided by lambda against the predicted rejection probability
+    of the finite chain (two-sided CI). Without a finite chain (non-geometric decode
+    lengths) the prediction is the K -> oo limit, not a statement about this K: "does not
+    apply"."""
     _numeric(model)
     runs = runs_list(trajectory)
-    lam = numeric(tq.queue_inputs(model).lam, "lambda")
-    theory = numeric(qw.rejection_probability(model), "rejection_probability")
+    theory = predicted(prediction, "rejection_probability", "waiting-cap")
+    if "exact" not in prediction:
+        return Verdict.not_applicable(
+            "waiting-cap", "rejection_probability",
+            (prediction.get("reason") or "no finite chain") + "; a finite K is not compared with the limit")
+    lam = numeric(predicted(prediction, "arrival_rate", "waiting-cap"), "arrival_rate")
     iv = mean_interval(runs, lambda r: _total(r.rejections) / lam, level, batches)
-    return judge("waiting-cap", "rejection_probability", theory, iv)
+    return judge("waiting-cap", "rejection_probability", theory, iv).replace(unit="probability")
 
 
 WAITING_CAP = theorems.register(Theorem(
@@ -492,4 +562,7 @@ WAITING_CAP = theorems.register(Theorem(
     check_fn=_waiting_check,
     source="MODEL.md section 5, B.7",
     applies_fn=qw.waiting_cap_reason,
+    runs=OPEN,
+    comparison="rejections per iteration of an open run divided by lambda (batch means) against the "
+               "rejection probability of the finite chain: two-sided CI",
 ))

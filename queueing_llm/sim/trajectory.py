@@ -337,6 +337,11 @@ class Trajectory:
         return self._batch
 
     @property
+    def kind(self) -> str:
+        """``"saturated"`` or ``"open"``: the run kind of the :class:`queueing_llm.runs.Run` protocol."""
+        return "saturated" if self.saturated else "open"
+
+    @property
     def stages(self) -> int:
         """Size :math:`S` of the stage axis of :attr:`batch`."""
         return int(self._stages)

@@ -77,6 +77,11 @@ class RelaxedTrajectory:
     seed: Any = None
 
     @property
+    def kind(self) -> str:
+        """``"relaxed"``: the run kind of the :class:`queueing_llm.runs.Run` protocol."""
+        return "relaxed"
+
+    @property
     def iterations(self) -> int:
         """Number :math:`N` of recorded iterations."""
         return int(self.batch.shape[0])
