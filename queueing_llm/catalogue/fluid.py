@@ -22,13 +22,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
-from ..errors import ParameterError, describe
+from ..checks import judge, judge_exact, judge_upper, mean_interval, numeric, predicted, runs_list
+from ..errors import ModelError, ParameterError, describe
 from ..model import ContinuousBatching
 from ..numbers import is_infinite
+from ..policies import NestedWait, Wait
+from ..runs import open_run
+from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL
 from ..theorems import Theorem, theorems
 from ..theory import fluid_wait as fw
+from ..verdict import Verdict
 
 __all__ = ["WAIT_THRESHOLDS", "SAFETY_BUFFER", "WAIT_THROUGHPUT", "integer_segment_thresholds"]
 
@@ -66,6 +72,84 @@ def _wait_evaluate(model: ContinuousBatching, prefill_stage: bool = False) -> di
     return out
 
 
+def _fluid_wait_policy(model: ContinuousBatching) -> Wait:
+    from ..scheduling import fluid_wait  # above the registry: evaluated when the run is built
+
+    return fluid_wait(model)
+
+
+def _fluid_nested_policy(model: ContinuousBatching) -> NestedWait:
+    from ..scheduling import fluid_nested_wait
+
+    return fluid_nested_wait(model)
+
+
+def _wait_policy_of(runs: list, kind: type, name: str) -> Any:
+    policies = {r.model.policy for r in runs}
+    if len(policies) != 1 or not isinstance(next(iter(policies)), kind):
+        return None
+    return next(iter(policies))
+
+
+def _wait_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
+                batches: int = DEFAULT_BATCHES, quantity: str = "throughput") -> Verdict:
+    r"""A WAIT run against the fluid equilibrium.
+
+    ``quantity="throughput"`` (two-sided CI): completions per iteration (per second in wall-clock
+    runs: completions over elapsed time, a ratio interval) against :math:`\sum_k \lambda_k`, the
+    predicted rates. ``quantity="per_stage"`` (exact): the largest stage count of each type in
+    the run equals the threshold :math:`\max(1, \lceil n_k^* \rceil)` the fluid value rounds to
+    (WAIT admits cohorts of exactly that size), and a run whose rounded batch memory fits in
+    :math:`M` never evicts. Runs under another policy, or a model without an equilibrium, do
+    not apply.
+    """
+    runs = runs_list(trajectory)
+    policy = _wait_policy_of(runs, Wait, "wait-thresholds")
+    if policy is None:
+        return Verdict.not_applicable("wait-thresholds", quantity, "the runs are not WAIT runs (ql.fluid_wait(model))")
+    if prediction.get("feasible") is not True:
+        return Verdict.not_applicable("wait-thresholds", quantity,
+                                      prediction.get("reason", "the fluid equilibrium needs more than M"))
+    if quantity == "throughput":
+        rates = [numeric(r, "rate") for r in predicted(prediction, "rates", "wait-thresholds")]
+        if model.is_wall_clock:
+            from ..stats import ratio_ci
+
+            def per_run(r: Any) -> tuple[float, float]:
+                return float(np.asarray(r.completions).sum()), float(np.asarray(r.time)[-1])
+
+            if len(runs) > 1:
+                pairs = [per_run(r) for r in runs]
+                iv = ratio_ci([p[0] for p in pairs], [p[1] for p in pairs], level)
+            else:
+                from ..stats import batch_totals
+
+                r = runs[0]
+                dur = np.diff(np.asarray(r.time, dtype=float), prepend=0.0)
+                done = np.asarray(r.completions, dtype=float).sum(axis=1)
+                num, den = batch_totals(done, batches), batch_totals(dur, batches)
+                iv = ratio_ci(num, den, level)
+            unit = "requests per second"
+        else:
+            iv = mean_interval(runs, lambda r: np.asarray(r.completions, dtype=float).sum(axis=1), level, batches)
+            unit = "requests per iteration"
+        return judge("wait-thresholds", "throughput", sum(rates), iv, {"policy": str(policy)}).replace(unit=unit)
+    if quantity == "per_stage":
+        fluid = [numeric(n, "n*") for n in predicted(prediction, "thresholds", "wait-thresholds")]
+        expected = [max(1, math.ceil(n - 1e-12)) for n in fluid]
+        measured = [int(max(np.asarray(r.batch)[:, k, :].max() for r in runs)) for k in range(model.K)]
+        evictions = int(sum(np.asarray(r.evictions).sum() for r in runs))
+        details = {"fluid": fluid, "thresholds": dict(policy.thresholds), "evictions": evictions}
+        verdicts = [judge_exact("wait-thresholds", f"per_stage[{k}]", e, m, details,
+                                what=f"the largest stage count of type {k}")
+                    for k, (e, m) in enumerate(zip(expected, measured, strict=True))]
+        v = next((x for x in verdicts if not x.holds), verdicts[0])
+        if v.holds and evictions:
+            v = v.replace(holds=False, reason=v.reason + f"; but the run evicted {evictions} times")
+        return v.replace(unit="requests per stage")
+    raise ModelError(f"quantity must be 'throughput' or 'per_stage', got {describe(quantity)}")
+
+
 WAIT_THRESHOLDS = theorems.register(Theorem(
     name="wait-thresholds",
     title="WAIT's fluid equilibrium: thresholds n_k* = lambda_k Delta*, batch memory M* <= M",
@@ -79,8 +163,13 @@ WAIT_THRESHOLDS = theorems.register(Theorem(
     ),
     statement_fn=_wait_statement,
     evaluate_fn=_wait_evaluate,
+    check_fn=_wait_check,
     source=f"{SOURCE}; fluid balance of the fluid-benchmark theorem",
     applies_fn=_wait_reason,
+    runs=(open_run(20_000, policy=_fluid_wait_policy, label="open, fluid WAIT"),),
+    comparison="a WAIT run with the fluid thresholds rounded up: completions per iteration (or per second) "
+               "against sum_k lambda_k, two-sided CI; option quantity='per_stage': the largest stage count "
+               "equals the rounded threshold and nothing is evicted, exact",
 ))
 
 
@@ -88,22 +177,32 @@ WAIT_THRESHOLDS = theorems.register(Theorem(
 def integer_segment_thresholds(seg: fw.Segments, total_limit: Any = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     r"""Integer thresholds and budgets of Nested WAIT's segments.
 
-    Default: :math:`n_s = \max(1, \lceil n_s^* \rceil)` and :math:`N_s = n_s (L_s - L_{s-1})`.
-    With ``total_limit`` :math:`N` the authors' rule: :math:`N_s = N c_s \Lambda_s / \sum_{s'}
-    c_{s'} \Lambda_{s'}` (:math:`c_s = L_s - L_{s-1}`), :math:`n_s = \lceil N_s / c_s \rceil`.
+    Default: :math:`n_s = \max(1, \lceil n_s^* \rceil)`, raised where needed to the smallest
+    integer above the mean inflow :math:`n_{s-1} q_s` of survivors (rounding each segment up
+    on its own can leave a boundary without negative drift, and then no finite buffer
+    exists), and :math:`N_s = n_s (L_s - L_{s-1})`. With ``total_limit`` :math:`N` the
+    authors' rule: :math:`N_s = N c_s \Lambda_s / \sum_{s'} c_{s'} \Lambda_{s'}`
+    (:math:`c_s = L_s - L_{s-1}`), :math:`n_s = \lceil N_s / c_s \rceil` (not adjusted).
     """
     lows = (0, *seg.boundaries[:-1])
     counts = [b - a for a, b in zip(lows, seg.boundaries, strict=True)]
     if total_limit is None:
-        ns = tuple(max(1, math.ceil(float(n) - 1e-12)) for n in seg.thresholds)
-        return ns, tuple(n * c for n, c in zip(ns, counts, strict=True))
+        ns: list[int] = []
+        for s, n in enumerate(seg.thresholds):
+            value = max(1, math.ceil(float(n) - 1e-12))
+            if s > 0:
+                inflow = ns[-1] * float(seg.survival[s])
+                if inflow >= value:
+                    value = math.floor(inflow) + 1
+            ns.append(value)
+        return tuple(ns), tuple(n * c for n, c in zip(ns, counts, strict=True))
     if isinstance(total_limit, bool) or not isinstance(total_limit, (int, float)) or total_limit < 1:
         raise ParameterError(f"total_limit must be a number >= 1 (target batch size), got {describe(total_limit)}")
     weights = [c * float(r) for c, r in zip(counts, seg.rates, strict=True)]
     total = sum(weights)
     budgets = [total_limit * w / total for w in weights]
-    ns = tuple(max(1, math.ceil(b / c)) for b, c in zip(budgets, counts, strict=True))
-    return ns, tuple(max(n, int(math.floor(b))) for n, b in zip(ns, budgets, strict=True))
+    nt = tuple(max(1, math.ceil(b / c)) for b, c in zip(budgets, counts, strict=True))
+    return nt, tuple(max(n, int(math.floor(b))) for n, b in zip(nt, budgets, strict=True))
 
 
 def _buffer(model: ContinuousBatching, boundaries: Any = None, overflow: float = 1e-3,
@@ -137,6 +236,50 @@ def _buffer_evaluate(model: ContinuousBatching, boundaries: Any = None, overflow
             "survival": seg.survival, "overflow": overflow}
 
 
+def _entry_level(run: Any, entry: int) -> np.ndarray:
+    """Requests at a segment's entry stage after admission (before its segment takes its share)."""
+    b = np.asarray(run.batch)
+    return b[:, :, entry].sum(axis=1) if entry < b.shape[2] else np.zeros(b.shape[0], dtype=np.int64)
+
+
+def _buffer_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
+                  batches: int = DEFAULT_BATCHES) -> Verdict:
+    r"""Frequency of iterations in which some boundary inventory exceeds its buffer, against
+    :math:`\delta` (one-sided upper bound).
+
+    At boundary :math:`k` the run's level is the number of members at the entry stage
+    :math:`L_{k-1}` after admission, before the segment takes its :math:`n_k`; the event is
+    that some level exceeds :math:`b_k + 2 n_k - 1` (the buffer over the requests that wait
+    normally, see :func:`queueing_llm.theory.fluid_wait.safety_buffer`) with the predicted
+    buffers :math:`b_k`. Its long-run frequency (batch means or replications, after
+    the warm-up) must not lie above the predicted overflow bound. The bound is one-sided and
+    loose by the constant of the Cramer-Lundberg asymptotics; it detects a buffer made too
+    small by a factor (halving it raises the frequency to about :math:`\sqrt\delta`).
+    """
+    runs = runs_list(trajectory)
+    policy = _wait_policy_of(runs, NestedWait, "safety-buffer")
+    if policy is None:
+        return Verdict.not_applicable("safety-buffer", "overflow", "the runs are not Nested WAIT runs")
+    bounds = list(predicted(prediction, "boundaries", "safety-buffer"))
+    if list(policy.boundaries) != bounds:
+        return Verdict.not_applicable("safety-buffer", "overflow",
+                                      f"the runs use boundaries {list(policy.boundaries)}, the prediction {bounds}")
+    buffers = [float(b) for b in predicted(prediction, "buffer", "safety-buffer")]
+    delta = numeric(predicted(prediction, "overflow_bound", "safety-buffer"), "overflow_bound")
+    if not buffers:
+        return Verdict.not_applicable("safety-buffer", "overflow", "one segment: no boundary, no buffer")
+
+    def overflow(r: Any) -> np.ndarray:
+        worst = np.zeros(np.asarray(r.memory).shape[0], dtype=bool)
+        for k, b in enumerate(buffers, start=1):
+            worst |= _entry_level(r, policy.boundaries[k - 1]) > b + 2 * policy.thresholds[k] - 1
+        return worst.astype(float)
+
+    iv = mean_interval(runs, overflow, level, batches)
+    v = judge_upper("safety-buffer", "overflow", delta, iv, {"buffers": buffers})
+    return v.replace(unit="fraction of iterations")
+
+
 SAFETY_BUFFER = theorems.register(Theorem(
     name="safety-buffer",
     title="Nested WAIT's safety buffer: b_k = ln(K/delta)/theta_k with E[exp(theta (Y - n_k))] = 1",
@@ -149,8 +292,12 @@ SAFETY_BUFFER = theorems.register(Theorem(
     ),
     statement_fn=_buffer_statement,
     evaluate_fn=_buffer_evaluate,
+    check_fn=_buffer_check,
     source=f"{SOURCE}; exponential martingale and Doob's inequality",
     applies_fn=_wait_reason,
+    runs=(open_run(20_000, policy=_fluid_nested_policy, label="open, fluid Nested WAIT"),),
+    comparison="a Nested WAIT run with the fluid thresholds and buffers: frequency of iterations in which "
+               "some boundary inventory exceeds its buffer against delta, one-sided upper bound",
 ))
 
 

@@ -64,6 +64,7 @@ from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
 from .resources import check_memory
+from .scheduling import is_scheduled
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -188,7 +189,9 @@ def simulate(
 
 
 def _backend(config: RunConfig) -> str:
-    if config.engine == "events":
+    if config.engine == "events" or is_scheduled(config.model):
+        # WAIT and Nested WAIT stall members, so a member's stage is not n - admission, the
+        # invariant of the fast loop and the kernel: they run on the SimPy engine
         return "simpy"
     if config.engine == "fast":
         from .kernel import kernel_applies

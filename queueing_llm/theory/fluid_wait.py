@@ -308,7 +308,9 @@ class SafetyBuffer:
     buffer : tuple of float
         :math:`b_k = \ln(K/\delta)/\theta_k` requests.
     reserved_memory : float
-        :math:`\sum_k b_k \cdot` (tokens a waiting request holds at boundary :math:`k`).
+        :math:`\sum_k (b_k + n_k - 1) \cdot` (tokens a waiting request holds at boundary
+        :math:`k`): the requests left waiting at an entry after its segment takes its
+        :math:`n_k` (see :func:`safety_buffer`).
     overflow_bound : float
         :math:`\sum_k e^{-\theta_k b_k}` (:math:`\le \delta`), the union bound on the
         probability that some inventory exceeds its buffer in equilibrium.
@@ -337,6 +339,13 @@ def safety_buffer(thresholds: Sequence[int], survival: Sequence[Any], entry_memo
     :math:`P(\sup_t S_t \ge x) \le e^{-\theta_k x}`. Over :math:`K = S - 1` boundaries
     :math:`b_k = \ln(K/\delta)/\theta_k` gives overflow probability at most :math:`\delta`.
 
+    Nested WAIT serves an entry only when it holds its threshold, so its inventory
+    :math:`W_{t+1} = W_t + Y_t - n_k 1\{W_t + Y_t \ge n_k\}` is not the Lindley process
+    :math:`Z_{t+1} = (Z_t + Y_t - n_k)^+` of the bound; by induction
+    :math:`W_t \le Z_t + n_k - 1`, so the requests waiting at the entry before its segment
+    takes its share satisfy :math:`W_t + Y_t \le Z_{t+1} + 2 n_k - 1` and exceed
+    :math:`b_k + 2 n_k - 1` with probability at most :math:`e^{-\theta_k b_k}`.
+
     Parameters
     ----------
     thresholds : sequence of int
@@ -364,7 +373,8 @@ def safety_buffer(thresholds: Sequence[int], survival: Sequence[Any], entry_memo
         b = 0.0 if math.isinf(th) else (math.inf if th == 0 else math.log(K / overflow) / th)
         thetas.append(th)
         buffers.append(b)
-        reserved += b * float(entry_memory[k]) if b else 0.0
+        # left waiting after service: at most Z + n_k - 1, Z the Lindley process bounded by b
+        reserved += (b + n - 1) * float(entry_memory[k]) if (b or n > 1) else 0.0
         bound += 0.0 if math.isinf(th) else (1.0 if th == 0 else math.exp(-th * b))
     return SafetyBuffer(tuple(thetas), tuple(buffers), reserved, bound, tuple(int(b) for b in boundaries[:-1]),
                         tuple(eqs))
