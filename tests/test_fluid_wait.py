@@ -109,7 +109,7 @@ def test_safety_buffer_root_against_binomial_sum():
     assert float(np.sum(binom.pmf(y, 6, 0.3) * np.exp(theta * (y - 3)))) == pytest.approx(1.0, abs=1e-10)
     assert buf.buffer[0] == pytest.approx(math.log(1 / 1e-3) / theta)
     assert buf.overflow_bound == pytest.approx(1e-3)
-    assert buf.reserved_memory == pytest.approx(buf.buffer[0] * 50)
+    assert buf.reserved_memory == pytest.approx((buf.buffer[0] + 3 - 1) * 50)  # b + n - 1 left waiting
 
 
 def test_safety_buffer_bounds_a_simulated_boundary_queue():

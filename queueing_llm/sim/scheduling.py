@@ -91,6 +91,12 @@ class ScheduledRule:
         members per type and per stage."""
         raise TypeError(f"{type(self).__name__} must define plan()")  # pragma: no cover
 
+    def evicted(self, n: int, admission: int, prompt: int, decode: int) -> None:
+        """Plans read the batch at every step: evictions need no bookkeeping."""
+
+    def present(self, admission: int, prompt: int, decode: int) -> None:
+        """Plans read the batch at every step: an initial batch needs no bookkeeping."""
+
     def fits(self, memory: float, size: int, prompt: int) -> bool:
         """The one-step memory check and the batch cap."""
         return size < self.B and memory + prompt + 1 + self.reserve <= self.M
