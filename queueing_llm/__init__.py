@@ -42,6 +42,7 @@ from .report import Report
 from .sweep import SweepResult, grid, sweep
 from .scheduling import fluid_nested_wait, fluid_wait
 from .stable_range import StableRange, stable_range
+from .compare import PolicyComparison, compare_policies
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,8 @@ __all__ = [
     "fluid_wait",
     "fluid_nested_wait",
     "stable_range",
+    "compare_policies",
+    "PolicyComparison",
     "StableRange",
     "SymbolicValueError",
     "TraceError",
