@@ -69,3 +69,22 @@ def test_bad_input_names_the_parameter():
         compare_policies(known_lengths(), rates=[-1.0])
     with pytest.raises(ql.ModelError, match="policies"):
         compare_policies(known_lengths(), policies={}, rates=[0.1])
+
+
+def test_measure_gap_scales_and_fits():
+    """Heavy-traffic scaling keeps rho and Delta* and multiplies n* and M*; the gap is measured
+    at the fluid capacity with replication intervals and a fitted exponent (no rate claimed)."""
+    from queueing_llm.heavy_traffic import at_fluid_capacity, measure_gap, scale_heavy_traffic
+
+    m = ql.ContinuousBatching([ql.RequestType(2, 3, ql.PoissonProcess(2))], kv_capacity=50,
+                              iteration_time=ql.LinearIterationTime(1, 0.01))
+    cap = at_fluid_capacity(m)
+    fb = ql.theorems["fluid-benchmark"].evaluate(cap)
+    assert fb["memory_need"] == pytest.approx(50) and fb["feasible"] is True
+    big = ql.theorems["fluid-benchmark"].evaluate(scale_heavy_traffic(cap, 4))
+    assert float(big["rho"]) == pytest.approx(float(fb["rho"])) and float(big["memory_need"]) == pytest.approx(200)
+    g = measure_gap(m, zetas=(1, 2, 4), iterations=1500, replications=2)
+    assert len(g.gaps) == 3 and all(x.estimate > 0 for x in g.gaps)  # at capacity WAIT falls short
+    assert g.exponent_ci[0] <= g.exponent <= g.exponent_ci[1]
+    with pytest.raises(ql.ModelError, match="zetas"):
+        measure_gap(m, zetas=(1, 2))
