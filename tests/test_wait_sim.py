@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import queueing_llm as ql
+from queueing_llm.strategies import nested_wait_policies, wait_policies
 from queueing_llm.testing import perturb
 
 
@@ -131,4 +132,22 @@ def test_wait_below_its_fluid_limit_never_evicts(prompt, decode, rate, slack, tr
     m = ql.ContinuousBatching([ql.RequestType(prompt, decode, rate)], kv_capacity=M)
     run = ql.simulate(m.with_policy(ql.fluid_wait(m, trigger=trigger)), 400, seed=seed)
     assert int(run.evictions.sum()) == 0
+    assert conserved(run)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=nested_wait_policies(max_boundary=6), seed=st.integers(0, 2**16))
+def test_every_nested_wait_policy_conserves_requests(policy, seed):
+    law = ql.FinitePMF({1: 0.3, 3: 0.3, 6: 0.4})
+    m = ql.ContinuousBatching([ql.RequestType(2, law, 1.5)], kv_capacity=200, policy=policy)
+    run = ql.simulate(m, 300, seed=seed)
+    assert conserved(run)
+    assert int(run.memory.max()) <= 200 or int(run.evictions.sum()) > 0
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=wait_policies(types=2, max_threshold=4), seed=st.integers(0, 2**16))
+def test_every_wait_policy_conserves_requests(policy, seed):
+    m = ql.ContinuousBatching([ql.RequestType(2, 3, 1.0), ql.RequestType(1, 2, 0.7)], kv_capacity=40, policy=policy)
+    run = ql.simulate(m, 300, seed=seed)
     assert conserved(run)
