@@ -37,7 +37,7 @@ from .config import RunConfig
 from .draws import RunDraws
 from .policies import admission_rule
 from .result import build_trajectory
-from .scheduling import is_scheduled, scheduled_rule
+from .scheduling import ScheduledRule
 from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["Request", "EventsEngine", "run_events"]
@@ -87,14 +87,11 @@ class EventsEngine:
         self.model = config.model
         self.draws = RunDraws(config)
         self.stream = self.draws.stream
-        self.scheduled = is_scheduled(self.model)
-        if self.scheduled:
-            if config.saturated:
-                raise PolicyError(f"policy {self.model.policy} plans on the waiting room by type: it needs an "
-                                  "open system (arrivals), not saturated=True")
-            self.rule = scheduled_rule(self.model, config.M, config.B)
-        else:
-            self.rule = admission_rule(self.model, config.M, config.B)
+        self.rule = admission_rule(self.model, config.M, config.B)
+        self.scheduled = isinstance(self.rule, ScheduledRule)  # plans by type, may stall members
+        if self.scheduled and config.saturated:
+            raise PolicyError(f"policy {self.model.policy} plans on the waiting room by type: it needs an "
+                              "open system (arrivals), not saturated=True")
         self.open = not config.saturated
         start = 0.0 if (config.wall_clock or config.initial is not None) else -1.0  # slotted: iteration n ends at n
         self.env = simpy.Environment(initial_time=start)

@@ -23,10 +23,14 @@ Source: [ADLS26] sections 2 and 5.1 (greedy and rate-limited admission), MODEL.m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
+from ..errors import PolicyError
 from ..model import ContinuousBatching
 from ..numbers import to_float
-from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
+from ..policies import FcfsCap, Greedy, NestedWait, Policy, RateLimited, Reserve, Static, Wait
+from .scheduling import scheduled_rule
 
 __all__ = [
     "AdmissionRule",
@@ -36,6 +40,8 @@ __all__ = [
     "StaticAdmission",
     "FcfsCapAdmission",
     "admission_rule",
+    "register_rule",
+    "RULES",
     "fixed_point_rate",
 ]
 
@@ -224,19 +230,46 @@ def fixed_point_rate(model: ContinuousBatching) -> float:
     return to_float(model.M / model.mean_lifetime_memory, "x* = M / mean lifetime memory")
 
 
-def admission_rule(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
-    """A fresh rule object (with its per-run state) for the model's policy."""
+def _rate_limited(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
     policy = model.policy
-    if isinstance(policy, RateLimited):
-        rate = fixed_point_rate(model) if policy.rate is None else to_float(policy.rate, "rate_limited rate")
-        return RateLimitedAdmission(M, B, rate)
-    if isinstance(policy, Reserve):
-        horizon = model.max_decode
-        return ReserveAdmission(M, B, 1 if math.isinf(horizon) else int(horizon))
-    if isinstance(policy, Static):
-        return StaticAdmission(M, B)
-    if isinstance(policy, FcfsCap):
-        return FcfsCapAdmission(M, B)
-    if isinstance(policy, Greedy):
-        return GreedyAdmission(M, B)
-    raise TypeError(f"no admission rule for policy {policy!r}")
+    rate = fixed_point_rate(model) if policy.rate is None else to_float(policy.rate, "rate_limited rate")
+    return RateLimitedAdmission(M, B, rate)
+
+
+def _reserve(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
+    horizon = model.max_decode
+    return ReserveAdmission(M, B, 1 if math.isinf(horizon) else int(horizon))
+
+
+RuleFactory = Callable[[ContinuousBatching, float, float], Any]
+
+RULES: dict[type[Policy], RuleFactory] = {
+    Greedy: lambda model, M, B: GreedyAdmission(M, B),
+    RateLimited: _rate_limited,
+    Reserve: _reserve,
+    Static: lambda model, M, B: StaticAdmission(M, B),
+    FcfsCap: lambda model, M, B: FcfsCapAdmission(M, B),
+    Wait: scheduled_rule,
+    NestedWait: scheduled_rule,
+}
+"""The rule of each policy class: ``factory(model, M, B)`` returns a fresh rule object with its
+per-run state. A new policy is a value in :mod:`queueing_llm.policies` (and its name in
+``POLICY_NAMES``) plus one entry here (:func:`register_rule`)."""
+
+
+def register_rule(policy_class: type[Policy], factory: RuleFactory) -> None:
+    """Register the admission rule of a policy class (replacing any previous one)."""
+    if not (isinstance(policy_class, type) and issubclass(policy_class, Policy)):
+        raise PolicyError(f"policy_class must be a subclass of ql.Policy, got {policy_class!r}")
+    RULES[policy_class] = factory
+
+
+def admission_rule(model: ContinuousBatching, M: float, B: float) -> Any:
+    """A fresh rule object (with its per-run state) for the model's policy: an
+    :class:`AdmissionRule` (FCFS head-of-queue rules) or a
+    :class:`~queueing_llm.sim.scheduling.ScheduledRule` (WAIT policies)."""
+    factory = RULES.get(type(model.policy))
+    if factory is None:
+        raise PolicyError(f"no admission rule is registered for policy {model.policy} "
+                          f"({type(model.policy).__name__}); register one with register_rule")
+    return factory(model, M, B)

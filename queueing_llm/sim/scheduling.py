@@ -175,8 +175,10 @@ class NestedWaitRule(ScheduledRule):
 
 
 def is_scheduled(model: ContinuousBatching) -> bool:
-    """True if the model's policy plans per type and may stall (WAIT, Nested WAIT)."""
-    return isinstance(model.policy, (Wait, NestedWait))
+    """True if the model's policy plans per type and may stall (its rule is a :class:`ScheduledRule`)."""
+    from .policies import RULES
+
+    return RULES.get(type(model.policy)) is scheduled_rule
 
 
 def scheduled_rule(model: ContinuousBatching, M: float, B: float) -> ScheduledRule:
