@@ -1,8 +1,9 @@
 """A dependency-free progress bar for long runs, shown only once a run lasts a while.
 
 ``ProgressBar(total)`` is a callable ``(done, total)``: it stays silent during the first
-``delay`` seconds (short runs print nothing), then redraws a bar on standard error at
-most a few times per second; on a non-terminal stream it writes a line per quarter.
+``delay`` seconds counted from its first call (short runs print nothing, however long the
+work before the run took), then redraws a bar on standard error at most a few times per
+second; on a non-terminal stream it writes a line per quarter.
 """
 
 from __future__ import annotations
@@ -13,7 +14,21 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """Progress of ``total`` steps on ``stream`` (standard error by default)."""
+    """Progress of ``total`` steps on ``stream`` (standard error by default).
+
+    Parameters
+    ----------
+    total : int
+        Steps of the whole run (iterations, or points of a sweep).
+    label : str
+        First word of each line (``"simulating"``, ``"sweeping"``).
+    delay : float
+        Seconds after the first call during which nothing is shown.
+    stream : text stream or None
+        Where to draw (standard error by default).
+    clock : callable
+        Seconds now (``time.monotonic``; a fake clock in tests).
+    """
 
     def __init__(self, total: int, *, label: str = "simulating", delay: float = 2.0,
                  stream: TextIO | None = None, clock=time.monotonic) -> None:
@@ -22,7 +37,7 @@ class ProgressBar:
         self.delay = delay
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
-        self.start = clock()
+        self.start: float | None = None  # set by the first call: the run's own time counts
         self.last_draw = -1.0
         self.last_quarter = -1
         self.shown = False
@@ -30,6 +45,8 @@ class ProgressBar:
     def __call__(self, done: int, total: int | None = None) -> None:
         total = self.total if total is None else max(int(total), 1)
         now = self.clock()
+        if self.start is None:
+            self.start = now
         elapsed = now - self.start
         if elapsed < self.delay:
             return
