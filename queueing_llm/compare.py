@@ -34,7 +34,7 @@ from .policies import Policy, rate_limited
 from .stable_range import resolve_policy
 
 __all__ = ["PolicyComparison", "compare_policies", "default_policies", "scale_arrivals", "wait_batch_memory",
-           "COLUMNS"]
+           "COLUMNS", "WORKLOADS", "alsw25_example3", "azure_conversation", "known_lengths"]
 
 COLUMNS = ("policy", "rate", "throughput", "mean_latency", "latency_p99", "ttft_p50", "ttft_p99",
            "restarts_per_request", "peak_memory", "evictions_per_iteration", "growth", "grows", "wait_memory")
@@ -80,6 +80,44 @@ def scale_arrivals(model: ContinuousBatching, total_rate: float) -> ContinuousBa
             raise ParameterError(f"scale_arrivals scales Poisson arrivals; types[{k}] has {t.arrivals!r}")
         types.append(dataclasses.replace(t, arrivals=arrivals))
     return dataclasses.replace(model, types=types)
+
+
+def alsw25_example3() -> ContinuousBatching:
+    r"""[ALSW25]'s Example 3 with two types: :math:`(l_0, l_1, \lambda) = (100, 100, 30/\mathrm{s})` and
+    :math:`(200, 400, 5/\mathrm{s})`, :math:`d_0 = 0.015` s, :math:`d_1 = 3 \cdot 10^{-7}` s/token,
+    :math:`M = 10^5` tokens."""
+    from .model import LinearIterationTime, RequestType
+
+    return ContinuousBatching([RequestType(100, 100, PoissonProcess(30)), RequestType(200, 400, PoissonProcess(5))],
+                              kv_capacity=100_000, iteration_time=LinearIterationTime(0.015, 3e-7))
+
+
+def azure_conversation(scale: int = 16, kv_tokens: int = 100_000) -> ContinuousBatching:
+    r"""The shipped Azure 2023 conversation trace as one request type with Poisson arrivals in
+    seconds, lengths in blocks of ``scale`` tokens (prompts clipped at 4096 tokens, outputs at
+    512), a KV budget of ``kv_tokens`` tokens and [ALSW25]'s iteration time per decode step
+    :math:`0.015 + 3 \cdot 10^{-7} Z` s, so one model iteration (``scale`` steps) lasts
+    :math:`s (0.015 + 3 \cdot 10^{-7} s Z_{\text{blocks}})` seconds."""
+    from .model import LinearIterationTime
+    from .traces import load_trace
+
+    rt = load_trace("azure-conv").request_type(iteration_seconds=None, max_prompt=4096, max_decode=512, scale=scale)
+    return ContinuousBatching([rt], kv_capacity=kv_tokens // scale,
+                              iteration_time=LinearIterationTime(scale * 0.015, scale * scale * 3e-7))
+
+
+def known_lengths() -> ContinuousBatching:
+    """A small known-length workload where memory binds: :math:`l_0 = 2`, :math:`l_1 = 4`,
+    :math:`M = 200` tokens, 8 requests per iteration (:math:`x^* = 100/9`, greedy's worst cycle 8.33)."""
+    from .model import RequestType
+
+    return ContinuousBatching([RequestType(2, 4, 8.0)], kv_capacity=200)
+
+
+WORKLOADS: dict[str, Callable[[], ContinuousBatching]] = {
+    "example3": alsw25_example3, "azure-conv": azure_conversation, "known": known_lengths,
+}
+"""The comparison's workloads by name (``queueing-llm compare --workload NAME``)."""
 
 
 def _batch_cap(model: ContinuousBatching) -> ContinuousBatching:
