@@ -222,9 +222,9 @@ def _register_wrong_theorem():
         t = model.types[0]
         return sp.Eq(sp.Symbol("b"), t.arrival_rate * t.l1 + 5)
 
-    def check(model, runs, level=0.95):
+    def check(model, runs, prediction, level=0.95):
         interval = estimate_mean(runs, lambda run: run.batch.sum(axis=(1, 2)), level)
-        return judge("wrong-batch", "mean_batch", statement(model).rhs, interval)
+        return judge("wrong-batch", "mean_batch", prediction["mean_batch"], interval)
 
     thm = ql.Theorem(name="wrong-batch", title="A false mean batch", hypotheses=("fcfs_cap",),
                      statement_fn=statement, evaluate_fn=lambda m: {"mean_batch": statement(m).rhs},
@@ -363,9 +363,9 @@ BAD = [
     (["simulate", "--trace", "azure-code", "--iteration-seconds", "0.03", "--scale", "0"], "scale"),
     (["simulate", "--scale", "16"], "--scale needs a trace (--trace NAME_OR_PATH"),
     (["simulate", "--model", "no-such-model.toml"], "model spec no-such-model.toml: cannot read it"),
-    (["simulate", "--type", "2,3,1e7", "--iterations", "10"], "out of memory"),
-    (["simulate", "--type", "2,3,1e20", "--iterations", "10"], "ValueError"),
-    (["simulate", "--type", "2,3,binomial:9223372036854775807:0.5", "--iterations", "10"], "Error"),
+    (["simulate", "--type", "2,3,1e7", "--iterations", "10"], "memory"),
+    (["simulate", "--type", "2,3,1e20", "--iterations", "10"], "memory"),
+    (["simulate", "--type", "2,3,binomial:9223372036854775807:0.5", "--iterations", "10"], "memory"),
     (["report", "--theorem", "no-such-theorem"], "no-such-theorem"),
     (["report", "--level", "2"], "level"),
     (["report", "--output", "/proc"], "cannot write into the --output folder '/proc'"),
