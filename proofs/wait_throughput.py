@@ -26,7 +26,7 @@ def derive() -> Derivation:
     d = Derivation("WAIT's fluid throughput under heavy-traffic scaling (wait-throughput)",
                    ql.theorems["wait-throughput"].source)
     g = cap.fluid_solution(2)
-    lam, w, d0, d1, M = g["rates"], g["lifetimes"], g["d0"], g["d1"], g["M"]
+    lam, w, d1, M = g["rates"], g["lifetimes"], g["d1"], g["M"]
     zeta = sp.Symbol("zeta", positive=True)
     scaled = {lam[0]: zeta * lam[0], lam[1]: zeta * lam[1], d1: d1 / zeta}
     load = lam[0] * w[0] + lam[1] * w[1]
