@@ -3,8 +3,8 @@ r"""The largest arrival rate a policy keeps stable, by bisection on a test of th
 :func:`stable_range` answers "up to which load does this policy keep up?" by simulation.
 At each arrival rate :math:`\lambda` it runs :math:`R` independent replications of
 :math:`N` iterations and estimates the growth rate of the number in system over the second
-half of each run, :math:`g_r = (Y_{N-1} - Y_{N/2}) / (N - 1 - N/2)`. The replication
-(Student) interval of :math:`g` at level :math:`c` decides:
+half of each run, in batches (:func:`growth_test`); the Student interval of the batch
+growths at level :math:`c` decides:
 
 * **grows** (unstable) if its lower end is above 0: the queue grows linearly, with
   confidence :math:`c` (one-sided :math:`(1+c)/2`);
@@ -34,7 +34,7 @@ from .errors import ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import check_real
 from .policies import Policy
-from .stats import DEFAULT_LEVEL, Interval, rate_ci
+from .stats import DEFAULT_LEVEL, Interval, replications_ci
 
 __all__ = ["RateTest", "StableRange", "stable_range", "growth_test", "resolve_policy"]
 
@@ -112,18 +112,31 @@ def _unit(model: ContinuousBatching) -> str:
     return "requests/s" if model.is_wall_clock else "requests/iteration"
 
 
+GROWTH_BATCHES = 10
+"""Batches per run of the trend test (:func:`growth_test`)."""
+
+
 def growth_test(model: ContinuousBatching, replications: int, iterations: int, level: float,
                 seed: Any, engine: str = "fast") -> tuple[Interval, bool]:
     r"""Growth interval of the number in system over the second half of ``replications`` runs
-    and the decision "grows" (its lower end above 0)."""
+    and the decision "grows" (its lower end above 0).
+
+    The second half of each run is cut into :data:`GROWTH_BATCHES` contiguous batches; the
+    growth of a batch is :math:`(Y_{\text{end}} - Y_{\text{start}})/m`; the
+    :math:`R \cdot` :data:`GROWTH_BATCHES` batch growths give a Student interval (batch means
+    pooled over independent runs, so that even two replications give a usable interval).
+    """
     from .sim import simulate  # the search sits above sim in the one-way flow
 
     seeds = np.random.SeedSequence(seed).spawn(replications)
-    series = []
+    growths: list[float] = []
     for s in seeds:
         run = simulate(model, iterations, seed=int(s.generate_state(1)[0]), engine=engine)
-        series.append(np.asarray(run.in_system, dtype=float))
-    iv = rate_ci(series, level, warmup=iterations // 2)
+        y = np.asarray(run.in_system, dtype=float)[iterations // 2:]
+        edges = np.linspace(0, y.size - 1, GROWTH_BATCHES + 1).astype(int)
+        growths += [(y[b] - y[a]) / (b - a) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    iv = replications_ci(growths, level)
+    iv = Interval(iv.estimate, iv.low, iv.high, iv.level, "batch means over replications", iv.n, iterations // 2)
     return iv, bool(iv.low > 0)
 
 
