@@ -146,9 +146,9 @@ def judge_bounds(
     r"""Verdict for bounds :math:`L \le \mu \le U` on a long-run mean :math:`\mu`.
 
     Holds iff the confidence interval meets :math:`[L, U]`, i.e. the simulation does not
-    reject the bounds at the interval's level. ``Verdict.theory`` is the violated bound
-    nearest to the estimate, or the midpoint of :math:`[L, U]` when none is violated;
-    ``details`` holds ``lower`` and ``upper``.
+    reject the bounds at the interval's level. ``Verdict.theory`` is the violated bound,
+    or the bound nearer to the estimate when none is violated (always a value of the
+    prediction); ``details`` holds ``lower`` and ``upper``.
     """
     lo = numeric(lower, f"lower bound of {theorem}/{quantity}")
     hi = numeric(upper, f"upper bound of {theorem}/{quantity}")
@@ -164,9 +164,11 @@ def judge_bounds(
     if interval.low > hi:
         return Verdict(theorem, quantity, hi, est, interval, False,
                        f"the {where} lies above the upper bound {hi:.6g}", info, **kw)
-    mid = (lo + hi) / 2 if math.isfinite(hi) else lo
-    return Verdict(theorem, quantity, mid, est, interval, True,
-                   f"the {where} meets the bounds [{lo:.6g}, {hi:.6g}]", info, **kw)
+    nearest = lo if abs(est - lo) <= abs(hi - est) else hi
+    side = "lower" if nearest == lo else "upper"
+    return Verdict(theorem, quantity, nearest, est, interval, True,
+                   f"the {where} meets the bounds [{lo:.6g}, {hi:.6g}] (theory column: the {side} bound, the "
+                   "nearer one)", info, **kw)
 
 
 def _one_sided(
@@ -181,15 +183,15 @@ def _one_sided(
         holds, reason = False, f"the {side} bound is undefined for this model"
     elif upper:
         holds = not interval.low > value
-        reason = (f"one-sided: the statement mean <= {value:.6g} is rejected only if {where} lies above it; "
-                  + ("it reaches down to the bound" if holds else "it does"))
+        reason = (f"one-sided: the statement mean <= {value:.6g} is rejected only if {where} lies entirely above "
+                  f"it; it does {'not' if holds else ''} (lower end {interval.low:.6g})").replace("does  (", "does (")
         if holds and interval.high < value:
             reason += (f" (the estimate {est:.6g} lies below the bound: this test cannot detect a bound "
                        "that is too high)")
     else:
         holds = not interval.high < value
-        reason = (f"one-sided: the statement mean >= {value:.6g} is rejected only if {where} lies below it; "
-                  + ("it reaches up to the bound" if holds else "it does"))
+        reason = (f"one-sided: the statement mean >= {value:.6g} is rejected only if {where} lies entirely below "
+                  f"it; it does {'not' if holds else ''} (upper end {interval.high:.6g})").replace("does  (", "does (")
         if holds and interval.low > value:
             reason += (f" (the estimate {est:.6g} lies above the bound: this test cannot detect a bound "
                        "that is too low)")

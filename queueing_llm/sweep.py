@@ -57,7 +57,7 @@ from .derivation import write_atomic
 from .errors import ModelError, ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import check_real
-from .report.tables import to_csv, to_latex, to_markdown
+from .report.tables import TEXT_WIDTH, to_csv, to_latex, to_markdown
 from .stats import DEFAULT_LEVEL, replications_ci
 from .theorems import theorems as registry
 from .verify import verify
@@ -165,8 +165,9 @@ def run_point(
     :math:`\bar Y \pm t_{R-1,(1+c)/2} S/\sqrt R` (:func:`~queueing_llm.stats.replications_ci`,
     Law 2015, eq. (9.1)) as ``<q>_ci_low`` and ``<q>_ci_high``. For each theorem name:
     ``<name>.<key>`` for each value of its ``evaluate(model)``, and if it has a check the
-    verdict of :func:`~queueing_llm.verify.verify` against the runs (``<name>.holds``,
-    ``<name>.theory``, ``<name>.estimate``); a theorem that does not apply to the model
+    verdict of :func:`~queueing_llm.verify.verify` against the runs (``<name>.holds``: True,
+    False, or None when the runs violate a hypothesis; ``<name>.status``, ``<name>.theory``,
+    ``<name>.estimate``); a theorem that does not apply to the model
     gives ``<name>.skipped`` with the reason.
 
     A top-level function with picklable arguments, so any executor can run it.
@@ -196,7 +197,8 @@ def run_point(
             row[f"{name}.{key}"] = _as_cell(value)
         if thm.check_fn is not None:
             verdict = verify(thm, model, runs if len(runs) > 1 else runs[0], level=level)
-            row[f"{name}.holds"] = bool(verdict.holds)
+            row[f"{name}.holds"] = verdict.holds  # None: the run violates a hypothesis (does not apply)
+            row[f"{name}.status"] = verdict.status
             row[f"{name}.theory"] = float(verdict.theory)
             row[f"{name}.estimate"] = float(verdict.estimate)
     return row
@@ -264,16 +266,53 @@ class SweepResult:
             write_atomic(f"{os.fspath(path)}.json", json.dumps(self.metadata, indent=2, default=str) + "\n")
         return out
 
-    def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 6) -> str:
-        """A Markdown table of the rows (:func:`queueing_llm.report.tables.to_markdown`)."""
+    def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 6, *,
+                    headers: Mapping[str, str] | None = None) -> str:
+        """A Markdown table of the rows (:func:`queueing_llm.report.tables.to_markdown`);
+        ``headers`` maps column names to header text (default: the column names)."""
         cols = self._columns(columns)
-        return to_markdown(self._full_rows(cols), cols, digits=digits)
+        return to_markdown(self._full_rows(cols), cols, digits=digits, headers=self._headers(cols, headers, False))
 
     def to_latex(self, columns: Sequence[str] | None = None, caption: str | None = None,
-                 digits: int = 6, label: str | None = None) -> str:
-        """A booktabs table of the rows (:func:`queueing_llm.report.tables.to_latex`)."""
+                 digits: int = 6, label: str | None = None, *, headers: Mapping[str, str] | None = None,
+                 siunitx: bool = False, longtable: bool = False, widths: Mapping[str, str] | None = None,
+                 size: str | None = None, text_width: float | None = TEXT_WIDTH) -> str:
+        r"""A booktabs table of the rows (:func:`queueing_llm.report.tables.to_latex`).
+
+        Headers default to readable words (``throughput_ci_low`` -> ``throughput CI low``,
+        ``stationary.mean_in_system`` -> ``stationary: mean in system``; stacked when wider
+        than the numbers); ``headers`` overrides them per column (``$...$`` is math: ``{"rate":
+        r"$\lambda$"}``). ``siunitx=True`` aligns the numbers on the decimal point (``S``
+        columns), ``longtable=True`` lets the table break across pages. Text columns
+        with long cells (a theorem's reason for not applying) wrap in ``p{3.5cm}``
+        columns unless ``widths`` says otherwise. A table wider than ``text_width`` pt is
+        split into parts, each repeating the swept parameters (:attr:`point_keys`).
+        Infinite values print as :math:`\infty`.
+        """
         cols = self._columns(columns)
-        return to_latex(self._full_rows(cols), cols, caption, digits=digits, label=label)
+        rows = self._full_rows(cols)
+        if widths is None:
+            widths = {c: "3.5cm" for c in cols
+                      if any(isinstance(r[c], str) and len(r[c]) > 24 for r in rows)}
+        return to_latex(rows, cols, caption, digits=digits, label=label, headers=self._headers(cols, headers, True),
+                        siunitx=siunitx, longtable=longtable, widths=widths, size=size, text_width=text_width,
+                        repeat=[c for c in self.point_keys if c in cols])
+
+    def _headers(self, cols: Sequence[str], headers: Mapping[str, str] | None, readable: bool) -> dict[str, str]:
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ParameterError(f"headers must be a dict from column names to header text, got {describe(headers)}")
+        unknown = [c for c in (headers or {}) if c not in cols]
+        if unknown:
+            raise ParameterError(f"headers name the column {unknown[0]!r}, not shown; columns are {list(cols)}")
+        out = {c: _header(c) for c in cols} if readable else {}
+        out.update(headers or {})
+        return out
+
+
+def _header(column: str) -> str:
+    """A column name as header words (``_`` -> space, ``.`` -> ``: ``, ``ci`` -> ``CI``)."""
+    words = column.replace(".", ": ").replace("_", " ").split(" ")
+    return " ".join("CI" if w == "ci" else w for w in words)
 
 
 # -- the sweep -----------------------------------------------------------------------------

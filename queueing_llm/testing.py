@@ -50,6 +50,7 @@ __all__ = [
     "replication_seeds",
     "perturb",
     "assert_detects",
+    "detection_threshold",
 ]
 
 
@@ -272,6 +273,7 @@ def assert_detects(
     model: Any,
     runs: Any,
     quantity: Any,
+    /,
     factors: Sequence[float] = (0.95, 1.05),
     *,
     baseline: bool = True,
@@ -279,6 +281,8 @@ def assert_detects(
 ) -> list[Verdict]:
     """Assert that ``verify`` reports FAILS when ``quantity`` is scaled by each factor.
 
+    The first four parameters are positional-only, so a check option named ``quantity``
+    (e.g. ``quantity="p_empty"`` of ``stationary``) passes through ``verify_kwargs``.
     ``runs`` None builds the theorem's declared runs once (``seed`` from
     ``verify_kwargs``) and reuses them for every factor. With ``baseline=True`` (default)
     the unperturbed theorem must hold on the same runs, so the failures are due to the
@@ -302,3 +306,44 @@ def assert_detects(
                 f"{thm.name}: {quantity!r} scaled by {factor} was not detected\n" + _message(verdict, "fail"))
         out.append(verdict)
     return out
+
+
+def detection_threshold(
+    theorem: Theorem | str,
+    model: Any,
+    runs: Any,
+    quantity: Any,
+    /,
+    side: str = "up",
+    *,
+    largest: float = 1.0,
+    rtol: float = 1e-3,
+    **verify_kwargs: Any,
+) -> float:
+    """The smallest relative error of ``quantity`` that ``verify`` detects on ``runs``.
+
+    Bisection on the factor :math:`1 + e` (``side="up"``) or :math:`1 - e` (``"down"``),
+    :math:`0 < e \\le` ``largest``, of :func:`perturb`: returns the smallest :math:`e` (to
+    ``rtol``) for which the verdict FAILS, ``inf`` if even ``largest`` is not detected, 0
+    if any change is (exact checks). The power of a check at the size of ``runs``.
+    """
+    if side not in ("up", "down"):
+        raise ModelError(f"side must be 'up' or 'down', got {describe(side)}")
+    thm = _theorem(theorem)
+    sign = 1 if side == "up" else -1
+
+    def caught(e: float) -> bool:
+        return verify(perturb(thm, quantity, 1 + sign * e), model, runs, **verify_kwargs).holds is False
+
+    if not caught(largest):
+        return float("inf")
+    if caught(rtol):
+        lo, hi = 0.0, rtol
+        if caught(1e-9):
+            return 0.0
+    else:
+        lo, hi = rtol, largest
+    while hi - lo > rtol * max(hi, 1e-12) and hi - lo > 1e-9:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if caught(mid) else (mid, hi)
+    return hi

@@ -30,6 +30,7 @@ from typing import Any
 import sympy as sp
 
 from .errors import ModelError, describe
+from .latex import latex as paper_latex
 from .verdict import Verdict
 
 __all__ = ["Theorem", "TheoremRegistry", "theorems", "UnknownTheoremError"]
@@ -124,8 +125,9 @@ class Theorem:
         return self.statement_fn(model, **options)
 
     def latex(self, model: Any, **options: Any) -> str:
-        """LaTeX of :meth:`statement`."""
-        return sp.latex(self.statement(model, **options))
+        r"""LaTeX of :meth:`statement` as a paper sets it (:func:`queueing_llm.latex.latex`:
+        ``x^{*}``, words upright, parts of a conjunction separated by ``,\quad``)."""
+        return paper_latex(self.statement(model, **options))
 
     def evaluate(self, model: Any, **options: Any) -> dict:
         """Named numbers of the statement for ``model`` (SymPy values or floats)."""

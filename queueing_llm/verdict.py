@@ -111,12 +111,13 @@ class Verdict:
         theory: Any = math.nan,
         run: str = "",
         details: dict | None = None,
+        unit: str = "",
     ) -> Verdict:
         """A verdict for runs that violate a hypothesis: ``holds`` is None, the test
         ``"does not apply"``, the reason says which hypothesis and how."""
         value = float(theory) if not isinstance(theory, float) else theory
         return cls(theorem, quantity, value, math.nan, None, None, reason, dict(details or {}),
-                   test=NOT_APPLICABLE, run=run)
+                   test=NOT_APPLICABLE, run=run, unit=unit)
 
     @property
     def status(self) -> str:

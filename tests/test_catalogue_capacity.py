@@ -166,7 +166,9 @@ def test_memory_little_check_on_hand_built_runs():
     pred = T["memory-little"].check(model, mini_run(2, 3, 20000, seed=2, rate=1.5), against="arrival_rate")
     assert pred.holds and pred.theory == 18
     bad = T["memory-little"].check(model, mini_run(2, 3, 20000, seed=1, rate=1.5, waste=5))
-    assert not bad.holds and "evicted" in bad.reason
+    assert bad.holds is None and bad.status == "does not apply" and "evicted" in bad.reason  # a hypothesis
+    own = T["memory-little"].check(model, mini_run(2, 3, 20000, seed=1, rate=1.5), against="throughput")
+    assert own.holds and "identity check" in own.reason and own.theory != 18  # the run against itself
     reps = T["memory-little"].check(model, [mini_run(2, 3, 3000, seed=s, rate=1.5) for s in (3, 4, 5)])
     assert reps.holds and reps.interval.method == "replications"
     with pytest.raises(ql.ModelError, match="against"):
@@ -191,9 +193,9 @@ def test_fluid_check_on_hand_built_wall_clock_run():
 def test_nsz_check_on_hand_built_runs():
     model = ql.ContinuousBatching(types=[ql.RequestType(2, 3, 1.5)], kv_capacity=24)  # mu = 24/12 = 2
     v = T["nsz-threshold"].check(model, mini_run(2, 3, 20000, seed=3, rate=1.5))
-    assert v.holds and v.theory == 2
+    assert v.holds and v.theory == 2 and v.test == "one-sided bound (upper)" and "cannot detect" in v.reason
     over = T["nsz-threshold"].check(model, mini_run(2, 3, 20000, seed=3, rate=3.0))  # impossible in M = 24
-    assert not over.holds and "above" in over.reason
+    assert not over.holds and "one-sided" in over.reason
 
 
 # -- checks on simulated runs (ql.simulate) ------------------------------------------------------
@@ -213,7 +215,7 @@ def test_memory_little_on_simulated_runs():
     # greedy admission above the worst-cycle throughput (17.5): evictions break the law
     over = ql.ContinuousBatching(types=[ql.RequestType(2, 2, 25)], kv_capacity=140)
     bad = T["memory-little"].check(over, ql.simulate(over, 5000, seed=2, engine="fast", warmup=200))
-    assert not bad.holds and "evicted" in bad.reason
+    assert bad.status == "does not apply" and "evicted" in bad.reason
 
 
 def test_fluid_benchmark_on_simulated_wall_clock_runs():
@@ -239,3 +241,36 @@ def test_nsz_threshold_on_simulated_saturated_runs():
     v2 = T["nsz-threshold"].check(limited, ql.simulate(limited, 5000, seed=5, saturated=True, engine="fast",
                                                        warmup=100))
     assert v2.holds and v2.estimate == pytest.approx(20, abs=0.05)  # rate limiting reaches mu
+
+
+def test_nsz_tight_case_on_the_relaxed_rate_limited_map():
+    from queueing_llm.verify import verify
+
+    m = ql.default_model()  # mu = x* = 100/61, attained by the relaxed map rate-limited at x*
+    v = verify("nsz-threshold", m, seed=1)
+    assert v.holds and v.test == "exact" and v.run == "relaxed, rate_limited(x*)"
+    assert v.theory == pytest.approx(100 / 61) and v.estimate == pytest.approx(100 / 61, rel=1e-12)
+    text = " ".join(T["nsz-threshold"].hypotheses)
+    assert "1.598" in text and "does NOT hold" in text  # the contradicted sufficient condition, stated
+    chunked = verify("nsz-threshold", m, seed=1, chunk=4)
+    assert chunked.status == "does not apply" and "chunk" in chunked.reason
+    with pytest.raises(ql.ModelError, match="rate limiting"):
+        from queueing_llm.theory import dynamics as dyn
+
+        verify("nsz-threshold", m, dyn.relaxed_trajectory(m, 200, exact=False))  # greedy: not the tight case
+
+
+def test_violated_hypotheses_do_not_apply():
+    from queueing_llm.verify import verify
+
+    # a batch cap too small for the arrivals: nothing is evicted but the queue grows without bound
+    capped = ql.ContinuousBatching(types=[ql.RequestType(2, 3, 1.5)], batch_cap=2, policy="fcfs_cap")
+    v = verify("memory-little", capped, ql.simulate(capped, 5000, seed=1, engine="fast"))
+    assert v.status == "does not apply" and "grows" in v.reason and v.theory == 18
+    # a wall-clock model whose greedy runs evict: the fluid identity assumes none
+    tight = wall_model(2, 3, 2, 1, 0.01, kv=45)  # M* = 600/19 = 31.6 < 45: feasible, but greedy evicts
+    assert T["fluid-benchmark"].evaluate(tight)["feasible"] is True
+    run = ql.simulate(tight, 5000, seed=2, engine="fast")
+    assert run.evictions.sum() == 2073
+    v = verify("fluid-benchmark", tight, run)
+    assert v.status == "does not apply" and "evicted 2073 times" in v.reason and v.theory == pytest.approx(25 / 19)

@@ -58,7 +58,7 @@ def test_registered_with_exact_keys(name):
 
 def test_symbolic_statement_pins():
     assert T["fixed-point"].statement(SYM) == sp.Eq(sp.Symbol("x_star"), 2 * M / (l1 * (2 * l0 + l1 + 1)))
-    assert T["fixed-point"].latex(SYM) == r"x_{star} = \frac{2 M}{l_{1} \left(2 l_{0} + l_{1} + 1\right)}"
+    assert T["fixed-point"].latex(SYM) == r"x^{*} = \frac{2 M}{l_{1} \left(2 l_{0} + l_{1} + 1\right)}"
     m = sp.Symbol("m", integer=True, nonnegative=True)
     F = sp.Sum(lam ** (l1 - 1 - m) * (l0 + 1 + m), (m, 0, l1 - 1))
     assert T["linear-map"].statement(SYM) == sp.Eq(sp.Function("F")(lam), F)

@@ -59,8 +59,8 @@ def test_symbolic_statement_pins():
     assert T.statement(model(lam, ql.rate_limited(), l0, l1, M)) == statement(xs)
     assert T.statement(model(lam, ql.rate_limited(x), l0, l1, M)) == statement(x)
     assert T.latex(model(lam, "greedy", l0, l1, M)) == (
-        r"\theta = \frac{M}{l_{1} \left(l_{0} + l_{1}\right)} \wedge "
-        r"\left(stable \Leftrightarrow \lambda < \theta\right)"
+        r"\theta = \frac{M}{l_{1} \left(l_{0} + l_{1}\right)},\quad "
+        r"\mathrm{stable} \iff \lambda < \theta"
     )
     ev = T.evaluate(model(lam, "greedy", l0, l1, M))
     assert ev == {"stability_threshold": worst, "stable": sp.StrictLessThan(lam, worst), "x_star": xs,

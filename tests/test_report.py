@@ -13,7 +13,6 @@ import queueing_llm as ql
 from queueing_llm.cli import main
 from queueing_llm.report import (
     FILES,
-    RUN_KINDS,
     VERDICT_COLUMNS,
     format_value,
     plot_stage_occupancy,
@@ -94,7 +93,7 @@ def test_latex_is_booktabs_escaped_and_formatted():
     assert [ln for ln in lines if ln in (r"\toprule", r"\midrule", r"\bottomrule")] == [
         r"\toprule", r"\midrule", r"\bottomrule"]
     assert r"mean\_kv & 5\% load \& more & 1.23457 & 3 & yes &  \\" in lines
-    assert r"x\_star & a|b \{c\} \#1 & inf & 12 & no & 0.25 \\" in lines
+    assert r"x\_star & a$|$b \{c\} \#1 & $\infty$ & 12 & no & 0.25 \\" in lines
     assert tex.rstrip().endswith(r"\end{table}")
     bare = to_latex(ROWS, ["name"])
     assert bare.startswith(r"\begin{tabular}{l}") and r"\caption" not in bare
@@ -252,8 +251,8 @@ def test_report_writes_every_file_with_provenance(request, name):
     assert prov["sympy"] == sp.__version__ and prov["queueing_llm"] == ql.__version__
     assert prov["engine"] == "fast"
     csv_rows = read_csv(folder / "verdicts.csv")
-    assert [(r["theorem"], float(r["estimate"]), r["run"]) for r in csv_rows] == [
-        (r["theorem"], r["estimate"], r["run"]) for r in rep.verdict_rows]
+    assert [(r["theorem"], str(float(r["estimate"])), r["run"], r["test"], r["status"]) for r in csv_rows] == [
+        (r["theorem"], str(r["estimate"]), r["run"], r["test"], r["status"]) for r in rep.verdict_rows]
     assert prov["runs"] == rep.run_info and prov["runs"]["open"]["iterations"] == 20_000
     tex = (folder / "verdicts.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
@@ -274,91 +273,111 @@ def test_git_commit_is_the_checkout_head(default_report):
         assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
 
 
-def test_default_model_reports_the_memory_little_failure_and_why(default_report):
+FAMILY_BC = ("stability", "overload-drift", "renewal-transient", "equilibrium-stage", "stationary", "lyapunov-bounds",
+             "waiting-cap", "memory-little", "fluid-benchmark", "nsz-threshold")
+
+
+def test_default_model_memory_little_does_not_apply_and_says_why(default_report):
     rows = {r["theorem"]: r for r in default_report.verdict_rows}
     little = rows["memory-little"]
-    assert not little["holds"] and "evict" in little["reason"]
-    assert little["theory"] < little["ci_low"]  # greedy congestion: evicted progress holds memory
-    assert rows["open-system"]["holds"]  # 1.2 > worst-cycle throughput 1: the queue must grow
-    assert not default_report.all_hold
+    # greedy at lambda = 1.2 evicts: a violated hypothesis, not a failure; the theory is evaluate's
+    assert little["holds"] is None and little["status"] == "does not apply" and little["test"] == "does not apply"
+    assert "evicted" in little["reason"] and little["ci_low"] is None
+    assert little["theory"] == float(ql.theorems["memory-little"].evaluate(default_report.model)["mean_kv"]) == 1464
     text = default_report.to_text()
-    assert re.search(r"memory-little/mean_kv .* FAILS", text)
-    assert "FAILS memory-little: " + little["reason"] in text
+    assert re.search(r"^memory-little/mean_kv +tokens \(per iteration\) +open +does not apply +1464 +does not apply$",
+                     text, re.M)
+    assert "does not apply memory-little: " + little["reason"] in text
+    assert "FAILS memory-little" not in text
     md = (Path(default_report.paths["report.md"]).parent / "report.md").read_text()
-    assert f"- **memory-little** (FAILS): {little['reason']}" in md
-    assert little["run"] == "open" and rows["open-system"]["run"] == "open"  # the open run is tried first
+    assert f"- **memory-little** (does not apply): {little['reason']}" in md
+    assert little["run"] == "open"
 
 
-def test_default_model_verifies_family_a_against_saturated_and_relaxed_runs(default_report):
+def test_default_model_family_b_c_rows_are_right(default_report):
     rows = {r["theorem"]: r for r in default_report.verdict_rows}
-    runs = {name: row["run"] for name, row in rows.items()}
-    assert runs == {"memory-little": "open", "nsz-threshold": "open", "fixed-point": "open", "open-system": "open",
-                    "worst-cycle": "saturated", "cycles": "saturated", "linear-map": "relaxed",
-                    "gcd-criterion": "relaxed", "rate-limited": "saturated, rate_limited(x*)"}
-    assert default_report.run_kinds == runs
-    assert [r["theorem"] for r in default_report.failures] == ["memory-little"]
-    # the integer saturated system settles on the worst cycle: floor(2000/50)/40 = 1 completion per iteration
-    worst = rows["worst-cycle"]
-    assert worst["holds"] and worst["theory"] == 1.0 and worst["estimate"] == 1.0
-    fixed = rows["fixed-point"]
-    assert fixed["holds"] and fixed["theory"] == 100 / 61 and fixed["estimate"] <= 100 / 61
-    # token bucket at x* = 100/61, whole requests: a period-40 cycle completing 63 (MODEL.md A.6, integer runs)
-    rate = rows["rate-limited"]
-    assert rate["holds"] and rate["theory"] == 100 / 61 and rate["estimate"] == 63 / 40
-    linear = rows["linear-map"]  # rho(F) = 1.04 > 1: the relaxed map leaves x* and evicts
-    assert linear["holds"] and linear["theory"] > 1 and "leaves the fixed point" in linear["reason"]
-    assert all(why == "no numerical check" or why.startswith("does not apply")
-               for why in default_report.skipped.values()), default_report.skipped
-    info = default_report.run_info
-    assert tuple(info) == RUN_KINDS == ("open", "saturated", "relaxed", "saturated, rate_limited(x*)")
-    assert info["saturated"]["iterations"] == 5000 and info["saturated"]["seed"] == 1
-    assert info["relaxed"]["iterations"] == 1500 and info["relaxed"]["exact"] is False
-    saturated, limited = default_report.runs["saturated"], default_report.runs["saturated, rate_limited(x*)"]
-    assert saturated.saturated and saturated.model == default_report.model
-    assert limited.saturated and limited.model.policy == ql.rate_limited()
+    assert not [r for r in default_report.failures if r["theorem"] in FAMILY_BC]
+    nsz = rows["nsz-threshold"]  # the tight case: the relaxed map rate-limited at x* = mu completes mu exactly
+    assert nsz["holds"] is True and nsz["test"] == "exact" and nsz["run"] == "relaxed, rate_limited(x*)"
+    assert nsz["theory"] == pytest.approx(100 / 61) and nsz["unit"] == "completions per iteration"
+    assert "reaches down" not in nsz["reason"]
+    info = default_report.run_info["relaxed, rate_limited(x*)"]
+    assert info["kind"] == "relaxed" and info["iterations"] == 1500 and info["first_eviction"] is None
+    for name in FAMILY_BC:
+        if name not in rows:
+            assert default_report.skipped[name].startswith("does not apply"), default_report.skipped[name]
     assert default_report.runs["open"] is default_report.trajectory
-    text = default_report.to_text()
-    assert re.search(r"^worst-cycle/throughput +saturated +1 +1 +holds$", text, re.M)
-    assert re.search(r"^rate-limited/throughput +saturated, rate_limited\(x\*\) +1\.6393 +1\.575 +holds$", text, re.M)
-    assert "saturated run: 5000 iterations, seed 1, policy greedy" in text
-    md = (Path(default_report.paths["report.md"]).parent / "report.md").read_text()
-    assert "| worst-cycle | throughput | saturated | 1 | 1 |" in md
-    assert json.loads(default_report.to_json())["runs"]["relaxed"]["first_eviction"] == 42
+    # every verdict used exactly the runs its theorem declares (the open run for a theorem declaring none)
+    for name, row in rows.items():
+        specs = ql.theorems[name].runs
+        assert row["run"] == (" + ".join(s.label for s in specs) if specs else "open")
+        assert default_report.run_kinds[name] == row["run"]
+    assert set(default_report.run_info) == {"open"} | {
+        s.label for name in rows for s in ql.theorems[name].runs}
+    assert json.loads(default_report.to_json())["runs"]["open"]["iterations"] == 20_000
 
 
-def test_a_theorem_no_run_satisfies_keeps_every_reason():
-    model = ql.ContinuousBatching(ql.RequestType(10, 40, arrivals=1.2), kv_capacity=2000, policy="reserve")
-    rep = report(model, iterations=400, names=["worst-cycle", "rate-limited"])
-    assert [(r["theorem"], r["run"], r["holds"]) for r in rep.verdict_rows] == [
-        ("rate-limited", "saturated, rate_limited(x*)", True)]
-    why = rep.skipped["worst-cycle"]
-    assert why.startswith("check refused these runs: open run: this check needs saturated runs")
-    assert "; saturated run: the worst-cycle check is about greedy admission" in why
-    assert "; relaxed run: no relaxed run for this model: the relaxed map runs greedy and rate_limited" in why
-    assert "; saturated, rate_limited(x*) run: the worst-cycle check is about greedy admission" in why
-    assert "error" in rep.run_info["relaxed"] and "relaxed" not in rep.runs
-    assert "worst-cycle (check refused these runs)" in rep.to_text()
+def test_a_declared_run_that_cannot_be_built_is_reported_with_its_reason():
+    from queueing_llm.runs import relaxed_run
+
+    relaxed_user = ql.Theorem(
+        name="user-relaxed", title="a user's theorem on the relaxed map", hypotheses=("finite M",),
+        statement_fn=lambda m: sp.Eq(MEAN_BATCH, 0), evaluate_fn=lambda m: {"mean_batch": 0},
+        check_fn=USER_THEOREM.check_fn, runs=(relaxed_run(label="relaxed from empty"),))
+    ql.theorems.register(relaxed_user)
+    try:
+        rep = report(stable_queue(), iterations=2000, names=["user-relaxed", "stability"])
+    finally:
+        ql.theorems.unregister("user-relaxed")
+    assert [r["theorem"] for r in rep.verdict_rows] == ["stability"]
+    why = rep.skipped["user-relaxed"]
+    assert why.startswith("declared run not built: the declared relaxed from empty run cannot be built: ")
+    assert "error" in rep.run_info["relaxed from empty"] and "relaxed from empty" not in rep.runs
+    assert "user-relaxed (declared run not built)" in rep.to_text()
 
 
-def test_a_rate_limited_model_needs_no_rate_limited_copy():
-    model = ql.ContinuousBatching(ql.RequestType(10, 40, arrivals=1.2), kv_capacity=2000, policy=ql.rate_limited())
-    rep = report(model, iterations=2000, names=["rate-limited"])
-    assert [(r["theorem"], r["run"], r["holds"]) for r in rep.verdict_rows] == [("rate-limited", "saturated", True)]
-    assert list(rep.run_info) == ["open", "saturated"]
+def test_runs_declared_by_several_theorems_are_built_once():
+    rep = report(stable_queue(), iterations=3000, names=["renewal-transient", "equilibrium-stage", "stability"])
+    assert [(r["theorem"], r["run"]) for r in rep.verdict_rows] == [
+        ("renewal-transient", "saturated"), ("equilibrium-stage", "saturated"), ("stability", "open")]
+    assert list(rep.run_info) == ["open", "saturated"] and rep.run_info["saturated"]["iterations"] == 3000
+    assert rep.runs["saturated"].saturated and rep.all_hold
+
+
+def test_strict_report_exits_1_when_a_verdict_fails(tmp_path):
+    from queueing_llm.cli import main
+
+    wrong = ql.Theorem(
+        name="user-wrong-mean-batch", title="a wrong mean batch", hypotheses=("fcfs_cap",),
+        statement_fn=lambda m: sp.Eq(MEAN_BATCH, 0), evaluate_fn=lambda m: {"mean_batch": 2 * _mean_batch(m)},
+        check_fn=USER_THEOREM.check_fn, applies_fn=_applies)
+    args = ["report", "--type", "2,3,1.5", "--batch-cap", "8", "--policy", "fcfs_cap", "--iterations", "2000"]
+    assert main([*args, "--theorem", "stability", "--strict"]) == 0
+    ql.theorems.register(wrong)
+    try:
+        assert main([*args, "--theorem", "user-wrong-mean-batch", "--strict"]) == 1
+        assert main([*args, "--theorem", "user-wrong-mean-batch"]) == 0  # without --strict: printed, status 0
+    finally:
+        ql.theorems.unregister(wrong.name)
 
 
 def test_stable_queue_verdicts_hold_including_the_users_theorem(queue_report):
     rows = {r["theorem"]: r for r in queue_report.verdict_rows}
     assert set(rows) == {"memory-little", "stability", "overload-drift", "stationary", "lyapunov-bounds",
-                         "user-mean-batch"}
-    assert queue_report.all_hold
+                         "renewal-transient", "equilibrium-stage", "user-mean-batch"}
+    assert queue_report.all_hold and all(r["status"] == "holds" for r in rows.values())
     stationary = rows["stationary"]
     assert stationary["ci_low"] <= stationary["theory"] <= stationary["ci_high"] and stationary["level"] == 0.95
     assert rows["user-mean-batch"]["theory"] == 6.0
     assert any(r["theorem"] == "user-mean-batch" for r in queue_report.theorem_rows)
-    assert "saturated" in queue_report.skipped["renewal-transient"]
-    assert {r["run"] for r in queue_report.verdict_rows} == {"open"}  # no KV budget: no saturated pass
-    assert list(queue_report.run_info) == ["open"] and "open run:" not in queue_report.skipped["renewal-transient"]
+    assert rows["renewal-transient"]["run"] == rows["equilibrium-stage"]["run"] == "saturated"  # as declared
+    assert {r["run"] for r in rows.values()} == {"open", "saturated"}
+    assert list(queue_report.run_info) == ["open", "saturated"]
+    lyapunov = rows["lyapunov-bounds"]  # the theory column shows a bound from evaluate, never a midpoint
+    bounds = ql.theorems["lyapunov-bounds"].evaluate(queue_report.model)
+    assert lyapunov["theory"] in (float(bounds["lower"]), float(bounds["upper"]))
+    assert lyapunov["test"] == "bounds (lower and upper)" and "% of the exact stationary mean" in lyapunov["reason"]
+    assert rows["stability"]["unit"] == "completions per iteration"
     assert "user-mean-batch" not in ql.theorems  # the fixture cleaned up
 
 
@@ -366,8 +385,8 @@ def test_report_is_reproducible_and_json_ready():
     a = report(stable_queue(), iterations=2000, seed=7, names=["stationary", "renewal-transient"])
     b = report(stable_queue(), iterations=2000, seed=7, names=["stationary", "renewal-transient"])
     assert a.verdict_rows == b.verdict_rows and a.paths == {}
-    assert [r["theorem"] for r in a.verdict_rows] == ["stationary"]
-    assert "saturated" in a.skipped["renewal-transient"]
+    assert [(r["theorem"], r["run"]) for r in a.verdict_rows] == [("stationary", "open"),
+                                                                    ("renewal-transient", "saturated")]
     data = json.loads(a.to_json())
     assert data["provenance"]["theorems"] == ["stationary", "renewal-transient"]
 
@@ -401,7 +420,7 @@ def test_cli_report_prints_the_table_and_writes_files(capsys, tmp_path):
     code = main(["report", "--iterations", "3000", "--seed", "2", "--output", str(tmp_path / "out")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert re.search(r"^theorem/quantity +run +theory +simulation +95% CI +verdict$", out.out, re.M)
+    assert re.search(r"^theorem/quantity +unit +run +test +theory +simulation +95% CI +verdict$", out.out, re.M)
     assert "memory-little/mean_kv" in out.out and "not verified:" in out.out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
 

@@ -45,6 +45,7 @@ def test_worked_example_runs(clean_registry, capsys):
         if i == 4:  # the regression tests the page writes must pass
             namespace["test_mean_batch_statement"]()
             namespace["test_mean_batch_holds"]()
+            namespace["test_mean_batch_check_has_power"]()
     out = capsys.readouterr().out
     assert r"\bar{b} = \frac{\lambda}{q}" in out
     assert "{'mean_batch': 12/5}" in out

@@ -351,3 +351,39 @@ def test_relaxed_runs_satisfy_the_run_protocol():
     spec = qruns.relaxed_run(30, policy="rate_limited", model_transform=lambda mm: mm)
     built = spec.make(m)
     assert built.kind == "relaxed" and built.rate is not None and spec.label == "relaxed, rate_limited(x*)"
+
+
+def test_verify_all_builds_each_theorems_declared_runs_once():
+    queue = ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(0.25), arrivals=1.5), batch_cap=8, policy="fcfs_cap")
+    names = ["stability", "stationary", "renewal-transient", "equilibrium-stage"]
+    verdicts = verify_all(queue, names=names, seed=3)
+    assert [v.theorem for v in verdicts] == names and verdicts.all_hold
+    assert [v.run for v in verdicts] == ["open", "open", "saturated", "saturated"]
+    assert verdicts[0].estimate != verify_all(queue, names=["stability"], seed=4)[0].estimate  # seeded
+    everything = verify_all(queue, seed=3)
+    assert "renewal-transient" in {v.theorem for v in everything}  # declared saturated run, not refused
+    assert not everything.failures
+
+
+def test_runs_of_a_declared_transformed_model_are_accepted():
+    import dataclasses
+
+    from queueing_llm.theory import dynamics as dyn
+
+    base = ql.ContinuousBatching(types=[ql.RequestType(prompt=10, decode=40)], kv_capacity=2000, policy="greedy")
+
+    def shorter(model):
+        return dataclasses.replace(model, types=(ql.RequestType(prompt=5, decode=40),))
+
+    def count(model, runs, prediction, level=0.95):
+        return judge_exact("transformed", "runs", prediction["runs"], len(runs))
+
+    thm = ql.Theorem("transformed", "t", (), lambda m: sp.Eq(BBAR, 0), lambda m: {"runs": 2}, count,
+                     runs=(qruns.relaxed_run(20), qruns.relaxed_run(20, model_transform=shorter, label="l0 = 5")))
+    built = verify(thm, base)
+    assert built.holds and built.run == "relaxed + l0 = 5" and built.test == "exact"
+    given = [dyn.relaxed_trajectory(base, 20, exact=False), dyn.relaxed_trajectory(shorter(base), 20, exact=False)]
+    assert verify(thm, base, given).holds
+    other = dataclasses.replace(base, kv_capacity=3000)
+    with pytest.raises(ModelError, match="different model"):
+        verify(thm, base, [given[0], dyn.relaxed_trajectory(other, 20, exact=False)])

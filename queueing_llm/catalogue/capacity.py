@@ -18,8 +18,11 @@ Importing the module registers three theorems:
     prefill abstracted as in MODEL.md) and ``batch_time`` (:math:`\bar b` seconds per
     batch, default 1: :math:`\mu` per iteration).
 
-The checks read the arrays of a simulated trajectory (or a list of independent runs);
-they never simulate. The formulas come from :mod:`queueing_llm.theory.capacity`.
+The checks take their theory values from the prediction ``evaluate`` returned and read
+the arrays of the runs the theorems declare (``Theorem.runs``); they never simulate. The
+formulas come from :mod:`queueing_llm.theory.capacity`. A run that violates a hypothesis
+(evictions for memory Little's law and the fluid identity, a growing queue) gives a "does
+not apply" verdict with the reason.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ..checks import default_warmup, judge, mean_interval, numeric, runs_list
+from ..checks import default_warmup, judge, judge_exact, judge_upper, mean_interval, numeric, predicted, runs_list
 from ..errors import ModelError, describe
 from ..model import ContinuousBatching, PoissonProcess, RequestType
 from ..numbers import is_infinite
+from ..policies import rate_limited
+from ..runs import open_run, relaxed_run, run_kind
 from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, rate_ci
 from ..theorems import Theorem, theorems
 from ..theory import capacity as cap
-from ..verdict import Verdict
+from ..verdict import LOWER_BOUND, Verdict
 
 __all__ = ["MEMORY_LITTLE", "FLUID_BENCHMARK", "NSZ_THRESHOLD"]
 
@@ -106,54 +111,74 @@ def _little_evaluate(model: ContinuousBatching) -> dict:
     return out
 
 
+def _growing(runs: list, level: float, batches: int) -> Interval | None:
+    """The growth interval of the number in system when it lies above 0 (a queue that grows
+    has no stationary regime), else None."""
+    data = [np.asarray(r.in_system, dtype=float) for r in runs]
+    w = default_warmup(runs)
+    iv = rate_ci(data if len(data) > 1 else data[0], level, batches, w)
+    return iv if iv.low > 0 else None
+
+
 def _little_check(
     model: ContinuousBatching,
-    trajectory: Any, prediction: dict,
+    trajectory: Any,
+    prediction: dict,
     level: float = DEFAULT_LEVEL,
     batches: int = DEFAULT_BATCHES,
-    against: str = "throughput",
+    against: str = "arrival_rate",
 ) -> Verdict:
-    r"""Mean memory per iteration against throughput :math:`\times` lifetime memory.
+    r"""Mean memory per iteration of an eviction-free open run against the predicted
+    :math:`\Lambda E[C]` (two-sided CI).
 
-    ``against="throughput"`` (default), the law itself: the series
+    ``against="arrival_rate"`` (default), the theorem's prediction: ``evaluate``'s
+    ``mean_kv`` :math:`= \Lambda E[C]` against the batch-means (or replications) interval of
+    the memory after admission. The law is about a stationary run without evictions: a
+    run that evicts (evicted progress holds memory no completion accounts for), a queue
+    that grows, or a model with :math:`\Lambda E[C] > M` gives "does not apply" with the
+    reason. Averages are per iteration, not per second.
+
+    ``against="throughput"``, the identity behind the law (not the prediction): the series
     :math:`D_n = Z_n - \sum_{i \text{ completes at } n} C_i` (memory after admission minus
     the realised lifetime memory of the requests completing in iteration :math:`n`) has
-    long-run mean 0 in any run without evictions: summed over a run, both terms count
-    the same token-iterations up to the requests in flight at the ends. Its interval
-    (batch means, or replications) is shifted by the mean of the second term to give an
-    interval for the mean memory; the law holds iff that mean lies inside. Averages are
-    per iteration, not per second (a time average weights long iterations more and has
-    another mean), and the realised :math:`C_i` are used rather than :math:`E[C]` times the
-    completions (same mean in a stable run, less noise, and still right when completions
-    are a length-biased sample, e.g. in overload). Evictions waste token-iterations and
-    break the law; they are counted in ``details``.
-
-    ``against="arrival_rate"``: the prediction :math:`\Lambda E[C]` of ``evaluate`` against
-    the interval of the mean memory (needs a stable run).
+    long-run mean 0 in any run without evictions; its interval, shifted by the mean of the
+    second term, is an interval of the mean memory, compared with the run's own throughput
+    times the realised lifetimes. It tests the accounting, not ``evaluate``.
     """
     if against not in ("throughput", "arrival_rate"):
         raise ModelError(f"against must be 'throughput' or 'arrival_rate', got {describe(against)}")
     runs = runs_list(trajectory)
     evictions = _evictions(runs)
-    details = {"evictions": evictions, "mean_kv_predicted": numeric(cap.memory_little(model).mean_kv, "mean_kv")}
+    theory = predicted(prediction, "mean_kv", "memory-little")
+    details = {"evictions": evictions, "mean_kv_predicted": numeric(theory, "mean_kv")}
+    if evictions:
+        return Verdict.not_applicable(
+            "memory-little", "mean_kv", f"the run evicted {evictions} times: the law holds for eviction-free runs "
+            "only (evicted progress holds memory that no completion accounts for)",
+            theory=details["mean_kv_predicted"], details=details, unit="tokens (per iteration)")
     if against == "arrival_rate":
-        iv = mean_interval(runs, lambda r: r.memory, level, batches)
-        theory = details["mean_kv_predicted"]
-        return judge("memory-little", "mean_kv", theory, iv, details)
+        if prediction.get("necessary") is False:
+            return Verdict.not_applicable(
+                "memory-little", "mean_kv", f"Lambda E[C] = {details['mean_kv_predicted']:.6g} exceeds M: no "
+                "stationary regime", theory=details["mean_kv_predicted"], details=details,
+                unit="tokens (per iteration)")
+        grows = _growing(runs, level, batches)
+        if grows is not None:
+            return Verdict.not_applicable(
+                "memory-little", "mean_kv", f"the number in system grows ({grows.estimate:.4g} per iteration, "
+                f"{grows.level_percent} interval [{grows.low:.4g}, {grows.high:.4g}]): no stationary regime",
+                theory=details["mean_kv_predicted"], details=details, unit="tokens (per iteration)")
+        iv = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float), level, batches)
+        return judge("memory-little", "mean_kv", theory, iv, details).replace(unit="tokens (per iteration)")
     diff = mean_interval(runs, lambda r: np.asarray(r.memory, dtype=float) - _completed_lifetime(r), level, batches)
     flows = mean_interval(runs, _completed_lifetime, level, batches)
-    theory = flows.estimate  # throughput x mean lifetime memory, over the same iterations
-    iv = Interval(theory + diff.estimate, theory + diff.low, theory + diff.high, diff.level, diff.method, diff.n,
+    own = flows.estimate  # the run's throughput x realised lifetime memory, over the same iterations
+    iv = Interval(own + diff.estimate, own + diff.low, own + diff.high, diff.level, diff.method, diff.n,
                   diff.warmup)
-    details["throughput_times_lifetime"] = theory
-    verdict = judge("memory-little", "mean_kv", theory, iv, details)
-    if not verdict.holds and evictions:
-        verdict = Verdict(verdict.theorem, verdict.quantity, verdict.theory, verdict.estimate, verdict.interval,
-                          False, verdict.reason + f"; the run evicted {evictions} times, and evicted progress "
-                          "holds memory that no completion accounts for", verdict.details)
-    return verdict
-
-
+    details["throughput_times_lifetime"] = own
+    v = judge("memory-little", "mean_kv", own, iv, details)
+    return v.replace(reason="identity check (against='throughput': the run's own throughput x realised "
+                     "lifetimes, not evaluate): " + v.reason, unit="tokens (per iteration)")
 
 
 MEMORY_LITTLE = theorems.register(
@@ -173,6 +198,9 @@ MEMORY_LITTLE = theorems.register(
         check_fn=_little_check,
         source=SOURCE_LITTLE,
         applies_fn=_little_applies,
+        runs=(open_run(),),
+        comparison="mean KV tokens after admission per iteration of an eviction-free open run (batch means) "
+                   "against Lambda E[C]: two-sided CI; a run that evicts or a growing queue: does not apply",
     )
 )
 
@@ -226,6 +254,7 @@ def _fluid_check(
     trajectory: Any, prediction: dict,
     level: float = DEFAULT_LEVEL,
     batches: int = DEFAULT_BATCHES,
+    quantity: str = "delta_star",
 ) -> Verdict:
     r"""Mean iteration time of a wall-clock run against :math:`\Delta^*` (or the overload drift).
 
@@ -235,7 +264,8 @@ def _fluid_check(
     :math:`\bar Z = \bar s \sum_k \lambda_k W_k`, and :math:`\bar s = d_0 + d_1 \bar Z`, so
     :math:`\bar s = \Delta^*` and :math:`\bar Z = M^*`. The check compares the mean
     iteration length :math:`s_n = t_n - t_{n-1}` (batch means or replications) with
-    :math:`\Delta^*`, and reports the mean memory against :math:`M^*` in ``details``.
+    :math:`\Delta^*` (two-sided CI); ``quantity="memory_need"`` compares the mean memory
+    with :math:`M^*` instead. A run that evicts violates the hypothesis: "does not apply".
     When the benchmark is infeasible (:math:`\rho \ge 1` or :math:`M^* > M`) no policy can
     keep up, and the check asks the number in system to grow: the lower end of the
     interval of its drift per iteration must be positive.
@@ -249,36 +279,45 @@ def _fluid_check(
             f"so prefill_stage must be False, got {describe(prediction.get('prefill_stage'))}"
         )
     runs = runs_list(trajectory)
-    res = cap.fluid_benchmark(model, prefill_stage=False)
+    if quantity not in ("delta_star", "memory_need"):
+        raise ModelError(f"quantity must be 'delta_star' or 'memory_need', got {describe(quantity)}")
     evictions = _evictions(runs)
+    memory_need = predicted(prediction, "memory_need", "fluid-benchmark")
     details = {
-        "rho": numeric(res.rho, "rho"),
-        "memory_need": numeric(res.memory_need, "memory_need"),
+        "rho": numeric(predicted(prediction, "rho", "fluid-benchmark"), "rho"),
+        "memory_need": numeric(memory_need, "memory_need"),
         "evictions": evictions,
     }
-    if res.feasible is not True:
+    if predicted(prediction, "feasible", "fluid-benchmark") is not True:
         data = [np.asarray(r.in_system, dtype=float) for r in runs]
         iv = rate_ci(data if len(data) > 1 else data[0], level, batches, default_warmup(runs))
-        holds = iv.low > 0
-        why = res.reason or f"the memory need M* = {details['memory_need']:.6g} exceeds M"
-        reason = (f"{why}; the number in system must grow: its drift per iteration has the "
-                  f"{iv.level_percent} interval [{iv.low:.6g}, {iv.high:.6g}], "
+        holds = bool(iv.low > 0)
+        why = prediction.get("reason") or f"the memory need M* = {details['memory_need']:.6g} exceeds M"
+        reason = (f"one-sided: {why}, so no policy keeps up and the number in system must grow: its drift per "
+                  f"iteration has the {iv.level_percent} interval [{iv.low:.6g}, {iv.high:.6g}], "
                   + ("above 0" if holds else "not above 0"))
-        return Verdict("fluid-benchmark", "overload_drift", 0.0, iv.estimate, iv, holds, reason, details)
+        return Verdict("fluid-benchmark", "overload_drift", 0.0, iv.estimate, iv, holds, reason, details,
+                       test=LOWER_BOUND, unit="requests per iteration")
+    if evictions:
+        return Verdict.not_applicable(
+            "fluid-benchmark", quantity, f"the run evicted {evictions} times: the exact identity "
+            "Delta* = mean iteration time (and M* = mean memory) holds for eviction-free runs",
+            theory=numeric(predicted(prediction, quantity, "fluid-benchmark"), quantity), details=details,
+            unit="s per iteration" if quantity == "delta_star" else "tokens")
 
     def durations(run: Any) -> np.ndarray:
         return np.diff(np.asarray(run.time, dtype=float), prepend=0.0)
 
     iv = mean_interval(runs, durations, level, batches)
     mem = mean_interval(runs, lambda r: r.memory, level, batches)
+    details["mean_iteration_time"] = iv.estimate
+    details["mean_iteration_time_ci"] = (iv.low, iv.high)
     details["mean_memory"] = mem.estimate
     details["mean_memory_ci"] = (mem.low, mem.high)
-    verdict = judge("fluid-benchmark", "delta_star", numeric(res.delta_star, "delta_star"), iv, details)
-    if evictions:
-        verdict = Verdict(verdict.theorem, verdict.quantity, verdict.theory, verdict.estimate, verdict.interval,
-                          verdict.holds, verdict.reason + f" (the run evicted {evictions} times; the exact "
-                          "identity assumes none)", verdict.details)
-    return verdict
+    if quantity == "memory_need":
+        return judge("fluid-benchmark", "memory_need", memory_need, mem, details).replace(unit="tokens")
+    theory = predicted(prediction, "delta_star", "fluid-benchmark")
+    return judge("fluid-benchmark", "delta_star", theory, iv, details).replace(unit="s per iteration")
 
 
 FLUID_BENCHMARK = theorems.register(
@@ -299,6 +338,10 @@ FLUID_BENCHMARK = theorems.register(
         check_fn=_fluid_check,
         source=SOURCE_FLUID,
         applies_fn=_fluid_applies,
+        runs=(open_run(),),
+        comparison="mean iteration time in seconds of an eviction-free wall-clock open run (batch means) "
+                   "against Delta* (option quantity='memory_need': mean memory against M*): two-sided CI; "
+                   "infeasible benchmark: the queue must grow (one-sided); a run that evicts: does not apply",
     )
 )
 
@@ -323,34 +366,87 @@ def _nsz_evaluate(model: ContinuousBatching, chunk: Any = None, batch_time: Any 
             "batch_time": cap.check_batch_time(batch_time), "chunk": chunk}
 
 
+def _tail_rate(run: Any) -> float:
+    """Completions per iteration over the second half of a run."""
+    done = np.asarray(run.completions, dtype=float)
+    done = done.reshape(done.shape[0], -1).sum(axis=1)
+    return float(done[done.size // 2:].mean())
+
+
 def _nsz_check(
     model: ContinuousBatching,
-    trajectory: Any, prediction: dict,
+    trajectory: Any,
+    prediction: dict,
     level: float = DEFAULT_LEVEL,
     batches: int = DEFAULT_BATCHES,
+    tol: float = 1e-9,
 ) -> Verdict:
-    r"""The necessary half of [NSZ26]: no policy completes more than :math:`\mu` per batch time.
+    r"""The necessary half of [NSZ26] where it is tight, and as a bound elsewhere.
 
     Over a run, :math:`\sum_n Z_n \le N M` and every completed request accounts for
-    :math:`g` token-iterations, so the completions per iteration cannot exceed
-    :math:`M/E[g] = \mu \bar b`. The check divides the run's completions per iteration by
-    ``batch_time`` and holds iff the lower end of its interval is at most :math:`\mu`. With
-    ``chunk=None`` (default) :math:`g = C`, the memory the simulator holds; a run without
-    prefill iterations is not bound by a ``chunk`` given here. The sufficient half
-    (stability below :math:`\mu(1-\delta)` under work-conserving policies) is not checked:
-    under greedy admission with evictions [ADLS26] shows congestion below :math:`x^*`.
+    :math:`g` token-iterations, so no policy completes more than :math:`M/E[g] = \mu \bar b`
+    per iteration. In this model (``chunk=None``: :math:`g = C`, the memory the simulator
+    holds) the bound is attained by the relaxed saturated map under rate limiting at
+    :math:`x^* = M/E[C]`: from an empty batch it admits :math:`x^*` per iteration, never
+    evicts, and completes exactly :math:`x^*` per iteration from iteration :math:`l_1` on.
+
+    * A relaxed run (the declared run: ``rate_limited(x*)``): its completions per
+      iteration over the second half, divided by ``batch_time``, must equal the predicted
+      ``mu`` (exact, within relative ``tol`` for floating-point runs): a wrong
+      :math:`\mu` fails on either side.
+    * A simulated run (open or saturated, any policy): its completion rate must not exceed
+      :math:`\mu` (one-sided upper bound, batch means); below the bound it is not tight
+      (greedy's congested integer cycles complete about 61 % of it on the default model), so the verdict says
+      the bound's tightness was not tested.
+
+    ``chunk`` given (prefill in chunks holds memory the simulator does not), or a relaxed
+    run for a model with a finite batch cap (the relaxed map has none): "does not apply".
+    The sufficient half ([NSZ26]: stable under work-conserving policies below
+    :math:`\mu(1-\delta)`) is not checked; greedy admission with evictions contradicts it
+    in this model (hypotheses).
     """
     runs = runs_list(trajectory)
-    bbar = numeric(prediction["batch_time"], "batch_time")
-    mu = numeric(prediction["mu"], "mu")
-    iv = mean_interval(runs, lambda r: np.asarray(r.completions, dtype=float).sum(axis=1) / bbar, level, batches)
+    bbar = numeric(predicted(prediction, "batch_time", "nsz-threshold"), "batch_time")
+    mu = predicted(prediction, "mu", "nsz-threshold")
+    mu_f = numeric(mu, "mu")
     details = {"delta": numeric(prediction["delta"], "delta"),
                "stable_rate": numeric(prediction["stable_rate"], "stable_rate"),
-               "mean_g": numeric(prediction["mean_g"], "mean_g"), "evictions": _evictions(runs)}
-    where = f"the {iv.level_percent} {iv.method} interval [{iv.low:.6g}, {iv.high:.6g}] of the completion rate"
-    holds = iv.low <= mu
-    reason = f"{where} {'reaches down to' if holds else 'lies above'} mu = {mu:.6g}"
-    return Verdict("nsz-threshold", "mu", mu, iv.estimate, iv, holds, reason, details)
+               "mean_g": numeric(prediction["mean_g"], "mean_g"), "evictions": _evictions(runs),
+               "batch_time": bbar}
+    unit = "completions per iteration" if bbar == 1 else "completions per second"
+    if prediction.get("chunk") is not None:
+        return Verdict.not_applicable(
+            "nsz-threshold", "mu", f"chunk={prediction['chunk']}: chunked prefill holds memory the simulator "
+            "(prefill abstracted, g = C) does not, so its runs are not bound by this mu", theory=mu_f,
+            details=details, unit=unit)
+    relaxed = [r for r in runs if run_kind(r) == "relaxed"]
+    simulated = [r for r in runs if run_kind(r) != "relaxed"]
+    if relaxed and simulated:
+        raise ModelError("nsz-threshold: give relaxed runs or simulated runs, not both")
+    if relaxed and not is_infinite(model.batch_cap):
+        return Verdict.not_applicable(
+            "nsz-threshold", "mu", f"batch cap B = {model.batch_cap}: the relaxed map has no batch cap, so its "
+            "rate-limited run is not this model's tight case", theory=mu_f, details=details, unit=unit)
+    if relaxed:
+        verdicts = []
+        for r in relaxed:
+            if getattr(r, "rate", None) is None:
+                raise ModelError("nsz-threshold: the relaxed run must use rate limiting at x* "
+                                 "(ql.runs.relaxed_run(policy='rate_limited')); greedy does not attain mu")
+            exact = bool(getattr(r, "exact", False))
+            est = _tail_rate(r) / bbar
+            first = r.first_eviction
+            v = judge_exact("nsz-threshold", "mu", mu, est, {**details, "first_eviction": first},
+                            tol=0.0 if exact else tol,
+                            what="the completion rate of the relaxed map rate-limited at x* (second half)")
+            if first is not None:
+                v = v.replace(holds=False, reason=v.reason + f"; but it evicted at iteration {first}")
+            verdicts.append(v)
+        worst = next((v for v in verdicts if not v.holds), verdicts[0])
+        return worst.replace(unit=unit, reason="tight case: " + worst.reason)
+    iv = mean_interval(simulated, lambda r: np.asarray(r.completions, dtype=float).reshape(
+        np.asarray(r.completions).shape[0], -1).sum(axis=1) / bbar, level, batches)
+    return judge_upper("nsz-threshold", "mu", mu, iv, details).replace(unit=unit)
 
 
 NSZ_THRESHOLD = theorems.register(
@@ -362,13 +458,22 @@ NSZ_THRESHOLD = theorems.register(
             "g(s, o) = (shat + 2 shat + ... + s) + ((s+1) + ... + (s+o)): prefill in ceil(s/shat) chunks "
             "holding min(i shat, s) tokens after chunk i (option chunk; None: prefill abstracted, g = C), "
             "then o decode iterations.",
-            "Unstable under any policy if lambda > mu; stable under a work-conserving policy if "
-            "lambda < mu (1 - delta), delta = max(s + o)/M ([NSZ26]).",
+            "Necessary condition (proved for any policy): no policy completes more than mu per batch time, "
+            "so the system is unstable if lambda > mu. In this model (chunk=None, g = C) mu = M/E[C] = x* per "
+            "iteration, attained exactly by the relaxed map rate-limited at x* (the check's tight case).",
+            "[NSZ26]'s sufficient condition, stability under a work-conserving policy for lambda < mu (1 - delta), "
+            "delta = max(s + o)/M, does NOT hold in this model: greedy admission with evictions congests at "
+            "lambda = 1.2 < mu (1 - delta) = 1.598 on the default model (M = 2000, l0 = 10, l1 = 40; [ADLS26]). "
+            "It is stated for reference and not checked.",
         ),
         statement_fn=_nsz_statement,
         evaluate_fn=_nsz_evaluate,
         check_fn=_nsz_check,
         source=SOURCE_NSZ,
         applies_fn=_nsz_applies,
+        runs=(relaxed_run(policy=rate_limited(), label="relaxed, rate_limited(x*)",
+                          description="relaxed saturated map rate-limited at x* from an empty batch (float)"),),
+        comparison="completion rate of the relaxed map rate-limited at x* (second half) against mu: exact "
+                   "(relative tolerance 1e-9, float map); simulated runs: completion rate <= mu, one-sided bound",
     )
 )

@@ -116,12 +116,22 @@ def _stability_evaluate(model: ContinuousBatching) -> dict:
 def _stability_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                      batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Completions per iteration (two-sided CI) against the predicted long-run throughput
-    :math:`\min(\lambda, B/E[l_1])`."""
+    :math:`\min(\lambda, B/E[l_1])` of open-system runs, or against the capacity
+    :math:`B/E[l_1]` for saturated runs (infinite backlog; also saturated-only models)."""
     _numeric(model)
     runs = runs_list(trajectory)
-    theory = predicted(prediction, "throughput", "stability")
+    saturated = [bool(getattr(r, "saturated", False)) for r in runs]
+    if any(saturated) and not all(saturated):
+        raise ModelError("stability: give open-system runs or saturated runs, not both")
+    if all(saturated):  # an infinite backlog completes the saturated throughput B/E[l1]
+        quantity, theory = "capacity", predicted(prediction, "capacity", "stability")
+    else:
+        quantity, theory = "throughput", predicted(prediction, "throughput", "stability")
+        if theory is None:
+            raise ModelError("stability: a saturated-only model (no arrival rate) has no open-system throughput; "
+                             "give saturated runs (ql.simulate(..., saturated=True)) to check the capacity B/E[l1]")
     iv = mean_interval(runs, lambda r: _total(r.completions), level, batches)
-    v = judge("stability", "throughput", theory, iv,
+    v = judge("stability", quantity, theory, iv,
               {"capacity": numeric(predicted(prediction, "capacity", "stability"), "capacity"),
                "stable": prediction.get("stable")})
     return v.replace(unit="completions per iteration")
@@ -393,7 +403,7 @@ def _stationary_check(model: ContinuousBatching, trajectory: Any, prediction: di
     if prediction.get("stable") is False:
         why = prediction.get("reason") or "the model is unstable"
         return Verdict.not_applicable("stationary", quantity, f"{why}: no stationary law to compare with",
-                                      theory=numeric(theory, quantity))
+                                      theory=numeric(theory, quantity), unit=_STATIONARY_UNITS[quantity])
     if quantity in series:
         iv = mean_interval(runs, series[quantity], level, batches)
     else:
@@ -469,7 +479,8 @@ def _lyapunov_check(model: ContinuousBatching, trajectory: Any, prediction: dict
     if prediction.get("stable") is False or math.isinf(numeric(lo, "lower")):
         why = prediction.get("reason") or "the model is unstable"
         return Verdict.not_applicable("lyapunov-bounds", "mean_in_system",
-                                      f"{why}: the bounds are infinite; the overload drift describes this model")
+                                      f"{why}: the bounds are infinite; the overload drift describes this model",
+                                      theory=numeric(lo, "lower"), unit="requests")
     iv = mean_interval(runs, lambda r: np.asarray(r.in_system, dtype=float), level, batches)
     info = {}
     v = judge_bounds("lyapunov-bounds", "mean_in_system", lo, hi, iv, info)
@@ -543,7 +554,8 @@ def _waiting_check(model: ContinuousBatching, trajectory: Any, prediction: dict,
     if "exact" not in prediction:
         return Verdict.not_applicable(
             "waiting-cap", "rejection_probability",
-            (prediction.get("reason") or "no finite chain") + "; a finite K is not compared with the limit")
+            (prediction.get("reason") or "no finite chain") + "; a finite K is not compared with the limit",
+            theory=numeric(theory, "rejection_probability"), unit="probability")
     lam = numeric(predicted(prediction, "arrival_rate", "waiting-cap"), "arrival_rate")
     iv = mean_interval(runs, lambda r: _total(r.rejections) / lam, level, batches)
     return judge("waiting-cap", "rejection_probability", theory, iv).replace(unit="probability")

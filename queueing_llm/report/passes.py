@@ -1,85 +1,62 @@
-r"""The run kinds of a report: each theorem is verified against the first run it accepts.
+r"""The runs of a report: exactly the runs each theorem declares.
 
-A report simulates the model as an open system (arrivals, queue). The theorems of family
-A (MODEL.md section 5, [ADLS26]) are statements about the *saturated* system (the queue
-never empties) or the *relaxed* map (real-valued stage counts), and their checks refuse
-open-system runs. For a model with a finite KV budget :math:`M` the report therefore adds,
-only when some theorem needs them:
+A report simulates the model as an open system (arrivals, queue): the *open run*. Every
+theorem declares the runs its check needs (``Theorem.runs``, :mod:`queueing_llm.runs`):
+an open-system run, a saturated run (infinite backlog, optionally under another policy,
+e.g. ``rate_limited(x*)``), or a run of the relaxed map (real counts, from a stated initial
+state, optionally of a transformed model). The report builds exactly those runs, each
+once per label (the declared open run at the report's size is the open run itself), and
+verifies each theorem against its own runs with :func:`queueing_llm.verify`; nothing is
+tried and caught. A theorem declaring no runs (a user's theorem written before
+``Theorem.runs``) is verified against the open run.
 
-``"open"``
-    ``ql.simulate(model, N, seed, engine="fast")``: the report's run.
-``"saturated"``
-    ``ql.simulate(model, min(N, 5000), seed, saturated=True, engine="fast")``: the integer
-    system settles on its cycle long before 5000 iterations (the default model: from
-    iteration 0, period :math:`l_1 = 40`).
-``"relaxed"``
-    :func:`queueing_llm.theory.dynamics.relaxed_trajectory` in floating point, ``min(N, 1500)``
-    iterations, started at the eviction-free fixed point :math:`x_{c,j} = p_c x^*`
-    (:math:`j < l_{1,c}`) scaled by :math:`1 - 0.05\,(j \bmod 3)/3` (a deviation of at most
-    3.3 %, deterministic), so the linear-map and gcd checks see whether the map returns to
-    :math:`x^*` (:math:`\rho(F) < 1`) or leaves it.
-``"saturated, rate_limited(x*)"``
-    The saturated run of ``dataclasses.replace(model, policy=ql.rate_limited())`` (same
-    seed and length as ``"saturated"``), verified against that model; only when the model's
-    own policy is not rate limiting (the ``rate-limited`` theorem of [ADLS26] section 5.1).
-
-Each theorem is tried on the kinds in this order and gets at most one verdict, labelled
-with the kind it was checked against; a theorem refused by every kind is recorded in
-``Verdicts.skipped`` with the reason of each kind.
+Run sizes: open runs have the report's ``iterations``; saturated and relaxed runs
+:math:`\min(N, \text{their default})` (5000 and 1500 iterations: they settle early).
+A declared run that cannot be built for the model (e.g. a relaxed map of a decode law
+without finite support) is recorded with the reason, and the theorems needing it are
+listed as not verified with that reason; so is a check that refuses the runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ModelError, describe
+from ..errors import ModelError
 from ..model import ContinuousBatching
-from ..numbers import is_infinite
-from ..policies import RateLimited, rate_limited
+from ..runs import OPEN, RELAXED, SATURATED, RunSpec, open_run
 from ..theorems import Theorem, theorems
 from ..verdict import Verdict
 from ..verify import Verdicts, verify
 
-__all__ = ["RUN_KINDS", "OPEN", "SATURATED", "RELAXED", "RATE_LIMITED", "SATURATED_ITERATIONS",
-           "RELAXED_ITERATIONS", "RELAXED_DEVIATION", "RunKinds", "verify_kinds"]
+__all__ = ["RUN_KINDS", "OPEN", "SATURATED", "RELAXED", "OPEN_RUN", "ReportRuns", "RunKinds", "verify_declared",
+           "verify_kinds"]
 
-OPEN = "open"
-SATURATED = "saturated"
-RELAXED = "relaxed"
-RATE_LIMITED = "saturated, rate_limited(x*)"
-RUN_KINDS = (OPEN, SATURATED, RELAXED, RATE_LIMITED)
-"""The run kinds, in the order a theorem is tried on them."""
+RUN_KINDS = (OPEN, SATURATED, RELAXED)
+"""The kinds of run a theorem may declare."""
 
-SATURATED_ITERATIONS = 5000
-"""Longest saturated run (the report's ``iterations`` if fewer)."""
-
-RELAXED_ITERATIONS = 1500
-"""Longest relaxed run (the report's ``iterations`` if fewer)."""
-
-RELAXED_DEVIATION = 0.05
-r"""The relaxed run starts at :math:`x^*` scaled by :math:`1 - \delta (j \bmod 3)/3`, :math:`\delta` this."""
+OPEN_RUN = open_run()
+"""The report's open run, for theorems that declare none."""
 
 
-class RunKinds:
-    """The runs of one report, built on first use.
+class ReportRuns:
+    """The runs of one report, built on first use, once per label.
 
     Parameters
     ----------
     model : ContinuousBatching
     open_run : Trajectory
-        The report's open-system run (its seed is reused by the saturated runs).
+        The report's open-system run (its seed seeds the other runs).
     iterations : int
         The report's iterations :math:`N`.
 
     Attributes
     ----------
     runs : dict
-        Kind -> run, for the kinds built so far (``"open"`` always).
+        Label -> run (or list of replications), for the runs built so far (``"open"`` always).
     info : dict
-        Kind -> JSON-ready description (iterations, seed, policy, ...), or ``{"error": why}``
-        when the kind cannot be built for this model.
+        Label -> JSON-ready description (kind, iterations, seed, policy, ...), or
+        ``{"error": why}`` when the declared run cannot be built for this model.
     """
 
     def __init__(self, model: ContinuousBatching, open_run: Any, iterations: int) -> None:
@@ -88,125 +65,97 @@ class RunKinds:
         self.seed = open_run.seed
         self.runs: dict[str, Any] = {OPEN: open_run}
         self.info: dict[str, dict[str, Any]] = {OPEN: {
-            "iterations": int(open_run.iterations), "seed": self.seed, "policy": str(model.policy),
+            "kind": OPEN, "iterations": int(open_run.iterations), "seed": self.seed, "policy": str(model.policy),
             "engine": "fast", "saturated": False}}
-        self.rate_model: ContinuousBatching | None = None
 
-    def kinds(self) -> tuple[str, ...]:
-        """The kinds this model has: ``"open"`` only for an infinite KV budget; no
-        rate-limited copy when the model's own policy limits the rate."""
-        if is_infinite(self.model.kv_capacity):
-            return (OPEN,)
-        if isinstance(self.model.policy, RateLimited):
-            return (OPEN, SATURATED, RELAXED)
-        return RUN_KINDS
+    def _is_the_open_run(self, spec: RunSpec) -> bool:
+        return (spec.kind == OPEN and spec.label == OPEN and spec.replications == 1 and spec.policy is None
+                and spec.model_transform is None)
 
-    def model_of(self, kind: str) -> ContinuousBatching:
-        """The model a run of ``kind`` was simulated from (and its theorems verified against)."""
-        if kind != RATE_LIMITED:
-            return self.model
-        if self.rate_model is None:
-            self.rate_model = dataclasses.replace(self.model, policy=rate_limited())
-        return self.rate_model
-
-    def get(self, kind: str) -> Any:
-        """The run of ``kind``, built now if needed; raises ModelError when it cannot be built."""
-        if kind in self.runs:
-            return self.runs[kind]
-        if "error" in self.info.get(kind, {}):
-            raise ModelError(self.info[kind]["error"])
+    def get(self, spec: RunSpec) -> Any:
+        """The run ``spec`` declares, built now if needed; raises :class:`ModelError` (with the
+        recorded reason) when it cannot be built for this model."""
+        if self._is_the_open_run(spec):
+            return self.runs[OPEN]
+        label = spec.label
+        if label in self.runs:
+            return self.runs[label]
+        if "error" in self.info.get(label, {}):
+            raise ModelError(self.info[label]["error"])
         try:
-            run, info = self._build(kind)
-        except ModelError as err:  # e.g. a policy the relaxed map does not cover: remembered, not fatal
-            self.info[kind] = {"error": f"no {kind} run for this model: {err}"}
-            raise ModelError(self.info[kind]["error"]) from None
-        self.runs[kind] = run
-        self.info[kind] = info
+            model = spec.model_for(self.model)
+            run = spec.make(self.model, self.seed, self.iterations)
+        except ModelError as err:  # recorded with its reason; the theorems needing it say so
+            self.info[label] = {"kind": spec.kind, "error": f"the declared {label} run cannot be built: {err}"}
+            raise ModelError(self.info[label]["error"]) from None
+        self.runs[label] = run
+        self.info[label] = _describe(spec, model, run, self.seed)
         return run
 
-    def _build(self, kind: str) -> tuple[Any, dict[str, Any]]:
-        from ..sim import simulate
-        from ..theory import dynamics as dyn
 
-        if kind in (SATURATED, RATE_LIMITED):
-            model = self.model_of(kind)
-            n = min(self.iterations, SATURATED_ITERATIONS)
-            run = simulate(model, n, seed=self.seed, saturated=True, engine="fast")
-            return run, {"iterations": n, "seed": run.seed, "policy": str(model.policy), "engine": "fast",
-                         "saturated": True}
-        if kind == RELAXED:
-            n = min(self.iterations, RELAXED_ITERATIONS)
-            run = dyn.relaxed_trajectory(self.model, n, _near_fixed_point(self.model), exact=False)
-            return run, {"iterations": n, "policy": str(self.model.policy), "exact": False,
-                         "initial": f"x* per component, stage j scaled by 1 - {RELAXED_DEVIATION} (j mod 3)/3",
-                         "first_eviction": run.first_eviction}
-        raise ModelError(f"unknown run kind {kind!r}; the kinds are {list(RUN_KINDS)}")
+RunKinds = ReportRuns
+"""Former name of :class:`ReportRuns`."""
 
 
-def _near_fixed_point(model: ContinuousBatching) -> list[list[float]]:
-    r"""Stage counts :math:`p_c x^* (1 - \delta (j \bmod 3)/3)` for :math:`j < l_{1,c}`, one row per component."""
-    from ..theory import dynamics as dyn
-
-    xs = float(dyn.fixed_point(model))
-    L = dyn.decode_horizon(model)
-    return [[float(c.p) * xs * (1 - RELAXED_DEVIATION * (j % 3) / 3) if j < int(c.l1) else 0.0 for j in range(L)]
-            for c in dyn.components(model)]
-
-
-def _check(thm: Theorem, kind: str, runs: RunKinds, level: float) -> Verdict:
-    """The verdict of ``thm`` on the run of ``kind``; ModelError if the check refuses it."""
-    run = runs.get(kind)
-    model = runs.model_of(kind)
-    if kind == RATE_LIMITED:
-        reason = thm.applies(model)
-        if reason is not None:
-            raise ModelError(f"does not apply to the rate-limited model: {reason}")
-    if kind != RELAXED:
-        return verify(thm, model, run, level)
-    verdict = thm.check(model, run, level=level)  # verify() takes simulated Trajectories only
-    if not isinstance(verdict, Verdict):
-        raise ModelError(f"the check of theorem {thm.name!r} must return a Verdict, got {describe(verdict)}")
-    return verdict
+def _describe(spec: RunSpec, model: ContinuousBatching, run: Any, seed: Any) -> dict[str, Any]:
+    first = run[0] if isinstance(run, list) else run
+    out: dict[str, Any] = {"kind": spec.kind, "iterations": int(first.iterations), "policy": str(model.policy),
+                           "description": spec.description}
+    if spec.kind == RELAXED:
+        out["exact"] = bool(getattr(first, "exact", False))
+        out["first_eviction"] = first.first_eviction
+    else:
+        out.update(seed=seed, engine="fast", saturated=spec.kind == SATURATED)
+    if isinstance(run, list):
+        out["replications"] = len(run)
+    return out
 
 
-def verify_kinds(
-    model: ContinuousBatching, runs: RunKinds, names: Sequence[str] | None, level: float
+def _runs_of(thm: Theorem, runs: ReportRuns) -> tuple[Any, str]:
+    specs = thm.runs or (OPEN_RUN,)
+    built = [runs.get(spec) for spec in specs]
+    label = " + ".join(spec.label for spec in specs)
+    return (built[0] if len(built) == 1 else built), label
+
+
+def verify_declared(
+    model: ContinuousBatching, runs: ReportRuns, names: Sequence[str] | None, level: float
 ) -> tuple[Verdicts, dict[str, str]]:
     r"""Verdicts of the theorems (``names``, else every registered one that applies), each
-    against the first run kind of :meth:`RunKinds.kinds` its check accepts.
+    against the runs it declares.
 
     Returns
     -------
     (Verdicts, dict)
-        The verdicts (``skipped``: name -> why not verified, as in
-        :func:`queueing_llm.verify_all`; a theorem refused by every kind gets
-        ``"check refused these runs: <kind> run: <why>; ..."``) and theorem name -> run kind.
+        The verdicts (``skipped``: name -> why not verified: no check, does not apply to
+        the model, a declared run that cannot be built, or a check that refused the runs)
+        and theorem name -> the label of its runs.
     """
     out = Verdicts()
-    kinds_of: dict[str, str] = {}
+    labels: dict[str, str] = {}
     chosen = list(theorems.items()) if names is None else [(name, theorems[name]) for name in names]
     for name, thm in chosen:
         if thm.check_fn is None:
             out.skipped[name] = "no numerical check"
             continue
-        if names is None:
-            reason = thm.applies(model)
-            if reason is not None:
-                out.skipped[name] = f"does not apply: {reason}"
-                continue
-        refusals: list[tuple[str, str]] = []
-        for kind in runs.kinds():
-            try:
-                verdict = _check(thm, kind, runs, level)
-            except ModelError as err:  # recorded with its message, never silently dropped
-                refusals.append((kind, str(err)))
-                continue
-            out.append(verdict)
-            kinds_of[name] = kind
-            break
-        else:
-            if len(refusals) == 1:
-                out.skipped[name] = f"check refused these runs: {refusals[0][1]}"
-            else:
-                out.skipped[name] = "check refused these runs: " + "; ".join(f"{k} run: {why}" for k, why in refusals)
-    return out, kinds_of
+        reason = thm.applies(model)
+        if reason is not None:
+            out.skipped[name] = f"does not apply: {reason}"
+            continue
+        try:
+            built, label = _runs_of(thm, runs)
+        except ModelError as err:
+            out.skipped[name] = f"declared run not built: {err}"
+            continue
+        try:
+            verdict: Verdict = verify(thm, model, built, level)
+        except ModelError as err:  # recorded with its message, never silently dropped
+            out.skipped[name] = f"check refused these runs: {err}"
+            continue
+        out.append(verdict.replace(run=label))
+        labels[name] = label
+    return out, labels
+
+
+verify_kinds = verify_declared
+"""Former name of :func:`verify_declared`."""

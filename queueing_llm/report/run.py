@@ -10,11 +10,12 @@ returns a :class:`Report`. Given an ``output`` folder it writes,
 each file atomically:
 
 ``report.md``         the whole report in Markdown (tables, reasons, statements, provenance)
-``theorems.tex``      the statements and the values of the theorems (booktabs)
-``verdicts.tex``      theory against simulation (booktabs)
+``report.tex``        the whole report as a LaTeX article (:mod:`.document`; compiles with pdflatex)
+``theorems.tex``      the statements and the values of the theorems (booktabs longtable)
+``verdicts.tex``      theory against simulation (booktabs longtable) and the reasons
 ``verdicts.csv``      the verdict rows, every column
-``trajectory.png``    queue, batch size and memory against the iteration, evictions marked
-``stage_occupancy.png`` the stage counts over the last iterations
+``trajectory.png``    queue, batch size and memory against the iteration, evictions marked (and ``.pdf``)
+``stage_occupancy.png`` the stage counts over the last iterations (and ``.pdf``)
 ``provenance.json``   the model, seed, iterations, level, versions and git commit
 """
 
@@ -36,8 +37,9 @@ from ..numbers import check_real
 from ..stats import DEFAULT_LEVEL
 from ..theorems import theorems
 from ..verify import Verdicts
+from .document import report_document, theorems_fragment, verdicts_fragment
 from .figures import plot_stage_occupancy, plot_trajectory
-from .passes import RunKinds, verify_kinds
+from .passes import ReportRuns, verify_declared
 from .tables import (
     THEOREM_COLUMNS,
     VERDICT_COLUMNS,
@@ -45,19 +47,20 @@ from .tables import (
     latex_escape,
     theorem_rows,
     to_csv,
-    to_latex,
     to_markdown,
     verdict_rows,
 )
 
 __all__ = ["Report", "report", "git_commit", "provenance"]
 
-FILES = ("report.md", "theorems.tex", "verdicts.tex", "verdicts.csv", "trajectory.png", "stage_occupancy.png",
-         "provenance.json")
+FILES = ("report.md", "report.tex", "theorems.tex", "verdicts.tex", "verdicts.csv", "trajectory.png",
+         "trajectory.pdf", "stage_occupancy.png", "stage_occupancy.pdf", "provenance.json")
 """The files :func:`report` writes into its output folder."""
 
-_VERDICT_TABLE = ("theorem", "quantity", "run", "theory", "estimate", "ci_low", "ci_high", "holds")
-_HEADERS = {"ci_low": "CI low", "ci_high": "CI high", "exact": "exact value", "value": "float"}
+_VERDICT_TABLE = ("theorem", "quantity", "unit", "run", "test", "theory", "estimate", "ci_low", "ci_high", "status")
+_HEADERS = {"ci_low": "CI low", "ci_high": "CI high", "exact": "exact value", "value": "float", "status": "verdict"}
+_TRAJECTORY_CAPTION = "Queue, batch size and KV memory against the iteration (open-system run), evictions marked."
+_STAGES_CAPTION = "Stage occupancy over the last iterations of the open-system run."
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
@@ -129,13 +132,13 @@ class Report:
     trajectory : Trajectory
         The simulated open-system run.
     run_kinds : dict
-        Theorem name -> the kind of run its verdict was checked against: ``"open"``,
-        ``"saturated"``, ``"relaxed"`` or ``"saturated, rate_limited(x*)"``
-        (:mod:`queueing_llm.report.passes`); also the ``run`` column of the verdict rows.
+        Theorem name -> the label of the runs its verdict used (``"open"``,
+        ``"saturated, rate_limited(x*)"``, ``"relaxed"``, ... as declared in
+        ``Theorem.runs``, :mod:`queueing_llm.report.passes`); also the ``run`` column.
     run_info : dict
-        Kind -> description (iterations, seed, policy, ...) of each run built.
+        Run label -> description (kind, iterations, seed, policy, ...) of each run built.
     runs : dict
-        Kind -> the run itself (``"open"`` is :attr:`trajectory`).
+        Run label -> the run itself (``"open"`` is :attr:`trajectory`).
     """
 
     model: ContinuousBatching
@@ -160,16 +163,16 @@ class Report:
 
     @property
     def all_hold(self) -> bool:
-        """True if every verdict holds (and there is at least one)."""
+        """True if no verdict FAILS and at least one holds ("does not apply" is no failure)."""
         return self.verdicts.all_hold
 
     @property
     def failures(self) -> list[dict]:
-        """The verdict rows that do not hold."""
-        return [row for row in self.verdict_rows if not row["holds"]]
+        """The verdict rows that FAIL (not those that do not apply)."""
+        return [row for row in self.verdict_rows if row["holds"] is False]
 
     def __repr__(self) -> str:
-        held = sum(row["holds"] for row in self.verdict_rows)
+        held = sum(row["holds"] is True for row in self.verdict_rows)
         return (
             f"Report({self.model!r}, {self.iterations} iterations, seed={self.seed}: "
             f"{held}/{len(self.verdict_rows)} verdicts hold, {len(self.skipped)} theorems not verified)"
@@ -190,20 +193,25 @@ class Report:
                   if kind != "open" and "error" not in info]
         lines.append("")
         level = f"{100 * self.level:.10g}% CI"
-        table = [("theorem/quantity", "run", "theory", "simulation", level, "verdict")]
+        table = [("theorem/quantity", "unit", "run", "test", "theory", "simulation", level, "verdict")]
         for row in self.verdict_rows:
             low, high = format_value(row["ci_low"], 5), format_value(row["ci_high"], 5)
             ci = "" if row["ci_low"] is None else f"[{low}, {high}]"
-            table.append((f"{row['theorem']}/{row['quantity']}", row.get("run") or "", format_value(row["theory"], 5),
-                          format_value(row["estimate"], 5), ci, "holds" if row["holds"] else "FAILS"))
+            na = row["holds"] is None
+            table.append((f"{row['theorem']}/{row['quantity']}", row.get("unit") or "", self._run_cell(row.get("run")),
+                          row["test"], format_value(row["theory"], 5), "" if na else format_value(row["estimate"], 5),
+                          ci, row["status"]))
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
-            lines.append("  ".join(cell.ljust(w) if i in (0, 1, 4) else cell.rjust(w)
+            lines.append("  ".join(cell.ljust(w) if i in (0, 1, 2, 3, 6) else cell.rjust(w)
                                    for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip())
         if not self.verdict_rows:
             lines.append("(no theorem with a check applies to this model and run)")
         for row in self.failures:
             lines.append(f"FAILS {row['theorem']}: {row['reason']}")
+        for row in self.verdict_rows:
+            if row["holds"] is None:
+                lines.append(f"does not apply {row['theorem']}: {row['reason']}")
         groups: dict[str, list[str]] = {}
         for name, why in self.skipped.items():
             groups.setdefault(why.split(":", 1)[0], []).append(name)
@@ -213,6 +221,18 @@ class Report:
             folder = Path(next(iter(self.paths.values()))).parent
             lines.append(f"files in {folder}: {', '.join(self.paths)}")
         return "\n".join(lines)
+
+    def _run_cell(self, label: str | None) -> str:
+        """The run column of the text table: the label, or for several runs their count by
+        kind (the labels are listed above the table and in report.md)."""
+        labels = (label or "").split(" + ")
+        if len(labels) == 1:
+            return labels[0]
+        kinds: dict[str, int] = {}
+        for one in labels:
+            kind = self.run_info.get(one, {}).get("kind", "run")
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return f"{len(labels)} runs: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
 
     def __str__(self) -> str:
         return self.to_text()
@@ -248,16 +268,15 @@ class Report:
         md.append(to_markdown([{"quantity": k, "value": v} for k, v in self.summary.items()], ("quantity", "value")))
         extra = {kind: info for kind, info in self.run_info.items() if kind != "open"}
         if extra:
-            md += ["Theorems the open-system run cannot verify are checked against these runs "
-                   "(column *run* of the verdicts):", ""]
+            md += ["Each theorem is verified against the runs it declares (column *run* of the verdicts):", ""]
             md += [f"- **{kind}**: {info['error'] if 'error' in info else _describe_run(info)}"
                    for kind, info in extra.items()]
             md.append("")
         md += ["## Theory against simulation", ""]
         if self.verdict_rows:
             md.append(to_markdown(self.verdict_rows, _VERDICT_TABLE, headers=_HEADERS))
-            md += [f"- **{r['theorem']}** ({'holds' if r['holds'] else 'FAILS'}): {r['reason']}"
-                   for r in self.verdict_rows]
+            md += [f"- **{r['theorem']}** ({r['status'] if r['holds'] is None else r['status'] + ', ' + r['test']}): "
+                   f"{r['reason']}" for r in self.verdict_rows]
         else:
             md.append("No theorem with a check applies to this model and run.")
         if self.skipped:
@@ -276,23 +295,21 @@ class Report:
         return "\n".join(md)
 
     def theorems_latex(self) -> str:
-        """The statements (display math) and a booktabs table of the values (``theorems.tex``)."""
-        out = [f"% queueing-llm report: theorems of {latex_escape(repr(self.model))}", ""]
-        for name, (title, source, statement) in _statements(self.theorem_rows).items():
-            out += [rf"\paragraph{{{latex_escape(name)}}} {latex_escape(title)} ({latex_escape(source)})",
-                    r"\[", statement, r"\]", ""]
-        if self.theorem_rows:
-            out.append(to_latex(self.theorem_rows, ("theorem", "key", "exact_latex", "value"),
-                                caption="Theorem values for the model (exact and floating point).",
-                                headers={"exact_latex": "exact", "value": "float"}, math_columns=("exact_latex",),
-                                label="tab:theorems"))
-        return "\n".join(out)
+        """The statements (display math) and a booktabs table of the values (``theorems.tex``,
+        :func:`~queueing_llm.report.document.theorems_fragment`)."""
+        return theorems_fragment(self.theorem_rows, latex_escape(repr(self.model)))
 
     def verdicts_latex(self) -> str:
-        """Booktabs table of theory against simulation (``verdicts.tex``)."""
+        """Booktabs table of theory against simulation and the reasons (``verdicts.tex``,
+        :func:`~queueing_llm.report.document.verdicts_fragment`)."""
         caption = (f"Theory against simulation ({self.iterations} iterations, seed {self.seed}, "
                    f"{100 * self.level:.10g}% confidence intervals).")
-        return to_latex(self.verdict_rows, _VERDICT_TABLE, caption=caption, headers=_HEADERS, label="tab:verdicts")
+        return verdicts_fragment(self.verdict_rows, caption)
+
+    def to_latex(self) -> str:
+        """The whole report as a LaTeX article (``report.tex``,
+        :func:`~queueing_llm.report.document.report_document`), with the PDF figures."""
+        return report_document(self, {"trajectory.pdf": _TRAJECTORY_CAPTION, "stage_occupancy.pdf": _STAGES_CAPTION})
 
     def write(self, output: str | Path) -> dict[str, Path]:
         """Write every file of :data:`FILES` into ``output`` (created if needed), each
@@ -302,24 +319,32 @@ class Report:
             "theorems.tex": write_atomic(folder / "theorems.tex", self.theorems_latex()),
             "verdicts.tex": write_atomic(folder / "verdicts.tex", self.verdicts_latex()),
             "verdicts.csv": to_csv(self.verdict_rows, folder / "verdicts.csv", columns=VERDICT_COLUMNS),
-            "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png"),
-            "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png"),
+            "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png",
+                                              also=[folder / "trajectory.pdf"]),
+            "trajectory.pdf": folder / "trajectory.pdf",
+            "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png",
+                                                        also=[folder / "stage_occupancy.pdf"]),
+            "stage_occupancy.pdf": folder / "stage_occupancy.pdf",
             "provenance.json": write_atomic(folder / "provenance.json", _dumps(self.provenance)),
         }
         self.paths.clear()
         self.paths.update(files)  # report.md links the figures just written
         self.paths["report.md"] = write_atomic(folder / "report.md", self.to_markdown())
+        self.paths["report.tex"] = write_atomic(folder / "report.tex", self.to_latex())
         return {name: self.paths[name] for name in FILES}
 
 
 def _describe_run(info: dict) -> str:
-    """One line for a run kind's description (:attr:`Report.run_info`)."""
-    if "exact" in info:
-        arithmetic = "rational" if info["exact"] else "floating-point"
+    """One line for a run's description (:attr:`Report.run_info`)."""
+    reps = f", {info['replications']} replications" if info.get("replications") else ""
+    if info.get("kind") == "relaxed":
+        arithmetic = "rational" if info.get("exact") else "floating-point"
         evict = info.get("first_eviction")
-        return (f"{info['iterations']} iterations of the {arithmetic} relaxed map ({info['policy']}) from "
-                f"{info['initial']}; " + ("no eviction" if evict is None else f"first eviction at iteration {evict}"))
-    return f"{info['iterations']} iterations, seed {info['seed']}, policy {info['policy']}, saturated"
+        return (f"{info['iterations']} iterations of the {arithmetic} relaxed map ({info['policy']})"
+                + (f": {info['description']}" if info.get("description") else "") + "; "
+                + ("no eviction" if evict is None else f"first eviction at iteration {evict}"))
+    kind = "saturated" if info.get("saturated") else "open system"
+    return f"{info['iterations']} iterations, seed {info['seed']}, policy {info['policy']}, {kind}{reps}"
 
 
 def _json_safe(value: Any) -> Any:
@@ -425,8 +450,8 @@ def report(
     folder = None if output is None else _folder(output)
     rows = theorem_rows(model, names)
     run = simulate(model, int(iterations), seed=seed, engine="fast", progress=progress)
-    runs = RunKinds(model, run, int(iterations))
-    verdicts, kinds = verify_kinds(model, runs, names, level)
+    runs = ReportRuns(model, run, int(iterations))
+    verdicts, kinds = verify_declared(model, runs, names, level)
     result = Report(
         model=model,
         iterations=int(iterations),
