@@ -42,6 +42,8 @@ SOURCE = "[ALSW25] Ao, Luo, Simchi-Levi, Wang, arXiv:2504.11320, sections 3-5"
 
 
 def _wait_reason(model: ContinuousBatching) -> str | None:
+    if is_infinite(model.M):
+        return "kv_capacity M is infinite: memory never binds, and WAIT's thresholds are about memory"
     for k, t in enumerate(model.types):
         if t.arrivals is None:
             return f"types[{k}] has arrivals=None: WAIT's thresholds need arrival rates"
