@@ -28,7 +28,12 @@ __all__ = [
     "rate_limited",
     "policy_from",
     "POLICY_NAMES",
+    "INTEGER_RATE",
 ]
+
+
+INTEGER_RATE = "integer"
+"""``rate_limited("integer")``: the largest eviction-free rate of the integer system."""
 
 
 class Policy:
@@ -58,20 +63,36 @@ class RateLimited(Policy):
     r"""Greedy admission with at most ``rate`` admissions per iteration ([ADLS26] section 5.1).
 
     Admits :math:`\min(Q_n, S_n/(l_0+1), x)` per iteration, :math:`S_n` the free memory.
-    ``rate=None`` means the eviction-free fixed point :math:`x^*`. In the integer system a
-    fractional rate is met on average by a token bucket of depth :math:`x + 1`: each
-    iteration adds :math:`x` tokens, an admission spends one, unused tokens carry over.
+    ``rate=None`` means the eviction-free fixed point :math:`x^*`; ``rate="integer"`` the
+    largest rate at which the integer system never evicts (13/8 on the default model,
+    below :math:`x^* = 100/61`). Both are resolved to numbers by the theory layer
+    (``ql.theory.dynamics.resolve_rate``); the simulators read numeric rates only (see
+    ``ql.theory.dynamics.resolve_policy``). In the integer system a fractional rate is met on average
+    by a token bucket of depth :math:`x + 1`: each iteration adds :math:`x` tokens, an
+    admission spends one, unused tokens carry over.
     """
 
     rate: Any = None
     name = "rate_limited"
 
     def __post_init__(self) -> None:
-        if self.rate is not None:
+        if isinstance(self.rate, str):
+            if self.rate != INTEGER_RATE:
+                raise PolicyError(
+                    f"rate_limited rate must be a positive number, None (x*) or {INTEGER_RATE!r}, got {self.rate!r}"
+                )
+        elif self.rate is not None:
             check_real("rate_limited rate", self.rate, low=0.0, low_open=True, error=PolicyError)
 
+    @property
+    def symbolic_rate(self) -> bool:
+        """True if the rate is named (``None``: x*, ``"integer"``) rather than a number."""
+        return self.rate is None or isinstance(self.rate, str)
+
     def __str__(self) -> str:
-        return "rate_limited(x*)" if self.rate is None else f"rate_limited({self.rate})"
+        if self.rate is None:
+            return "rate_limited(x*)"
+        return f"rate_limited({self.rate})"
 
 
 @dataclass(frozen=True)
@@ -287,7 +308,8 @@ _NEEDS_NUMBERS = {
 
 def rate_limited(rate: Any = None) -> RateLimited:
     """The rate-limited policy admitting at most ``rate`` requests per iteration
-    (``None``: the fixed point :math:`x^*`)."""
+    (``None``: the fixed point :math:`x^*`; ``"integer"``: the largest eviction-free rate
+    of the integer system, ``integer-rate-limit``'s ``max_rate``)."""
     return RateLimited(rate)
 
 
@@ -302,6 +324,8 @@ def policy_from(value: Any) -> Policy:
             arg = text[len("rate_limited(") : -1].strip()
             if arg in ("", "x*", "None"):
                 return RateLimited()
+            if arg.strip("'\"") == INTEGER_RATE:
+                return RateLimited(INTEGER_RATE)
             try:
                 return RateLimited(float(arg))
             except ValueError:
