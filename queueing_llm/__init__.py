@@ -43,6 +43,7 @@ from .sweep import SweepResult, grid, sweep
 from .scheduling import fluid_nested_wait, fluid_wait
 from .stable_range import StableRange, stable_range
 from .compare import PolicyComparison, compare_policies
+from .cluster import Cluster, ClusterRun, coprime_routing
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,9 @@ __all__ = [
     "fluid_nested_wait",
     "stable_range",
     "compare_policies",
+    "Cluster",
+    "ClusterRun",
+    "coprime_routing",
     "PolicyComparison",
     "StableRange",
     "SymbolicValueError",
