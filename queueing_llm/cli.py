@@ -216,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--quick", action="store_true", help="a small size for tests: 1500 iterations, 3 rates")
     cmp.add_argument("--output", default=None, metavar="DIR",
                      help="folder for comparison.tex, comparison.md, comparison.csv, figures and provenance.json")
+    pap = sub.add_parser("paper", help="regenerate a paper's tables and figures beside the paper's numbers")
+    pap.add_argument("study", choices=("adls26",), help="adls26: [ADLS26] Tables 4, 5, 8 and Figure 6")
+    pap.add_argument("--quick", action="store_true", help="a small size for tests (8 replications)")
+    pap.add_argument("--seed", type=_typed("--seed", integer=True), default=0, help="root seed (default 0)")
+    pap.add_argument("--output", default=None, metavar="DIR", help="folder for the tables, figure and provenance")
+    pap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    pap.add_argument("--traceback", action="store_true", help="show the traceback of an unexpected error")
     return parser
 
 
@@ -548,7 +555,23 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"simulate": _simulate, "report": _report, "sweep": _sweep, "compare": _compare}
+def _paper(args: argparse.Namespace) -> int:
+    from .studies import STUDIES
+
+    output = None if args.output is None else _writable_folder(args.output)
+    study = STUDIES[args.study].run(quick=args.quick, seed=args.seed,
+                                    progress=lambda line: print(f"{_PROG}: {line}", file=sys.stderr))
+    if output is not None:
+        study.write(output)
+    if args.json:
+        print(_dumps({"version": _version(), "command": "paper", "study": args.study, "rows": study.rows,
+                      "settings": study.settings}))
+    else:
+        print(study.to_markdown())
+    return EXIT_OK
+
+
+_COMMANDS = {"simulate": _simulate, "report": _report, "sweep": _sweep, "compare": _compare, "paper": _paper}
 
 
 def _error(message: str) -> int:
