@@ -97,7 +97,8 @@ def derive() -> Derivation:
             dyn.open_system(num, ql.rate_limited()).drift[0], sp.Rational(6, 5) - sp.Rational(100, 61))
     d.equal("In the integer system whole cohorts of $\\lfloor M/w_{l_1-1} \\rfloor = 40$ complete every 40 "
             "iterations: the same threshold 1", sp.floor(sp.Integer(2000) / (10 + 40)) / 40, theta_g.subs(ex))
-    d.equal("The integer token bucket at $x^*$ congests at integer-rate-limit's throughput (the integer "
+    d.equal("The integer token bucket at $x^*$ congests at the congested throughput of the theorem "
+            "integer-rate-limit (the integer "
             "threshold of rate limiting)", ql.theorems["open-system"].evaluate(
                 num, policy=ql.rate_limited())["integer_threshold"], sp.Rational(63, 40))
 
@@ -112,7 +113,8 @@ def derive() -> Derivation:
     d.equal("Mean memory $\\lambda C$ (memory Little's law)", mom["mean"], lam * sp.summation(w(jj), (jj, 0, l1 - 1)))
     d.equal("Variance (Poisson: $\\sigma^2 = \\lambda$)", mom["variance"],
             lam * sp.summation(w(jj) ** 2, (jj, 0, l1 - 1)))
-    d.equal("Lag-one covariance", mom["lag_covariance"], lam * sp.summation(w(jj) * w(jj + 1), (jj, 0, l1 - 2)))
+    d.equal("Lag-one covariance", mom["lag_covariance"],
+            sp.factor(lam * sp.summation(w(jj) * w(jj + 1), (jj, 0, l1 - 2))))
     d.equal("For a general law the variance scales with $\\sigma^2$",
             sigma2 * sp.summation(w(jj) ** 2, (jj, 0, l1 - 1)) / mom["variance"] * lam, sigma2)
     ex11 = {l0: 10, l1: 40, M: 2000, lam: sp.Rational(11, 10)}
