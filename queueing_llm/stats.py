@@ -435,12 +435,14 @@ class StreamingSeries:
             return
         self.total += int(arr.sum()) if arr.dtype.kind in "iub" else float(arr.sum())
         self.peak = max(self.peak, arr.max().item())
-        if self.size > 0:
-            pos = np.arange(self.seen, self.seen + arr.size) - self.skip
-            keep = pos >= 0
-            if keep.any():
-                idx = pos[keep] // self.size
-                self.sums += np.bincount(idx, weights=arr[keep].astype(float), minlength=self.batches)
+        start = max(0, self.skip - self.seen)  # the remainder at the start is in no batch
+        if self.size > 0 and start < arr.size:
+            p = self.seen + start - self.skip  # position of arr[start] in the batched part
+            local = arr[start:]
+            first = p // self.size
+            cuts = np.arange((first + 1) * self.size, p + local.size, self.size) - p
+            starts = np.concatenate([[0], cuts]).astype(np.intp)
+            self.sums[first : first + starts.size] += np.add.reduceat(local, starts)
         self.seen += arr.size
 
     @property
@@ -490,15 +492,26 @@ class QuantileSketch:
 
     def add(self, values: SeriesLike) -> None:
         """Add values (``nan`` ignored; negative values refused)."""
-        arr = np.asarray(values, dtype=float).reshape(-1)
-        arr = arr[~np.isnan(arr)]
+        arr = np.asarray(values).reshape(-1)
+        if arr.dtype.kind == "f":
+            arr = arr[~np.isnan(arr)]
         if arr.size == 0:
             return
+        if arr.dtype.kind in "iu" and self.integer:
+            if arr.min() < 0:
+                raise ParameterError(f"a quantile sketch takes values >= 0, got {arr.min()}")
+            self.count += int(arr.size)
+            self._grow(0, int(arr.max()) + 1)
+            self.counts += np.bincount(arr, minlength=self.counts.size)
+            return
+        arr = arr.astype(float)
         if arr.min() < 0:
             raise ParameterError(f"a quantile sketch takes values >= 0, got {arr.min():g}")
         self.count += int(arr.size)
         if self.integer:
             idx = arr.astype(np.int64)
+            if not np.array_equal(idx, arr):
+                raise ParameterError("an integer quantile sketch takes integer values")
             self._grow(0, int(idx.max()) + 1)
             self.counts += np.bincount(idx, minlength=self.counts.size)
             return
@@ -511,6 +524,21 @@ class QuantileSketch:
                 self.offset = lo
             self._grow(min(lo, self.offset), max(hi, self.offset + self.counts.size))
             self.counts += np.bincount(idx - self.offset, minlength=self.counts.size)
+
+    def add_counts(self, counts: SeriesLike) -> None:
+        """Integer mode: add a histogram, ``counts[i]`` values equal to ``i``."""
+        if not self.integer:
+            raise ParameterError("add_counts is for an integer sketch")
+        c = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if c.size and c.min() < 0:
+            raise ParameterError("histogram counts must be >= 0")
+        nz = np.flatnonzero(c)
+        if nz.size == 0:
+            return
+        c = c[: nz[-1] + 1]
+        self._grow(0, c.size)
+        self.counts[: c.size] += c
+        self.count += int(c.sum())
 
     def _grow(self, lo: int, hi: int) -> None:
         if self.integer:

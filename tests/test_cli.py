@@ -363,9 +363,9 @@ BAD = [
     (["simulate", "--trace", "azure-code", "--iteration-seconds", "0.03", "--scale", "0"], "scale"),
     (["simulate", "--scale", "16"], "--scale needs a trace (--trace NAME_OR_PATH"),
     (["simulate", "--model", "no-such-model.toml"], "model spec no-such-model.toml: cannot read it"),
-    (["simulate", "--type", "2,3,1e7", "--iterations", "10"], "memory"),
-    (["simulate", "--type", "2,3,1e20", "--iterations", "10"], "memory"),
-    (["simulate", "--type", "2,3,binomial:9223372036854775807:0.5", "--iterations", "10"], "memory"),
+    (["simulate", "--type", "2,3,1e7", "--iterations", "10"], "out of memory"),
+    (["simulate", "--type", "2,3,1e20", "--iterations", "10"], "out of memory"),  # refused before the run
+    (["simulate", "--type", "2,3,binomial:9223372036854775807:0.5", "--iterations", "10"], "out of memory"),
     (["report", "--theorem", "no-such-theorem"], "no-such-theorem"),
     (["report", "--level", "2"], "level"),
     (["report", "--output", "/proc"], "cannot write into the --output folder '/proc'"),

@@ -7,6 +7,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import queueing_llm as ql
 from queueing_llm.sim import simulate
@@ -76,6 +77,24 @@ CASES = {
         {},
         600,
     ),
+    "wall-clock-one-law-static": (
+        ql.ContinuousBatching([T(5, PMF_DECODE, 2.0)], kv_capacity=900, batch_cap=20, policy="static",
+                              iteration_time=WALL),
+        {},
+        600,
+    ),
+    "wall-clock-poisson-reserve-initial": (
+        ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(60.0))], kv_capacity=2000, iteration_time=WALL,
+                              policy="reserve"),
+        {"initial_batch": [3, 0, 2]},
+        400,
+    ),
+    "wall-clock-poisson-congested-waiting-cap": (
+        ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(90.0))], kv_capacity=2000, iteration_time=WALL,
+                              waiting_cap=7),
+        {},
+        600,
+    ),
     "wall-clock-laws-waiting-cap": (
         ql.ContinuousBatching(
             [T(10, 40, 0.9), T(PMF_PROMPT, 8, 1.0)], kv_capacity=1000, iteration_time=WALL, waiting_cap=6
@@ -86,6 +105,11 @@ CASES = {
     "saturated-worked": (ql.ContinuousBatching([T(2, 2)], kv_capacity=140), {"saturated": True}, 300),
     "saturated-rate-limited": (
         ql.ContinuousBatching([T(10, 40)], kv_capacity=2000, policy="rate_limited"),
+        {"saturated": True},
+        600,
+    ),
+    "saturated-rate-limited-exact-57/35": (
+        ql.ContinuousBatching([T(10, 40)], kv_capacity=2000, policy=ql.RateLimited(sp.Rational(57, 35))),
         {"saturated": True},
         600,
     ),
@@ -178,16 +202,14 @@ def test_engines_give_identical_trajectories(case, seed):
 
 def kernel_applies_to(model, options) -> bool:
     """The documented coverage of the compiled kernel (queueing_llm.sim.kernel)."""
-    return (
-        numba_available()
-        and not model.is_wall_clock
-        and model.policy.name in KERNEL_POLICIES
-    )
+    one_stream = not model.is_wall_clock or options.get("saturated", False) or model.K == 1
+    return numba_available() and one_stream and model.policy.name in KERNEL_POLICIES
 
 
 def test_the_kernel_covers_most_of_the_grid():
     covered = [case for case, (model, options, _) in CASES.items() if kernel_applies_to(model, options)]
-    assert len(covered) >= 15, covered
+    assert len(covered) >= 20, covered
+    assert {"wall-clock-poisson-process", "saturated-static-wall-clock"} <= set(covered)
 
 
 def test_the_grid_exercises_what_it_claims():

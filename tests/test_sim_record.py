@@ -18,6 +18,20 @@ MODELS = {
     "greedy-open": (ql.ContinuousBatching([T(10, 40, 1.5)], kv_capacity=2000), {}),
     "fcfs-geometric": (ql.ContinuousBatching([T(2, ql.Geometric(0.1), 2.0)], batch_cap=25, policy="fcfs_cap"), {}),
     "saturated-two-types": (ql.ContinuousBatching([T(50, 2), T(50, 3)], kv_capacity=518), {"saturated": True}),
+    "initial-static-saturated": (
+        ql.ContinuousBatching([T(2, 3), T(4, ql.FinitePMF({1: 0.5, 6: 0.5}))], kv_capacity=60, batch_cap=6,
+                              policy="static"),
+        {"saturated": True, "initial_batch": [[1, 1], [2]]},
+    ),
+    "rate-limited-waiting-cap-initial": (
+        ql.ContinuousBatching([T(10, 40, 1.6), T(3, 5, 0.5)], kv_capacity=2000, waiting_cap=9,
+                              policy="rate_limited(1.3)"),
+        {"initial_batch": [[2, 0, 3], [1]]},
+    ),
+    "wall-clock-one-type": (
+        ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(70.0))], kv_capacity=2000, iteration_time=WALL),
+        {},
+    ),
     "wall-clock": (
         ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(70.0)), T(4, 8, 1.0)], kv_capacity=2000,
                               iteration_time=WALL),
@@ -36,7 +50,13 @@ def test_record_levels_agree(case, engine):
     assert iters._batch is None  # the stage array is not built until asked for
     assert np.array_equal(iters.batch_sizes, full.batch.sum(axis=2))
     assert iters.equals(full)  # builds iters.batch on first access
-    assert summ.summary() == full.summary() == iters.summary()
+    assert full.summary() == iters.summary()
+    if summ.backend == "numba" and model.is_wall_clock:  # sums of seconds, chunk by chunk
+        a, b = summ.summary(), full.summary()
+        assert a.keys() == b.keys()
+        assert all(a[k] == pytest.approx(b[k], rel=1e-12, nan_ok=True) for k in a), (a, b)
+    else:
+        assert summ.summary() == full.summary()
     levels = [0.1, 0.5, 0.9, 0.99, 1.0]
     r = full.requests
     chosen = r.completed & ~r.initial & (r.arrival >= 100)
@@ -177,3 +197,64 @@ def test_replications_are_independent_reproducible_and_give_intervals():
     with pytest.raises(ql.ParameterError, match=r"replications must be an integer"):
         simulate(model, 100, replications=1)
     assert math.isfinite(reps.ci("mean_sojourn").half_width)
+
+
+# -- the compiled kernel and its fallback --------------------------------------------------
+def test_without_numba_the_fast_engine_falls_back_to_the_python_loop(monkeypatch):
+    from queueing_llm.sim import kernel
+
+    model = MODELS["greedy-open"][0]
+    compiled = simulate(model, 500, seed=3)
+    assert compiled.backend == ("numba" if kernel.numba_available() else "python")
+    monkeypatch.setattr(kernel, "numba_available", lambda: False)
+    fallback = simulate(model, 500, seed=3)
+    assert fallback.backend == "python" and fallback.engine == "fast"
+    assert fallback.equals(compiled)
+
+
+def test_wall_clock_runs_outside_the_kernel_run_on_the_python_loop():
+    from queueing_llm.sim import kernel
+
+    reserve = ql.ContinuousBatching([T(10, 40, 1.2)], kv_capacity=2000, policy="reserve")
+    wall = MODELS["wall-clock"][0]
+    assert simulate(reserve, 50, seed=1).backend == ("numba" if kernel.numba_available() else "python")
+    assert simulate(wall, 50, seed=1).backend == "python"
+
+
+def test_kernel_summary_memory_does_not_grow_with_the_horizon():
+    """The live state, not the horizon: the window of requests the kernel keeps stays small."""
+    from queueing_llm.sim import kernel
+
+    model = ql.ContinuousBatching([T(2, ql.Geometric(0.05), 0.95 * 16 * 0.05)], batch_cap=16, policy="fcfs_cap")
+    peaks = []
+    for N in (20_000, 200_000):
+        tracemalloc.start()
+        try:
+            run = simulate(model, N, seed=1, record="summary")
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert run.backend == ("numba" if kernel.numba_available() else "python")
+    if kernel.numba_available():
+        assert peaks[1] < 1.5 * peaks[0] + 2**20, peaks
+
+
+def test_an_overloaded_summary_run_is_refused_when_its_queue_would_not_fit():
+    over = ql.ContinuousBatching([T(2, ql.Geometric(0.1), 5.0)], batch_cap=8, policy="fcfs_cap")  # 5 > 0.8/it
+    with pytest.raises(ql.ParameterError, match=r"record='summary'\) would run out of memory"):
+        simulate(over, 10**9, seed=1, record="summary", memory_limit=2**30)
+    stable = ql.ContinuousBatching([T(2, ql.Geometric(0.1), 0.5)], batch_cap=8, policy="fcfs_cap")
+    from queueing_llm.sim.config import prepare
+    from queueing_llm.sim.resources import estimate_memory
+
+    config = prepare(stable, 10**9, 1, False, None, 0, "fast", record="summary")
+    assert estimate_memory(config, "summary", "numba")["total"] == 0
+
+
+def test_replications_go_to_verify_as_independent_runs():
+    m = ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(0.25), arrivals=1.5), batch_cap=8, policy="fcfs_cap")
+    reps = simulate(m, 6000, seed=11, warmup=500, replications=6)
+    assert list(reps) == reps.runs and reps[0] is reps.runs[0]
+    verdict = ql.verify("stationary", m, reps)
+    assert verdict.interval is not None and verdict.interval.method == "replications" and verdict.interval.n == 6
+    assert verdict.holds

@@ -1,9 +1,16 @@
 r"""Simulators of the continuous-batching model (MODEL.md sections 2-4).
 
-:func:`simulate` runs a model with one of two engines that give the same trajectory,
-bit for bit, for the same seed: ``"events"`` (SimPy, the readable reference,
-:mod:`.events`) and ``"fast"`` (:mod:`.fast`). Both execute the admission rules of
-:mod:`.policies` and take every random number from :mod:`.draws`.
+:func:`simulate` runs a model with one of three loops that give the same trajectory,
+bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs,
+every policy), the Python fast loop
+(:mod:`.fast`; every model) and SimPy (:mod:`.events`, the readable reference).
+``engine="fast"`` (the default) takes the kernel where it applies and the Python loop
+otherwise; ``engine="python"`` and ``engine="events"`` force the others. All execute the
+admission rules of :mod:`.policies` and take every random number from :mod:`.draws`.
+
+What a run keeps (``record=``, :class:`Trajectory`), the memory guard that refuses a run
+before it starts (:mod:`.resources`), the streaming summary (:mod:`.summary`) and
+independent replications (:mod:`.replications`) are common to the three.
 
 Random-draw order
 -----------------
@@ -28,8 +35,10 @@ consumes nothing):
 
    Per-iteration laws' tapes therefore extend together at iterations
    :math:`0, 4096, \dots` (from 1 with an initial batch), type by type. Queue order within
-   an iteration: slotted, by offset (ties: type order); wall-clock, by arrival time (a
-   per-iteration law's arrival comes at ``start + offset * duration``; ties: type order).
+   an iteration: slotted, by offset (ties: type order; one type: in draw order);
+   wall-clock, by arrival time (a per-iteration law's arrival comes at
+   ``start + offset * duration``; ties: type order; one type with a per-iteration law: in
+   draw order, as in a slotted run).
    The draws do not depend on the iteration time, so a wall-clock run with
    :math:`d_1 = 0` and per-iteration laws is the slotted run (same arrays and records up
    to the times; only an exact tie of two rounded arrival times could order them apart).
@@ -54,12 +63,13 @@ state at time 0 (no arrivals, no admission) and the loop starts at iteration 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..model import ContinuousBatching
 from .config import ENGINES, RECORDS, RunConfig, prepare
-from .events import run_events
 from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
@@ -143,7 +153,9 @@ def simulate(
     replications : int or None
         ``R >= 2``: run R independent replications (seeds spawned from ``seed`` by
         ``numpy.random.SeedSequence``) and return a :class:`Replications` with their
-        summaries and replication confidence intervals.
+        summaries and replication confidence intervals. On the compiled kernel (which
+        releases the GIL) the replications run side by side in threads, one per core; the
+        result does not depend on it.
 
     Returns
     -------
@@ -168,23 +180,35 @@ def simulate(
 
         check_real("replications", replications, low=2, integer=True)
         seeds = replication_seeds(seed, int(replications))
-        runs = [
-            simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch, warmup=warmup,
-                     engine=engine, progress=progress, record=record, memory_limit=memory_limit)
-            for s in seeds
-        ]
+
+        def one(s: int) -> Trajectory:
+            return simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
+                            warmup=warmup, engine=engine, progress=progress, record=record,
+                            memory_limit=memory_limit)
+
+        first = one(seeds[0])  # validates the arguments and compiles the kernel once
+        rest = seeds[1:]
+        workers = min(len(rest), os.cpu_count() or 1)
+        if first.backend == "numba" and workers > 1 and progress is None:
+            # the kernel releases the GIL (nogil): replications run side by side on the cores
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                runs = [first, *pool.map(one, rest)]
+        else:
+            runs = [first, *(one(s) for s in rest)]
         return Replications(runs, seed)
     config: RunConfig = prepare(
         model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
     )
     backend = _backend(config)
-    check_memory(config, record, backend, memory_limit)
+    estimate = check_memory(config, record, backend, memory_limit)
     if backend == "numba":
         from .kernel import run_kernel
 
-        return run_kernel(config)
+        return run_kernel(config, estimate["requests_created"])
     if backend == "python":
         return run_fast(config)
+    from .events import run_events  # SimPy is imported only for the reference engine
+
     return run_events(config)
 
 

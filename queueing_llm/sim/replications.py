@@ -10,6 +10,7 @@ summaries (Law 2015, section 9.4).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,10 @@ def replication_seeds(seed: int | None, R: int) -> list[int]:
     return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
 
 
-class Replications:
-    """R independent runs of one model.
+class Replications(Sequence):
+    """R independent runs of one model: a sequence of :class:`Trajectory`, so it can be
+    passed wherever a list of independent runs is taken (``ql.verify(theorem, model,
+    reps)`` then puts replication intervals on the estimates).
 
     Attributes
     ----------
@@ -46,6 +49,9 @@ class Replications:
 
     def __len__(self) -> int:
         return len(self.runs)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.runs[index]
 
     def __repr__(self) -> str:
         return f"Replications({len(self.runs)} runs of {self.runs[0].iterations} iterations, seed={self.seed})"

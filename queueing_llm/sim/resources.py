@@ -8,7 +8,10 @@ with the number and the options that change it. The estimate is deliberately sim
 * requests created :math:`R`: open systems :math:`N \sum_k \lambda_k` (a Poisson process
   in seconds times the longest iteration :math:`d_0 + d_1 M`); saturated input
   :math:`N b / E[l_1]` with :math:`b = \min(B, M/(E[l_0] + 1 + E[l_1]/2))` the saturated batch;
-* per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`;
+* per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`
+  (``record="summary"`` on the compiled kernel: per request still waiting at the end, the
+  growth of an overloaded queue, :math:`N \max(0, \lambda - \mu)` with
+  :math:`\mu = b / E[l_1]` the most the batch serves per iteration);
 * the stage array of ``record="full"`` (and of a first access to ``Trajectory.batch``):
   :math:`1.5 \times 8 N K S` bytes, :math:`S` the largest decode length (for an unbounded
   law the expected largest of :math:`R` draws, about :math:`E[l_1](1 + \ln R)`).
@@ -34,8 +37,9 @@ MAX_ITERATIONS = 10**12
 MAX_SATURATED_BATCH = 10**7
 """Largest saturated batch (requests in the batch at once) a run accepts."""
 
-BYTES_PER_REQUEST = {"numba": 160, "python": 420, "simpy": 520}
-"""Measured bytes held per request created, by backend, with per-request records kept."""
+BYTES_PER_REQUEST = {"numba": 160, "python": 420, "simpy": 600}
+"""Bytes held per request created, by backend, with per-request records kept (measured on
+the B = 256 model: about 110, 390 and 575 bytes, rounded up)."""
 
 
 def default_memory_limit() -> float:
@@ -61,6 +65,20 @@ def _limit(memory_limit: float | None) -> float:
     return default_memory_limit() if memory_limit is None else float(memory_limit)
 
 
+def _rate_limit(model: Any, config: Any) -> float | None:
+    """The rate of a rate-limited policy as a float (None for other policies or no number)."""
+    from ..policies import RateLimited
+
+    if not isinstance(model.policy, RateLimited):
+        return None
+    try:
+        from .policies import admission_rule
+
+        return float(admission_rule(model, config.M, config.B).rate)
+    except Exception:  # noqa: BLE001 - a rate the engines refuse is reported by them
+        return None
+
+
 def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     """Predicted bytes of a run by component (``requests``, ``iterations``, ``stage_array``,
     ``total``) and the predicted counts (``requests_created``, ``saturated_batch``, ``stages``)."""
@@ -73,6 +91,9 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
         batch = config.B
         if not math.isinf(config.M):
             batch = min(batch, config.M / (min(_mean(t.prompt) for t in model.types) + 1))
+        rate = _rate_limit(model, config)
+        if rate is not None:  # at most rate + 1 admissions per iteration, each staying about E[l1]
+            batch = min(batch, (rate + 1) * md)
         requests = N * min(batch, config.M / (mean_prompt + 1 + md / 2)) / md + batch
     else:
         rate = 0.0
@@ -85,20 +106,24 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
         requests = N * rate
     if math.isnan(requests):
         requests = 0.0
+    # overload: the queue grows by (arrivals - the most the batch can serve) per iteration
+    served = min(config.B, config.M / (mean_prompt + 1 + md / 2) if not math.isinf(config.M) else config.B) / md
+    backlog = 0.0 if config.saturated or math.isnan(served) else max(0.0, requests / N - served) * N
     S = float(config.stages) if config.stages is not None else md * (1 + math.log(max(requests, 1.0)))
     out = {
         "requests_created": requests,
+        "queue_growth": backlog,
         "saturated_batch": batch,
         "stages": S,
         "iterations": 0.0 if record == "summary" else 8.0 * N * (8 * K + 3),
-        "requests": 0.0 if (record == "summary" and backend == "numba") else requests * BYTES_PER_REQUEST[backend],
+        # summary on the kernel: only the live requests (an overloaded queue grows with the horizon)
+        "requests": (backlog * BYTES_PER_REQUEST["numba"] if (record == "summary" and backend == "numba")
+                     else requests * BYTES_PER_REQUEST[backend]),
         "stage_array": 1.5 * 8 * N * K * S if record == "full" else 0.0,
     }
-    if backend == "simpy":  # the SimPy engine logs the stage counts of every iteration
-        out["stage_array"] = 1.5 * 8 * N * K * S
+    if record == "summary" and backend != "numba":  # these build the whole run, then summarise it
         out["iterations"] = 8.0 * N * (8 * K + 3)
-    if record == "summary" and backend == "python":
-        out["iterations"] = 8.0 * N * (8 * K + 3)
+        out["requests"] = requests * BYTES_PER_REQUEST[backend]
     out["total"] = out["iterations"] + out["requests"] + out["stage_array"]
     return out
 
@@ -128,7 +153,8 @@ def check_memory(config: Any, record: str, backend: str, memory_limit: float | N
         if record == "full":
             hint = "record='iterations' (no stage array) or " + hint
         raise ParameterError(
-            f"simulate(..., record={record!r}) would need about {_gib(est['total'])} for {N} iterations "
+            f"simulate(..., record={record!r}) would run out of memory: it needs about {_gib(est['total'])} "
+            f"for {N} iterations "
             f"({parts}; about {est['requests_created']:.3g} requests), above the memory limit of "
             f"{_gib(limit)}; pass {hint}, fewer iterations, or memory_limit= (bytes; math.inf: no guard)"
         )

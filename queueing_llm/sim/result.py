@@ -29,8 +29,7 @@ def build_trajectory(
     if record == "full" and batch is None:
         from .fast import stage_counts
 
-        batch = stage_counts(residences.type, residences.start, residences.end, config.iterations,
-                             config.model.K, stages)
+        batch = stage_counts(*residences.arrays(), config.iterations, config.model.K, stages)
     run = Trajectory(
         model=config.model,
         seed=config.seed,

@@ -12,6 +12,7 @@ time to first token seconds in wall-clock runs, iterations in slotted runs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -142,29 +143,46 @@ class RunAccumulator:
     def add_requests(self, arrival, completion, decode, evicted, initial, arrival_time, first_token_time,
                      completion_time) -> None:
         """Requests that completed (any order); those arrived before the warm-up or members
-        of the initial batch are left out, as in :meth:`Trajectory.summary`."""
+        of the initial batch are left out, as in :meth:`Trajectory.summary`. Times are
+        floats (seconds or iteration numbers) or, in slotted runs, integer iterations."""
         arrival = np.asarray(arrival)
         keep = ~np.asarray(initial, dtype=bool) & (arrival >= self.w) & (np.asarray(completion) >= 0)
-        if not keep.any():
+        count = int(keep.sum())
+        if count == 0:
             return
-        arrival = arrival[keep]
-        completion = np.asarray(completion)[keep]
-        self.completed += int(keep.sum())
+
+        def chosen(x: Any) -> np.ndarray:
+            x = np.asarray(x)
+            return x if count == x.size else x[keep]
+
+        arrival = chosen(arrival)
+        completion = chosen(completion)
+        self.completed += count
         self.sojourn_total += int((completion - arrival).sum())
-        self.restarts += int(np.asarray(evicted)[keep].sum())
-        at = np.asarray(arrival_time, dtype=float)[keep]
-        ft = np.asarray(first_token_time, dtype=float)[keep]
-        ct = np.asarray(completion_time, dtype=float)[keep]
+        self.restarts += int(chosen(evicted).sum())
+        at, ft, ct = chosen(arrival_time), chosen(first_token_time), chosen(completion_time)
         latency, ttft = ct - at, ft - at
         self.latency.add(latency)
         self.ttft.add(ttft)
         if self.wall_clock:
             self.latency_total += float(latency.sum())
             self.ttft_total += float(ttft.sum())
-            d = np.asarray(decode)[keep]
+            d = chosen(decode)
             many = d > 1
             self.tbt_total += float(((ct - ft)[many] / (d[many] - 1)).sum())
             self.tbt_count += int(many.sum())
+
+    def add_request_counts(self, completed: int, sojourn_total: int, restarts: int, latency_counts: np.ndarray,
+                           ttft_counts: np.ndarray) -> None:
+        """Counts of chosen completed requests from a slotted engine that keeps them itself:
+        histograms ``latency_counts[i]`` = requests of latency ``i`` iterations (TTFT alike)."""
+        if self.wall_clock:
+            raise ParameterError("request counts by iteration are for slotted runs")
+        self.completed += completed
+        self.sojourn_total += sojourn_total
+        self.restarts += restarts
+        self.latency.add_counts(latency_counts)
+        self.ttft.add_counts(ttft_counts)
 
     def merge_requests(self, other: RunAccumulator) -> None:
         """Add the request-level accumulators of ``other`` (same run, another chunk of requests)."""

@@ -174,21 +174,36 @@ class _Recorded:
 class Residences:
     r"""Stays in the batch, from which the stage counts are rebuilt: one entry per stay of a
     type-``type`` request admitted at ``start`` (``-stage`` for an initial member) that left
-    (completion or eviction) at ``end`` (:math:`N` if still there)."""
+    (completion or eviction) at ``end`` (:math:`N` if still there). With ``requests``, the
+    stays that ended in a completion are read from the records (admitted at completion
+    minus decode length) and the arrays hold only the others."""
 
-    def __init__(self, type: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+    def __init__(self, type: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 requests: RequestRecords | None = None) -> None:
         self.type = np.asarray(type, dtype=np.int64)
         self.start = np.asarray(start, dtype=np.int64)
         self.end = np.asarray(end, dtype=np.int64)
+        self.requests = requests
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stays as (type, start, end)."""
+        r = self.requests
+        if r is None:
+            return self.type, self.start, self.end
+        done = np.flatnonzero(r.completion >= 0)
+        comp = r.completion[done]
+        return (np.concatenate([r.type[done], self.type]), np.concatenate([comp - r.decode[done], self.start]),
+                np.concatenate([comp, self.end]))
 
     def batch_sizes(self, N: int, K: int) -> np.ndarray:
         """Batch members by type after admission at each iteration, ``(N, K)``."""
-        a = np.maximum(self.start, 0)
-        e = np.minimum(self.end, N)
+        t, a, e = self.arrays()
+        a = np.maximum(a, 0)
+        e = np.minimum(e, N)
         keep = e > a
         diff = np.zeros((N + 1) * K, dtype=np.int64)
-        np.add.at(diff, a[keep] * K + self.type[keep], 1)
-        np.add.at(diff, e[keep] * K + self.type[keep], -1)
+        np.add.at(diff, a[keep] * K + t[keep], 1)
+        np.add.at(diff, e[keep] * K + t[keep], -1)
         return np.cumsum(diff.reshape(N + 1, K)[:N], axis=0)
 
 
@@ -322,6 +337,11 @@ class Trajectory:
         )
 
     @property
+    def kind(self) -> str:
+        """``"saturated"`` or ``"open"``: the run kind of the :class:`queueing_llm.runs.Run` protocol."""
+        return "saturated" if self.saturated else "open"
+
+    @property
     def batch(self) -> np.ndarray:
         """Stage counts ``(N, K, S)`` after admission (rebuilt on first access with ``record="iterations"``)."""
         if self._batch is None:
@@ -332,18 +352,14 @@ class Trajectory:
 
             N, K, S = self.iterations, self.model.K, self._stages
             check_stage_array(N, K, S, self._memory_limit)
-            r = self._residences
-            self._batch = stage_counts(r.type, r.start, r.end, N, K, S)
+            self._batch = stage_counts(*self._residences.arrays(), N, K, S)
         return self._batch
-
-    @property
-    def kind(self) -> str:
-        """``"saturated"`` or ``"open"``: the run kind of the :class:`queueing_llm.runs.Run` protocol."""
-        return "saturated" if self.saturated else "open"
 
     @property
     def stages(self) -> int:
         """Size :math:`S` of the stage axis of :attr:`batch`."""
+        if self._stages is None:
+            _Recorded.__get__(_BATCH, self)  # raises: record="summary"
         return int(self._stages)
 
     @property
@@ -369,8 +385,11 @@ class Trajectory:
         acc.add_iterations(self.completions, self.arrivals, self.rejections, self.evictions, self.queue,
                            self.batch_sizes, self.memory, self.time)
         r = self.requests
-        acc.add_requests(r.arrival, r.completion, r.decode, r.evicted, r.initial, r.arrival_time,
-                         r.first_token_time, r.completion_time)
+        step = 1 << 20  # requests per slice: bounded temporaries
+        for lo in range(0, len(r), step):
+            sl = slice(lo, lo + step)
+            acc.add_requests(r.arrival[sl], r.completion[sl], r.decode[sl], r.evicted[sl], r.initial[sl],
+                             r.arrival_time[sl], r.first_token_time[sl], r.completion_time[sl])
         if w == self.warmup:
             self._accumulator = acc
         return acc
@@ -435,8 +454,14 @@ class Trajectory:
     @property
     def metadata(self) -> dict[str, Any]:
         """What made this run: the model, the arguments, the versions (JSON-ready)."""
-        import simpy
+        from importlib.metadata import PackageNotFoundError, version
+
         import sympy
+
+        try:
+            simpy_version = version("simpy")
+        except PackageNotFoundError:  # pragma: no cover - simpy is a dependency
+            simpy_version = None
 
         from .. import __version__
 
@@ -453,7 +478,7 @@ class Trajectory:
             "queueing_llm": __version__,
             "numpy": np.__version__,
             "sympy": sympy.__version__,
-            "simpy": simpy.__version__,
+            "simpy": simpy_version,
             "python": platform.python_version(),
         }
 
