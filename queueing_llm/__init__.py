@@ -22,6 +22,7 @@ from .laws import (
     Geometric,
     Law,
     Poisson,
+    Regular,
 )
 from .model import (
     ContinuousBatching,
@@ -63,6 +64,7 @@ __all__ = [
     "ModelError",
     "ParameterError",
     "Poisson",
+    "Regular",
     "PoissonProcess",
     "Policy",
     "PolicyError",
