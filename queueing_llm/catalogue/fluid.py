@@ -54,6 +54,13 @@ def _wait_reason(model: ContinuousBatching) -> str | None:
     return None
 
 
+def _buffer_reason(model: ContinuousBatching) -> str | None:
+    reason = _wait_reason(model)
+    if reason is None and model.is_symbolic:
+        return "the safety buffer solves its equation numerically: give the model numeric parameters"
+    return reason
+
+
 # -- wait-thresholds -------------------------------------------------------------------
 def _wait_statement(model: ContinuousBatching, prefill_stage: bool = False) -> sp.Basic:
     res = fw.wait_thresholds(model, prefill_stage)
@@ -68,7 +75,7 @@ def _wait_statement(model: ContinuousBatching, prefill_stage: bool = False) -> s
 def _wait_evaluate(model: ContinuousBatching, prefill_stage: bool = False) -> dict:
     res = fw.wait_thresholds(model, prefill_stage)
     out = {"thresholds": res.thresholds, "delta_star": res.delta_star, "per_stage": res.per_stage,
-           "batch_memory": res.batch_memory, "feasible": res.feasible, "rates": res.rates, "unit": res.unit}
+           "batch_memory": res.batch_memory, "feasible": res.feasible, "rates": res.rates}
     if res.reason:
         out["reason"] = res.reason
     return out
@@ -296,7 +303,7 @@ SAFETY_BUFFER = theorems.register(Theorem(
     evaluate_fn=_buffer_evaluate,
     check_fn=_buffer_check,
     source=f"{SOURCE}; exponential martingale and Doob's inequality",
-    applies_fn=_wait_reason,
+    applies_fn=_buffer_reason,
     runs=(open_run(20_000, policy=_fluid_nested_policy, label="open, fluid Nested WAIT"),),
     comparison="a Nested WAIT run with the fluid thresholds and buffers: frequency of iterations in which "
                "some boundary inventory exceeds its buffer against delta, one-sided upper bound",
@@ -316,7 +323,7 @@ def _throughput_evaluate(model: ContinuousBatching) -> dict:
     res = fw.wait_thresholds(model)
     feasible = res.feasible is True
     out = {"fluid_throughput": sp.Add(*res.rates) if feasible else sp.nan, "gap": sp.Integer(0) if feasible else sp.nan,
-           "unit": f"requests per {res.unit}", "feasible": res.feasible}
+           "feasible": res.feasible}
     if not feasible:
         out["reason"] = res.reason or "the fluid equilibrium needs more memory than M: no policy keeps up"
     return out
