@@ -6,7 +6,8 @@ valid for symbolic and numeric parameters. This module gathers the public functi
 
 * :mod:`~queueing_llm.theory.dynamics_core`: components, the eviction-free fixed point
   :math:`x^*`, the linearised map (companion matrices, survival polynomial :math:`F`, roots,
-  spectral radius, exact Schur-Cohn stability, Eneström-Kakeya bounds) and the explicit
+  spectral radius, stability decided exactly or by certified floats within a time budget
+  (:mod:`~queueing_llm.theory.roots`), Eneström-Kakeya bounds) and the explicit
   :math:`l_1 = 2` solution with its first-eviction time;
 * :mod:`~queueing_llm.theory.dynamics_cycles`: worst-case, adjacent, opposite,
   contiguous-block and evenly spaced cycles from their memory balances;
@@ -56,6 +57,7 @@ from .dynamics_core import (
     require_finite_memory,
     schur_cohn_stable,
     spectral_radius,
+    stability,
     stage_balance,
     survival_coefficients,
     survival_polynomial,
@@ -129,7 +131,7 @@ __all__ = [
     "LAMBDA", "Component", "admission_map", "characteristic_polynomial", "companion_matrix", "components",
     "decode_horizon", "enestrom_kakeya_bounds", "first_eviction_l1_two", "fixed_point", "fixed_point_state",
     "is_stable", "l1_two_solution", "rate_limited_throughput", "require_finite_memory", "schur_cohn_stable",
-    "spectral_radius", "stage_balance", "survival_coefficients", "survival_polynomial", "survival_roots",
+    "spectral_radius", "stability", "stage_balance", "survival_coefficients", "survival_polynomial", "survival_roots",
     "BLOCK", "SPACING", "CycleFormula", "adjacent_cycle", "balanced_cycle", "contiguous_cycle", "cycle_state",
     "cycle_throughputs", "opposite_cycle", "single_component", "worst_cycle",
     "CollapseTime", "OverflowApproximation", "collapse_iteration", "collapse_time_estimate",
