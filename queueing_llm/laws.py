@@ -15,6 +15,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from .numbers import (
 __all__ = [
     "Law",
     "Poisson",
+    "Regular",
     "Bernoulli",
     "Binomial",
     "Deterministic",
@@ -488,3 +490,72 @@ def as_law(value: Any, name: str, *, minimum: int = 0) -> Law:
             f"{name} must take values >= {minimum}, got {law!r} with smallest value {law.support_min}"
         )
     return law
+
+
+@dataclass(frozen=True)
+class Regular(Law):
+    r"""Regular (deterministic, Beatty) arrivals at a fractional rate :math:`r \ge 0` per iteration.
+
+    Iteration :math:`n` receives :math:`a_n = \lfloor (n+1) r \rfloor - \lfloor n r \rfloor`
+    requests, so the first :math:`N` iterations receive :math:`\lfloor N r \rfloor`: the
+    fluid-like input of [ADLS26]'s deterministic experiments, in the integer system (period the
+    denominator of :math:`r`). The simulators take the counts of the iterations they cover
+    (:meth:`counts`); no random number is drawn for them. As a law on one iteration it is the
+    long-run frequency of the counts: :math:`\lfloor r \rfloor` with probability
+    :math:`1 - \{r\}` and :math:`\lceil r \rceil` with probability :math:`\{r\}` (its PGF and
+    moments). The counts are not independent across iterations, so results that assume
+    i.i.d. arrivals (the batch-capped queue's steady state) do not describe them.
+    """
+
+    rate: Any
+
+    def __post_init__(self) -> None:
+        check_real("Regular rate", self.rate, low=0.0, error=LawError)
+
+    def _fraction(self) -> Fraction:
+        return Fraction(to_sympy(self.rate).p, to_sympy(self.rate).q) if isinstance(to_sympy(self.rate), sp.Rational) \
+            else Fraction(str(float(self.rate)))
+
+    @property
+    def support_min(self) -> int:  # type: ignore[override]
+        return int(math.floor(float(self._fraction())))
+
+    @property
+    def support_max(self) -> float:
+        return int(math.ceil(float(self._fraction())))
+
+    def pgf(self, z: Any = _Z) -> sp.Expr:
+        r = to_sympy(self.rate)
+        lo, frac = sp.floor(r), r - sp.floor(r)
+        return (1 - frac) * z**lo + frac * z ** (lo + 1)
+
+    @property
+    def mean(self) -> sp.Expr:
+        return to_sympy(self.rate)
+
+    @property
+    def variance(self) -> sp.Expr:
+        r = to_sympy(self.rate)
+        frac = r - sp.floor(r)
+        return frac * (1 - frac)
+
+    def pmf(self, k):
+        r = self._fraction()
+        lo, frac = math.floor(r), float(r - math.floor(r))
+        k = np.asarray(k)
+        out = np.where(k == lo, 1.0 - frac, 0.0) + np.where(k == lo + 1, frac, 0.0)
+        return float(out) if out.ndim == 0 else out
+
+    def counts(self, first: int, size: int) -> np.ndarray:
+        r"""The counts :math:`a_n` of iterations ``first .. first + size - 1`` (exact integers)."""
+        r = self._fraction()
+        n = np.arange(int(first), int(first) + int(size) + 1, dtype=object)
+        cumulative = np.array([int((m * r.numerator) // r.denominator) for m in n], dtype=np.int64)
+        return np.diff(cumulative)
+
+    def sample(self, rng, size=None):
+        """The counts of the first ``size`` iterations (one count if ``size`` is None); no
+        random number is drawn."""
+        _check_rng(rng)
+        out = self.counts(0, 1 if size is None else int(size))
+        return int(out[0]) if size is None else out

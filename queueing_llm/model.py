@@ -14,6 +14,7 @@ decode length :math:`l_1`; at stage :math:`j = 0, \dots, l_1 - 1` it holds
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Mapping, Sequence, Set
@@ -281,7 +282,23 @@ class ContinuousBatching:
                 f"admit_after_eviction must be True or False, got {describe(self.admit_after_eviction)}"
             )
         self._check_memory(types)
+        self._check_policy_types(len(types))
         object.__setattr__(self, "_mix", self._proportions(types))
+
+    def with_policy(self, policy: Any) -> ContinuousBatching:
+        """A copy of the model with another admission ``policy`` (a name or a policy value)."""
+        return dataclasses.replace(self, policy=policy)
+
+    def _check_policy_types(self, K: int) -> None:
+        thresholds = getattr(self.policy, "thresholds", None)
+        if isinstance(thresholds, dict):
+            missing = sorted(set(range(K)) - set(thresholds))
+            extra = sorted(set(thresholds) - set(range(K)))
+            if missing or extra:
+                raise ParameterError(
+                    f"policy {self.policy} needs one threshold per type index 0..{K - 1}; "
+                    f"missing {missing}, unknown {extra}"
+                )
 
     # -- validation ---------------------------------------------------------------
     def _check_memory(self, types: tuple[RequestType, ...]) -> None:

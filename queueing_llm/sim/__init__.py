@@ -74,6 +74,7 @@ from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
 from .resources import check_memory
+from .scheduling import is_scheduled
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -101,6 +102,7 @@ def simulate(
     record: str = "iterations",
     memory_limit: float | None = None,
     replications: int | None = None,
+    requests: int | None = None,
 ) -> Trajectory | Replications:
     r"""Simulate ``iterations`` iterations of ``model`` (MODEL.md section 2).
 
@@ -173,7 +175,19 @@ def simulate(
 
     Sources: [ADLS26] section 2 (model, greedy admission, eviction), [ALSW25] (linear
     iteration time), MODEL.md sections 2-4.
+
+    A **fixed workload** (``requests=N``): the run stops at the iteration in which the
+    :math:`N`-th request completes, and ``iterations`` is the budget (the run is refused, naming
+    both, if :math:`N` requests do not complete within it). The trajectory then ends there:
+    ``run.time[-1]`` is the makespan (seconds in wall-clock runs, iterations otherwise) and
+    :meth:`Trajectory.summary` gives requests per second, latency and restarts (after
+    ``warmup``). Runs are causal and their draws come in blocks that do not depend on the
+    horizon, so the run is the prefix of any longer run with the same seed.
     """
+    if requests is not None:
+        return _fixed_workload(model, iterations, requests, dict(
+            seed=seed, saturated=saturated, initial_batch=initial_batch, warmup=warmup, engine=engine,
+            progress=progress, record=record, memory_limit=memory_limit))
     if replications is not None:
         from ..numbers import check_real
 
@@ -211,8 +225,37 @@ def simulate(
     return run_events(config)
 
 
+def _fixed_workload(model: ContinuousBatching, budget: int, requests: int, options: dict) -> Trajectory:
+    """Simulate until ``requests`` completions (see :func:`simulate`), doubling a horizon guess."""
+    import numpy as np
+
+    from ..errors import ParameterError
+    from ..numbers import check_real
+
+    check_real("requests", requests, low=1, integer=True)
+    check_real("iterations", budget, low=1, integer=True)
+    if options["seed"] is None:
+        options["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
+    if options["record"] == "summary":
+        raise ParameterError("requests=N needs the per-iteration completions: record='iterations' or 'full'")
+    horizon = min(int(budget), 1024)
+    while True:
+        run = simulate(model, horizon, **options)
+        done = np.cumsum(np.asarray(run.completions).sum(axis=1))
+        if done[-1] >= requests:
+            last = int(np.searchsorted(done, requests))
+            return simulate(model, last + 1, **options)
+        if horizon >= budget:
+            raise ParameterError(
+                f"requests={requests}: only {int(done[-1])} requests completed within the budget of "
+                f"iterations={budget}; raise iterations (the budget) or lower requests")
+        horizon = min(2 * horizon, int(budget))
+
+
 def _backend(config: RunConfig) -> str:
-    if config.engine == "events":
+    if config.engine == "events" or is_scheduled(config.model):
+        # WAIT and Nested WAIT stall members, so a member's stage is not n - admission, the
+        # invariant of the fast loop and the kernel: they run on the SimPy engine
         return "simpy"
     if config.engine == "fast":
         from .kernel import kernel_applies

@@ -23,6 +23,7 @@ Source: [ADLS26] sections 2 and 5.1 (greedy and rate-limited admission), MODEL.m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -31,7 +32,8 @@ import sympy as sp
 from ..errors import PolicyError
 from ..model import ContinuousBatching
 from ..numbers import to_float
-from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
+from ..policies import FcfsCap, Greedy, NestedWait, Policy, RateLimited, Reserve, Static, Wait
+from .scheduling import scheduled_rule
 
 __all__ = [
     "AdmissionRule",
@@ -41,6 +43,8 @@ __all__ = [
     "StaticAdmission",
     "FcfsCapAdmission",
     "admission_rule",
+    "register_rule",
+    "RULES",
     "fixed_point_rate",
 ]
 
@@ -248,24 +252,51 @@ def _exact_rate(value: Any) -> Fraction | float:
     return Fraction(x)
 
 
-def admission_rule(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
-    """A fresh rule object (with its per-run state) for the model's policy."""
+def _rate_limited(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
     policy = model.policy
-    if isinstance(policy, RateLimited):
-        if isinstance(policy.rate, str):
-            raise PolicyError(
-                f"policy {policy} names a rate derived by the theory layer; resolve it to a number before "
-                "simulating: ql.theory.dynamics.resolve_policy(model)"
-            )
-        rate = _exact_rate(model.M / model.mean_lifetime_memory if policy.rate is None else policy.rate)
-        return RateLimitedAdmission(M, B, rate)
-    if isinstance(policy, Reserve):
-        horizon = model.max_decode
-        return ReserveAdmission(M, B, 1 if math.isinf(horizon) else int(horizon))
-    if isinstance(policy, Static):
-        return StaticAdmission(M, B)
-    if isinstance(policy, FcfsCap):
-        return FcfsCapAdmission(M, B)
-    if isinstance(policy, Greedy):
-        return GreedyAdmission(M, B)
-    raise TypeError(f"no admission rule for policy {policy!r}")
+    if isinstance(policy.rate, str):
+        raise PolicyError(
+            f"policy {policy} names a rate derived by the theory layer; resolve it to a number before "
+            "simulating: ql.theory.dynamics.resolve_policy(model)"
+        )
+    rate = _exact_rate(model.M / model.mean_lifetime_memory if policy.rate is None else policy.rate)
+    return RateLimitedAdmission(M, B, rate)
+
+
+def _reserve(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
+    horizon = model.max_decode
+    return ReserveAdmission(M, B, 1 if math.isinf(horizon) else int(horizon))
+
+
+RuleFactory = Callable[[ContinuousBatching, float, float], Any]
+
+RULES: dict[type[Policy], RuleFactory] = {
+    Greedy: lambda model, M, B: GreedyAdmission(M, B),
+    RateLimited: _rate_limited,
+    Reserve: _reserve,
+    Static: lambda model, M, B: StaticAdmission(M, B),
+    FcfsCap: lambda model, M, B: FcfsCapAdmission(M, B),
+    Wait: scheduled_rule,
+    NestedWait: scheduled_rule,
+}
+"""The rule of each policy class: ``factory(model, M, B)`` returns a fresh rule object with its
+per-run state. A new policy is a value in :mod:`queueing_llm.policies` (and its name in
+``POLICY_NAMES``) plus one entry here (:func:`register_rule`)."""
+
+
+def register_rule(policy_class: type[Policy], factory: RuleFactory) -> None:
+    """Register the admission rule of a policy class (replacing any previous one)."""
+    if not (isinstance(policy_class, type) and issubclass(policy_class, Policy)):
+        raise PolicyError(f"policy_class must be a subclass of ql.Policy, got {policy_class!r}")
+    RULES[policy_class] = factory
+
+
+def admission_rule(model: ContinuousBatching, M: float, B: float) -> Any:
+    """A fresh rule object (with its per-run state) for the model's policy: an
+    :class:`AdmissionRule` (FCFS head-of-queue rules) or a
+    :class:`~queueing_llm.sim.scheduling.ScheduledRule` (WAIT policies)."""
+    factory = RULES.get(type(model.policy))
+    if factory is None:
+        raise PolicyError(f"no admission rule is registered for policy {model.policy} "
+                          f"({type(model.policy).__name__}); register one with register_rule")
+    return factory(model, M, B)

@@ -22,7 +22,9 @@ def build_trajectory(
 ) -> Trajectory:
     """``arrays``: queue, memory, arrivals, admissions, completions, evictions, rejections,
     time (and optionally batch_sizes). ``batch``: the stage array if the engine has it; else
-    it is built from ``residences`` now (``record="full"``) or on first access."""
+    it is built from ``residences`` now (``record="full"``) or on first access. An engine that
+    stalls members (WAIT policies) passes ``batch`` always: there a stage is not
+    ``n - admission``, so residences cannot rebuild it."""
     record = config.record
     if record == "full" and batch is None:
         from .fast import stage_counts
@@ -36,7 +38,7 @@ def build_trajectory(
         saturated=config.saturated,
         engine=config.engine,
         initial_batch=config.initial,
-        batch=batch if record == "full" else None,
+        batch=batch if (record == "full" or batch is not None) else None,  # stalls (WAIT): the engine's own
         residences=residences,
         stages=stages,
         requests=requests,
