@@ -1,8 +1,9 @@
-"""Speed of the fast engine against the SimPy engine, in the same process.
+"""Speed of the fast engine (compiled kernel or Python loop) against the SimPy engine, in the same process.
 
 Runs each scenario once per engine (same seed, so the same trajectory), checks that the
-two trajectories are identical and prints the wall times and the speed ratio
-events / fast. Usage::
+trajectories are identical and prints the wall times and the speed ratios events / fast
+and events / python (``engine="python"``: the Python fast loop). The targets of the engine
+(requests/s against baselines, memory, import time) are in ``bench_targets.py``. Usage::
 
     python benchmarks/bench_engines.py [iterations]
 """
@@ -49,13 +50,19 @@ SCENARIOS = {
 def main(iterations: int = 20_000) -> None:
     print(f"{iterations} iterations per run")
     for name, (model, options) in SCENARIOS.items():
+        simulate(model, 100, seed=0, engine="fast", **options)  # compile the kernel once
         t0 = time.perf_counter()
         events = simulate(model, iterations, seed=1, engine="events", **options)
         t1 = time.perf_counter()
         fast = simulate(model, iterations, seed=1, engine="fast", **options)
         t2 = time.perf_counter()
-        same = "identical" if events.equals(fast) else "DIFFERENT"
-        print(f"{name}: events {t1 - t0:.2f} s, fast {t2 - t1:.3f} s, ratio {(t1 - t0) / (t2 - t1):.1f}x ({same})")
+        python = simulate(model, iterations, seed=1, engine="python", **options)
+        t3 = time.perf_counter()
+        same = "identical" if events.equals(fast) and events.equals(python) else "DIFFERENT"
+        print(
+            f"{name}: events {t1 - t0:.2f} s, fast ({fast.backend}) {t2 - t1:.3f} s, python {t3 - t2:.3f} s; "
+            f"events/fast {(t1 - t0) / (t2 - t1):.1f}x, events/python {(t1 - t0) / (t3 - t2):.1f}x ({same})"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 For every registered theorem (built-in families A, B, C of the model chapter, section 5,
 and any theorem registered by an imported module) the chapter shows its title, source,
-hypotheses and its statement derived on an example model, as a ``.. math::`` directive;
+hypotheses and its statement derived on an example model, as a ``.. math::`` directive
+(one aligned line per part, long sums broken: :func:`queueing_llm.latex.display_lines`);
 then every derivation written by the scripts of ``proofs/`` (LaTeX from
 :class:`queueing_llm.derivation.Derivation`) converted to reStructuredText.
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import queueing_llm as ql  # noqa: E402
 from queueing_llm.derivation import write_atomic  # noqa: E402
+from queueing_llm.latex import display_lines  # noqa: E402
 
 TIME_LIMIT = 30
 """Seconds allowed to derive one statement on one example model."""
@@ -131,7 +133,7 @@ def statement_on_example(theorem: ql.Theorem) -> tuple[str | None, str | None, l
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(TIME_LIMIT)
         try:
-            return label, theorem.latex(model), refusals
+            return label, " \\\\\n".join(display_lines(theorem.statement(model))), refusals
         except _TimeLimit:
             refusals.append(f"{label}: no statement within {TIME_LIMIT} s")
         except ql.ModelError as err:
@@ -182,7 +184,8 @@ def theorem_section(name: str, theorem: ql.Theorem) -> str:
 
 _STEP = re.compile(r"\\paragraph\{(Step \d+\.)\}\s*(.*)", re.S)
 _ALIGN = re.compile(r"\\begin\{align\*\}\n(.*?)\n\\end\{align\*\}", re.S)
-_TITLE = re.compile(r"\\subsection\*\{(.*)\}")
+_TITLE = re.compile(r"\\subsection\*\{(?:\\raggedright )?(.*)\}")
+_SOURCE = re.compile(r"\{\\sloppy (Source: .*)\\par\}", re.S)
 
 
 def derivation_rst(tex: str) -> str:
@@ -196,6 +199,8 @@ def derivation_rst(tex: str) -> str:
             out.append(_heading(_inline(m.group(1)), "^"))
         elif m := _ALIGN.fullmatch(block):
             out.append(".. math::\n\n" + _indent(m.group(1)) + "\n")
+        elif m := _SOURCE.fullmatch(block):
+            out.append(_inline(m.group(1)) + "\n")
         elif m := _STEP.fullmatch(block):
             out.append(f"**{m.group(1)}** {_inline(m.group(2))}\n")
         else:

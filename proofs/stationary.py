@@ -27,7 +27,7 @@ def _model(lam, q, B):
 
 
 def derive() -> Derivation:
-    d = Derivation("Stationary number in system of Geo^X/Geo/B (stationary)", ql.theorems["stationary"].source)
+    d = Derivation("Stationary number in system of Geo$^X$/Geo/$B$ (stationary)", ql.theorems["stationary"].source)
     lam, q, B = sp.symbols("lambda q B", positive=True)
     z = tq.Z
     r = q + (1 - q) * z

@@ -22,6 +22,7 @@ from .laws import (
     Geometric,
     Law,
     Poisson,
+    Regular,
 )
 from .model import (
     ContinuousBatching,
@@ -30,7 +31,7 @@ from .model import (
     RequestType,
     default_model,
 )
-from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static, rate_limited
+from .policies import FcfsCap, Greedy, NestedWait, Policy, RateLimited, Reserve, Static, Wait, rate_limited
 from .sim import RequestRecords, Trajectory, simulate
 from .stats import Interval, batch_means_ci, mser5, replications_ci
 from .theorems import Theorem, TheoremRegistry, theorems
@@ -40,6 +41,10 @@ from .verify import Verdicts, verify, verify_all
 from . import report  # noqa: E402,I001  (the report package: ql.report.report(model), tables, figures)
 from .report import Report
 from .sweep import SweepResult, grid, sweep
+from .scheduling import fluid_nested_wait, fluid_wait
+from .stable_range import StableRange, stable_range
+from .compare import PolicyComparison, compare_policies
+from .cluster import Cluster, ClusterRun, coprime_routing
 
 __version__ = "0.1.0"
 
@@ -59,6 +64,7 @@ __all__ = [
     "ModelError",
     "ParameterError",
     "Poisson",
+    "Regular",
     "PoissonProcess",
     "Policy",
     "PolicyError",
@@ -66,6 +72,17 @@ __all__ = [
     "RequestType",
     "Reserve",
     "Static",
+    "Wait",
+    "NestedWait",
+    "fluid_wait",
+    "fluid_nested_wait",
+    "stable_range",
+    "compare_policies",
+    "Cluster",
+    "ClusterRun",
+    "coprime_routing",
+    "PolicyComparison",
+    "StableRange",
     "SymbolicValueError",
     "TraceError",
     "Interval",

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .compare import WORKLOADS, compare_policies, default_policies
 from .errors import ModelError, ParameterError
 from .progress import ProgressBar
 from .spec import (
@@ -138,8 +139,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                                                       "default model)")
     g.add_argument("--batch-cap", metavar="B", help="batch cap B (default inf)")
     g.add_argument("--waiting-cap", metavar="K", help="waiting-room cap K (default inf)")
-    g.add_argument("--policy", help="greedy, rate_limited, rate_limited(X), reserve, static or fcfs_cap "
-                                    "(default greedy)")
+    g.add_argument("--policy", help="greedy, rate_limited, rate_limited(X), reserve, static, fcfs_cap, "
+                                    "wait or nested_wait (fluid thresholds, printed) (default greedy)")
     g.add_argument("--mix", metavar="P1,P2,...", help="admission proportions, one per type")
     g.add_argument("--iteration-time", metavar="D0[,D1]",
                    help="seconds per iteration d0 + d1 * KV tokens (wall-clock mode)")
@@ -200,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes to run the points on (default 1: in this process)")
     swp.add_argument("--output", default=None, metavar="DIR",
                      help=f"folder for {', '.join(SWEEP_FILES)}")
+    cmp = sub.add_parser("compare", help="admission policies side by side over arrival rates ([ALSW25])")
+    _add_model_options(cmp)
+    _add_common(cmp, seed_help="root seed (default 0)")
+    cmp.add_argument("--workload", choices=sorted(WORKLOADS), default=None,
+                     help="a built-in workload instead of the model options: example3 ([ALSW25] Example 3), "
+                          "azure-conv (the Azure conversation trace), known (a small known-length model)")
+    cmp.add_argument("--rates", metavar="R1,R2,...", default=None,
+                     help="total arrival rates (default: the model's rate times 0.5, 0.75, 1, 1.25, 1.5)")
+    cmp.add_argument("--policies", metavar="NAME,...", default=None,
+                     help=f"policies to compare (default all: {', '.join(default_policies())})")
+    cmp.add_argument("--replications", type=_typed("--replications", integer=True), default=None, metavar="R",
+                     help="runs per point for the trend test (default 2)")
+    cmp.add_argument("--quick", action="store_true", help="a small size for tests: 1500 iterations, 3 rates")
+    cmp.add_argument("--output", default=None, metavar="DIR",
+                     help="folder for comparison.tex, comparison.md, comparison.csv, figures and provenance.json")
+    pap = sub.add_parser("paper", help="regenerate a paper's tables and figures beside the paper's numbers")
+    pap.add_argument("study", choices=("adls26",), help="adls26: [ADLS26] Tables 4, 5, 8 and Figure 6")
+    pap.add_argument("--quick", action="store_true", help="a small size for tests (8 replications)")
+    pap.add_argument("--seed", type=_typed("--seed", integer=True), default=0, help="root seed (default 0)")
+    pap.add_argument("--output", default=None, metavar="DIR", help="folder for the tables, figure and provenance")
+    pap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    pap.add_argument("--traceback", action="store_true", help="show the traceback of an unexpected error")
     return parser
 
 
@@ -239,9 +262,22 @@ def _model_spec(args: argparse.Namespace, spec_file: SpecFile | None) -> tuple[d
     return spec, where
 
 
+FLUID_POLICIES = ("wait", "nested_wait")
+"""Policy names the command line completes with their fluid thresholds (ql.fluid_wait, ql.fluid_nested_wait)."""
+
+
 def _model(args: argparse.Namespace, spec_file: SpecFile | None):
     spec, where = _model_spec(args, spec_file)
-    return build_model(spec, where)
+    fluid = spec.get("policy") if spec.get("policy") in FLUID_POLICIES else None
+    if fluid is None:
+        return build_model(spec, where)
+    model = build_model({**spec, "policy": "greedy"}, where)
+    from .scheduling import fluid_nested_wait, fluid_wait
+
+    policy = fluid_wait(model) if fluid == "wait" else fluid_nested_wait(model)
+    print(f"{_PROG}: note: --policy {fluid} uses the fluid thresholds {policy}"
+          + (f", buffers {list(policy.buffer)}" if fluid == "nested_wait" else ""), file=sys.stderr)
+    return model.with_policy(policy)
 
 
 def _option(args: argparse.Namespace, spec_file: SpecFile | None, key: str, default: Any) -> Any:
@@ -477,7 +513,65 @@ def _sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"simulate": _simulate, "report": _report, "sweep": _sweep}
+def _compare(args: argparse.Namespace) -> int:
+    spec_file = _spec_file(args)
+    if args.workload is not None:
+        if args.types or args.trace or args.model:
+            raise ParameterError("give --workload or a model (--type, --trace, --model), not both")
+        model = WORKLOADS[args.workload]()
+    else:
+        model = _model(args, spec_file)
+    output = None if args.output is None else _writable_folder(args.output)
+    base = sum(float(t.arrival_rate) for t in model.types if t.arrival_rate is not None)
+    if args.rates is not None:
+        rates = [float(parse_number(text, "--rates")) for text in args.rates.split(",")]
+    else:
+        rates = [base * f for f in ((0.75, 1.0, 1.25) if args.quick else (0.5, 0.75, 1.0, 1.25, 1.5))]
+    known = default_policies()
+    if args.policies is not None:
+        names = [n.strip() for n in args.policies.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ParameterError(f"--policies: unknown {', '.join(unknown)}; known: {', '.join(known)}")
+        chosen = {n: known[n] for n in names}
+    else:
+        chosen = known
+    iterations = _option(args, spec_file, "iterations", 1500 if args.quick else 20_000)
+    seed = _option(args, spec_file, "seed", 0)
+    replications = args.replications if args.replications is not None else 2
+    result = compare_policies(model, chosen, rates, iterations=iterations, replications=replications, seed=seed,
+                              progress=lambda line: print(f"{_PROG}: {line}", file=sys.stderr))
+    if output is not None:
+        result.write(output)
+    if args.json:
+        print(_dumps({"version": _version(), "command": "compare", "model": model.to_dict(), "rates": rates,
+                      "seed": seed, "iterations": iterations, "stable_limit": result.stable_limit,
+                      "rows": result.rows}))
+    else:
+        print(result.to_markdown())
+        ratio = result.ratio("WAIT") if "WAIT" in chosen and "greedy" in chosen else math.nan
+        if math.isfinite(ratio):
+            print(f"stable-limit ratio WAIT / greedy: {ratio:.3g} ([ALSW25] report 1.2-1.3 on GPUs)")
+    return EXIT_OK
+
+
+def _paper(args: argparse.Namespace) -> int:
+    from .studies import STUDIES
+
+    output = None if args.output is None else _writable_folder(args.output)
+    study = STUDIES[args.study].run(quick=args.quick, seed=args.seed,
+                                    progress=lambda line: print(f"{_PROG}: {line}", file=sys.stderr))
+    if output is not None:
+        study.write(output)
+    if args.json:
+        print(_dumps({"version": _version(), "command": "paper", "study": args.study, "rows": study.rows,
+                      "settings": study.settings}))
+    else:
+        print(study.to_markdown())
+    return EXIT_OK
+
+
+_COMMANDS = {"simulate": _simulate, "report": _report, "sweep": _sweep, "compare": _compare, "paper": _paper}
 
 
 def _error(message: str) -> int:

@@ -8,19 +8,26 @@ A :class:`Derivation` collects steps. Each step is checked when it is added:
 * :meth:`Derivation.holds` asserts a relation SymPy can decide (``True`` after simplify).
 
 A failed step raises :class:`DerivationError` naming the step. :meth:`Derivation.latex`
-renders the derivation as an ``align*`` environment; :meth:`Derivation.write` writes it
-atomically (temporary file, then rename).
+renders the derivation as an ``align*`` environment per step, printed as a paper sets it
+(:mod:`queueing_llm.latex`: ``x^{*}``, upright words, relations whose sides are too long
+for the line broken between terms); :meth:`Derivation.write` writes it atomically
+(temporary file, then rename). Titles and step sentences are LaTeX text (math between
+``$`` signs); the source is plain text and is escaped.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sympy as sp
+
+from .atomic import file_mode as file_mode  # re-exported: their home is queueing_llm.atomic
+from .atomic import write_atomic as write_atomic
+from .latex import display_lines, relation_lines, text_with_math
+from .latex import latex as paper_latex
 
 __all__ = ["Derivation", "DerivationError", "Step"]
 
@@ -35,6 +42,7 @@ class Step:
 
     text: str
     latex: str
+    """The ``align*`` lines of the relation, joined by ``\\\\`` (empty for a sentence)."""
 
 
 def _is_zero(expr: sp.Expr) -> bool:
@@ -82,7 +90,7 @@ class Derivation:
         lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
         if not _is_zero(lhs - rhs):
             raise DerivationError(f"[{self.title}] step '{text}': {lhs} != {rhs}")
-        self.steps.append(Step(text, f"{sp.latex(lhs)} &= {sp.latex(rhs)}"))
+        self.steps.append(Step(text, _lines(relation_lines(lhs, "=", rhs))))
         return rhs
 
     def polynomial(self, text: str, lhs: Any, rhs: Any, variable: sp.Symbol) -> sp.Expr:
@@ -91,7 +99,7 @@ class Derivation:
         diff = sp.Poly(sp.expand(lhs - rhs), variable)
         if not all(_is_zero(c) for c in diff.all_coeffs()):
             raise DerivationError(f"[{self.title}] step '{text}': polynomials differ by {diff.as_expr()}")
-        self.steps.append(Step(text, f"{sp.latex(lhs)} &= {sp.latex(rhs)}"))
+        self.steps.append(Step(text, _lines(relation_lines(lhs, "=", rhs))))
         return rhs
 
     def substitute(self, text: str, expr: Any, substitution: dict, result: Any) -> sp.Expr:
@@ -100,8 +108,8 @@ class Derivation:
         got = expr.subs(substitution)
         if not _is_zero(got - result):
             raise DerivationError(f"[{self.title}] step '{text}': substitution gives {got}, not {result}")
-        subs = ", ".join(f"{sp.latex(k)} = {sp.latex(v)}" for k, v in substitution.items())
-        self.steps.append(Step(f"{text} (with ${subs}$)", f"{sp.latex(expr)} &= {sp.latex(result)}"))
+        subs = "$, $".join(f"{paper_latex(k)} = {paper_latex(v)}" for k, v in substitution.items())
+        self.steps.append(Step(f"{text} (with ${subs}$)", _lines(relation_lines(expr, "=", result))))
         return result
 
     def holds(self, text: str, relation: Any) -> sp.Basic:
@@ -110,14 +118,14 @@ class Derivation:
         verdict = sp.simplify(relation)
         if verdict is not sp.true:
             raise DerivationError(f"[{self.title}] step '{text}': could not verify {relation}")
-        self.steps.append(Step(text, sp.latex(relation).replace("=", "&=", 1)))
+        self.steps.append(Step(text, _lines(display_lines(relation))))
         return relation
 
     def latex(self) -> str:
         """The derivation as LaTeX: a heading, then each step's sentence and relation."""
-        out = [f"\\subsection*{{{self.title}}}"]
+        out = [f"\\subsection*{{\\raggedright {self.title}}}"]  # long titles wrap, never overfull
         if self.source:
-            out.append(f"Source: {self.source}.")
+            out.append(f"{{\\sloppy Source: {text_with_math(self.source)}.\\par}}")
         for i, step in enumerate(self.steps, 1):
             out.append(f"\\paragraph{{Step {i}.}} {step.text}")
             if step.latex:
@@ -129,25 +137,5 @@ class Derivation:
         return write_atomic(path, self.latex())
 
 
-def file_mode() -> int:
-    """Permissions of a new file under the current umask (``mkstemp`` alone gives 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+def _lines(lines: list[str]) -> str:
+    return " \\\\\n".join(lines)

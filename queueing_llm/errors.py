@@ -20,6 +20,11 @@ class ParameterError(ModelError):
     """A model parameter (capacity, cap, rate, proportion, ...) is out of range."""
 
 
+class OutputError(ParameterError):
+    """A result cannot be written: the output folder cannot be created or written (the
+    message names the folder and the system's reason)."""
+
+
 class PolicyError(ModelError):
     """An unknown policy name or an invalid policy parameter."""
 
@@ -30,6 +35,11 @@ class SymbolicValueError(ModelError):
 
 class TraceError(ModelError):
     """A trace file is missing, unreadable or lacks a required column."""
+
+
+class TraceWarning(UserWarning):
+    """A trace loaded, but with something a user should look at (rows out of order, a
+    timestamp far from all the others); the message names the rows and the span."""
 
 
 def describe(value: object) -> str:

@@ -15,17 +15,29 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .errors import LawError, describe
-from .numbers import check_real, is_symbolic, to_float, to_sympy
+from .numbers import (
+    MAX_INTEGER,
+    MAX_RATE,
+    check_real,
+    is_real_number,
+    is_symbolic,
+    plain,
+    plain_integer,
+    to_float,
+    to_sympy,
+)
 
 __all__ = [
     "Law",
     "Poisson",
+    "Regular",
     "Bernoulli",
     "Binomial",
     "Deterministic",
@@ -127,6 +139,17 @@ def _probability(name: str, value: Any, *, low_open: bool = False) -> None:
     check_real(name, value, low=0.0, high=1.0, low_open=low_open, error=LawError)
 
 
+def _set(law: Law, field_name: str, value: Any) -> None:
+    """Store a validated parameter with NumPy scalars as Python numbers."""
+    object.__setattr__(law, field_name, value)
+
+
+GEOMETRIC_MIN_Q = 2.0**-40
+"""Smallest success probability of :class:`Geometric` with numbers: below it draws beyond
+:data:`~queueing_llm.numbers.MAX_INTEGER` have a non-negligible probability
+(:math:`P(X > 2^{53}) = (1-q)^{2^{53}} \approx e^{-2^{13}}` at :math:`q = 2^{-40}`)."""
+
+
 @dataclass(frozen=True)
 class Poisson(Law):
     r"""Poisson law of mean :math:`\lambda \ge 0`: :math:`P(z) = e^{\lambda (z - 1)}`."""
@@ -134,8 +157,8 @@ class Poisson(Law):
     mean_: Any = field(metadata={"doc": "the mean lambda"})
 
     def __init__(self, mean: Any) -> None:
-        check_real("Poisson mean", mean, low=0.0, error=LawError)
-        object.__setattr__(self, "mean_", mean)
+        check_real("Poisson mean", mean, low=0.0, limit=MAX_RATE, error=LawError)
+        object.__setattr__(self, "mean_", plain(mean))
 
     def __repr__(self) -> str:
         return f"Poisson({self.mean_!r})"
@@ -169,6 +192,7 @@ class Bernoulli(Law):
 
     def __post_init__(self) -> None:
         _probability("Bernoulli p", self.p)
+        _set(self, "p", plain(self.p))
 
     @property
     def support_max(self) -> float:
@@ -198,8 +222,10 @@ class Binomial(Law):
     p: Any
 
     def __post_init__(self) -> None:
-        check_real("Binomial n", self.n, low=0, integer=True, error=LawError)
+        check_real("Binomial n", self.n, low=0, integer=True, error=LawError, limit=MAX_INTEGER)
         _probability("Binomial p", self.p)
+        _set(self, "n", plain_integer(self.n))
+        _set(self, "p", plain(self.p))
 
     @property
     def support_max(self) -> float:
@@ -212,7 +238,11 @@ class Binomial(Law):
     def pmf(self, k):
         from scipy.stats import binom
 
-        return binom.pmf(k, int(self._num("n")), self._num("p"))
+        n, p = int(self._num("n")), self._num("p")
+        try:
+            return binom.pmf(k, n, p)
+        except OverflowError:  # SciPy's incomplete beta overflows at extreme (n, p), e.g. n = 2^53, p = 1e-300
+            raise LawError(f"{self!r}: the pmf overflows in floating point at n = {n}, p = {p!r}") from None
 
     def sample(self, rng, size=None):
         self._require_numeric()
@@ -226,7 +256,8 @@ class Deterministic(Law):
     value: Any
 
     def __post_init__(self) -> None:
-        check_real("Deterministic value", self.value, low=0, integer=True, error=LawError)
+        check_real("Deterministic value", self.value, low=0, integer=True, error=LawError, limit=MAX_INTEGER)
+        _set(self, "value", plain_integer(self.value))
 
     @property
     def support_min(self) -> int:  # type: ignore[override]
@@ -273,6 +304,12 @@ class Geometric(Law):
 
     def __post_init__(self) -> None:
         _probability("Geometric q", self.q, low_open=True)
+        if not is_symbolic(self.q) and to_float(self.q) < GEOMETRIC_MIN_Q:
+            raise LawError(
+                f"Geometric q must be in [2^-40, 1] for numbers (smaller q draws values beyond 2^53, "
+                f"the largest exact integer), got {self.q!r}"
+            )
+        _set(self, "q", plain(self.q))
 
     support_min = 1
 
@@ -300,7 +337,10 @@ class Geometric(Law):
 
     def sample(self, rng, size=None):
         self._require_numeric()
-        return _check_rng(rng).geometric(self._num("q"), size=size)
+        draws = _check_rng(rng).geometric(self._num("q"), size=size)
+        if np.max(draws) > MAX_INTEGER:  # NumPy saturates at the int64 maximum: never return that
+            raise LawError(f"{self!r} drew {int(np.max(draws))} > 2^53; the law's tail is beyond the numeric face")
+        return draws
 
 
 @dataclass(frozen=True)
@@ -316,9 +356,23 @@ class FinitePMF(Law):
     def __init__(self, probabilities: Mapping[int, Any] | Iterable[tuple[int, Any]]) -> None:
         items = probabilities.items() if isinstance(probabilities, Mapping) else probabilities
         pairs: dict[int, Any] = {}
-        for value, prob in items:
-            check_real(f"{type(self).__name__} value", value, low=0, integer=True, error=LawError)
+        if isinstance(probabilities, (str, bytes)) or not isinstance(probabilities, (Mapping, Iterable)):
+            raise LawError(
+                f"{type(self).__name__} needs a dict value -> probability (e.g. {{2: 0.5, 4: 0.5}}), "
+                f"got {describe(probabilities)}"
+            )
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise LawError(f"{type(self).__name__} needs (value, probability) pairs, got {describe(item)}")
+            value, prob = item
+            if is_symbolic(value):
+                raise LawError(
+                    f"{type(self).__name__} values must be integers in [0, 2^53] (symbols only as "
+                    f"probabilities), got the symbolic value {describe(value)}"
+                )
+            check_real(f"{type(self).__name__} value", value, low=0, integer=True, error=LawError, limit=MAX_INTEGER)
             _probability(f"{type(self).__name__} probability of {value}", prob)
+            prob = plain(prob)
             pairs[int(value)] = pairs.get(int(value), 0) + prob
         if not pairs:
             raise LawError(f"{type(self).__name__} needs at least one value, got none")
@@ -383,13 +437,27 @@ class Empirical(FinitePMF):
     """
 
     def __init__(self, samples: Iterable[int]) -> None:
-        data = np.asarray(list(samples))
+        if isinstance(samples, (str, bytes, Mapping)) or not isinstance(samples, (Iterable, np.ndarray)):
+            raise LawError(f"Empirical samples must be a 1-D sequence of integers >= 0, got {describe(samples)}")
+        try:
+            data = np.asarray(samples if isinstance(samples, np.ndarray) else list(samples))
+        except (ValueError, TypeError):  # ragged nested input
+            raise LawError("Empirical samples must be a 1-D sequence of integers >= 0, got ragged data") from None
+        if data.ndim != 1:
+            raise LawError(f"Empirical samples must be one-dimensional, got shape {data.shape}")
         if data.size == 0:
             raise LawError("Empirical samples must hold at least one observation, got none")
-        if not np.issubdtype(data.dtype, np.number) or np.any(data != np.round(data)):
-            raise LawError("Empirical samples must be integers >= 0")
+        if data.dtype == object and all(is_real_number(x) for x in data.tolist()):
+            data = np.asarray([float(x) for x in data.tolist()])
+        if data.dtype == bool or not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+            raise LawError(f"Empirical samples must be integers >= 0, got dtype {data.dtype}")
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            bad = int(np.flatnonzero(~np.isfinite(data) | (data != np.round(data)))[0])
+            raise LawError(f"Empirical samples must be integers >= 0, got {data[bad].item()!r} at index {bad}")
         if np.any(data < 0):
             raise LawError(f"Empirical samples must be integers >= 0, got minimum {data.min()}")
+        if np.any(data > MAX_INTEGER):
+            raise LawError(f"Empirical samples must be integers in [0, 2^53], got maximum {data.max()}")
         values, counts = np.unique(data.astype(np.int64), return_counts=True)
         n = int(data.size)
         super().__init__({int(v): sp.Rational(int(c), n) for v, c in zip(values, counts, strict=True)})
@@ -408,9 +476,9 @@ def as_law(value: Any, name: str, *, minimum: int = 0) -> Law:
     """
     if isinstance(value, Law):
         law = value
-    elif isinstance(value, (int, float, sp.Basic)) and not isinstance(value, bool):
-        check_real(name, value, low=minimum, integer=True, error=LawError)
-        law = Deterministic(value)
+    elif is_real_number(value) or isinstance(value, sp.Basic):
+        check_real(name, value, low=minimum, integer=True, error=LawError, limit=MAX_INTEGER)
+        law = Deterministic(plain_integer(value))
     else:
         raise LawError(
             f"{name} must be an integer >= {minimum} or a law (Deterministic, Geometric, ...), "
@@ -421,3 +489,72 @@ def as_law(value: Any, name: str, *, minimum: int = 0) -> Law:
             f"{name} must take values >= {minimum}, got {law!r} with smallest value {law.support_min}"
         )
     return law
+
+
+@dataclass(frozen=True)
+class Regular(Law):
+    r"""Regular (deterministic, Beatty) arrivals at a fractional rate :math:`r \ge 0` per iteration.
+
+    Iteration :math:`n` receives :math:`a_n = \lfloor (n+1) r \rfloor - \lfloor n r \rfloor`
+    requests, so the first :math:`N` iterations receive :math:`\lfloor N r \rfloor`: the
+    fluid-like input of [ADLS26]'s deterministic experiments, in the integer system (period the
+    denominator of :math:`r`). The simulators take the counts of the iterations they cover
+    (:meth:`counts`); no random number is drawn for them. As a law on one iteration it is the
+    long-run frequency of the counts: :math:`\lfloor r \rfloor` with probability
+    :math:`1 - \{r\}` and :math:`\lceil r \rceil` with probability :math:`\{r\}` (its PGF and
+    moments). The counts are not independent across iterations, so results that assume
+    i.i.d. arrivals (the batch-capped queue's steady state) do not describe them.
+    """
+
+    rate: Any
+
+    def __post_init__(self) -> None:
+        check_real("Regular rate", self.rate, low=0.0, error=LawError)
+
+    def _fraction(self) -> Fraction:
+        return Fraction(to_sympy(self.rate).p, to_sympy(self.rate).q) if isinstance(to_sympy(self.rate), sp.Rational) \
+            else Fraction(str(float(self.rate)))
+
+    @property
+    def support_min(self) -> int:  # type: ignore[override]
+        return int(math.floor(float(self._fraction())))
+
+    @property
+    def support_max(self) -> float:
+        return int(math.ceil(float(self._fraction())))
+
+    def pgf(self, z: Any = _Z) -> sp.Expr:
+        r = to_sympy(self.rate)
+        lo, frac = sp.floor(r), r - sp.floor(r)
+        return (1 - frac) * z**lo + frac * z ** (lo + 1)
+
+    @property
+    def mean(self) -> sp.Expr:
+        return to_sympy(self.rate)
+
+    @property
+    def variance(self) -> sp.Expr:
+        r = to_sympy(self.rate)
+        frac = r - sp.floor(r)
+        return frac * (1 - frac)
+
+    def pmf(self, k):
+        r = self._fraction()
+        lo, frac = math.floor(r), float(r - math.floor(r))
+        k = np.asarray(k)
+        out = np.where(k == lo, 1.0 - frac, 0.0) + np.where(k == lo + 1, frac, 0.0)
+        return float(out) if out.ndim == 0 else out
+
+    def counts(self, first: int, size: int) -> np.ndarray:
+        r"""The counts :math:`a_n` of iterations ``first .. first + size - 1`` (exact integers)."""
+        r = self._fraction()
+        n = np.arange(int(first), int(first) + int(size) + 1, dtype=object)
+        cumulative = np.array([int((m * r.numerator) // r.denominator) for m in n], dtype=np.int64)
+        return np.diff(cumulative)
+
+    def sample(self, rng, size=None):
+        """The counts of the first ``size`` iterations (one count if ``size`` is None); no
+        random number is drawn."""
+        _check_rng(rng)
+        out = self.counts(0, 1 if size is None else int(size))
+        return int(out[0]) if size is None else out

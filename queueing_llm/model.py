@@ -14,16 +14,30 @@ decode length :math:`l_1`; at stage :math:`j = 0, \dots, l_1 - 1` it holds
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from .errors import ParameterError, describe
 from .laws import Deterministic, Law, Poisson, as_law
-from .numbers import check_real, is_infinite, is_symbolic, to_float, to_sympy
+from .numbers import (
+    MAX_INTEGER,
+    MAX_RATE,
+    check_real,
+    is_infinite,
+    is_real_number,
+    is_symbolic,
+    plain,
+    plain_integer,
+    to_float,
+    to_sympy,
+)
 from .policies import FcfsCap, policy_from
 
 __all__ = [
@@ -46,7 +60,8 @@ class PoissonProcess:
     rate: Any
 
     def __post_init__(self) -> None:
-        check_real("PoissonProcess rate", self.rate, low=0.0)
+        check_real("PoissonProcess rate", self.rate, low=0.0, limit=MAX_RATE)
+        object.__setattr__(self, "rate", plain(self.rate))
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,8 @@ class LinearIterationTime:
     def __post_init__(self) -> None:
         check_real("iteration_time d0", self.d0, low=0.0, low_open=True)
         check_real("iteration_time d1", self.d1, low=0.0)
+        object.__setattr__(self, "d0", plain(self.d0))
+        object.__setattr__(self, "d1", plain(self.d1))
 
     def seconds(self, kv_tokens: float) -> float:
         """Duration in seconds of an iteration whose batch holds ``kv_tokens`` tokens."""
@@ -67,11 +84,18 @@ class LinearIterationTime:
 
 
 def _arrivals_from(value: Any, where: str) -> Law | PoissonProcess | None:
-    if value is None or isinstance(value, (Law, PoissonProcess)):
+    if value is None or isinstance(value, PoissonProcess):
         return value
-    if isinstance(value, (int, float, sp.Basic)) and not isinstance(value, bool):
-        check_real(f"{where} arrival rate", value, low=0.0)
-        return Poisson(value)
+    if is_real_number(value) or isinstance(value, sp.Basic):
+        check_real(f"{where} arrival rate", value, low=0.0, limit=MAX_RATE)
+        return Poisson(plain(value))
+    if isinstance(value, Law):
+        if not value.is_symbolic and value.mean_value() > MAX_RATE:
+            raise ParameterError(
+                f"{where} arrivals {value!r} have mean {value.mean_value():.6g} per iteration, more than "
+                f"MAX_RATE = {MAX_RATE:g} (the largest mean number of arrivals per iteration accepted)"
+            )
+        return value
     raise ParameterError(
         f"{where} arrivals must be a rate >= 0 (Poisson per iteration), a law, "
         f"ql.PoissonProcess(rate) or None, got {describe(value)}"
@@ -162,6 +186,26 @@ class RequestType:
         return self.prompt.support_max + self.decode.support_max
 
 
+def _mix_sequence(mix: Any, K: int) -> tuple:
+    """The proportions of ``mix`` in type order: a sequence (list, tuple, 1-D array) or a
+    dict keyed by the type indices ``0..K-1``. Sets (no order) and scalars are refused."""
+    if isinstance(mix, Mapping):
+        keys = list(mix)
+        integral = all(isinstance(k, numbers.Integral) and is_real_number(k) for k in keys)
+        if not integral or sorted(int(k) for k in keys) != list(range(K)):
+            raise ParameterError(
+                f"mix as a dict must be keyed by the type indices 0..{K - 1} (one proportion per type), "
+                f"got keys {describe(list(mix))}; or give a list of {K} proportions"
+            )
+        return tuple(plain(mix[k]) for k in sorted(keys, key=int))
+    if isinstance(mix, np.ndarray) and mix.ndim != 1:
+        raise ParameterError(f"mix must be a 1-D sequence of {K} proportions, got an array of shape {mix.shape}")
+    if isinstance(mix, (str, bytes, Set)) or not isinstance(mix, (Sequence, np.ndarray)):
+        what = "a set (no order: which proportion is which type?)" if isinstance(mix, Set) else describe(mix)
+        raise ParameterError(f"mix must be a list of {K} proportions in type order, got {what}")
+    return tuple(plain(p) for p in mix)
+
+
 def _as_types(types: Any) -> tuple[RequestType, ...]:
     if isinstance(types, RequestType):
         return (types,)
@@ -215,9 +259,11 @@ class ContinuousBatching:
     def __post_init__(self) -> None:
         types = _as_types(self.types)
         object.__setattr__(self, "types", types)
-        check_real("kv_capacity", self.kv_capacity, low=1, allow_inf=True)
-        check_real("batch_cap", self.batch_cap, low=1, integer=True, allow_inf=True)
-        check_real("waiting_cap", self.waiting_cap, low=0, integer=True, allow_inf=True)
+        check_real("kv_capacity", self.kv_capacity, low=1, allow_inf=True, limit=MAX_INTEGER)
+        check_real("batch_cap", self.batch_cap, low=1, integer=True, allow_inf=True, limit=MAX_INTEGER)
+        check_real("waiting_cap", self.waiting_cap, low=0, integer=True, allow_inf=True, limit=MAX_INTEGER)
+        for name in ("kv_capacity", "batch_cap", "waiting_cap"):
+            object.__setattr__(self, name, plain_integer(getattr(self, name)))
         object.__setattr__(self, "policy", policy_from(self.policy))
         if self.iteration_time is not None and not isinstance(
             self.iteration_time, LinearIterationTime
@@ -236,7 +282,23 @@ class ContinuousBatching:
                 f"admit_after_eviction must be True or False, got {describe(self.admit_after_eviction)}"
             )
         self._check_memory(types)
+        self._check_policy_types(len(types))
         object.__setattr__(self, "_mix", self._proportions(types))
+
+    def with_policy(self, policy: Any) -> ContinuousBatching:
+        """A copy of the model with another admission ``policy`` (a name or a policy value)."""
+        return dataclasses.replace(self, policy=policy)
+
+    def _check_policy_types(self, K: int) -> None:
+        thresholds = getattr(self.policy, "thresholds", None)
+        if isinstance(thresholds, dict):
+            missing = sorted(set(range(K)) - set(thresholds))
+            extra = sorted(set(thresholds) - set(range(K)))
+            if missing or extra:
+                raise ParameterError(
+                    f"policy {self.policy} needs one threshold per type index 0..{K - 1}; "
+                    f"missing {missing}, unknown {extra}"
+                )
 
     # -- validation ---------------------------------------------------------------
     def _check_memory(self, types: tuple[RequestType, ...]) -> None:
@@ -262,7 +324,8 @@ class ContinuousBatching:
     def _proportions(self, types: tuple[RequestType, ...]) -> tuple:
         K = len(types)
         if self.mix is not None:
-            mix = tuple(self.mix)
+            mix = _mix_sequence(self.mix, K)
+            object.__setattr__(self, "mix", mix)
             if len(mix) != K:
                 raise ParameterError(f"mix must hold {K} proportions (one per type), got {len(mix)}")
             for k, p in enumerate(mix):

@@ -38,7 +38,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
 
 from .errors import ParameterError
 from .numbers import check_real
@@ -56,6 +55,9 @@ __all__ = [
     "batch_totals",
     "DEFAULT_LEVEL",
     "DEFAULT_BATCHES",
+    "StreamingSeries",
+    "QuantileSketch",
+    "SKETCH_ACCURACY",
 ]
 
 DEFAULT_LEVEL = 0.95
@@ -117,6 +119,13 @@ class Interval:
         )
 
 
+def _t_ppf(q: float, df: int) -> float:
+    """Student-t quantile (SciPy imported here, not at package import)."""
+    from scipy import stats as st
+
+    return float(st.t.ppf(q, df))
+
+
 def _level(level: float) -> None:
     check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
 
@@ -129,7 +138,7 @@ def _student(values: np.ndarray, level: float, method: str, warmup: int = 0) -> 
         raise ParameterError(f"the {method} values must be finite numbers, got {values[~np.isfinite(values)][:3]}")
     mean = float(values.mean())
     s = float(values.std(ddof=1))
-    t = float(_st.t.ppf(0.5 + level / 2, n - 1))
+    t = _t_ppf(0.5 + level / 2, n - 1)
     half = t * s / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, level, method, n, warmup)
 
@@ -356,7 +365,7 @@ def ratio_ci(
     r = float(y.sum() / x.sum())
     resid = y - r * x
     se = math.sqrt(float(resid @ resid) / (n * (n - 1))) / float(x.mean())
-    t = float(_st.t.ppf(0.5 + level / 2, n - 1))
+    t = _t_ppf(0.5 + level / 2, n - 1)
     return Interval(r, r - t * se, r + t * se, level, "ratio", n)
 
 
@@ -376,7 +385,206 @@ def binomial_ci(successes: int, trials: int, level: float = DEFAULT_LEVEL) -> In
     check_real("trials", trials, low=1, integer=True)
     check_real("successes", successes, low=0, high=trials, integer=True)
     k, n = int(successes), int(trials)
+    from scipy import stats as _st
+
     alpha = 1 - level
     low = 0.0 if k == 0 else float(_st.beta.ppf(alpha / 2, k, n - k + 1))
     high = 1.0 if k == n else float(_st.beta.ppf(1 - alpha / 2, k + 1, n - k))
     return Interval(k / n, low, high, level, "binomial", n)
+
+
+# -- streaming accumulators (memory independent of the series' length) --------------------
+class StreamingSeries:
+    r"""Running total, maximum and batch sums of a series of known length, fed in chunks.
+
+    The series :math:`Y_0, \dots, Y_{L-1}` arrives in contiguous chunks (:meth:`add`);
+    the accumulator keeps :math:`\sum Y`, :math:`\max Y` and the ``batches`` batch sums of
+    :func:`batch_totals` (batch size :math:`m = \lfloor L/b \rfloor`, the remainder
+    :math:`L - bm` dropped at the start), so :meth:`ci` is :func:`batch_means_ci` of the
+    whole series and its memory is :math:`O(b)` whatever :math:`L`. Integer series are
+    summed exactly (Python integers).
+
+    Parameters
+    ----------
+    length : int
+        :math:`L \ge 1`, the number of values the series will have.
+    batches : int
+        Number of batches :math:`b \ge 2` (default :data:`DEFAULT_BATCHES`).
+    """
+
+    def __init__(self, length: int, batches: int = DEFAULT_BATCHES) -> None:
+        check_real("length", length, low=1, integer=True)
+        check_real("batches", batches, low=2, integer=True)
+        self.length = int(length)
+        self.batches = int(batches)
+        self.size = self.length // self.batches
+        self.skip = self.length - self.size * self.batches
+        self.sums = np.zeros(self.batches)
+        self.total: float = 0
+        self.peak = -math.inf
+        self.seen = 0
+
+    def add(self, values: SeriesLike) -> None:
+        """Append the next chunk of the series."""
+        arr = np.asarray(values)
+        if arr.ndim != 1:
+            raise ParameterError(f"a chunk must be one-dimensional, got shape {arr.shape}")
+        if self.seen + arr.size > self.length:
+            raise ParameterError(f"the series has length {self.length}; got {self.seen + arr.size} values")
+        if arr.size == 0:
+            return
+        self.total += int(arr.sum()) if arr.dtype.kind in "iub" else float(arr.sum())
+        self.peak = max(self.peak, arr.max().item())
+        start = max(0, self.skip - self.seen)  # the remainder at the start is in no batch
+        if self.size > 0 and start < arr.size:
+            p = self.seen + start - self.skip  # position of arr[start] in the batched part
+            local = arr[start:]
+            first = p // self.size
+            cuts = np.arange((first + 1) * self.size, p + local.size, self.size) - p
+            starts = np.concatenate([[0], cuts]).astype(np.intp)
+            self.sums[first : first + starts.size] += np.add.reduceat(local, starts)
+        self.seen += arr.size
+
+    @property
+    def mean(self) -> float:
+        """Mean of the values seen so far (``nan`` before any)."""
+        return self.total / self.seen if self.seen else math.nan
+
+    def ci(self, level: float = DEFAULT_LEVEL) -> Interval:
+        """Batch-means interval of the long-run mean (the series must be complete)."""
+        _level(level)
+        if self.seen != self.length:
+            raise ParameterError(f"the series is incomplete: {self.seen} of {self.length} values seen")
+        if self.size < 1:
+            raise ParameterError(f"series of length {self.length} is too short for {self.batches} batches")
+        return _student(self.sums / self.size, level, "batch-means")
+
+
+SKETCH_ACCURACY = 1e-3
+r"""Relative accuracy :math:`\alpha` of :class:`QuantileSketch` for real-valued data."""
+
+
+class QuantileSketch:
+    r"""Quantiles of a stream of non-negative values with memory independent of its length.
+
+    * ``integer=True`` (iteration counts): an exact histogram of the values, so the
+      quantiles are exact; memory :math:`O(\max)` of the values seen.
+    * ``integer=False`` (seconds): the logarithmic buckets of DDSketch (Masson, Rim & Lee,
+      "DDSketch: a fast and fully-mergeable quantile sketch with relative-error
+      guarantees", PVLDB 12 (2019)): value :math:`x > 0` goes to bucket
+      :math:`i = \lceil \log_\gamma x \rceil`, :math:`\gamma = (1+\alpha)/(1-\alpha)`, and
+      a quantile is returned as :math:`2\gamma^i/(\gamma+1)`, within relative error
+      :math:`\alpha` (:data:`SKETCH_ACCURACY`) of the exact one; zeros are counted apart.
+
+    The quantile of level :math:`q` is the inverted-CDF one, the smallest value :math:`x`
+    with :math:`F(x) \ge q` (``numpy.quantile(..., method="inverted_cdf")``).
+    """
+
+    def __init__(self, integer: bool = True, accuracy: float = SKETCH_ACCURACY) -> None:
+        check_real("accuracy", accuracy, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.integer = bool(integer)
+        self.gamma = (1 + accuracy) / (1 - accuracy)
+        self.log_gamma = math.log(self.gamma)
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.offset = 0  # bucket index of counts[0] (real-valued mode)
+        self.zeros = 0
+        self.count = 0
+
+    def add(self, values: SeriesLike) -> None:
+        """Add values (``nan`` ignored; negative values refused)."""
+        arr = np.asarray(values).reshape(-1)
+        if arr.dtype.kind == "f":
+            arr = arr[~np.isnan(arr)]
+        if arr.size == 0:
+            return
+        if arr.dtype.kind in "iu" and self.integer:
+            if arr.min() < 0:
+                raise ParameterError(f"a quantile sketch takes values >= 0, got {arr.min()}")
+            self.count += int(arr.size)
+            self._grow(0, int(arr.max()) + 1)
+            self.counts += np.bincount(arr, minlength=self.counts.size)
+            return
+        arr = arr.astype(float)
+        if arr.min() < 0:
+            raise ParameterError(f"a quantile sketch takes values >= 0, got {arr.min():g}")
+        self.count += int(arr.size)
+        if self.integer:
+            idx = arr.astype(np.int64)
+            if not np.array_equal(idx, arr):
+                raise ParameterError("an integer quantile sketch takes integer values")
+            self._grow(0, int(idx.max()) + 1)
+            self.counts += np.bincount(idx, minlength=self.counts.size)
+            return
+        zero = arr == 0
+        self.zeros += int(zero.sum())
+        idx = np.ceil(np.log(arr[~zero]) / self.log_gamma).astype(np.int64)
+        if idx.size:
+            lo, hi = int(idx.min()), int(idx.max()) + 1
+            if self.counts.size == 0:
+                self.offset = lo
+            self._grow(min(lo, self.offset), max(hi, self.offset + self.counts.size))
+            self.counts += np.bincount(idx - self.offset, minlength=self.counts.size)
+
+    def add_counts(self, counts: SeriesLike) -> None:
+        """Integer mode: add a histogram, ``counts[i]`` values equal to ``i``."""
+        if not self.integer:
+            raise ParameterError("add_counts is for an integer sketch")
+        c = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if c.size and c.min() < 0:
+            raise ParameterError("histogram counts must be >= 0")
+        nz = np.flatnonzero(c)
+        if nz.size == 0:
+            return
+        c = c[: nz[-1] + 1]
+        self._grow(0, c.size)
+        self.counts[: c.size] += c
+        self.count += int(c.sum())
+
+    def _grow(self, lo: int, hi: int) -> None:
+        if self.integer:
+            if hi > self.counts.size:
+                self.counts = np.concatenate([self.counts, np.zeros(hi - self.counts.size, dtype=np.int64)])
+            return
+        if lo < self.offset or hi > self.offset + self.counts.size:
+            new = np.zeros(hi - lo, dtype=np.int64)
+            new[self.offset - lo : self.offset - lo + self.counts.size] = self.counts
+            self.counts, self.offset = new, lo
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Add another sketch's values (same mode and accuracy)."""
+        if other.integer != self.integer or other.gamma != self.gamma:
+            raise ParameterError("can only merge sketches of the same mode and accuracy")
+        if other.count == 0:
+            return
+        self.count += other.count
+        self.zeros += other.zeros
+        if self.integer:
+            self._grow(0, other.counts.size)
+            self.counts[: other.counts.size] += other.counts
+            return
+        if self.counts.size == 0:
+            self.counts, self.offset = other.counts.copy(), other.offset
+            return
+        hi = max(self.offset + self.counts.size, other.offset + other.counts.size)
+        self._grow(min(self.offset, other.offset), hi)
+        start = other.offset - self.offset
+        self.counts[start : start + other.counts.size] += other.counts
+
+    def quantiles(self, levels: SeriesLike) -> np.ndarray:
+        """The inverted-CDF quantiles at ``levels`` in [0, 1] (``nan`` if no value was added)."""
+        q = np.asarray(levels, dtype=float).reshape(-1)
+        if q.size and (np.isnan(q).any() or q.min() < 0 or q.max() > 1):
+            raise ParameterError(f"quantile levels must lie in [0, 1], got {q.tolist()}")
+        if self.count == 0:
+            return np.full(q.size, math.nan)
+        cum = self.zeros + np.cumsum(self.counts)
+        # smallest value with F(x) >= q: rank ceil(q * count), at least 1
+        ranks = np.maximum(np.ceil(q * self.count - 1e-9 * self.count), 1)
+        out = np.empty(q.size)
+        for i, r in enumerate(ranks):
+            if r <= self.zeros:
+                out[i] = 0.0
+                continue
+            b = int(np.searchsorted(cum, r))
+            out[i] = float(b) if self.integer else 2 * self.gamma ** (b + self.offset) / (self.gamma + 1)
+        return out

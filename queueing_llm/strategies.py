@@ -39,7 +39,8 @@ from hypothesis import strategies as st
 from .errors import ParameterError
 from .laws import Bernoulli, Binomial, Deterministic, FinitePMF, Geometric, Law, Poisson
 from .model import ContinuousBatching, RequestType
-from .policies import FcfsCap, Greedy, Policy, RateLimited, Reserve, Static
+from .numbers import check_real
+from .policies import WAIT_TRIGGERS, FcfsCap, Greedy, NestedWait, Policy, RateLimited, Reserve, Static, Wait
 
 __all__ = [
     "probabilities",
@@ -57,6 +58,8 @@ __all__ = [
     "ARRIVAL_KINDS",
     "DECODE_KINDS",
     "POLICY_KINDS",
+    "wait_policies",
+    "nested_wait_policies",
 ]
 
 ARRIVAL_KINDS = ("poisson", "bernoulli", "binomial", "finite")
@@ -228,6 +231,40 @@ def policies(kinds: Sequence[str] = POLICY_KINDS, max_rate: float = 5.0) -> st.S
         else:
             options.append(st.just(simple[k]()))
     return st.one_of(*options)
+
+
+def wait_policies(types: int = 1, max_threshold: int = 8) -> st.SearchStrategy[Wait]:
+    """WAIT policies for a model with ``types`` request types: a threshold in
+    ``1..max_threshold`` per type, any trigger, with or without stall (see
+    :class:`~queueing_llm.policies.Wait`; fluid thresholds come from ``ql.fluid_wait``)."""
+    check_real("types", types, low=1, integer=True)
+    check_real("max_threshold", max_threshold, low=1, integer=True)
+    return st.builds(
+        Wait,
+        thresholds=st.fixed_dictionaries({k: st.integers(1, int(max_threshold)) for k in range(int(types))}),
+        trigger=st.sampled_from(WAIT_TRIGGERS),
+        stall=st.booleans(),
+    )
+
+
+def nested_wait_policies(max_boundary: int = 12, max_segments: int = 3,
+                         max_threshold: int = 6) -> st.SearchStrategy[NestedWait]:
+    """Nested WAIT policies: up to ``max_segments`` strictly increasing boundaries, the last
+    equal to ``max_boundary`` (cover the longest decode length), thresholds in
+    ``1..max_threshold`` and buffers in ``0..3``."""
+    check_real("max_boundary", max_boundary, low=1, integer=True)
+
+    @st.composite
+    def draw_policy(draw: Any) -> NestedWait:
+        inner = draw(st.lists(st.integers(1, int(max_boundary) - 1), unique=True, max_size=int(max_segments) - 1))
+        bounds = sorted(inner) + [int(max_boundary)]
+        S = len(bounds)
+        return NestedWait(boundaries=bounds,
+                          thresholds=draw(st.lists(st.integers(1, int(max_threshold)), min_size=S, max_size=S)),
+                          buffer=draw(st.lists(st.integers(0, 3), min_size=S, max_size=S)),
+                          stall=draw(st.booleans()))
+
+    return draw_policy()
 
 
 def queues(

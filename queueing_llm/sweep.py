@@ -53,11 +53,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .derivation import write_atomic
+from .atomic import atomic_files, write_atomic
 from .errors import ModelError, ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import check_real
-from .report.tables import to_csv, to_latex, to_markdown
+from .report.tables import TEXT_WIDTH, to_csv, to_latex, to_markdown
 from .stats import DEFAULT_LEVEL, replications_ci
 from .theorems import theorems as registry
 from .verify import verify
@@ -261,21 +261,60 @@ class SweepResult:
         """Write the rows as CSV atomically (:func:`queueing_llm.report.tables.to_csv`);
         with ``metadata`` also ``<path>.json`` (what made them), atomically. Returns the path."""
         cols = self._columns(columns)
-        out = to_csv(self._full_rows(cols), path, cols)
-        if metadata:
-            write_atomic(f"{os.fspath(path)}.json", json.dumps(self.metadata, indent=2, default=str) + "\n")
-        return out
+        if not metadata:
+            return to_csv(self._full_rows(cols), path, cols)
+        with atomic_files(path, f"{os.fspath(path)}.json") as (csv_tmp, json_tmp):  # both or neither
+            to_csv(self._full_rows(cols), csv_tmp, cols)
+            write_atomic(json_tmp, json.dumps(self.metadata, indent=2, default=str) + "\n")
+        return Path(path)
 
-    def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 6) -> str:
-        """A Markdown table of the rows (:func:`queueing_llm.report.tables.to_markdown`)."""
+    def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 6, *,
+                    headers: Mapping[str, str] | None = None) -> str:
+        """A Markdown table of the rows (:func:`queueing_llm.report.tables.to_markdown`);
+        ``headers`` maps column names to header text (default: the column names)."""
         cols = self._columns(columns)
-        return to_markdown(self._full_rows(cols), cols, digits=digits)
+        return to_markdown(self._full_rows(cols), cols, digits=digits, headers=self._headers(cols, headers, False))
 
     def to_latex(self, columns: Sequence[str] | None = None, caption: str | None = None,
-                 digits: int = 6, label: str | None = None) -> str:
-        """A booktabs table of the rows (:func:`queueing_llm.report.tables.to_latex`)."""
+                 digits: int = 6, label: str | None = None, *, headers: Mapping[str, str] | None = None,
+                 siunitx: bool = False, longtable: bool = False, widths: Mapping[str, str] | None = None,
+                 size: str | None = None, text_width: float | None = TEXT_WIDTH) -> str:
+        r"""A booktabs table of the rows (:func:`queueing_llm.report.tables.to_latex`).
+
+        Headers default to readable words (``throughput_ci_low`` -> ``throughput CI low``,
+        ``stationary.mean_in_system`` -> ``stationary: mean in system``; stacked when wider
+        than the numbers); ``headers`` overrides them per column (``$...$`` is math: ``{"rate":
+        r"$\lambda$"}``). ``siunitx=True`` aligns the numbers on the decimal point (``S``
+        columns), ``longtable=True`` lets the table break across pages. Text columns
+        with long cells (a theorem's reason for not applying) wrap in ``p{3.5cm}``
+        columns unless ``widths`` says otherwise. A table wider than ``text_width`` pt is
+        split into parts, each repeating the swept parameters (:attr:`point_keys`).
+        Infinite values print as :math:`\infty`.
+        """
         cols = self._columns(columns)
-        return to_latex(self._full_rows(cols), cols, caption, digits=digits, label=label)
+        rows = self._full_rows(cols)
+        if widths is None:
+            widths = {c: "3.5cm" for c in cols
+                      if any(isinstance(r[c], str) and len(r[c]) > 24 for r in rows)}
+        return to_latex(rows, cols, caption, digits=digits, label=label, headers=self._headers(cols, headers, True),
+                        siunitx=siunitx, longtable=longtable, widths=widths, size=size, text_width=text_width,
+                        repeat=[c for c in self.point_keys if c in cols])
+
+    def _headers(self, cols: Sequence[str], headers: Mapping[str, str] | None, readable: bool) -> dict[str, str]:
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ParameterError(f"headers must be a dict from column names to header text, got {describe(headers)}")
+        unknown = [c for c in (headers or {}) if c not in cols]
+        if unknown:
+            raise ParameterError(f"headers name the column {unknown[0]!r}, not shown; columns are {list(cols)}")
+        out = {c: _header(c) for c in cols} if readable else {}
+        out.update(headers or {})
+        return out
+
+
+def _header(column: str) -> str:
+    """A column name as header words (``_`` -> space, ``.`` -> ``: ``, ``ci`` -> ``CI``)."""
+    words = column.replace(".", ": ").replace("_", " ").split(" ")
+    return " ".join("CI" if w == "ci" else w for w in words)
 
 
 # -- the sweep -----------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from typing import Any
 import sympy as sp
 
 from .errors import ModelError, describe
+from .latex import latex as paper_latex
+from .numbers import check_options as reject_unknown_options
 from .verdict import Verdict
 
 __all__ = ["Theorem", "TheoremRegistry", "theorems", "UnknownTheoremError"]
@@ -114,6 +116,10 @@ class Theorem:
         return None if self.applies_fn is None else self.applies_fn(model)
 
     def _require(self, model: Any) -> None:
+        from .model import ContinuousBatching
+
+        if not isinstance(model, ContinuousBatching):
+            raise ModelError(f"theorem {self.name!r} needs a ql.ContinuousBatching model, got {describe(model)}")
         reason = self.applies(model)
         if reason is not None:
             raise ModelError(f"theorem {self.name!r} does not apply to this model: {reason}")
@@ -121,15 +127,18 @@ class Theorem:
     def statement(self, model: Any, **options: Any) -> sp.Basic:
         """The statement derived for ``model`` as a SymPy relation."""
         self._require(model)
+        reject_unknown_options(self.statement_fn, options, f"theorem {self.name!r} statement", error=ModelError)
         return self.statement_fn(model, **options)
 
     def latex(self, model: Any, **options: Any) -> str:
-        """LaTeX of :meth:`statement`."""
-        return sp.latex(self.statement(model, **options))
+        r"""LaTeX of :meth:`statement` as a paper sets it (:func:`queueing_llm.latex.latex`:
+        ``x^{*}``, words upright, parts of a conjunction separated by ``,\quad``)."""
+        return paper_latex(self.statement(model, **options))
 
     def evaluate(self, model: Any, **options: Any) -> dict:
         """Named numbers of the statement for ``model`` (SymPy values or floats)."""
         self._require(model)
+        reject_unknown_options(self.evaluate_fn, options, f"theorem {self.name!r} evaluate", error=ModelError)
         return self.evaluate_fn(model, **options)
 
     def check(self, model: Any, runs: Any, **options: Any) -> Verdict:
@@ -150,6 +159,9 @@ class Theorem:
         """The check alone, on a given ``prediction`` (the dict ``evaluate`` returned)."""
         if self.check_fn is None:
             raise ModelError(f"theorem {self.name!r} has no numerical check")
+        evaluate_names = ", ".join(sorted(self.evaluate_option_names())) or "none"
+        reject_unknown_options(self.check_fn, check_options, f"theorem {self.name!r} check (evaluate options: "
+                               f"{evaluate_names})", error=ModelError, skip=3)
         verdict = self.check_fn(model, runs, prediction, **check_options)
         if not isinstance(verdict, Verdict):
             raise ModelError(f"the check of theorem {self.name!r} must return a Verdict, got {describe(verdict)}")

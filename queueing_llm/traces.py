@@ -41,10 +41,13 @@ KVCache-centric Architecture for Serving LLM Chatbot", USENIX FAST 2025.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -53,9 +56,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TraceError, describe
+from .errors import TraceError, TraceWarning, describe
 from .laws import Empirical, Poisson
 from .model import PoissonProcess, RequestType
+from .numbers import MAX_INTEGER
 from .stats import DEFAULT_LEVEL, Interval, batch_means_ci
 
 __all__ = ["Trace", "load_trace", "builtin_traces", "FORMATS"]
@@ -92,6 +96,17 @@ _KNOWN_FILES = {
 
 _PER = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
 
+MAX_COUNT_BINS = 10**7
+"""Most bins :meth:`Trace.counts` allocates (80 MB of counts); more raises a TraceError
+naming the number of bins and the ``bin_seconds`` that would fit."""
+
+MAX_FIELD = 2**27
+"""Longest CSV field read (characters); Python's csv module stops at 131072 by default."""
+
+FAR_OFF = 0.9
+"""A gap between consecutive arrivals holding more than this share of a trace's span makes
+:func:`load_trace` warn (a placeholder date, a row from another day)."""
+
 
 def builtin_traces() -> tuple[str, ...]:
     """Names of the traces shipped in the package (``load_trace(name)`` loads them)."""
@@ -111,6 +126,14 @@ def _token_array(values: Any, what: str, name: str) -> np.ndarray:
     if arr.size and np.any(arr < 0):
         bad = int(np.flatnonzero(arr < 0)[0])
         raise TraceError(f"trace {name!r}: {what} must be >= 0, got {arr[bad].item()!r} at request {bad}")
+    if arr.size and np.any(arr > MAX_INTEGER):
+        bad = int(np.flatnonzero(arr > MAX_INTEGER)[0])
+        raise TraceError(
+            f"trace {name!r}: {what} must be at most 2^53 = {MAX_INTEGER} tokens, got {arr[bad].item()!r} "
+            f"at request {bad}"
+        )
+    if arr.dtype == object or arr.dtype == bool:
+        raise TraceError(f"trace {name!r}: {what} must be integer token counts, got dtype {arr.dtype}")
     out = arr.astype(np.int64)
     out.setflags(write=False)
     return out
@@ -264,9 +287,18 @@ class Trace:
         :math:`N_b = \#\{i : t_1 + b\,h \le t_i < t_1 + (b+1) h\}` (the last arrival falls in
         the last bin)."""
         times = self._times("counts per bin")
-        if isinstance(bin_seconds, bool) or not isinstance(bin_seconds, (int, float)) or not bin_seconds > 0:
-            raise TraceError(f"bin_seconds must be a number of seconds > 0, got {describe(bin_seconds)}")
-        nbins = max(1, math.ceil(self.observation_window / bin_seconds))
+        if (isinstance(bin_seconds, (bool, np.bool_)) or not isinstance(bin_seconds, (int, float, np.integer))
+                or not math.isfinite(bin_seconds) or not bin_seconds > 0):
+            raise TraceError(f"bin_seconds must be a finite number of seconds > 0, got {describe(bin_seconds)}")
+        bins = self.observation_window / bin_seconds
+        if bins > MAX_COUNT_BINS:
+            raise TraceError(
+                f"counts(bin_seconds={bin_seconds:g}) needs {math.ceil(bins):.4g} bins over the "
+                f"{self.observation_window:g} s window, more than MAX_COUNT_BINS = {MAX_COUNT_BINS:g}; "
+                f"use bin_seconds >= "
+                f"{self.observation_window / MAX_COUNT_BINS:.3g}"
+            )
+        nbins = max(1, math.ceil(bins))
         index = np.minimum(((times - times[0]) / bin_seconds).astype(np.int64), nbins - 1)
         return np.bincount(index, minlength=nbins)
 
@@ -289,11 +321,16 @@ class Trace:
     # -- laws ---------------------------------------------------------------------
     def _lengths(self, data: np.ndarray, what: str, max_value: int | None, scale: int) -> np.ndarray:
         if max_value is not None and (
-            isinstance(max_value, bool) or not isinstance(max_value, (int, np.integer)) or max_value < 1
+            isinstance(max_value, bool) or not isinstance(max_value, (int, np.integer))
+            or not 1 <= max_value <= MAX_INTEGER
         ):
-            raise TraceError(f"{what} max_value must be an integer >= 1 or None, got {describe(max_value)}")
-        if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-            raise TraceError(f"{what} scale must be an integer >= 1 (tokens per block), got {describe(scale)}")
+            raise TraceError(
+                f"{what} max_value must be an integer >= 1 or None (at most 2^53), got {describe(max_value)}"
+            )
+        if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_INTEGER:
+            raise TraceError(
+                f"{what} scale must be an integer >= 1 (tokens per block, at most 2^53), got {describe(scale)}"
+            )
         out = data if max_value is None else np.minimum(data, int(max_value))
         return -(-out // int(scale))  # ceil(out / scale)
 
@@ -389,7 +426,7 @@ class Trace:
         ``window_seconds``, ``rate_per_second`` (:math:`n/T`), ``interarrival_cv`` (the
         coefficient of variation of the gaps :math:`t_{i+1} - t_i`, 1 for Poisson) and
         ``dispersion_per_second`` (variance over mean of the counts per second, 1 for
-        Poisson).
+        Poisson; None when the window exceeds :data:`MAX_COUNT_BINS` seconds).
         """
         from scipy import stats as st
 
@@ -414,13 +451,16 @@ class Trace:
         }
         if self.arrival_times is not None and len(self) >= 2 and self.observation_window > 0:
             gaps = np.diff(self.arrival_times)
-            counts = self.counts(1.0)
+            dispersion = None  # a window longer than MAX_COUNT_BINS seconds (a far-off timestamp): no histogram
+            if self.observation_window <= MAX_COUNT_BINS:
+                counts = self.counts(1.0)
+                dispersion = float(counts.var() / counts.mean())
             result.update(
                 span_seconds=self.span,
                 window_seconds=self.observation_window,
                 rate_per_second=self.arrival_rate(),
                 interarrival_cv=float(gaps.std() / gaps.mean()) if gaps.mean() > 0 else math.nan,
-                dispersion_per_second=float(counts.var() / counts.mean()),
+                dispersion_per_second=dispersion,
             )
         return result
 
@@ -484,9 +524,22 @@ def _fail(src: _Source, problem: str) -> TraceError:
     return TraceError(f"trace file {src.label}: {problem}")
 
 
+@contextlib.contextmanager
+def _field_limit(limit: int) -> Any:
+    """Python's csv field limit raised to ``limit`` inside the block (restored after)."""
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
 def _read_csv(src: _Source) -> tuple[list[str], list[list[str]]]:
-    with src.open() as handle:
-        rows = list(csv.reader(handle))
+    with src.open() as handle, _field_limit(MAX_FIELD):
+        try:
+            rows = list(csv.reader(handle))
+        except csv.Error as exc:
+            raise _fail(src, f"is not a readable CSV file ({exc}; fields up to {MAX_FIELD} characters)") from None
     while rows and not any(cell.strip() for cell in rows[-1]):
         rows.pop()  # trailing blank lines
     if not rows:
@@ -527,6 +580,8 @@ def _numbers(
             raise _fail(src, f"line {line}: column {column!r} has a non-finite value {describe(cell)}")
         if v < 0:
             raise _fail(src, f"line {line}: column {column!r} has a negative value {describe(cell)}")
+        if integer and v > MAX_INTEGER:
+            raise _fail(src, f"line {line}: column {column!r} has {describe(cell)} tokens, more than 2^53")
         if integer and v != round(v):
             raise _fail(src, f"line {line}: column {column!r} must hold token counts, got {describe(cell)}")
         values[i] = v
@@ -534,14 +589,28 @@ def _numbers(
 
 
 def _timestamps(src: _Source, cells: list[str]) -> np.ndarray:
-    """Seconds since the first row of ``YYYY-MM-DD HH:MM:SS.fffffff`` timestamps."""
+    """Seconds since the first row of ``YYYY-MM-DD HH:MM:SS.fffffff`` timestamps.
+
+    Parsed in microseconds first (any year 1 to 9999), then in nanoseconds when every stamp
+    lies in nanoseconds' range (years 1678-2262) and the span fits, so dates outside that
+    range are converted right (to the microsecond) instead of wrapping around."""
+    stamps = _parse_stamps(src, cells, "us")
+    span_us = int((stamps.max() - stamps.min()).astype(np.int64))
+    low, high = np.datetime64("1678-01-01", "us"), np.datetime64("2262-01-01", "us")
+    if stamps.min() > low and stamps.max() < high and span_us < 2**62 // 1000:
+        stamps = _parse_stamps(src, cells, "ns")
+        return (stamps - stamps.min()).astype(np.int64) / 1e9
+    return (stamps - stamps.min()).astype(np.int64) / 1e6
+
+
+def _parse_stamps(src: _Source, cells: list[str], unit: str) -> np.ndarray:
     try:
-        stamps = np.array(cells, dtype="datetime64[ns]")
-    except ValueError:
+        stamps = np.array(cells, dtype=f"datetime64[{unit}]")
+    except (ValueError, OverflowError):
         for i, cell in enumerate(cells):
             try:
-                np.datetime64(cell, "ns")
-            except ValueError:
+                np.datetime64(cell, unit)
+            except (ValueError, OverflowError):
                 raise _fail(
                     src, f"line {i + 2}: column 'TIMESTAMP' has a value {describe(cell)} that is not a date-time"
                 ) from None
@@ -549,13 +618,44 @@ def _timestamps(src: _Source, cells: list[str]) -> np.ndarray:
     if np.any(np.isnat(stamps)):
         i = int(np.flatnonzero(np.isnat(stamps))[0])
         raise _fail(src, f"line {i + 2}: column 'TIMESTAMP' has a value {describe(cells[i])} that is not a date-time")
-    return (stamps - stamps.min()).astype(np.int64) / 1e9
+    return stamps
 
 
-def _sorted_trace(times: np.ndarray | None, prompt: np.ndarray, output: np.ndarray, **kw: Any) -> Trace:
+def _lines_text(lines: np.ndarray) -> str:
+    shown = ", ".join(str(int(x)) for x in lines[:5])
+    return shown + (f" and {lines.size - 5} more" if lines.size > 5 else "")
+
+
+def _sorted_trace(times: np.ndarray | None, prompt: np.ndarray, output: np.ndarray,
+                  lines: Sequence[int] | None = None, src: _Source | None = None, **kw: Any) -> Trace:
+    """The trace sorted by arrival time; a :class:`TraceWarning` for rows out of order and for
+    a far-off timestamp (one gap holding more than :data:`FAR_OFF` of the span)."""
     if times is not None:
+        line_of = np.arange(2, times.size + 2) if lines is None else np.asarray(lines)
+        label = "the trace" if src is None else f"trace file {src.label}"
+        back = np.flatnonzero(np.diff(times) < 0) + 1
+        if back.size:
+            warnings.warn(
+                f"{label}: {back.size} row(s) arrive before the row above them (line(s) {_lines_text(line_of[back])}); "
+                "sorted by arrival time",
+                TraceWarning, stacklevel=4,
+            )
         order = np.argsort(times, kind="stable")
         times, prompt, output = times[order], prompt[order], output[order]
+        line_of = line_of[order]
+        if times.size >= 3:
+            gaps = np.diff(times)
+            span = float(times[-1] - times[0])
+            g = int(np.argmax(gaps))
+            if span > 0 and gaps[g] > FAR_OFF * span:
+                far = line_of[: g + 1] if g + 1 <= times.size - g - 1 else line_of[g + 1:]
+                rest = float(times[g] - times[0]) if g + 1 > times.size - g - 1 else float(times[-1] - times[g + 1])
+                warnings.warn(
+                    f"{label}: the timestamps of line(s) {_lines_text(far)} lie far from the others: they stretch the "
+                    f"span to {span:.6g} s against {rest:.6g} s for the other {times.size - far.size} rows, so the "
+                    "arrival rate n/T is far too small; drop them (Trace.subset) or pass a window",
+                    TraceWarning, stacklevel=4,
+                )
     return Trace(times, prompt, output, **kw)
 
 
@@ -566,7 +666,7 @@ def _load_azure(src: _Source, **kw: Any) -> Trace:
     output_cells = _column(src, header, data, "GeneratedTokens")
     prompt = _numbers(src, "ContextTokens", prompt_cells, integer=True)
     output = _numbers(src, "GeneratedTokens", output_cells, integer=True)
-    return _sorted_trace(_timestamps(src, stamps), prompt, output, **kw)
+    return _sorted_trace(_timestamps(src, stamps), prompt, output, src=src, **kw)
 
 
 def _load_columns(src: _Source, prompt_col: str, decode_col: str, time_col: str, **kw: Any) -> Trace:
@@ -577,7 +677,7 @@ def _load_columns(src: _Source, prompt_col: str, decode_col: str, time_col: str,
     times = None
     if time_col in header:
         times = _numbers(src, time_col, _column(src, header, data, time_col), integer=False)
-    return _sorted_trace(times, prompt, output, **kw)
+    return _sorted_trace(times, prompt, output, src=src, **kw)
 
 
 def _load_vidur(src: _Source, **kw: Any) -> Trace:
@@ -614,7 +714,7 @@ def _load_mooncake(src: _Source, **kw: Any) -> Trace:
     times = _numbers(src, "timestamp", columns["timestamp"], integer=False, lines=lines) / 1000.0
     prompt = _numbers(src, "input_length", columns["input_length"], integer=True, lines=lines)
     output = _numbers(src, "output_length", columns["output_length"], integer=True, lines=lines)
-    return _sorted_trace(times, prompt, output, **kw)
+    return _sorted_trace(times, prompt, output, lines=lines, src=src, **kw)
 
 
 _LOADERS: dict[str, Callable[..., Trace]] = {
@@ -644,6 +744,24 @@ def _detect(src: _Source) -> str:
     )
 
 
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without a byte-order mark) or UTF-16 with a byte-order mark; a file
+    that looks like UTF-16 without one (NUL bytes) is refused with what to do."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as err:
+        raise TraceError(f"trace file {path}: cannot be read ({err.strerror or err})") from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not head.startswith(codecs.BOM_UTF32_LE):
+        return "utf-16"
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or b"\x00" in head:
+        raise TraceError(
+            f"trace file {path}: is not UTF-8 text (it holds NUL bytes: UTF-16 or UTF-32 without a byte-order mark, "
+            "or a binary file); save it as UTF-8 (or UTF-16 with a byte-order mark)"
+        )
+    return "utf-8-sig"
+
+
 def _source_of(path_or_name: str | Path) -> tuple[_Source, str, str]:
     """The source, the trace's name and its attribution."""
     if isinstance(path_or_name, str) and path_or_name in _BUILTIN:
@@ -663,8 +781,10 @@ def _source_of(path_or_name: str | Path) -> tuple[_Source, str, str]:
     if not path.is_file():
         raise TraceError(f"trace file {path}: no such file (built-in traces: {', '.join(_BUILTIN)})")
 
+    encoding = _encoding(path)
+
     def open_file() -> io.TextIOBase:
-        return path.open("r", encoding="utf-8-sig", newline="")
+        return path.open("r", encoding=encoding, newline="")
 
     source = _KNOWN_FILES.get(path.name, str(path))
     return _Source(str(path), open_file, path.suffix.lower()), path.stem, source
@@ -697,8 +817,16 @@ def load_trace(path_or_name: str | Path, format: str | None = None) -> Trace:
         empty trace.
     """
     src, name, attribution = _source_of(path_or_name)
-    if format is None:
-        format = _detect(src)
-    if format not in _LOADERS:
-        raise _fail(src, f"unknown format {describe(format)}; formats: {', '.join(FORMATS)}")
-    return _LOADERS[format](src, name=name, source=attribution)
+    try:
+        if format is None:
+            format = _detect(src)
+        if not isinstance(format, str) or format not in _LOADERS:
+            raise _fail(src, f"unknown format {describe(format)}; formats: {', '.join(FORMATS)}")
+        return _LOADERS[format](src, name=name, source=attribution)
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            src, f"is not UTF-8 text (undecodable byte {exc.object[exc.start:exc.start + 1]!r} at byte {exc.start} of "
+            f"a read block); save it as UTF-8 (or UTF-16 with a byte-order mark)"
+        ) from None
+    except OSError as err:
+        raise _fail(src, f"cannot be read ({err.strerror or err})") from None

@@ -1,13 +1,12 @@
 """Registry entries of family A (catalogue/dynamics.py): names, evaluate keys, symbolic
 statement pins, options, laws through their moments, applicability, and checks against
-relaxed and simulated saturated runs (including runs that must make a check fail)."""
+their declared runs and against given runs (does-not-apply cases included). Power against
+perturbed predictions: tests/test_power_dynamics.py."""
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import sympy as sp
 
@@ -23,8 +22,8 @@ T = ql.theorems
 KEYS = {
     "fixed-point": {"x_star"},
     "linear-map": {"spectral_radius", "stable"},
-    "worst-cycle": {"throughput", "ratio"},
-    "cycles": {"adjacent", "opposite", "contiguous", "balanced"},
+    "worst-cycle": {"throughput", "ratio", "integer_throughput"},
+    "cycles": {"adjacent", "opposite", "contiguous", "balanced", "integer"},
     "gcd-criterion": {"gcd", "limiting_radius", "spectral_radius", "stable", "l0_min"},
     "rate-limited": {"throughput"},
 }
@@ -58,7 +57,7 @@ def test_registered_with_exact_keys(name):
 
 def test_symbolic_statement_pins():
     assert T["fixed-point"].statement(SYM) == sp.Eq(sp.Symbol("x_star"), 2 * M / (l1 * (2 * l0 + l1 + 1)))
-    assert T["fixed-point"].latex(SYM) == r"x_{star} = \frac{2 M}{l_{1} \left(2 l_{0} + l_{1} + 1\right)}"
+    assert T["fixed-point"].latex(SYM) == r"x^{*} = \frac{2 M}{l_{1} \left(2 l_{0} + l_{1} + 1\right)}"
     m = sp.Symbol("m", integer=True, nonnegative=True)
     F = sp.Sum(lam ** (l1 - 1 - m) * (l0 + 1 + m), (m, 0, l1 - 1))
     assert T["linear-map"].statement(SYM) == sp.Eq(sp.Function("F")(lam), F)
@@ -88,6 +87,7 @@ def test_symbolic_evaluate():
     assert T["worst-cycle"].evaluate(SYM) == {
         "throughput": M / (l1 * (l0 + l1)),
         "ratio": sp.factor((2 * l0 + l1 + 1) / (2 * (l0 + l1))),
+        "integer_throughput": sp.nan,  # the integer map needs numbers
     }
     three = single(l0, 3, M)
     ev = T["linear-map"].evaluate(three)
@@ -101,12 +101,13 @@ def test_symbolic_evaluate():
 
 def test_reference_numbers():
     assert T["fixed-point"].evaluate(EX2) == {"x_star": 2}
-    assert T["worst-cycle"].evaluate(EX2) == {"throughput": R(8, 5), "ratio": R(4, 5)}
+    assert T["worst-cycle"].evaluate(EX2) == {"throughput": R(8, 5), "ratio": R(4, 5), "integer_throughput": R(5, 3)}
     cyc = T["cycles"].evaluate(EX2)
     assert cyc["adjacent"] == R(24, 13) and cyc["opposite"] is sp.nan
     assert cyc["contiguous"] == {0: 2, 1: R(24, 13), 2: R(8, 5)} and cyc["balanced"] == {1: 2, 3: R(8, 5)}
     assert T["cycles"].evaluate(EX2, block=1, spacing=3) == {
-        "adjacent": R(24, 13), "opposite": sp.nan, "contiguous": R(24, 13), "balanced": R(8, 5)
+        "adjacent": R(24, 13), "opposite": sp.nan, "contiguous": R(24, 13), "balanced": R(8, 5),
+        "integer": {"adjacent": R(5, 3), "contiguous": {1: R(5, 3)}, "balanced": {3: R(5, 3)}},
     }
     lin = T["linear-map"].evaluate(EX2)
     assert lin["spectral_radius"] == pytest.approx(math.sqrt(5 / 3)) and lin["stable"] is False
@@ -120,6 +121,11 @@ def test_reference_numbers():
     assert T["fixed-point"].evaluate(EX4) == T["fixed-point"].evaluate(EX5) == {"x_star": 4}
     assert T["gcd-criterion"].evaluate(pair((2, 7)))["l0_min"] == 18
     assert T["worst-cycle"].evaluate(RATE)["throughput"] == 1
+    assert T["fixed-point"].evaluate(RATE) == {"x_star": R(100, 61)}
+    # the opposite (= evenly spaced, d = 20) cycle of the default model (the report's Table 8 setting): 5/4,
+    # also in the integer system from its floored state
+    assert T["cycles"].evaluate(RATE)["opposite"] == R(5, 4) == T["cycles"].evaluate(RATE, spacing=20)["balanced"]
+    assert dyn.integer_cycle_throughput(RATE, [int(sp.floor(v)) for v in dyn.cycle_state(RATE, "opposite")]) == R(5, 4)
     assert float(T["rate-limited"].evaluate(RATE)["throughput"]) == pytest.approx(1.64, abs=0.005)
     assert T["rate-limited"].evaluate(single(10, 40, 2000, policy=ql.rate_limited(1.5)))["throughput"] == R(3, 2)
 
@@ -154,122 +160,124 @@ def test_applicability_reasons():
     assert T["rate-limited"].applies(single(2, 3, 24, policy=ql.rate_limited(2))) is None
 
 
-# -- checks on relaxed runs ----------------------------------------------------------------
-def test_checks_on_example_3_relaxed_run():
+# -- checks on their declared runs ----------------------------------------------------------
+DEFAULT = single(10, 40, 2000)
+
+
+@pytest.mark.parametrize(("name", "model", "quantity", "theory", "estimate"), [
+    ("fixed-point", EX2, "x_star", 2, 2),
+    ("fixed-point", DEFAULT, "x_star", 100 / 61, 100 / 61),
+    ("rate-limited", DEFAULT, "throughput", 100 / 61, 100 / 61),
+    ("worst-cycle", EX2, "throughput", 1.6, 1.6),
+    ("worst-cycle", DEFAULT, "throughput", 1, 1),
+    ("cycles", EX2, "adjacent", 24 / 13, 24 / 13),
+    ("gcd-criterion", EX4, "l0_min", 2, 2),
+    ("integer-rate-limit", DEFAULT, "max_rate", 1.625, 1.625),
+])
+def test_declared_runs_hold_exactly(name, model, quantity, theory, estimate):
+    v = ql.verify(name, model, seed=1)
+    assert v.holds is True and v.test == "exact" and v.quantity == quantity
+    assert v.theory == pytest.approx(theory, rel=1e-12) and v.estimate == pytest.approx(estimate, rel=1e-12)
+    assert all(c["holds"] for c in v.details["comparisons"])
+
+
+def test_worst_cycle_integer_versions_and_ratio():
+    # the floors change the value: Example 2's integer greedy system falls into a cycle of 5/3, not 8/5
+    assert T["worst-cycle"].evaluate(EX2)["integer_throughput"] == R(5, 3)
+    assert T["worst-cycle"].evaluate(single(2, 2, 140))["integer_throughput"] == R(35, 2)  # worked trajectory
+    assert T["worst-cycle"].evaluate(DEFAULT)["integer_throughput"] == 1
+    v = ql.verify("worst-cycle", DEFAULT, seed=2)
+    by = {c["quantity"]: c for c in v.details["comparisons"]}
+    assert by["ratio"]["estimate"] == pytest.approx(61 / 100) and by["integer_throughput"]["estimate"] == 1
+
+
+def test_cycles_integer_versions():
+    ev = T["cycles"].evaluate(single(2, 4, 60))
+    assert ev["integer"] == {"adjacent": R(5, 2), "contiguous": {2: R(5, 2)}, "balanced": {2: 3}}
+    assert T["cycles"].evaluate(DEFAULT)["integer"]["balanced"] == {2: R(531, 511)}
+    v = ql.verify("cycles", single(2, 4, 60), seed=3)
+    assert v.holds is True and len(v.details["comparisons"]) == 6  # three relaxed, three integer runs
+
+
+def test_linear_map_measures_the_spectral_radius():
+    for model, rho in ((EX2, math.sqrt(5 / 3)), (DEFAULT, 1.0400267781)):
+        v = ql.verify("linear-map", model)
+        assert v.holds is True and v.estimate == pytest.approx(rho, rel=1e-3)
+        assert v.details["tolerance"] if "tolerance" in v.details else True
+    v5 = ql.verify("gcd-criterion", EX5)
+    assert v5.holds is True and v5.estimate == math.inf  # no contraction at l0 = 100 and 200: l0_min > 200
+
+
+def test_l0_min_from_runs_at_consecutive_prompts():
+    v = ql.verify("gcd-criterion", pair((2, 7)))  # l0_min = 18: radius 1.00076 at 17, 0.99848 at 18
+    assert v.holds is True and v.estimate == 18
+    assert "l0 = 17: rate 1.00076" in v.reason and "l0 = 18: rate 0.99848" in v.reason
+
+
+def test_integer_rate_limit_reference_numbers():
+    ev = T["integer-rate-limit"].evaluate(DEFAULT)
+    assert ev == {"max_rate": R(13, 8), "peak_memory": 2024, "congested_throughput": R(63, 40)}
+    assert T["integer-rate-limit"].evaluate(DEFAULT, rate=R(13, 8)) == {
+        "max_rate": R(13, 8), "peak_memory": 2000, "congested_throughput": R(13, 8)}
+    # just above max_rate the memory caps admission (8/5 < 57/35, no eviction); evictions from 18/11
+    assert dyn.integer_cycle(DEFAULT, R(57, 35)).evictions == 0
+    assert T["integer-rate-limit"].evaluate(DEFAULT, rate=R(57, 35))["congested_throughput"] == R(8, 5)
+    assert dyn.integer_cycle(DEFAULT, R(18, 11)).evictions == R(1, 40)
+    assert T["integer-rate-limit"].statement(DEFAULT).args[0] == sp.Eq(sp.Symbol("x_max"), R(13, 8))
+    v = ql.verify("integer-rate-limit", DEFAULT, seed=1)
+    by = {c["quantity"]: c["estimate"] for c in v.details["comparisons"]}
+    assert by == {"max_rate": 1.625, "congested_throughput": 1.575, "peak_memory": 2024}
+
+
+def test_rate_limited_integer_policy():
+    m = single(10, 40, 2000, policy=ql.rate_limited("integer"))
+    assert str(m.policy) == "rate_limited(integer)"
+    assert ql.policies.policy_from("rate_limited(integer)") == ql.rate_limited("integer")
+    with pytest.raises(ql.PolicyError, match="resolve_policy"):
+        ql.simulate(m, 10, saturated=True)
+    run = ql.simulate(dyn.resolve_policy(m), 300, saturated=True, engine="fast")
+    assert dyn.detect_cycle(run).throughput == R(13, 8) and run.evictions.sum() == 0
+    assert dyn.relaxed_trajectory(m, 200).throughput(100) == R(13, 8)
+    assert T["rate-limited"].evaluate(m)["throughput"] == R(13, 8)
+    with pytest.raises(ql.PolicyError, match="'integer'"):
+        ql.rate_limited("fast")
+
+
+# -- given runs, and runs that violate a hypothesis ------------------------------------------
+def test_example_3_relaxed_run():
     run = dyn.relaxed_trajectory(EX2, 40, [[R(5, 2), 2, R(17, 10)]])
-    v = T["fixed-point"].check(EX2, run)
-    assert v.holds and v.estimate == pytest.approx(1.6) and v.theory == 2
-    assert T["worst-cycle"].check(EX2, run).holds
-    c = T["cycles"].check(EX2, run)
-    assert c.holds and c.details["cycle"] == "worst"
-    lin = T["linear-map"].check(EX2, run)
-    assert lin.holds and lin.details["first_eviction"] == 7 and lin.estimate > 1
+    assert run.first_eviction == 7 and run.state(7) == ((0, R(778, 243), R(544, 243)),)
+    wc = ql.verify("worst-cycle", EX2, run)  # not from an empty batch: the cycle reached is at least the worst
+    assert wc.holds is True and wc.test == "one-sided bound (lower)" and wc.estimate == 1.6
+    for name in ("fixed-point", "cycles", "rate-limited", "linear-map"):  # linear regime: 5 iterations only
+        assert ql.verify(name, EX2, run).holds is None
 
 
-def test_checks_on_the_adjacent_cycle():
-    run = dyn.relaxed_trajectory(EX2, 15, [[R(72, 13), R(24, 13), 0]])
-    c = T["cycles"].check(EX2, run)
-    assert c.holds and c.details["cycle"] == "adjacent" and c.estimate == pytest.approx(24 / 13)
+def test_cycles_from_given_states():
+    run = dyn.relaxed_trajectory(EX2, 15, [[R(72, 13), R(24, 13), 0]])  # the level-1 cycle of Example 2
+    c = ql.verify("cycles", EX2, run)
+    assert c.holds is True and c.estimate == pytest.approx(24 / 13)
 
 
-def test_gcd_checks_on_relaxed_runs():
-    def near(model, scale):
-        state = [[float(v) * (1 - scale * (j % 3) / 3) for j, v in enumerate(r)] for r in dyn.fixed_point_state(model)]
-        return dyn.relaxed_trajectory(model, 600, state, exact=False)
-
-    v4 = T["gcd-criterion"].check(EX4, near(EX4, 0.05))
-    assert v4.holds and v4.estimate < 1 and v4.details["first_eviction"] is None
-    v5 = T["gcd-criterion"].check(EX5, near(EX5, 0.05))
-    assert v5.holds and v5.details["first_eviction"] is not None
-    # a stable model judged against a diverging run must fail
-    bad = near(EX5, 0.05)
-    assert not T["gcd-criterion"].check(EX4, SimpleNamespace(batch=bad.batch[:, :, :3], completions=bad.completions,
-                                                             evictions=bad.evictions, saturated=True)).holds
-
-
-def test_rate_limited_check_relaxed_and_failure():
-    m = single(10, 40, 2000, policy=ql.rate_limited())
-    run = dyn.relaxed_trajectory(m, 120)
-    v = T["rate-limited"].check(m, run)
-    assert v.holds and v.estimate == pytest.approx(100 / 61) and v.details["evictions"] == 0
-    half = dyn.relaxed_trajectory(m, 120, rate=R(50, 61))
-    v = T["rate-limited"].check(m, half)  # a run at half the rate, judged against x*
-    assert not v.holds and v.estimate == pytest.approx(50 / 61)
-    assert T["rate-limited"].check(m, half, rate=R(50, 61)).holds
-    greedy = dyn.relaxed_trajectory(single(10, 40, 2000), 200)
-    with pytest.raises(ql.ModelError, match="rate-limited admission"):
-        T["rate-limited"].check(m, greedy)
-    with pytest.raises(ql.ModelError, match="rate-limited admission"):
-        T["rate-limited"].check(m, ql.simulate(single(10, 40, 2000), 100, saturated=True, engine="fast"))
-
-
-# -- checks on simulated (integer) runs -----------------------------------------------------
-def test_checks_on_the_simulated_worked_trajectory():
-    m = single(2, 2, 140)
-    run = ql.simulate(m, 40, saturated=True, initial_batch=[21, 19], engine="fast")
-    fp = T["fixed-point"].check(m, run)
-    assert fp.holds and fp.estimate == 17.5 and fp.theory == 20
-    wc = T["worst-cycle"].check(m, run)
-    assert wc.holds and wc.theory == 17.5
-    assert T["cycles"].check(m, run).holds
-    via_verify = ql.verify("worst-cycle", m, run)
-    assert via_verify.holds and via_verify.estimate == 17.5
-    with pytest.raises(ql.ModelError, match="relaxed trajectory"):
-        T["linear-map"].check(m, run)
-
-
-def test_checks_refuse_open_system_runs():
-    m = single(10, 40, 2000)
-    open_run = ql.simulate(ql.default_model(), 300, seed=3, engine="fast")
-    for name in ("worst-cycle", "cycles", "rate-limited"):
-        with pytest.raises(ql.ModelError, match="saturated"):
-            T[name].check(ql.default_model(), open_run)
-    fp = T["fixed-point"].check(ql.default_model(), open_run)  # Little's law bound holds for any run
-    assert fp.holds and fp.details["boundary"] > 0
-    assert T["worst-cycle"].check(m, ql.simulate(m, 200, saturated=True, engine="fast")).holds
-
-
-def fake_run(counts, completions):
-    """A saturated one-type run with the given stage counts and completions."""
-    counts = np.asarray(counts, dtype=np.int64)
-    return SimpleNamespace(batch=counts[:, None, :], completions=np.asarray(completions, dtype=np.int64)[:, None],
-                           evictions=np.zeros((len(counts), 1), dtype=np.int64),
-                           queue=np.zeros((len(counts), 1), dtype=np.int64), saturated=True)
-
-
-def test_checks_can_fail():
-    m = single(2, 2, 140)
-    # a fabricated cycle completing 25 per iteration (above x* = 20): fixed point violated
-    too_fast = fake_run([[25, 25]] * 10, [25] * 10)
-    v = T["fixed-point"].check(m, too_fast)
-    assert not v.holds and v.estimate == 25
-    # a cycle completing 10 per iteration (below the integer worst cycle 35/2)
-    too_slow = fake_run([[10, 10]] * 10, [10] * 10)
-    assert not T["worst-cycle"].check(m, too_slow).holds
-    assert not T["cycles"].check(m, too_slow).holds
-    assert not T["worst-cycle"].check(m, fake_run(np.arange(20).reshape(10, 2), [1] * 10)).holds  # no cycle
-    combined = T["fixed-point"].check(m, [ql.simulate(m, 30, saturated=True, engine="fast"), too_fast])
-    assert not combined.holds and "1/2 runs" in combined.reason
-
-
-def test_rate_limited_check_on_integer_runs():
-    m = single(10, 40, 2000, policy=ql.rate_limited())
-    run = ql.simulate(m, 1500, saturated=True, engine="fast", seed=1)
-    v = T["rate-limited"].check(m, run)
-    # measured: the integer system (token bucket, whole requests) settles on a period-40 cycle
-    # completing 63 requests (1.575 < x* = 1.639) with one eviction per period
-    assert v.holds and v.estimate == pytest.approx(63 / 40) and v.details["evictions"] > 0
-    assert not T["rate-limited"].check(m, run, slack=0).holds
-    assert T["rate-limited"].check(m, run, slack=0.07).holds
-
-
-def test_greedy_checks_refuse_rate_limited_runs():
+def test_hypotheses_violated_do_not_apply():
     m = single(10, 40, 2000, policy=ql.rate_limited())
     relaxed = dyn.relaxed_trajectory(m, 50)
     simulated = ql.simulate(m, 50, saturated=True, engine="fast")
-    for name in ("worst-cycle", "cycles", "linear-map"):
-        with pytest.raises(ql.ModelError, match="greedy admission"):
-            T[name].check(m, relaxed)
-    with pytest.raises(ql.ModelError, match="greedy admission"):
-        T["worst-cycle"].check(m, simulated)
-    assert T["fixed-point"].check(m, simulated).holds  # the upper bound holds under any policy
+    for name in ("worst-cycle", "cycles", "linear-map", "fixed-point"):
+        v = ql.verify(name, m, relaxed)
+        assert v.holds is None and v.status == "does not apply"
+    assert ql.verify("worst-cycle", m, simulated).holds is None
+    assert ql.verify("rate-limited", m, simulated).holds is None  # integer runs: integer-rate-limit
+    greedy = dyn.relaxed_trajectory(single(10, 40, 2000), 50)
+    assert ql.verify("rate-limited", single(10, 40, 2000), greedy).holds is None
+    open_run = ql.simulate(ql.default_model(), 300, seed=3, engine="fast")
+    for name in ("worst-cycle", "cycles", "rate-limited", "fixed-point", "integer-rate-limit"):
+        assert ql.verify(name, ql.default_model(), open_run).holds is None
+
+
+def test_a_run_that_leaves_x_star_fails_fixed_point():
+    # the exact fixed point of another model (M = 25 instead of 24) moves under EX2's map
+    other = single(2, 3, 25)
+    run = dyn.relaxed_trajectory(other, 10, dyn.fixed_point_components(EX2))
+    v = T["fixed-point"].check_with(other, run, {"x_star": R(2)})
+    assert v.holds is False and "moves" in v.reason

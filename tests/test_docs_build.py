@@ -38,7 +38,7 @@ def test_build_theory_writes_every_theorem_and_the_derivations(tmp_path):
     text = (out / "theory.rst").read_text(encoding="utf-8")
     for name in ql.theorems:  # the subprocess registers the same built-in theorems
         assert f"(``{name}``)" in text, name
-    assert ".. math::" in text and r"\mu = \frac{2 M}{l_{1} \left(2 l_{0} + l_{1} + 1\right)}" in text
+    assert ".. math::" in text and r"\mu &= \frac{2 M}{l_{1} \left(2 l_{0} + l_{1} + 1\right)}" in text
     assert "**Step 1.** Context with :math:`x = 1`." in text
     assert r"\left(x + 1\right)^{2} &= x^{2} + 2 x + 1" in text
     # heading levels: '-' sections, '^' families and derivations, '~' theorems, in that order

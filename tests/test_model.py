@@ -90,7 +90,7 @@ BASE = [ql.RequestType(2, 2)]
         (lambda: ql.ContinuousBatching(BASE, waiting_cap=-1), ql.ParameterError,
          r"waiting_cap must be an integer or inf in \[0, inf\), got -1"),
         (lambda: ql.ContinuousBatching(BASE, policy="fifo"), ql.PolicyError,
-         r"policy must be one of fcfs_cap, greedy, rate_limited, reserve, static .* got 'fifo'"),
+         r"policy must be one of fcfs_cap, greedy, nested_wait, rate_limited, reserve, static, wait .* got 'fifo'"),
         (lambda: ql.ContinuousBatching(BASE, policy="rate_limited(fast)"), ql.PolicyError,
          r"the rate must be a positive number, got 'fast'"),
         (lambda: ql.rate_limited(-1), ql.PolicyError, r"rate_limited rate must be a number in \(0, inf\), got -1"),

@@ -259,7 +259,9 @@ def test_stationary_edge_inputs() -> None:
     empty = qs.stationary(cb(ql.Geometric(0.5), ql.Poisson(0), batch_cap=3))
     assert empty.mean_in_system == 0 and empty.p_empty == 1
     with pytest.raises(ParameterError, match="P\\(A = 0\\)"):
-        qs.stationary(cb(ql.Geometric(0.5), ql.FinitePMF({1: 0.5, 2: 0.5}), batch_cap=8))
+        qs.kernel_roots(cb(ql.Geometric(0.5), ql.FinitePMF({1: 0.5, 2: 0.5}), batch_cap=8))
+    no_idle = qs.stationary(cb(ql.Geometric(0.5), ql.FinitePMF({1: 0.5, 2: 0.5}), batch_cap=8))
+    assert no_idle.route == "chain" and no_idle.p_empty == 0 and "P(no arrival) > 0" in no_idle.reason
     b1 = qs.stationary(cb(ql.Geometric(0.9), ql.FinitePMF({1: 0.5, 0: 0.5}), batch_cap=1))
     assert math.isclose(b1.p_empty, 1 - 0.5 / 0.9)
     with pytest.raises(ModelError, match="geometric"):

@@ -93,7 +93,7 @@ def test_latex_is_booktabs_escaped_and_formatted():
     assert [ln for ln in lines if ln in (r"\toprule", r"\midrule", r"\bottomrule")] == [
         r"\toprule", r"\midrule", r"\bottomrule"]
     assert r"mean\_kv & 5\% load \& more & 1.23457 & 3 & yes &  \\" in lines
-    assert r"x\_star & a|b \{c\} \#1 & inf & 12 & no & 0.25 \\" in lines
+    assert r"x\_star & a$|$b \{c\} \#1 & $\infty$ & 12 & no & 0.25 \\" in lines
     assert tex.rstrip().endswith(r"\end{table}")
     bare = to_latex(ROWS, ["name"])
     assert bare.startswith(r"\begin{tabular}{l}") and r"\caption" not in bare

@@ -7,10 +7,12 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import queueing_llm as ql
 from queueing_llm.sim import simulate
 from queueing_llm.sim.draws import ITERATION_BLOCK
+from queueing_llm.sim.kernel import KERNEL_POLICIES, numba_available
 from queueing_llm.sim.trajectory import ARRAYS
 
 T = ql.RequestType
@@ -75,6 +77,24 @@ CASES = {
         {},
         600,
     ),
+    "wall-clock-one-law-static": (
+        ql.ContinuousBatching([T(5, PMF_DECODE, 2.0)], kv_capacity=900, batch_cap=20, policy="static",
+                              iteration_time=WALL),
+        {},
+        600,
+    ),
+    "wall-clock-poisson-reserve-initial": (
+        ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(60.0))], kv_capacity=2000, iteration_time=WALL,
+                              policy="reserve"),
+        {"initial_batch": [3, 0, 2]},
+        400,
+    ),
+    "wall-clock-poisson-congested-waiting-cap": (
+        ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(90.0))], kv_capacity=2000, iteration_time=WALL,
+                              waiting_cap=7),
+        {},
+        600,
+    ),
     "wall-clock-laws-waiting-cap": (
         ql.ContinuousBatching(
             [T(10, 40, 0.9), T(PMF_PROMPT, 8, 1.0)], kv_capacity=1000, iteration_time=WALL, waiting_cap=6
@@ -85,6 +105,11 @@ CASES = {
     "saturated-worked": (ql.ContinuousBatching([T(2, 2)], kv_capacity=140), {"saturated": True}, 300),
     "saturated-rate-limited": (
         ql.ContinuousBatching([T(10, 40)], kv_capacity=2000, policy="rate_limited"),
+        {"saturated": True},
+        600,
+    ),
+    "saturated-rate-limited-exact-57/35": (
+        ql.ContinuousBatching([T(10, 40)], kv_capacity=2000, policy=ql.RateLimited(sp.Rational(57, 35))),
         {"saturated": True},
         600,
     ),
@@ -167,9 +192,24 @@ def test_engines_give_identical_trajectories(case, seed):
     model, options, N = CASES[case]
     events = simulate(model, N, seed=seed, engine="events", **options)
     fast = simulate(model, N, seed=seed, engine="fast", **options)
-    assert events.engine == "events" and fast.engine == "fast"
+    python = simulate(model, N, seed=seed, engine="python", **options)
+    assert events.engine == "events" and fast.engine == "fast" and python.backend == "python"
+    assert fast.backend == ("numba" if kernel_applies_to(model, options) else "python")
     assert len(events.requests) > 10
     assert_identical(events, fast)
+    assert_identical(events, python)
+
+
+def kernel_applies_to(model, options) -> bool:
+    """The documented coverage of the compiled kernel (queueing_llm.sim.kernel)."""
+    one_stream = not model.is_wall_clock or options.get("saturated", False) or model.K == 1
+    return numba_available() and one_stream and model.policy.name in KERNEL_POLICIES
+
+
+def test_the_kernel_covers_most_of_the_grid():
+    covered = [case for case, (model, options, _) in CASES.items() if kernel_applies_to(model, options)]
+    assert len(covered) >= 20, covered
+    assert {"wall-clock-poisson-process", "saturated-static-wall-clock"} <= set(covered)
 
 
 def test_the_grid_exercises_what_it_claims():

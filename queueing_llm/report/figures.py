@@ -2,7 +2,8 @@ r"""Figures of a run, drawn with matplotlib's Agg backend and saved atomically.
 
 matplotlib is imported inside the functions (``import queueing_llm`` stays light) and
 figures are built as :class:`matplotlib.figure.Figure` objects without ``pyplot``, so no
-global state or GUI backend is touched. Each figure is saved to a temporary file in the
+global state or GUI backend is touched. Each plot can also be saved as PDF (``also=``),
+the vector copy a LaTeX document includes (:mod:`.document`). Each figure is saved to a temporary file in the
 target folder and renamed onto ``path``, so a crash never leaves half an image.
 
 * :func:`plot_trajectory`: queue length, batch size and KV memory against the iteration
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +50,14 @@ def _window(trajectory: Any, window: tuple[int, int] | None, default: int | None
     return int(start), int(stop)
 
 
-def save_figure(figure: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+def save_figure(figure: Any, path: str | os.PathLike, dpi: int = 120,
+                also: Sequence[str | os.PathLike] = ()) -> Path:
     """Save a matplotlib figure to ``path`` through a temporary file in the same folder and
-    a rename (the format follows the suffix, default PNG); returns the path."""
+    a rename (the format follows the suffix, default PNG); returns the path. ``also``: more
+    paths the same figure is saved to, each atomically (``["fig.pdf"]`` for a vector copy
+    to include in LaTeX)."""
+    for extra in also:
+        save_figure(figure, extra, dpi)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix[1:].lower() or "png"
@@ -67,7 +74,8 @@ def save_figure(figure: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     return path
 
 
-def plot_trajectory(trajectory: Any, path: str | os.PathLike, window: tuple[int, int] | None = None) -> Path:
+def plot_trajectory(trajectory: Any, path: str | os.PathLike, window: tuple[int, int] | None = None,
+                    also: Sequence[str | os.PathLike] = ()) -> Path:
     r"""Queue length, batch size and KV memory of a run against the iteration, saved to ``path``.
 
     Three panels sharing the iteration axis :math:`n`: waiting requests
@@ -83,6 +91,8 @@ def plot_trajectory(trajectory: Any, path: str | os.PathLike, window: tuple[int,
         Image file (PNG unless the suffix says otherwise), written atomically.
     window : (start, stop) or None
         Iterations ``start <= n < stop`` (default: the whole run).
+    also : sequence of path-like
+        More files for the same figure (e.g. a PDF next to the PNG), see :func:`save_figure`.
 
     Returns
     -------
@@ -115,11 +125,11 @@ def plot_trajectory(trajectory: Any, path: str | os.PathLike, window: tuple[int,
     mode = "saturated" if run.saturated else "open"
     fig.suptitle(f"{mode} run, {run.iterations} iterations, seed {run.seed}, policy {run.model.policy}",
                  fontsize="medium")
-    return save_figure(fig, path)
+    return save_figure(fig, path, also=also)
 
 
 def plot_stage_occupancy(trajectory: Any, path: str | os.PathLike, window: tuple[int, int] | None = None,
-                         last: int = 400) -> Path:
+                         last: int = 400, also: Sequence[str | os.PathLike] = ()) -> Path:
     r"""Heatmap of the stage counts :math:`x_{k,j}(n)` (stage :math:`j` against iteration
     :math:`n`), one panel per request type, saved to ``path``.
 
@@ -136,6 +146,8 @@ def plot_stage_occupancy(trajectory: Any, path: str | os.PathLike, window: tuple
         Iterations shown; default the last ``last`` iterations of the run.
     last : int
         Length of the default window.
+    also : sequence of path-like
+        More files for the same figure (e.g. a PDF next to the PNG), see :func:`save_figure`.
 
     Returns
     -------
@@ -159,4 +171,4 @@ def plot_stage_occupancy(trajectory: Any, path: str | os.PathLike, window: tuple
         fig.colorbar(image, ax=ax, label="requests")
     axes[-1].set_xlabel("iteration n")
     fig.suptitle(f"stage occupancy, iterations {start}..{stop - 1}", fontsize="medium")
-    return save_figure(fig, path)
+    return save_figure(fig, path, also=also)

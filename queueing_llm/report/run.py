@@ -10,11 +10,12 @@ returns a :class:`Report`. Given an ``output`` folder it writes,
 each file atomically:
 
 ``report.md``         the whole report in Markdown (tables, reasons, statements, provenance)
-``theorems.tex``      the statements and the values of the theorems (booktabs)
-``verdicts.tex``      theory against simulation (booktabs)
+``report.tex``        the whole report as a LaTeX article (:mod:`.document`; compiles with pdflatex)
+``theorems.tex``      the statements and the values of the theorems (booktabs longtable)
+``verdicts.tex``      theory against simulation (booktabs longtable) and the reasons
 ``verdicts.csv``      the verdict rows, every column
-``trajectory.png``    queue, batch size and memory against the iteration, evictions marked
-``stage_occupancy.png`` the stage counts over the last iterations
+``trajectory.png``    queue, batch size and memory against the iteration, evictions marked (and ``.pdf``)
+``stage_occupancy.png`` the stage counts over the last iterations (and ``.pdf``)
 ``provenance.json``   the model, seed, iterations, level, versions and git commit
 """
 
@@ -29,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..derivation import write_atomic
+from ..atomic import atomic_folder, write_atomic
 from ..errors import ParameterError, describe
 from ..model import ContinuousBatching, default_model
 from ..numbers import check_real
 from ..stats import DEFAULT_LEVEL
 from ..theorems import theorems
 from ..verify import Verdicts
+from .document import report_document, theorems_fragment, verdicts_fragment
 from .figures import plot_stage_occupancy, plot_trajectory
 from .passes import ReportRuns, verify_declared
 from .tables import (
@@ -45,19 +47,20 @@ from .tables import (
     latex_escape,
     theorem_rows,
     to_csv,
-    to_latex,
     to_markdown,
     verdict_rows,
 )
 
 __all__ = ["Report", "report", "git_commit", "provenance"]
 
-FILES = ("report.md", "theorems.tex", "verdicts.tex", "verdicts.csv", "trajectory.png", "stage_occupancy.png",
-         "provenance.json")
+FILES = ("report.md", "report.tex", "theorems.tex", "verdicts.tex", "verdicts.csv", "trajectory.png",
+         "trajectory.pdf", "stage_occupancy.png", "stage_occupancy.pdf", "provenance.json")
 """The files :func:`report` writes into its output folder."""
 
 _VERDICT_TABLE = ("theorem", "quantity", "unit", "run", "test", "theory", "estimate", "ci_low", "ci_high", "status")
 _HEADERS = {"ci_low": "CI low", "ci_high": "CI high", "exact": "exact value", "value": "float", "status": "verdict"}
+_TRAJECTORY_CAPTION = "Queue, batch size and KV memory against the iteration (open-system run), evictions marked."
+_STAGES_CAPTION = "Stage occupancy over the last iterations of the open-system run."
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
@@ -292,39 +295,44 @@ class Report:
         return "\n".join(md)
 
     def theorems_latex(self) -> str:
-        """The statements (display math) and a booktabs table of the values (``theorems.tex``)."""
-        out = [f"% queueing-llm report: theorems of {latex_escape(repr(self.model))}", ""]
-        for name, (title, source, statement) in _statements(self.theorem_rows).items():
-            out += [rf"\paragraph{{{latex_escape(name)}}} {latex_escape(title)} ({latex_escape(source)})",
-                    r"\[", statement, r"\]", ""]
-        if self.theorem_rows:
-            out.append(to_latex(self.theorem_rows, ("theorem", "key", "exact_latex", "value"),
-                                caption="Theorem values for the model (exact and floating point).",
-                                headers={"exact_latex": "exact", "value": "float"}, math_columns=("exact_latex",),
-                                label="tab:theorems"))
-        return "\n".join(out)
+        """The statements (display math) and a booktabs table of the values (``theorems.tex``,
+        :func:`~queueing_llm.report.document.theorems_fragment`)."""
+        return theorems_fragment(self.theorem_rows, latex_escape(repr(self.model)))
 
     def verdicts_latex(self) -> str:
-        """Booktabs table of theory against simulation (``verdicts.tex``)."""
+        """Booktabs table of theory against simulation and the reasons (``verdicts.tex``,
+        :func:`~queueing_llm.report.document.verdicts_fragment`)."""
         caption = (f"Theory against simulation ({self.iterations} iterations, seed {self.seed}, "
                    f"{100 * self.level:.10g}% confidence intervals).")
-        return to_latex(self.verdict_rows, _VERDICT_TABLE, caption=caption, headers=_HEADERS, label="tab:verdicts")
+        return verdicts_fragment(self.verdict_rows, caption)
+
+    def to_latex(self) -> str:
+        """The whole report as a LaTeX article (``report.tex``,
+        :func:`~queueing_llm.report.document.report_document`), with the PDF figures."""
+        return report_document(self, {"trajectory.pdf": _TRAJECTORY_CAPTION, "stage_occupancy.pdf": _STAGES_CAPTION})
 
     def write(self, output: str | Path) -> dict[str, Path]:
         """Write every file of :data:`FILES` into ``output`` (created if needed), each
         atomically; returns (and records in :attr:`paths`) name -> path."""
-        folder = _folder(output)
-        files = {
-            "theorems.tex": write_atomic(folder / "theorems.tex", self.theorems_latex()),
-            "verdicts.tex": write_atomic(folder / "verdicts.tex", self.verdicts_latex()),
-            "verdicts.csv": to_csv(self.verdict_rows, folder / "verdicts.csv", columns=VERDICT_COLUMNS),
-            "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png"),
-            "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png"),
-            "provenance.json": write_atomic(folder / "provenance.json", _dumps(self.provenance)),
-        }
-        self.paths.clear()
-        self.paths.update(files)  # report.md links the figures just written
-        self.paths["report.md"] = write_atomic(folder / "report.md", self.to_markdown())
+        target = _folder(output)
+        with atomic_folder(target, owned=FILES) as folder:  # the whole folder in one step
+            files = {
+                "theorems.tex": write_atomic(folder / "theorems.tex", self.theorems_latex()),
+                "verdicts.tex": write_atomic(folder / "verdicts.tex", self.verdicts_latex()),
+                "verdicts.csv": to_csv(self.verdict_rows, folder / "verdicts.csv", columns=VERDICT_COLUMNS),
+                "trajectory.png": plot_trajectory(self.trajectory, folder / "trajectory.png",
+                                                  also=[folder / "trajectory.pdf"]),
+                "trajectory.pdf": folder / "trajectory.pdf",
+                "stage_occupancy.png": plot_stage_occupancy(self.trajectory, folder / "stage_occupancy.png",
+                                                            also=[folder / "stage_occupancy.pdf"]),
+                "stage_occupancy.pdf": folder / "stage_occupancy.pdf",
+                "provenance.json": write_atomic(folder / "provenance.json", _dumps(self.provenance)),
+            }
+            self.paths.clear()
+            self.paths.update(files)  # report.md links the figures just written
+            self.paths["report.md"] = write_atomic(folder / "report.md", self.to_markdown())
+            self.paths["report.tex"] = write_atomic(folder / "report.tex", self.to_latex())
+        self.paths.update({name: target / path.name for name, path in self.paths.items()})
         return {name: self.paths[name] for name in FILES}
 
 

@@ -22,6 +22,7 @@ import io
 import math
 import numbers
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ import sympy as sp
 
 from ..derivation import write_atomic
 from ..errors import ModelError, describe
+from ..latex import allow_breaks, display_lines, summary_lines
+from ..latex import escape_text as latex_escape
+from ..latex import latex as paper_latex
+from ..latex import text_with_math as latex_text
 from ..theorems import theorems
 from ..verdict import Verdict
 
@@ -40,6 +45,8 @@ __all__ = [
     "theorem_rows",
     "format_value",
     "latex_escape",
+    "latex_number",
+    "latex_text",
     "to_latex",
     "to_markdown",
     "to_csv",
@@ -119,12 +126,12 @@ def _exact(value: Any) -> tuple[str, str, float | None]:
         if isinstance(value, sp.logic.boolalg.BooleanAtom):
             return str(value), _latex_text(str(value)), None
         number = float(value) if value.is_number and value.is_extended_real else None
-        return str(value), sp.latex(value), number
+        return str(value), paper_latex(value), number
     if isinstance(value, numbers.Integral):
         return str(int(value)), str(int(value)), float(value)
     if isinstance(value, numbers.Real):
         number = float(value)
-        return repr(number), sp.latex(sp.Float(number)) if math.isfinite(number) else str(number), number
+        return repr(number), paper_latex(sp.Float(number)) if math.isfinite(number) else paper_latex(number), number
     return str(value), _latex_text(str(value)), None
 
 
@@ -167,9 +174,12 @@ def theorem_rows(model: Any, names: Sequence[str] | None = None, max_items: int 
     list of dict
         Keys ``theorem``, ``key``, ``exact`` (``str`` of the SymPy value, e.g. ``"100/61"``
         for :math:`x^* = 2M / (l_1(2 l_0 + l_1 + 1))`), ``exact_latex``, ``value`` (float, or
-        ``None`` for booleans, text and symbolic expressions), ``title``, ``source`` and
-        ``statement`` (the LaTeX of ``theorem.statement(model)``, repeated on each of the
-        theorem's rows). Sources: each theorem's ``source``.
+        ``None`` for booleans, text and symbolic expressions), ``title``, ``source``,
+        ``statement`` (the one-line LaTeX of ``theorem.statement(model)``, as
+        ``theorem.latex(model)``), ``statement_lines`` (its ``align*`` lines, long sums
+        broken, :func:`queueing_llm.latex.display_lines`) and ``statement_summary`` (the
+        same with long sums elided, :func:`queueing_llm.latex.summary_lines`), the last
+        four repeated on each of the theorem's rows. Sources: each theorem's ``source``.
 
     Raises
     ------
@@ -190,7 +200,9 @@ def theorem_rows(model: Any, names: Sequence[str] | None = None, max_items: int 
         values = thm.evaluate(model)
         if not isinstance(values, Mapping):
             raise ModelError(f"evaluate of theorem {thm.name!r} must return a dict, got {describe(values)}")
-        statement = thm.latex(model)
+        expr = thm.statement(model)
+        statement = paper_latex(expr)
+        lines, summary = display_lines(expr), summary_lines(expr)
         for key, value in values.items():
             for flat_key, scalar in _flatten(str(key), value, max_items):
                 exact, exact_latex, number = _exact(scalar)
@@ -204,31 +216,14 @@ def theorem_rows(model: Any, names: Sequence[str] | None = None, max_items: int 
                         "title": thm.title,
                         "source": thm.source,
                         "statement": statement,
+                        "statement_lines": lines,
+                        "statement_summary": summary,
                     }
                 )
     return rows
 
 
 # -- rendering -----------------------------------------------------------------------------
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    r"""``text`` with LaTeX's special characters escaped (``_`` -> ``\_``, ``%`` -> ``\%``, ...)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
 
 def format_value(value: Any, digits: int = 6) -> str:
     """A cell as text: floats to ``digits`` significant digits, ``None`` empty, bools yes/no."""
@@ -268,6 +263,118 @@ def _is_numeric_column(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
     )
 
 
+TEXT_WIDTH = 345.0
+"""Width of the text block of a default 10 pt ``article`` (pt): tables wider are split."""
+
+_PT_PER_CHAR = {None: 5.0, "small": 4.5, "footnotesize": 4.0, "scriptsize": 3.5}
+"""Width of a digit (pt) at each font size: the unit of the width estimates."""
+_SIZES = ("small", "footnotesize", "scriptsize")
+
+
+def latex_number(value: Any, digits: int = 6) -> str:
+    r"""A number as LaTeX text: ``digits`` significant digits, ``1.5 \cdot 10^{-7}`` in math
+    for exponents, ``$\infty$``/``$-\infty$`` for infinities, an em dash for NaN; non-numbers as
+    :func:`format_value` escaped (``None`` empty, bools yes/no)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
+        number = float(value)
+        if math.isnan(number):
+            return "---"  # no value (e.g. the estimate of a verdict that does not apply)
+        if math.isinf(number):
+            return r"$\infty$" if number > 0 else r"$-\infty$"
+        text = f"{number:.{digits}g}"
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            return rf"${mantissa} \cdot 10^{{{int(exponent)}}}$"
+        return text.replace("-", "$-$") if text.startswith("-") else text
+    return latex_escape(format_value(value, digits))
+
+
+def _si_format(values: Sequence[Any], digits: int) -> str:
+    """siunitx ``table-format`` fitting the finite numbers of a column, as formatted."""
+    sign, whole, frac, exp_sign, exp = "", 1, 0, "", 0
+    for v in values:
+        if v is None or isinstance(v, bool) or not math.isfinite(float(v)):
+            continue
+        text = str(int(v)) if isinstance(v, numbers.Integral) else f"{float(v):.{digits}g}"
+        if text.startswith("-"):
+            sign, text = "-", text[1:]
+        mantissa, _, exponent = text.partition("e")
+        head, _, tail = mantissa.partition(".")
+        whole, frac = max(whole, len(head)), max(frac, len(tail))
+        if exponent:
+            exp_sign = "-" if exponent.startswith("-") or exp_sign == "-" else exp_sign
+            exp = max(exp, len(str(abs(int(exponent)))))
+    out = f"{sign}{whole}" + (f".{frac}" if frac else "")
+    return out + (f"e{exp_sign}{exp}" if exp else "")
+
+
+def _si_cell(value: Any, digits: int) -> str:
+    """A cell of an siunitx ``S`` column: a bare number, anything else braced (text)."""
+    if value is None:
+        return "{}"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral):
+            return str(int(value))
+        if math.isfinite(float(value)):
+            return f"{float(value):.{digits}g}"
+    return "{" + latex_number(value, digits) + "}"
+
+
+def _header(text: str, room: float) -> tuple[str, float]:
+    """A header cell, stacked on several lines when its words are wider than ``room`` digit
+    widths (at least 10), and its estimated width (:func:`_plain_width`)."""
+    words, lines = str(text).split(), []
+    for word in words:
+        if lines and _plain_width(latex_text(lines[-1] + " " + word)) <= max(room, 10):
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    width = max((_plain_width(latex_text(line)) for line in lines), default=0.0)
+    if len(lines) <= 1:
+        return latex_text(text), width
+    return r"\begin{tabular}[b]{@{}c@{}}" + r" \\ ".join(latex_text(line) for line in lines) + r"\end{tabular}", width
+
+
+_NARROW = {**dict.fromkeys("il.,:;'|!`I", 0.56), **dict.fromkeys("tfrsj()[]-/", 0.78), **dict.fromkeys("mw", 1.5),
+           **dict.fromkeys("MW", 1.85), " ": 0.67}
+
+
+def _char_width(ch: str) -> float:
+    """Width of a character of Computer Modern Roman in digit widths (a digit is 0.5 em)."""
+    if ch in _NARROW:
+        return _NARROW[ch]
+    return 1.45 if ch.isupper() else 1.0
+
+
+def _plain_width(cell: str) -> float:
+    """Rough printed width of a cell in digit widths (Computer Modern's widths by character
+    class, :func:`_char_width`; commands and braces dropped; math by
+    :func:`queueing_llm.latex.latex_width`)."""
+    from ..latex import latex_width
+
+    math_parts = re.findall(r"\$([^$]*)\$", cell)
+    text = re.sub(r"\$[^$]*\$", "", cell)
+    text = re.sub(r"\\[A-Za-z]+(\{\})?|[{}]", "", text)
+    return sum(_char_width(ch) for ch in text) + sum(latex_width(m) for m in math_parts)
+
+
+def _split_columns(columns: tuple[str, ...], widths: Mapping[str, float], repeat: Sequence[str],
+                   budget: float) -> list[tuple[str, ...]]:
+    """Consecutive groups of columns, each with the ``repeat`` columns first, within ``budget`` pt."""
+    fixed = [c for c in repeat if c in columns]
+    rest = [c for c in columns if c not in fixed]
+    base = sum(widths[c] for c in fixed)
+    groups: list[list[str]] = [[]]
+    used = base
+    for c in rest:
+        if groups[-1] and used + widths[c] > budget:
+            groups.append([])
+            used = base
+        groups[-1].append(c)
+        used += widths[c]
+    return [tuple(fixed + g) for g in groups]
+
+
 def to_latex(
     rows: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
@@ -277,13 +384,24 @@ def to_latex(
     math_columns: Sequence[str] = (),
     label: str | None = None,
     digits: int = 6,
+    siunitx: bool = False,
+    longtable: bool = False,
+    widths: Mapping[str, str] | None = None,
+    size: str | None = None,
+    text_width: float | None = TEXT_WIDTH,
+    repeat: Sequence[str] = (),
+    placement: str = "ht",
+    tabcolsep: float | None = None,
 ) -> str:
     r"""A booktabs table (``\toprule``, ``\midrule``, ``\bottomrule``) of ``rows``.
 
-    Text is escaped (:func:`latex_escape`), numbers are formatted to ``digits``
-    significant digits and right-aligned, cells of ``math_columns`` are LaTeX math and
-    set as ``$...$`` unescaped. With a caption (or label) the tabular sits in a
-    ``table`` environment. Needs ``\usepackage{booktabs}``.
+    Text is escaped (:func:`latex_escape`; in captions and headers, parts between ``$``
+    signs stay math, :func:`latex_text`), numbers are formatted to ``digits``
+    significant digits and right-aligned (infinities as :math:`\infty`, exponents as
+    :math:`\cdot 10^{n}`), cells of ``math_columns`` are LaTeX math and set as ``$...$``
+    unescaped. With a caption (or label) the tabular sits in a ``table`` environment.
+    Needs ``\usepackage{booktabs}`` (and ``array`` with ``widths``, ``siunitx`` with
+    ``siunitx=True``, ``longtable`` with ``longtable=True``).
 
     Parameters
     ----------
@@ -291,40 +409,144 @@ def to_latex(
     columns : sequence of str
         The keys shown, in order (each row must have them).
     caption : str or None
-        Escaped like text.
+        Escaped like text, ``$...$`` kept as math.
     headers : mapping or None
-        Column name -> header text (default: the column name).
+        Column name -> header text (default: the column name), escaped like the caption;
+        a header wider than its column's cells is stacked on several lines.
     math_columns : sequence of str
         Columns holding LaTeX math.
     label : str or None
         ``\label`` of the table.
     digits : int
         Significant digits of floats.
+    siunitx : bool
+        Numeric columns as siunitx ``S`` columns aligned on the decimal point, with a
+        ``table-format`` fitted to the column's numbers.
+    longtable : bool
+        A ``longtable`` (breaks across pages, the header repeated on each page) instead
+        of a ``table`` float.
+    widths : mapping or None
+        Column name -> width (``"3cm"``, ``"0.2\linewidth"``): a ragged-right ``p{}``
+        column whose text wraps (breaks allowed after ``_``, ``.``, ``/``, ``,``).
+    size : {None, "small", "footnotesize", "scriptsize"}
+        Font size of the table.
+    text_width : float or None
+        Width available in pt (default :data:`TEXT_WIDTH`): a table estimated wider is
+        split into several tables of consecutive columns, each starting with the
+        ``repeat`` columns (captions marked "part i of n"). None never splits.
+    repeat : sequence of str
+        Columns repeated in every part of a split table (e.g. the swept parameters).
+    placement : str
+        Float placement of the ``table`` environment.
+    tabcolsep : float or None
+        Space on each side of a column, in pt (LaTeX's default 6 pt when None).
     """
     columns = _check_columns(rows, columns)
     headers = dict(headers or {})
+    widths = dict(widths or {})
     math_set = set(math_columns)
-    align = "".join("r" if _is_numeric_column(rows, c) else "l" for c in columns)
+    if size not in (None, *_SIZES):
+        raise ModelError(f"size must be one of None, {', '.join(_SIZES)}; got {describe(size)}")
+    unknown = [c for c in [*widths, *repeat] if c not in columns]
+    if unknown:
+        raise ModelError(f"widths and repeat must name shown columns; {unknown[0]!r} is not in {list(columns)}")
+    for c, length in widths.items():
+        _length_pt(c, length)  # a bad length raises here, naming the column
+    numeric = {c: _is_numeric_column(rows, c) and c not in math_set and c not in widths for c in columns}
 
     def cell(row: Mapping[str, Any], column: str) -> str:
         value = row[column]
         if column in math_set and value not in (None, ""):
             return f"${value}$"
-        return latex_escape(format_value(value, digits))
+        if siunitx and numeric[column]:
+            return _si_cell(value, digits)
+        text = latex_number(value, digits)
+        return allow_breaks(text) if column in widths else text
 
-    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
-    lines.append(" & ".join(latex_escape(headers.get(c, c)) for c in columns) + r" \\")
-    lines.append(r"\midrule")
-    lines += [" & ".join(cell(row, c) for c in columns) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if caption is None and label is None:
-        return "\n".join(lines) + "\n"
-    out = [r"\begin{table}[ht]", r"\centering"]
-    if caption is not None:
-        out.append(rf"\caption{{{latex_escape(caption)}}}")
-    if label is not None:
-        out.append(rf"\label{{{label}}}")
-    return "\n".join(out + lines + [r"\end{table}"]) + "\n"
+    body = {c: [cell(row, c) for row in rows] for c in columns}
+    content = {c: max([_plain_width(x) for x in body[c]], default=0.0) for c in columns}
+    stacked = {c: _header(headers.get(c, c), content[c] if c not in widths else 1e9) for c in columns}
+    head = {c: tex for c, (tex, _) in stacked.items()}
+    if siunitx:
+        head = {c: ("{" + h + "}" if numeric[c] else h) for c, h in head.items()}
+    pt = _PT_PER_CHAR[size]
+    pad = 2.0 * (6.0 if tabcolsep is None else float(tabcolsep))
+
+    def spec(c: str) -> str:
+        if c in widths:
+            return rf">{{\raggedright\arraybackslash}}p{{{widths[c]}}}"
+        if siunitx and numeric[c]:
+            return f"S[table-format={_si_format([row[c] for row in rows], digits)}]"
+        return "r" if numeric[c] else "l"
+
+    def estimate(c: str) -> float:
+        if c in widths:
+            return _length_pt(c, widths[c]) + pad
+        cells = content[c]
+        if siunitx and numeric[c]:  # an S column reserves its table-format: sign, digits, point, exponent
+            fmt = _si_format([row[c] for row in rows], digits)
+            cells = max(cells, sum(map(int, re.findall(r"\d+", fmt))) + 0.6 * fmt.count(".") + 2.0 * ("e" in fmt))
+        return pt * max(cells, stacked[c][1]) + pad
+
+    groups = [columns]
+    if text_width is not None:
+        # 3% to spare: the estimates are rough (widths of Computer Modern by character class)
+        groups = _split_columns(columns, {c: estimate(c) for c in columns}, repeat, 0.97 * text_width)
+    parts = []
+    for i, group in enumerate(groups):
+        part_caption = caption
+        if caption is not None and len(groups) > 1:
+            part_caption = f"{caption} (part {i + 1} of {len(groups)})"
+        part_label = label if i == 0 else None
+        parts.append(_table(group, head, body, len(rows), "".join(spec(c) for c in group), part_caption,
+                            part_label, longtable, size, placement, tabcolsep))
+    return "\n".join(parts)
+
+
+def _length_pt(column: str, length: str) -> float:
+    """A TeX length in pt (cm, mm, in, pt, em; fractions of ``\\linewidth``/``\\textwidth``)."""
+    m = re.fullmatch(r"\s*([0-9.]*)\s*(cm|mm|in|pt|em|\\linewidth|\\textwidth|\\columnwidth)\s*", length)
+    if not m:
+        raise ModelError(f"widths[{column!r}] must be a TeX length like '3cm' or '0.2\\linewidth', got {length!r}")
+    factor = float(m.group(1) or 1)
+    unit = {"cm": 28.45, "mm": 2.845, "in": 72.27, "pt": 1.0, "em": 10.0}.get(m.group(2), TEXT_WIDTH)
+    return factor * unit
+
+
+def _table(columns: tuple[str, ...], head: Mapping[str, str], body: Mapping[str, list[str]], n: int, spec: str,
+           caption: str | None, label: str | None, longtable: bool, size: str | None, placement: str,
+           tabcolsep: float | None) -> str:
+    def row(cells: list[str]) -> str:  # a row must not start with "[": "\\[" takes it as a length
+        text = " & ".join(cells) + r" \\"
+        return "{}" + text if text.startswith("[") else text
+
+    header = row([head[c] for c in columns])
+    lines = [row([body[c][i] for c in columns]) for i in range(n)]
+    cap = [] if caption is None else [rf"\caption{{{latex_text(caption)}}}"]
+    lab = [] if label is None else [rf"\label{{{label}}}"]
+    font_size = rf"\{size}" if size else ""
+    sep = "" if tabcolsep is None else rf"\setlength{{\tabcolsep}}{{{float(tabcolsep):g}pt}}"
+    if longtable:
+        group = bool(font_size or sep)
+        font = [rf"\begingroup{font_size}{sep}"] if group else []
+        out = [*font, rf"\begin{{longtable}}{{{spec}}}"]
+        if cap or lab:
+            out.append("".join(cap + lab) + r" \\")
+        out += [r"\toprule", header, r"\midrule", r"\endfirsthead", r"\toprule", header, r"\midrule", r"\endhead",
+                r"\midrule",
+                rf"\multicolumn{{{len(columns)}}}{{r}}{{\emph{{continued on the next page}}}} \\",
+                r"\endfoot", r"\bottomrule", r"\endlastfoot", *lines, r"\end{longtable}"]
+        if group:
+            out.append(r"\endgroup")
+        return "\n".join(out) + "\n"
+    tabular = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", header, r"\midrule", *lines, r"\bottomrule",
+               r"\end{tabular}"]
+    if not cap and not lab:
+        font = [rf"{{{font_size}{sep}"] if font_size or sep else []
+        return "\n".join(font + tabular + (["}"] if font else [])) + "\n"
+    font = [font_size + sep] if font_size or sep else []
+    out = [rf"\begin{{table}}[{placement}]", r"\centering", *font, *cap, *lab]
+    return "\n".join(out + tabular + [r"\end{table}"]) + "\n"
 
 
 def _markdown_cell(text: str) -> str:

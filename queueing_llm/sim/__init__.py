@@ -1,9 +1,16 @@
 r"""Simulators of the continuous-batching model (MODEL.md sections 2-4).
 
-:func:`simulate` runs a model with one of two engines that give the same trajectory,
-bit for bit, for the same seed: ``"events"`` (SimPy, the readable reference,
-:mod:`.events`) and ``"fast"`` (:mod:`.fast`). Both execute the admission rules of
-:mod:`.policies` and take every random number from :mod:`.draws`.
+:func:`simulate` runs a model with one of three loops that give the same trajectory,
+bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs,
+every policy), the Python fast loop
+(:mod:`.fast`; every model) and SimPy (:mod:`.events`, the readable reference).
+``engine="fast"`` (the default) takes the kernel where it applies and the Python loop
+otherwise; ``engine="python"`` and ``engine="events"`` force the others. All execute the
+admission rules of :mod:`.policies` and take every random number from :mod:`.draws`.
+
+What a run keeps (``record=``, :class:`Trajectory`), the memory guard that refuses a run
+before it starts (:mod:`.resources`), the streaming summary (:mod:`.summary`) and
+independent replications (:mod:`.replications`) are common to the three.
 
 Random-draw order
 -----------------
@@ -28,8 +35,10 @@ consumes nothing):
 
    Per-iteration laws' tapes therefore extend together at iterations
    :math:`0, 4096, \dots` (from 1 with an initial batch), type by type. Queue order within
-   an iteration: slotted, by offset (ties: type order); wall-clock, by arrival time (a
-   per-iteration law's arrival comes at ``start + offset * duration``; ties: type order).
+   an iteration: slotted, by offset (ties: type order; one type: in draw order);
+   wall-clock, by arrival time (a per-iteration law's arrival comes at
+   ``start + offset * duration``; ties: type order; one type with a per-iteration law: in
+   draw order, as in a slotted run).
    The draws do not depend on the iteration time, so a wall-clock run with
    :math:`d_1 = 0` and per-iteration laws is the slotted run (same arrays and records up
    to the times; only an exact tie of two rounded arrival times could order them apart).
@@ -54,14 +63,18 @@ state at time 0 (no arrivals, no admission) and the loop starts at iteration 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..model import ContinuousBatching
-from .config import ENGINES, RunConfig, prepare
-from .events import run_events
+from .config import ENGINES, RECORDS, RunConfig, prepare
 from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
+from .replications import Replications, replication_seeds
+from .resources import check_memory
+from .scheduling import is_scheduled
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -70,6 +83,8 @@ __all__ = [
     "RequestRecords",
     "RunConfig",
     "ENGINES",
+    "RECORDS",
+    "Replications",
     "admission_rule",
     "fixed_point_rate",
 ]
@@ -82,9 +97,13 @@ def simulate(
     saturated: bool = False,
     initial_batch: Any = None,
     warmup: int = 0,
-    engine: str = "events",
+    engine: str = "fast",
     progress: Callable[[int, int], Any] | None = None,
-) -> Trajectory:
+    record: str = "iterations",
+    memory_limit: float | None = None,
+    replications: int | None = None,
+    requests: int | None = None,
+) -> Trajectory | Replications:
     r"""Simulate ``iterations`` iterations of ``model`` (MODEL.md section 2).
 
     Each iteration: **execute** (every batch member advances one stage; those that executed
@@ -115,15 +134,33 @@ def simulate(
     warmup : int
         Default number of initial iterations :meth:`Trajectory.summary` deletes, in
         :math:`[0, N)`.
-    engine : {"events", "fast"}
-        The SimPy reference engine or the fast engine (same trajectory for the same seed).
+    engine : {"fast", "events", "python"}
+        ``"fast"`` (default): the compiled numba kernel (:mod:`.kernel`) where it applies,
+        otherwise the Python fast loop; ``"events"``: the SimPy reference engine;
+        ``"python"``: the Python fast loop always. All give the same trajectory for the
+        same seed (``Trajectory.backend`` says which loop ran).
     progress : callable or None
         ``progress(done, total)`` is called about every ``iterations / 200`` iterations and
         at the end (a progress bar, say); it does not change the trajectory.
+    record : {"iterations", "full", "summary"}
+        What the run keeps (:class:`Trajectory`): ``"iterations"`` (default) per-iteration
+        arrays and per-request records, the stage array :attr:`Trajectory.batch` built on
+        first access; ``"full"`` the stage array too; ``"summary"`` only streaming
+        accumulators (summary, quantiles, batch-means intervals), memory independent of
+        the horizon with the compiled kernel.
+    memory_limit : float or None
+        Bytes a run may take; a run whose estimate (:mod:`.resources`) exceeds it is
+        refused before it starts, naming ``record=``. ``None``: half the physical memory.
+    replications : int or None
+        ``R >= 2``: run R independent replications (seeds spawned from ``seed`` by
+        ``numpy.random.SeedSequence``) and return a :class:`Replications` with their
+        summaries and replication confidence intervals. On the compiled kernel (which
+        releases the GIL) the replications run side by side in threads, one per core; the
+        result does not depend on it.
 
     Returns
     -------
-    Trajectory
+    Trajectory, or Replications if ``replications`` is given
 
     Examples
     --------
@@ -138,8 +175,91 @@ def simulate(
 
     Sources: [ADLS26] section 2 (model, greedy admission, eviction), [ALSW25] (linear
     iteration time), MODEL.md sections 2-4.
+
+    A **fixed workload** (``requests=N``): the run stops at the iteration in which the
+    :math:`N`-th request completes, and ``iterations`` is the budget (the run is refused, naming
+    both, if :math:`N` requests do not complete within it). The trajectory then ends there:
+    ``run.time[-1]`` is the makespan (seconds in wall-clock runs, iterations otherwise) and
+    :meth:`Trajectory.summary` gives requests per second, latency and restarts (after
+    ``warmup``). Runs are causal and their draws come in blocks that do not depend on the
+    horizon, so the run is the prefix of any longer run with the same seed.
     """
-    config: RunConfig = prepare(model, iterations, seed, saturated, initial_batch, warmup, engine, progress)
-    if config.engine == "fast":
+    if requests is not None:
+        return _fixed_workload(model, iterations, requests, dict(
+            seed=seed, saturated=saturated, initial_batch=initial_batch, warmup=warmup, engine=engine,
+            progress=progress, record=record, memory_limit=memory_limit))
+    if replications is not None:
+        from ..numbers import check_real
+
+        check_real("replications", replications, low=2, integer=True)
+        seeds = replication_seeds(seed, int(replications))
+
+        def one(s: int) -> Trajectory:
+            return simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
+                            warmup=warmup, engine=engine, progress=progress, record=record,
+                            memory_limit=memory_limit)
+
+        first = one(seeds[0])  # validates the arguments and compiles the kernel once
+        rest = seeds[1:]
+        workers = min(len(rest), os.cpu_count() or 1)
+        if first.backend == "numba" and workers > 1 and progress is None:
+            # the kernel releases the GIL (nogil): replications run side by side on the cores
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                runs = [first, *pool.map(one, rest)]
+        else:
+            runs = [first, *(one(s) for s in rest)]
+        return Replications(runs, seed)
+    config: RunConfig = prepare(
+        model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
+    )
+    backend = _backend(config)
+    estimate = check_memory(config, record, backend, memory_limit)
+    if backend == "numba":
+        from .kernel import run_kernel
+
+        return run_kernel(config, estimate["requests_created"])
+    if backend == "python":
         return run_fast(config)
+    from .events import run_events  # SimPy is imported only for the reference engine
+
     return run_events(config)
+
+
+def _fixed_workload(model: ContinuousBatching, budget: int, requests: int, options: dict) -> Trajectory:
+    """Simulate until ``requests`` completions (see :func:`simulate`), doubling a horizon guess."""
+    import numpy as np
+
+    from ..errors import ParameterError
+    from ..numbers import check_real
+
+    check_real("requests", requests, low=1, integer=True)
+    check_real("iterations", budget, low=1, integer=True)
+    if options["seed"] is None:
+        options["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
+    if options["record"] == "summary":
+        raise ParameterError("requests=N needs the per-iteration completions: record='iterations' or 'full'")
+    horizon = min(int(budget), 1024)
+    while True:
+        run = simulate(model, horizon, **options)
+        done = np.cumsum(np.asarray(run.completions).sum(axis=1))
+        if done[-1] >= requests:
+            last = int(np.searchsorted(done, requests))
+            return simulate(model, last + 1, **options)
+        if horizon >= budget:
+            raise ParameterError(
+                f"requests={requests}: only {int(done[-1])} requests completed within the budget of "
+                f"iterations={budget}; raise iterations (the budget) or lower requests")
+        horizon = min(2 * horizon, int(budget))
+
+
+def _backend(config: RunConfig) -> str:
+    if config.engine == "events" or is_scheduled(config.model):
+        # WAIT and Nested WAIT stall members, so a member's stage is not n - admission, the
+        # invariant of the fast loop and the kernel: they run on the SimPy engine
+        return "simpy"
+    if config.engine == "fast":
+        from .kernel import kernel_applies
+
+        if kernel_applies(config):
+            return "numba"
+    return "python"

@@ -20,9 +20,13 @@ from ..model import ContinuousBatching, PoissonProcess
 from ..numbers import check_real, is_infinite, is_symbolic, to_float
 from ..policies import FcfsCap, RateLimited
 
-__all__ = ["ENGINES", "RunConfig", "prepare"]
+__all__ = ["ENGINES", "RECORDS", "RunConfig", "prepare"]
 
-ENGINES = ("events", "fast")
+ENGINES = ("events", "fast", "python")
+"""``"events"``: the SimPy reference; ``"fast"``: the compiled kernel where it applies, else
+the Python fast loop; ``"python"``: always the Python fast loop."""
+
+RECORDS = ("full", "iterations", "summary")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class RunConfig:
     d1: float | None
     stages: int | None
     progress: Callable[[int, int], Any] | None = None
+    record: str = "iterations"
+    memory_limit: float | None = None
 
     @property
     def progress_step(self) -> int:
@@ -176,6 +182,8 @@ def prepare(
     warmup: Any,
     engine: Any,
     progress: Any = None,
+    record: Any = "iterations",
+    memory_limit: Any = None,
 ) -> RunConfig:
     """Validate the arguments of :func:`queueing_llm.simulate`; every bad value raises a
     :class:`~queueing_llm.errors.ModelError` naming the argument, the value and the range."""
@@ -193,6 +201,11 @@ def prepare(
     saturated = bool(saturated)
     if engine not in ENGINES:
         raise ParameterError(f"engine must be one of {', '.join(repr(e) for e in ENGINES)}, got {describe(engine)}")
+    if not isinstance(record, str) or record not in RECORDS:
+        raise ParameterError(f"record must be one of {', '.join(repr(r) for r in RECORDS)}, got {describe(record)}")
+    if memory_limit is not None:
+        check_real("memory_limit", memory_limit, low=0, low_open=True, allow_inf=True)
+        memory_limit = float(memory_limit)
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress must be None or a callable progress(done, total), got {describe(progress)}")
     M = _number(model.kv_capacity)
@@ -233,4 +246,6 @@ def prepare(
         d1=to_float(model.iteration_time.d1) if wall else None,
         stages=None if math.isinf(max_decode) else int(max_decode),
         progress=progress,
+        record=record,
+        memory_limit=memory_limit,
     )

@@ -17,7 +17,7 @@ from bisect import bisect_left
 import numpy as np
 
 from ..errors import ParameterError
-from ..laws import Deterministic, FinitePMF, Geometric, Law
+from ..laws import Deterministic, FinitePMF, Geometric, Law, Regular
 from ..model import ContinuousBatching, PoissonProcess
 from ..numbers import to_float
 
@@ -152,7 +152,10 @@ class _LawTape:
         """Draw one block: the counts of ITERATION_BLOCK iterations, then one uniform offset
         per arrival, the prompts, the decode lengths. Returns the arrays (arrival iteration,
         offset, prompt, decode, counts per iteration)."""
-        counts = sample(self.law, self.rng, ITERATION_BLOCK)
+        if isinstance(self.law, Regular):  # counts of these very iterations, no random draw
+            counts = self.law.counts(self.covered, ITERATION_BLOCK)
+        else:
+            counts = sample(self.law, self.rng, ITERATION_BLOCK)
         total = int(counts.sum())
         offsets = self.rng.random(total)
         prompts = sample(self.prompt, self.rng, total)

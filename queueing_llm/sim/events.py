@@ -32,10 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from ..errors import PolicyError
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import admission_rule
-from .trajectory import RequestRecords, Trajectory
+from .result import build_trajectory
+from .scheduling import ScheduledRule
+from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["Request", "EventsEngine", "run_events"]
 
@@ -59,6 +62,7 @@ class Request:
     completion: int = -1
     evicted: int = 0
     rejected: bool = False
+    go: bool = True  # executes in the next iteration (False: stalled by a WAIT policy)
 
     @property
     def tokens(self) -> int:
@@ -84,6 +88,10 @@ class EventsEngine:
         self.draws = RunDraws(config)
         self.stream = self.draws.stream
         self.rule = admission_rule(self.model, config.M, config.B)
+        self.scheduled = isinstance(self.rule, ScheduledRule)  # plans by type, may stall members
+        if self.scheduled and config.saturated:
+            raise PolicyError(f"policy {self.model.policy} plans on the waiting room by type: it needs an "
+                              "open system (arrivals), not saturated=True")
         self.open = not config.saturated
         start = 0.0 if (config.wall_clock or config.initial is not None) else -1.0  # slotted: iteration n ends at n
         self.env = simpy.Environment(initial_time=start)
@@ -102,7 +110,10 @@ class EventsEngine:
         }
         self.memory_log = np.zeros(N, dtype=np.int64)
         self.time = np.zeros(N, dtype=float)
-        self.stage_counts: list[np.ndarray] = []
+        self.full = config.record == "full" or self.scheduled  # stalls: stages are not n - admission
+        self.stage_counts: list[np.ndarray] = []  # record="full": stage counts of each iteration
+        self.sizes = np.zeros((N, K), dtype=np.int64)  # else: batch members by type
+        self.evicted_log: list[tuple[int, int, int]] = []  # (type, admission, iteration)
         if config.initial is not None:
             self.place_initial_batch()
 
@@ -132,7 +143,9 @@ class EventsEngine:
             lo, hi = self.draws.source.take(interval.n, interval.start, interval.end)
             for i in range(lo, hi):
                 when = stream.time[i] if self.config.wall_clock else interval.start
-                yield env.timeout(when - env.now)
+                # one type with a per-iteration law: the arrivals come in draw order (as in a
+                # slotted run), so a later one may carry an earlier time: no wait then
+                yield env.timeout(max(when - env.now, 0.0))
                 self.join(self.new_request(i, interval.n, stream.time[i]))
             self.arrived.put(interval.n)
 
@@ -141,6 +154,8 @@ class EventsEngine:
         r"""Length of the next iteration: :math:`d_0 + d_1 Z_n` seconds (slotted: 1)."""
         if not self.config.wall_clock:
             return 1.0
+        if self.scheduled:  # only the members that execute hold the iteration's KV reads
+            return self.config.d0 + self.config.d1 * sum(r.tokens for r in self.batch if r.go)
         return self.config.d0 + self.config.d1 * self.memory
 
     def execute(self, n: int) -> None:
@@ -148,6 +163,9 @@ class EventsEngine:
         stage complete and free their memory."""
         staying = []
         for r in self.batch:
+            if not r.go:  # stalled: keeps its stage and its KV cache
+                staying.append(r)
+                continue
             self.memory -= r.tokens
             if r.stage == 0 and r.first_token < 0:
                 r.first_token = n
@@ -184,6 +202,7 @@ class EventsEngine:
             self.batch.remove(r)
             self.memory -= r.tokens
             self.rule.evicted(n, r.admitted_at, r.prompt, r.decode)
+            self.evicted_log.append((r.type, r.admitted_at, n))
             r.stage = 0
             r.evicted += 1
             self.queue.appendleft(r)
@@ -196,6 +215,9 @@ class EventsEngine:
         """4. Admit: the rule takes requests from the head of the queue (saturated input:
         then from the backlog) until it refuses one. Skipped after an eviction when the
         model says ``admit_after_eviction=False``."""
+        if self.scheduled:
+            self.admit_planned(n, evicted)
+            return
         self.rule.begin(n, self.memory, len(self.batch))
         if evicted and not self.model.admit_after_eviction:
             return
@@ -219,6 +241,48 @@ class EventsEngine:
             self.enter(r, n, stage=0)
             self.rule.admitted(n, r.prompt, r.decode)
 
+    def admit_planned(self, n: int, evicted: int) -> None:
+        """4. Admit under WAIT or Nested WAIT: the rule's :class:`~.scheduling.Plan` says how many
+        to admit per type (or FCFS) and which members execute next iteration."""
+        K = self.model.K
+        by_type = [0] * K
+        top = max([r.stage for r in self.batch], default=0)
+        by_stage = [0] * (max((top, *self.rule.entries)) + 1)
+        for r in self.batch:
+            by_type[r.type] += 1
+            by_stage[r.stage] += 1
+        plan = self.rule.plan(list(self.waiting), by_type, by_stage)
+        if not (evicted and not self.model.admit_after_eviction):
+            quota = list(plan.admit_by_type) if plan.admit_by_type is not None else None
+            fcfs = plan.admit_fcfs
+            closed = [False] * K
+            for r in list(self.queue):
+                if quota is not None:
+                    if closed[r.type] or quota[r.type] == 0:
+                        continue
+                elif fcfs == 0:
+                    break
+                if not self.rule.fits(self.memory, len(self.batch), r.prompt):
+                    if quota is None:
+                        break
+                    closed[r.type] = True  # FCFS within the type
+                    continue
+                self.queue.remove(r)
+                self.waiting[r.type] -= 1
+                self.enter(r, n, stage=0)
+                if quota is not None:
+                    quota[r.type] -= 1
+                else:
+                    fcfs -= 1
+        released = dict(plan.release)
+        for r in sorted(self.batch, key=lambda r: r.seq):  # oldest admission first at an entry
+            if r.stage in plan.entry_stages:
+                r.go = released.get(r.stage, 0) > 0
+                if r.go:
+                    released[r.stage] -= 1
+            else:
+                r.go = plan.runs(r.stage)
+
     def enter(self, r: Request, n: int, stage: int) -> None:
         """Put ``r`` in the batch at ``stage`` (admitted at iteration ``n - stage``)."""
         r.stage = stage
@@ -237,7 +301,11 @@ class EventsEngine:
         self.memory_log[n] = self.memory
         self.time[n] = self.env.now
         self.log["queue"][n] = self.waiting
-        self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
+        if self.full:
+            self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
+        else:
+            for r in self.batch:
+                self.sizes[n, r.type] += 1
 
     # -- setup and result --------------------------------------------------------------
     def new_request(self, i: int, n: int, time: float) -> Request:
@@ -270,11 +338,13 @@ class EventsEngine:
         config, K, N = self.config, self.model.K, self.config.iterations
         reqs = sorted(self.requests, key=lambda r: r.id)
         S = config.stages if config.stages is not None else max([r.decode for r in reqs], default=1)
-        batch = np.zeros((N, K, S), dtype=np.int64)
-        for n, counts in enumerate(self.stage_counts):
-            full = np.zeros(K * S, dtype=np.int64)
-            full[: counts.size] = counts
-            batch[n] = full.reshape(S, K).T
+        batch = None
+        if self.full:
+            batch = np.zeros((N, K, S), dtype=np.int64)
+            for n, counts in enumerate(self.stage_counts):
+                full = np.zeros(K * S, dtype=np.int64)
+                full[: counts.size] = counts
+                batch[n] = full.reshape(S, K).T
         records = RequestRecords.build(
             type=[r.type for r in reqs],
             prompt=[r.prompt for r in reqs],
@@ -289,25 +359,26 @@ class EventsEngine:
             rejected=[r.rejected for r in reqs],
             time=self.time,
         )
-        return Trajectory(
-            model=self.model,
-            seed=config.seed,
-            iterations=N,
-            warmup=config.warmup,
-            saturated=config.saturated,
-            engine="events",
-            initial_batch=config.initial,
-            batch=batch,
-            queue=self.log["queue"],
-            memory=self.memory_log,
-            arrivals=self.log["arrivals"],
-            admissions=self.log["admissions"],
-            completions=self.log["completions"],
-            evictions=self.log["evictions"],
-            rejections=self.log["rejections"],
-            time=self.time,
-            requests=records,
+        done = [r for r in reqs if r.completion >= 0]
+        ev = self.evicted_log
+        residences = Residences(
+            [r.type for r in done] + [e[0] for e in ev] + [r.type for r in self.batch],
+            [r.completion - r.decode for r in done] + [e[1] for e in ev] + [r.admitted_at for r in self.batch],
+            [r.completion for r in done] + [e[2] for e in ev] + [N] * len(self.batch),
         )
+        arrays = {
+            "queue": self.log["queue"],
+            "memory": self.memory_log,
+            "arrivals": self.log["arrivals"],
+            "admissions": self.log["admissions"],
+            "completions": self.log["completions"],
+            "evictions": self.log["evictions"],
+            "rejections": self.log["rejections"],
+            "time": self.time,
+        }
+        if not self.full:
+            arrays["batch_sizes"] = self.sizes
+        return build_trajectory(config, "simpy", arrays, records, residences, S, batch=batch)
 
 
 def run_events(config: RunConfig) -> Trajectory:

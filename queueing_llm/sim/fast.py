@@ -28,7 +28,8 @@ import numpy as np
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import AdmissionRule, admission_rule
-from .trajectory import RequestRecords, Trajectory
+from .result import build_trajectory
+from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["run_fast", "stage_counts"]
 
@@ -55,15 +56,22 @@ def stage_counts(
     j1 = e - a
     keep = j1 > j0
     t, a, j0, j1 = t[keep], a[keep], j0[keep], j1[keep]
-    G = np.zeros((N + S) * K * (S + 1), dtype=np.int32)
-    base = ((a + S) * K + t) * (S + 1)
+    batch = np.zeros((N, K, S), dtype=np.int64)
+    if a.size == 0:
+        return batch
+    # G is indexed by admission a in [lo, N) and stage j in [0, J]: no S^2 allocation
+    lo = min(int(a.min()), 0)
+    J = int(j1.max())
+    G = np.zeros((N - lo) * K * (J + 1), dtype=np.int32)
+    base = ((a - lo) * K + t) * (J + 1)
     np.add.at(G, base + j0, 1)
     np.add.at(G, base + j1, -1)
-    G3 = G.reshape(N + S, K, S + 1)
+    G3 = G.reshape(N - lo, K, J + 1)
     np.cumsum(G3, axis=2, out=G3)
-    batch = np.empty((N, K, S), dtype=np.int64)
-    for j in range(S):
-        batch[:, :, j] = G3[S - j : S - j + N, :, j]
+    for j in range(min(S, J)):
+        first = max(0, j + lo)
+        if first < N:
+            batch[first:, :, j] = G3[first - j - lo : N - j - lo, :, j]
     return batch
 
 
@@ -312,23 +320,14 @@ def _assemble(
     evicted = _per_iteration(ev_n, typ[ev_r], N, K)
     queue = np.cumsum(arrivals - rejections + evicted - admissions, axis=0)
     S = config.stages if config.stages is not None else int(decode.max(initial=1))
-    batch = stage_counts(res_type, res_start, res_end, N, K, S)
-    return Trajectory(
-        model=config.model,
-        seed=config.seed,
-        iterations=N,
-        warmup=config.warmup,
-        saturated=config.saturated,
-        engine="fast",
-        initial_batch=config.initial,
-        batch=batch,
-        queue=queue,
-        memory=np.asarray(mem_log, dtype=np.int64),
-        arrivals=arrivals,
-        admissions=admissions,
-        completions=completions,
-        evictions=evicted,
-        rejections=rejections,
-        time=time,
-        requests=records,
-    )
+    arrays = {
+        "queue": queue,
+        "memory": np.asarray(mem_log, dtype=np.int64),
+        "arrivals": arrivals,
+        "admissions": admissions,
+        "completions": completions,
+        "evictions": evicted,
+        "rejections": rejections,
+        "time": time,
+    }
+    return build_trajectory(config, "python", arrays, records, Residences(res_type, res_start, res_end), S)

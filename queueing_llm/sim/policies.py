@@ -23,10 +23,17 @@ Source: [ADLS26] sections 2 and 5.1 (greedy and rate-limited admission), MODEL.m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
 
+import sympy as sp
+
+from ..errors import PolicyError
 from ..model import ContinuousBatching
 from ..numbers import to_float
-from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
+from ..policies import FcfsCap, Greedy, NestedWait, Policy, RateLimited, Reserve, Static, Wait
+from .scheduling import scheduled_rule
 
 __all__ = [
     "AdmissionRule",
@@ -36,6 +43,8 @@ __all__ = [
     "StaticAdmission",
     "FcfsCapAdmission",
     "admission_rule",
+    "register_rule",
+    "RULES",
     "fixed_point_rate",
 ]
 
@@ -107,27 +116,33 @@ class RateLimitedAdmission(GreedyAdmission):
     means the eviction-free fixed point :math:`x^* = M / \sum_k p_k C_k` of [ADLS26]
     (:func:`fixed_point_rate`).
 
+    The bucket is kept in exact rationals (:class:`fractions.Fraction`): in floating point
+    the cumulative tokens :math:`(n+1)x` fall just short of an integer when they should
+    equal it (at :math:`x = 57/35`, :math:`n = 34`: 1.9999999 tokens instead of 2), which
+    loses an admission and changes the cycle the integer system settles on.
+
     Parameters
     ----------
-    rate : float
-        Admissions per iteration :math:`x > 0` (``math.inf``: no limit).
+    rate : float or Fraction
+        Admissions per iteration :math:`x > 0` (``math.inf``: no limit); a float is taken at
+        its exact binary value.
     """
 
     tracks_admissions = True
 
-    def __init__(self, M: float, B: float, rate: float) -> None:
+    def __init__(self, M: float, B: float, rate: float | Fraction) -> None:
         super().__init__(M, B)
-        self.rate = rate
-        self.tokens = 0.0
+        self.rate = rate if math.isinf(rate) else Fraction(rate)
+        self.tokens = Fraction(0) if not math.isinf(rate) else 0.0
 
     def begin(self, n: int, memory: int, size: int) -> None:
-        self.tokens = min(self.tokens + self.rate, self.rate + 1.0)
+        self.tokens = min(self.tokens + self.rate, self.rate + 1)
 
     def allows(self, memory: int, size: int, prompt: int, decode: int) -> bool:
-        return self.tokens >= 1.0 and size < self.B and memory + prompt + 1 <= self.M
+        return self.tokens >= 1 and size < self.B and memory + prompt + 1 <= self.M
 
     def admitted(self, n: int, prompt: int, decode: int) -> None:
-        self.tokens -= 1.0
+        self.tokens -= 1
 
 
 class ReserveAdmission(AdmissionRule):
@@ -224,19 +239,64 @@ def fixed_point_rate(model: ContinuousBatching) -> float:
     return to_float(model.M / model.mean_lifetime_memory, "x* = M / mean lifetime memory")
 
 
-def admission_rule(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
-    """A fresh rule object (with its per-run state) for the model's policy."""
+def _exact_rate(value: Any) -> Fraction | float:
+    """A rate as an exact :class:`~fractions.Fraction` (SymPy rationals and integers exactly,
+    floats at their binary value); ``inf`` stays a float."""
+    x = to_float(value, "rate_limited rate")
+    if math.isinf(x):
+        return x
+    if isinstance(value, sp.Rational):
+        return Fraction(int(value.p), int(value.q))
+    if isinstance(value, (int, Fraction)):
+        return Fraction(value)
+    return Fraction(x)
+
+
+def _rate_limited(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
     policy = model.policy
-    if isinstance(policy, RateLimited):
-        rate = fixed_point_rate(model) if policy.rate is None else to_float(policy.rate, "rate_limited rate")
-        return RateLimitedAdmission(M, B, rate)
-    if isinstance(policy, Reserve):
-        horizon = model.max_decode
-        return ReserveAdmission(M, B, 1 if math.isinf(horizon) else int(horizon))
-    if isinstance(policy, Static):
-        return StaticAdmission(M, B)
-    if isinstance(policy, FcfsCap):
-        return FcfsCapAdmission(M, B)
-    if isinstance(policy, Greedy):
-        return GreedyAdmission(M, B)
-    raise TypeError(f"no admission rule for policy {policy!r}")
+    if isinstance(policy.rate, str):
+        raise PolicyError(
+            f"policy {policy} names a rate derived by the theory layer; resolve it to a number before "
+            "simulating: ql.theory.dynamics.resolve_policy(model)"
+        )
+    rate = _exact_rate(model.M / model.mean_lifetime_memory if policy.rate is None else policy.rate)
+    return RateLimitedAdmission(M, B, rate)
+
+
+def _reserve(model: ContinuousBatching, M: float, B: float) -> AdmissionRule:
+    horizon = model.max_decode
+    return ReserveAdmission(M, B, 1 if math.isinf(horizon) else int(horizon))
+
+
+RuleFactory = Callable[[ContinuousBatching, float, float], Any]
+
+RULES: dict[type[Policy], RuleFactory] = {
+    Greedy: lambda model, M, B: GreedyAdmission(M, B),
+    RateLimited: _rate_limited,
+    Reserve: _reserve,
+    Static: lambda model, M, B: StaticAdmission(M, B),
+    FcfsCap: lambda model, M, B: FcfsCapAdmission(M, B),
+    Wait: scheduled_rule,
+    NestedWait: scheduled_rule,
+}
+"""The rule of each policy class: ``factory(model, M, B)`` returns a fresh rule object with its
+per-run state. A new policy is a value in :mod:`queueing_llm.policies` (and its name in
+``POLICY_NAMES``) plus one entry here (:func:`register_rule`)."""
+
+
+def register_rule(policy_class: type[Policy], factory: RuleFactory) -> None:
+    """Register the admission rule of a policy class (replacing any previous one)."""
+    if not (isinstance(policy_class, type) and issubclass(policy_class, Policy)):
+        raise PolicyError(f"policy_class must be a subclass of ql.Policy, got {policy_class!r}")
+    RULES[policy_class] = factory
+
+
+def admission_rule(model: ContinuousBatching, M: float, B: float) -> Any:
+    """A fresh rule object (with its per-run state) for the model's policy: an
+    :class:`AdmissionRule` (FCFS head-of-queue rules) or a
+    :class:`~queueing_llm.sim.scheduling.ScheduledRule` (WAIT policies)."""
+    factory = RULES.get(type(model.policy))
+    if factory is None:
+        raise PolicyError(f"no admission rule is registered for policy {model.policy} "
+                          f"({type(model.policy).__name__}); register one with register_rule")
+    return factory(model, M, B)

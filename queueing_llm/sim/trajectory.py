@@ -145,9 +145,81 @@ def _times(iterations: np.ndarray, time: np.ndarray) -> np.ndarray:
 
 ARRAYS = ("batch", "queue", "memory", "arrivals", "admissions", "completions", "evictions", "rejections", "time")
 
+RECORDS = ("full", "iterations", "summary")
+"""What a run keeps (``simulate(..., record=...)``): see :class:`Trajectory`."""
+
+
+class _Recorded:
+    """An array the run keeps unless it was made with ``record="summary"``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj._arrays.get(self.name)
+        if value is None:
+            raise ParameterError(
+                f"this run was simulated with record={obj.record!r} and keeps no {self.name!r}; "
+                "pass record='iterations' (per-iteration arrays and request records) or record='full' "
+                "to ql.simulate"
+            )
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj._arrays[self.name] = value
+
+
+class Residences:
+    r"""Stays in the batch, from which the stage counts are rebuilt: one entry per stay of a
+    type-``type`` request admitted at ``start`` (``-stage`` for an initial member) that left
+    (completion or eviction) at ``end`` (:math:`N` if still there). With ``requests``, the
+    stays that ended in a completion are read from the records (admitted at completion
+    minus decode length) and the arrays hold only the others."""
+
+    def __init__(self, type: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 requests: RequestRecords | None = None) -> None:
+        self.type = np.asarray(type, dtype=np.int64)
+        self.start = np.asarray(start, dtype=np.int64)
+        self.end = np.asarray(end, dtype=np.int64)
+        self.requests = requests
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stays as (type, start, end)."""
+        r = self.requests
+        if r is None:
+            return self.type, self.start, self.end
+        done = np.flatnonzero(r.completion >= 0)
+        comp = r.completion[done]
+        return (np.concatenate([r.type[done], self.type]), np.concatenate([comp - r.decode[done], self.start]),
+                np.concatenate([comp, self.end]))
+
+    def batch_sizes(self, N: int, K: int) -> np.ndarray:
+        """Batch members by type after admission at each iteration, ``(N, K)``."""
+        t, a, e = self.arrays()
+        a = np.maximum(a, 0)
+        e = np.minimum(e, N)
+        keep = e > a
+        diff = np.zeros((N + 1) * K, dtype=np.int64)
+        np.add.at(diff, a[keep] * K + t[keep], 1)
+        np.add.at(diff, e[keep] * K + t[keep], -1)
+        return np.cumsum(diff.reshape(N + 1, K)[:N], axis=0)
+
 
 class Trajectory:
     r"""A simulated run of a :class:`~queueing_llm.model.ContinuousBatching` model.
+
+    What it keeps depends on ``record`` (``ql.simulate(..., record=...)``):
+
+    * ``"full"``: every array below and the request records;
+    * ``"iterations"`` (the default): the same, but the stage array :attr:`batch` is
+      rebuilt from the stays in the batch on first access (its size, :math:`8 N K S`
+      bytes, is checked against the memory limit then);
+    * ``"summary"``: no arrays and no records, only the streaming accumulators behind
+      :meth:`summary`, :meth:`latency_quantiles` and :meth:`ci` (memory independent of the
+      horizon); reading an array raises :class:`~queueing_llm.ParameterError` naming
+      ``record=``.
 
     Attributes
     ----------
@@ -160,7 +232,11 @@ class Trajectory:
         Default warm-up deleted by :meth:`summary`.
     saturated : bool
     engine : str
-        ``"events"`` or ``"fast"`` (both give the same trajectory for the same seed).
+        ``"events"``, ``"fast"`` or ``"python"`` (all give the same trajectory for the same seed).
+    backend : str
+        What executed the loop: ``"simpy"``, ``"numba"`` (the compiled kernel) or ``"python"``.
+    record : str
+        ``"full"``, ``"iterations"`` or ``"summary"``.
     initial_batch : tuple of tuple of int or None
     batch : int64 array (N, K, S)
         Stage counts :math:`x_{k,j}` after admission at iteration :math:`n`
@@ -178,6 +254,18 @@ class Trajectory:
     requests : RequestRecords
     """
 
+    queue = _Recorded()
+    memory = _Recorded()
+    arrivals = _Recorded()
+    admissions = _Recorded()
+    completions = _Recorded()
+    evictions = _Recorded()
+    rejections = _Recorded()
+    time = _Recorded()
+    requests = _Recorded()
+    in_system = _Recorded()
+    batch_sizes = _Recorded()
+
     def __init__(
         self,
         *,
@@ -188,25 +276,41 @@ class Trajectory:
         saturated: bool,
         engine: str,
         initial_batch: tuple | None,
-        batch: np.ndarray,
-        queue: np.ndarray,
-        memory: np.ndarray,
-        arrivals: np.ndarray,
-        admissions: np.ndarray,
-        completions: np.ndarray,
-        evictions: np.ndarray,
-        rejections: np.ndarray,
-        time: np.ndarray,
-        requests: RequestRecords,
+        batch: np.ndarray | None = None,
+        queue: np.ndarray | None = None,
+        memory: np.ndarray | None = None,
+        arrivals: np.ndarray | None = None,
+        admissions: np.ndarray | None = None,
+        completions: np.ndarray | None = None,
+        evictions: np.ndarray | None = None,
+        rejections: np.ndarray | None = None,
+        time: np.ndarray | None = None,
+        requests: RequestRecords | None = None,
+        residences: Residences | None = None,
+        stages: int | None = None,
+        batch_sizes: np.ndarray | None = None,
+        record: str = "full",
+        accumulator: Any = None,
+        backend: str | None = None,
+        memory_limit: float | None = None,
     ) -> None:
+        self._arrays: dict[str, Any] = {}
         self.model = model
         self.seed = seed
         self.iterations = iterations
         self.warmup = warmup
         self.saturated = saturated
         self.engine = engine
+        self.backend = backend or ("simpy" if engine == "events" else "python")
+        self.record = record
         self.initial_batch = initial_batch
-        self.batch = batch
+        self._batch = batch
+        self._residences = residences
+        self._stages = stages if batch is None else int(batch.shape[2])
+        self._accumulator = accumulator
+        self._memory_limit = memory_limit
+        if record == "summary":
+            return
         self.queue = queue
         self.memory = memory
         self.arrivals = arrivals
@@ -216,13 +320,20 @@ class Trajectory:
         self.rejections = rejections
         self.time = time
         self.requests = requests
-        self.in_system = queue.sum(axis=1) + batch.sum(axis=(1, 2))
+        if batch_sizes is None:
+            if batch is not None:
+                batch_sizes = batch.sum(axis=2)
+            else:
+                batch_sizes = residences.batch_sizes(iterations, model.K)
+        self.batch_sizes = batch_sizes
+        self.in_system = queue.sum(axis=1) + batch_sizes.sum(axis=1)
 
     def __repr__(self) -> str:
         mode = "saturated" if self.saturated else "open"
+        count = f"{len(self.requests)} requests, " if self.record != "summary" else ""
         return (
-            f"Trajectory({self.iterations} iterations, {mode}, {len(self.requests)} requests, "
-            f"seed={self.seed}, engine={self.engine!r})"
+            f"Trajectory({self.iterations} iterations, {mode}, {count}"
+            f"seed={self.seed}, engine={self.engine!r}, record={self.record!r})"
         )
 
     @property
@@ -231,57 +342,126 @@ class Trajectory:
         return "saturated" if self.saturated else "open"
 
     @property
+    def batch(self) -> np.ndarray:
+        """Stage counts ``(N, K, S)`` after admission (rebuilt on first access with ``record="iterations"``)."""
+        if self._batch is None:
+            if self._residences is None:
+                _Recorded.__get__(_BATCH, self)  # raises: record="summary"
+            from .fast import stage_counts
+            from .resources import check_stage_array
+
+            N, K, S = self.iterations, self.model.K, self._stages
+            check_stage_array(N, K, S, self._memory_limit)
+            self._batch = stage_counts(*self._residences.arrays(), N, K, S)
+        return self._batch
+
+    @property
     def stages(self) -> int:
         """Size :math:`S` of the stage axis of :attr:`batch`."""
-        return int(self.batch.shape[2])
+        if self._stages is None:
+            _Recorded.__get__(_BATCH, self)  # raises: record="summary"
+        return int(self._stages)
 
     @property
     def batch_size(self) -> np.ndarray:
         """Batch members after admission at each iteration."""
-        return self.batch.sum(axis=(1, 2))
+        return self.batch_sizes.sum(axis=1)
 
     # -- summary -------------------------------------------------------------------
-    def summary(self, warmup: int | None = None) -> dict[str, float]:
-        r"""Long-run averages over the iterations :math:`n \ge` ``warmup``.
+    def _summary_accumulator(self, warmup: int | None) -> Any:
+        from .summary import RunAccumulator
 
-        Keys: ``throughput`` (completions per iteration), ``mean_queue``,
-        ``mean_in_system``, ``mean_batch``, ``mean_memory`` (KV tokens),
-        ``evictions_per_iteration``, ``arrivals_per_iteration``,
-        ``rejections_per_iteration``, ``mean_sojourn`` (completion minus arrival iteration
-        over the requests arrived at or after ``warmup`` that completed; ``nan`` if none);
-        wall-clock runs add ``mean_latency``, ``mean_ttft`` and ``mean_tbt`` in seconds
-        over the same requests (TBT over those with :math:`l_1 \ge 2`).
-        """
         w = self.warmup if warmup is None else warmup
         check_real("warmup", w, low=0, high=self.iterations - 1, integer=True)
         w = int(w)
-        span = self.iterations - w
+        if self._accumulator is not None and w == self.warmup:
+            return self._accumulator
+        if self.record == "summary":
+            raise ParameterError(
+                f"this run was simulated with record='summary' and warmup={self.warmup}; its summary "
+                f"cannot delete another warm-up ({w}): pass warmup={w} to ql.simulate, or record='iterations'"
+            )
+        acc = RunAccumulator(self.iterations, w, self.model.is_wall_clock)
+        acc.add_iterations(self.completions, self.arrivals, self.rejections, self.evictions, self.queue,
+                           self.batch_sizes, self.memory, self.time)
         r = self.requests
-        chosen = r.completed & ~r.initial & (r.arrival >= w)
-        out = {
-            "throughput": float(self.completions[w:].sum() / span),
-            "mean_queue": float(self.queue[w:].sum(axis=1).mean()),
-            "mean_in_system": float(self.in_system[w:].mean()),
-            "mean_batch": float(self.batch_size[w:].mean()),
-            "mean_memory": float(self.memory[w:].mean()),
-            "evictions_per_iteration": float(self.evictions[w:].sum() / span),
-            "arrivals_per_iteration": float(self.arrivals[w:].sum() / span),
-            "rejections_per_iteration": float(self.rejections[w:].sum() / span),
-            "mean_sojourn": _mean(r.sojourn[chosen]),
-        }
-        if self.model.is_wall_clock:
-            out["mean_latency"] = _mean(r.latency[chosen])
-            out["mean_ttft"] = _mean(r.ttft[chosen])
-            tbt = r.tbt[chosen]
-            out["mean_tbt"] = _mean(tbt[~np.isnan(tbt)])
-        return out
+        step = 1 << 20  # requests per slice: bounded temporaries
+        for lo in range(0, len(r), step):
+            sl = slice(lo, lo + step)
+            acc.add_requests(r.arrival[sl], r.completion[sl], r.decode[sl], r.evicted[sl], r.initial[sl],
+                             r.arrival_time[sl], r.first_token_time[sl], r.completion_time[sl])
+        if w == self.warmup:
+            self._accumulator = acc
+        return acc
+
+    def summary(self, warmup: int | None = None) -> dict[str, float]:
+        r"""Long-run averages over the iterations :math:`n \ge` ``warmup``; units in :meth:`summary_units`.
+
+        Keys: ``throughput`` (completions per iteration; also ``throughput_per_iteration``),
+        ``mean_queue``, ``mean_in_system``, ``mean_batch``, ``peak_batch`` (requests),
+        ``mean_memory``, ``peak_memory`` (KV tokens), ``evictions_per_iteration``,
+        ``arrivals_per_iteration``, ``rejections_per_iteration``, ``tokens_per_iteration``
+        (batch members executed per iteration = tokens generated), ``mean_sojourn``
+        (completion minus arrival iteration over the requests arrived at or after
+        ``warmup`` that completed; ``nan`` if none), ``completed_requests`` and
+        ``restarts_per_request`` (evictions per such request), ``latency_p50``,
+        ``latency_p90``, ``latency_p99``, ``ttft_p50``, ``ttft_p90``, ``ttft_p99`` (inverted-CDF
+        quantiles over the same requests; seconds in wall-clock runs, iterations otherwise).
+        Wall-clock runs add, in seconds, ``mean_latency``, ``mean_ttft``, ``mean_tbt`` (TBT
+        over requests with :math:`l_1 \ge 2`), ``mean_iteration_seconds``, and per second
+        ``throughput_per_second`` (requests/s), ``tokens_per_second``, ``arrivals_per_second``
+        (over the time from the end of iteration ``warmup - 1`` to the end of the run).
+        """
+        return self._summary_accumulator(warmup).summary()
+
+    def summary_units(self) -> dict[str, str]:
+        """The unit of each key of :meth:`summary` (``"requests/iteration"``, ``"s"``, ...)."""
+        from .summary import summary_units
+
+        return summary_units(self.model.is_wall_clock)
+
+    def latency_quantiles(self, levels: Any = (0.5, 0.9, 0.99), warmup: int | None = None,
+                          which: str = "latency") -> np.ndarray:
+        r"""Inverted-CDF quantiles of the latency (or ``which="ttft"``: the time to first
+        token) over the requests of :meth:`summary` (seconds in wall-clock runs, iterations
+        otherwise). Exact from the records; with ``record="summary"`` from the run's sketch
+        (exact for iterations, within relative error 1e-3 for seconds). The ``latency_p*`` and
+        ``ttft_p*`` keys of :meth:`summary` always come from the sketch, so every ``record``
+        gives the same summary."""
+        if which not in ("latency", "ttft"):
+            raise ParameterError(f"which must be 'latency' or 'ttft', got {which!r}")
+        if self.record == "summary":
+            return getattr(self._summary_accumulator(warmup), which).quantiles(levels)
+        from ..stats import QuantileSketch
+
+        w = self.warmup if warmup is None else warmup
+        check_real("warmup", w, low=0, high=self.iterations - 1, integer=True)
+        r = self.requests
+        chosen = r.completed & ~r.initial & (r.arrival >= int(w))
+        values = getattr(r, which)[chosen]
+        q = QuantileSketch().quantiles(levels)  # validates the levels
+        if values.size == 0:
+            return q
+        return np.quantile(values, np.asarray(levels, dtype=float).reshape(-1), method="inverted_cdf")
+
+    def ci(self, key: str = "in_system", level: float = 0.95, warmup: int | None = None) -> Any:
+        """Batch-means confidence interval of a per-iteration mean (``key``: ``completions``,
+        ``arrivals``, ``rejections``, ``evictions``, ``queue``, ``batch``, ``memory``,
+        ``in_system``); available with every ``record``."""
+        return self._summary_accumulator(warmup).ci(key, level)
 
     # -- provenance and export -------------------------------------------------------
     @property
     def metadata(self) -> dict[str, Any]:
         """What made this run: the model, the arguments, the versions (JSON-ready)."""
-        import simpy
+        from importlib.metadata import PackageNotFoundError, version
+
         import sympy
+
+        try:
+            simpy_version = version("simpy")
+        except PackageNotFoundError:  # pragma: no cover - simpy is a dependency
+            simpy_version = None
 
         from .. import __version__
 
@@ -293,10 +473,12 @@ class Trajectory:
             "saturated": self.saturated,
             "initial_batch": None if self.initial_batch is None else [list(r) for r in self.initial_batch],
             "engine": self.engine,
+            "backend": self.backend,
+            "record": self.record,
             "queueing_llm": __version__,
             "numpy": np.__version__,
             "sympy": sympy.__version__,
-            "simpy": simpy.__version__,
+            "simpy": simpy_version,
             "python": platform.python_version(),
         }
 
@@ -330,11 +512,17 @@ class Trajectory:
 
     def equals(self, other: Trajectory) -> bool:
         """True if every array and every request record equals the other run's."""
+        if self.record == "summary" or getattr(other, "record", None) == "summary":
+            raise ParameterError("runs made with record='summary' keep no arrays to compare")
         if not isinstance(other, Trajectory):
             raise ParameterError(f"can only compare with a Trajectory, got {type(other).__name__}")
         return all(np.array_equal(getattr(self, a), getattr(other, a)) for a in ARRAYS) and self.requests.equals(
             other.requests
         )
+
+
+_BATCH = _Recorded()
+_BATCH.name = "batch"
 
 
 def _csv(header: str, rows: np.ndarray, formats: list[str]) -> str:

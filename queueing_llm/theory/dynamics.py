@@ -6,7 +6,8 @@ valid for symbolic and numeric parameters. This module gathers the public functi
 
 * :mod:`~queueing_llm.theory.dynamics_core`: components, the eviction-free fixed point
   :math:`x^*`, the linearised map (companion matrices, survival polynomial :math:`F`, roots,
-  spectral radius, exact Schur-Cohn stability, Eneström-Kakeya bounds) and the explicit
+  spectral radius, stability decided exactly or by certified floats within a time budget
+  (:mod:`~queueing_llm.theory.roots`), Eneström-Kakeya bounds) and the explicit
   :math:`l_1 = 2` solution with its first-eviction time;
 * :mod:`~queueing_llm.theory.dynamics_cycles`: worst-case, adjacent, opposite,
   contiguous-block and evenly spaced cycles from their memory balances;
@@ -14,6 +15,14 @@ valid for symbolic and numeric parameters. This module gathers the public functi
   :math:`A`, the gcd criterion, :math:`l_0^{\min}` and the cubic asymptotic;
 * :mod:`~queueing_llm.theory.dynamics_map`: exact (rational) and float iteration of the
   relaxed saturated map with evictions, and cycle detection on any trajectory;
+* :mod:`~queueing_llm.theory.dynamics_collapse`: metastability of greedy admission in the
+  open system: the Gaussian first-overflow time, eviction cascades and the collapse time
+  estimated from runs;
+* :mod:`~queueing_llm.theory.dynamics_deviation`: the measured growth or contraction
+  rate of deviations from :math:`x^*` in relaxed runs (``linear-map``, ``gcd-criterion``);
+* :mod:`~queueing_llm.theory.dynamics_integer`: the integer system: token-bucket
+  admission patterns, their peak memory, the largest eviction-free rate and exact cycles
+  of the integer map (``integer-rate-limit``);
 * :mod:`~queueing_llm.theory.dynamics_open`: the open system (Poisson arrivals): the
   stability threshold of greedy, rate-limited and reserve admission, the congested
   throughput and the queue's drift (MODEL.md A.7).
@@ -22,6 +31,14 @@ Source: [ADLS26] R. Ao, J. Dong, G. Luo, D. Simchi-Levi, *Service-Induced Conges
 Memory-Constrained LLM Serving*, arXiv:2606.15555 (2026).
 """
 
+from .dynamics_collapse import (
+    CollapseTime,
+    OverflowApproximation,
+    collapse_iteration,
+    collapse_time_estimate,
+    gaussian_overflow_time,
+    memory_moments,
+)
 from .dynamics_core import (
     LAMBDA,
     Component,
@@ -40,6 +57,7 @@ from .dynamics_core import (
     require_finite_memory,
     schur_cohn_stable,
     spectral_radius,
+    stability,
     stage_balance,
     survival_coefficients,
     survival_polynomial,
@@ -57,6 +75,29 @@ from .dynamics_cycles import (
     opposite_cycle,
     single_component,
     worst_cycle,
+)
+from .dynamics_deviation import (
+    CONTRACTION_MARGIN,
+    RATE_TOLERANCE,
+    DeviationRate,
+    common_prompt_model,
+    deviation_rate,
+    fixed_point_components,
+    perturbed_fixed_point,
+)
+from .dynamics_integer import (
+    INTEGER_RATE,
+    IntegerCycle,
+    congested_throughput,
+    integer_cycle,
+    integer_cycle_throughput,
+    max_eviction_free_rate,
+    pattern_memory,
+    peak_memory,
+    peak_memory_expression,
+    resolve_policy,
+    resolve_rate,
+    token_bucket_admissions,
 )
 from .dynamics_limit import (
     SCALE,
@@ -90,9 +131,16 @@ __all__ = [
     "LAMBDA", "Component", "admission_map", "characteristic_polynomial", "companion_matrix", "components",
     "decode_horizon", "enestrom_kakeya_bounds", "first_eviction_l1_two", "fixed_point", "fixed_point_state",
     "is_stable", "l1_two_solution", "rate_limited_throughput", "require_finite_memory", "schur_cohn_stable",
-    "spectral_radius", "stage_balance", "survival_coefficients", "survival_polynomial", "survival_roots",
+    "spectral_radius", "stability", "stage_balance", "survival_coefficients", "survival_polynomial", "survival_roots",
     "BLOCK", "SPACING", "CycleFormula", "adjacent_cycle", "balanced_cycle", "contiguous_cycle", "cycle_state",
     "cycle_throughputs", "opposite_cycle", "single_component", "worst_cycle",
+    "CollapseTime", "OverflowApproximation", "collapse_iteration", "collapse_time_estimate",
+    "gaussian_overflow_time", "memory_moments",
+    "CONTRACTION_MARGIN", "RATE_TOLERANCE", "DeviationRate", "common_prompt_model", "deviation_rate",
+    "fixed_point_components", "perturbed_fixed_point",
+    "INTEGER_RATE", "IntegerCycle", "congested_throughput", "integer_cycle", "integer_cycle_throughput",
+    "max_eviction_free_rate", "pattern_memory", "peak_memory", "peak_memory_expression", "resolve_policy",
+    "resolve_rate", "token_bucket_admissions",
     "SCALE", "asymptotic_gap", "cubic_asymptotic", "decode_gcd", "first_order_l0", "l0_min",
     "limiting_closed_form", "limiting_polynomial", "limiting_radius", "prompt_ratios", "radial_identity",
     "spectral_radius_at", "stable_at", "unit_circle_roots", "with_prompts",

@@ -22,8 +22,10 @@ the linearisation of the saturated map (MODEL.md section 5, A.1-A.2).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,8 @@ from ..errors import ModelError, ParameterError, SymbolicValueError
 from ..laws import Deterministic, FinitePMF
 from ..model import ContinuousBatching, RequestType
 from ..numbers import is_infinite, is_symbolic, to_sympy
+from . import roots as _roots
+from .roots import StabilityResult
 
 __all__ = [
     "LAMBDA",
@@ -51,6 +55,7 @@ __all__ = [
     "survival_roots",
     "spectral_radius",
     "schur_cohn_stable",
+    "stability",
     "is_stable",
     "enestrom_kakeya_bounds",
     "l1_two_solution",
@@ -64,6 +69,13 @@ LAMBDA = sp.Symbol("lambda")
 """The variable :math:`\\lambda` of the survival polynomial."""
 
 _J = sp.Symbol("j", integer=True, nonnegative=True)
+_N = sp.Symbol("n", integer=True, positive=True)
+
+
+@lru_cache(maxsize=512)
+def _stage_sum(stage: sp.Expr) -> sp.Expr:
+    r""":math:`\sum_{j=0}^{n-1} w_j` summed by SymPy once per stage-memory expression."""
+    return sp.summation(stage, (_J, 0, _N - 1))
 
 
 @dataclass(frozen=True)
@@ -80,26 +92,41 @@ class Component:
         Admission proportion :math:`p_k P(l_1 = v)`.
     l1 : sympy.Expr
         The decode length :math:`v` (an integer or a symbol).
+    stage : sympy.Expr or None
+        :math:`w_j` as an expression in the stage symbol, ``request_type.stage_memory(j)``
+        computed once per type by :func:`components` (a cache: the mean of a large empirical
+        prompt law is not summed again at every stage); None: asked of the type each time.
+    mean_prompt : sympy.Expr or None
+        ``request_type.l0`` computed once per type by :func:`components` (same cache).
     """
 
     type_index: int
     request_type: RequestType
     p: sp.Expr
     l1: sp.Expr
+    stage: sp.Expr | None = field(default=None, compare=False, repr=False)
+    mean_prompt: sp.Expr | None = field(default=None, compare=False, repr=False)
 
     @property
     def l0(self) -> sp.Expr:
         """Mean prompt length :math:`E[l_0]` of the type."""
-        return self.request_type.l0
+        return self.request_type.l0 if self.mean_prompt is None else self.mean_prompt
 
     def w(self, j: Any) -> sp.Expr:
         r"""Stage memory :math:`w_j = l_0 + 1 + j` (MODEL.md section 1)."""
-        return self.request_type.stage_memory(j)
+        if self.stage is None:
+            return self.request_type.stage_memory(j)
+        return self.stage.xreplace({_J: to_sympy(j)})
 
     @property
     def lifetime_memory(self) -> sp.Expr:
         r""":math:`C = \sum_{j=0}^{l_1-1} w_j`, summed by SymPy."""
-        return sp.factor(sp.summation(self.w(_J), (_J, 0, self.l1 - 1)))
+        return sp.factor(self.stage_sum())
+
+    def stage_sum(self) -> sp.Expr:
+        r""":math:`\sum_{j=0}^{l_1-1} w_j` (SymPy's sum over :math:`n` stages, at :math:`n = l_1`)."""
+        stage = self.request_type.stage_memory(_J) if self.stage is None else self.stage
+        return _stage_sum(stage).xreplace({_N: self.l1})
 
 
 def require_finite_memory(model: ContinuousBatching) -> sp.Expr:
@@ -126,12 +153,13 @@ def components(model: ContinuousBatching) -> tuple[Component, ...]:
     for k, (t, p) in enumerate(zip(model.types, model.proportions, strict=True)):
         law = t.decode
         if isinstance(law, Deterministic):
-            out.append(Component(k, t, sp.sympify(p), sp.sympify(law.value)))
+            out.append(Component(k, t, sp.sympify(p), sp.sympify(law.value), t.stage_memory(_J), t.l0))
         elif isinstance(law, FinitePMF):
+            stage, l0 = t.stage_memory(_J), t.l0
             for v, prob in law.probabilities:
                 prob = to_sympy(prob)
                 if prob != 0:
-                    out.append(Component(k, t, to_sympy(p) * prob, sp.Integer(v)))
+                    out.append(Component(k, t, to_sympy(p) * prob, sp.Integer(v), stage, l0))
         else:
             raise ModelError(
                 f"type {k}: decode law {law!r} has unbounded support; the saturated map needs "
@@ -168,7 +196,7 @@ def stage_balance(model: ContinuousBatching, a: sp.Symbol) -> sp.Expr:
         comps = components(model)
     except ModelError:
         return sp.Add(*[p * a * t.lifetime_memory for t, p in zip(model.types, model.proportions, strict=True)])
-    return sp.Add(*[c.p * a * sp.summation(c.w(_J), (_J, 0, c.l1 - 1)) for c in comps])
+    return sp.Add(*[c.p * a * c.stage_sum() for c in comps])
 
 
 def fixed_point(model: ContinuousBatching) -> sp.Expr:
@@ -217,7 +245,50 @@ def survival_coefficients(model: ContinuousBatching) -> tuple[sp.Expr, ...]:
     """
     L = decode_horizon(model)
     comps = components(model)
+    fast = _survival_fractions(comps, L)
+    if fast is not None:
+        return tuple(sp.Rational(x.numerator, x.denominator) for x in fast)
     return tuple(sp.Add(*[c.p * c.w(m) for c in comps if c.l1 > m]) for m in range(L))
+
+
+def _survival_fractions(comps: tuple[Component, ...], L: int) -> list[Fraction] | None:
+    r""":math:`S_m` in exact fractions in :math:`O(L + \#\text{components})` operations, or None
+    (symbolic parameters, or a stage memory not affine in the stage).
+
+    The stage memory of each type, :math:`w_j = b_0 + b_1 j` (``stage_memory`` read as a
+    polynomial in :math:`j`), gives :math:`S_m = \sum_{c:\, l_{1,c} > m} p_c b_{0,c}
+    + m \sum_{c:\, l_{1,c} > m} p_c b_{1,c}`: two suffix sums over the decode lengths.
+    """
+    const = [Fraction(0)] * (L + 1)
+    slope = [Fraction(0)] * (L + 1)
+    affine: dict[sp.Expr, tuple[Fraction, Fraction] | None] = {}
+    for c in comps:
+        stage = c.request_type.stage_memory(_J) if c.stage is None else c.stage
+        if stage not in affine:
+            poly = sp.Poly(stage, _J) if stage.free_symbols <= {_J} else None
+            if poly is None or poly.degree() > 1:
+                affine[stage] = None
+            else:
+                b1, b0 = (poly.all_coeffs() if poly.degree() == 1 else [sp.Integer(0), *poly.all_coeffs()])
+                affine[stage] = (_rational(b0), _rational(b1)) if b0.is_Rational and b1.is_Rational else None
+        pair = affine[stage]
+        if pair is None or is_symbolic(c.p) or not c.p.is_Rational:
+            return None
+        p = _rational(c.p)
+        v = int(c.l1)
+        const[v - 1] += p * pair[0]  # the component survives stages m = 0 .. v-1
+        slope[v - 1] += p * pair[1]
+    out = [Fraction(0)] * L
+    a = b = Fraction(0)
+    for m in range(L - 1, -1, -1):
+        a += const[m]
+        b += slope[m]
+        out[m] = a + m * b
+    return out
+
+
+def _rational(x: sp.Expr) -> Fraction:
+    return Fraction(int(x.p), int(x.q))
 
 
 def admission_map(model: ContinuousBatching) -> tuple[tuple[sp.Symbol, ...], tuple[sp.Expr, ...]]:
@@ -304,25 +375,34 @@ def _numeric_coefficients(model: ContinuousBatching) -> list[sp.Rational]:
 
 
 def survival_roots(model: ContinuousBatching) -> np.ndarray:
-    r"""Numerical roots of :math:`F` (complex array, NumPy companion eigenvalues)."""
-    coeffs = [float(s) for s in _numeric_coefficients(model)]
+    r"""Numerical roots of :math:`F` (complex array: companion eigenvalues, or the Aberth
+    iteration for large degrees, Aberth-polished; :func:`.roots.approximate_roots`)."""
+    coeffs = _roots.exact_coefficients(_numeric_coefficients(model))
     if len(coeffs) == 1:
         return np.zeros(0, dtype=complex)
-    return np.roots(coeffs).astype(complex)
+    return _roots.approximate_roots(coeffs)
 
 
-def spectral_radius(model: ContinuousBatching) -> float | sp.Expr:
+def spectral_radius(model: ContinuousBatching, budget: float | str | None = "default") -> float | sp.Expr:
     r"""Spectral radius :math:`\rho = \max |\lambda|` over the roots of :math:`F`.
 
-    Numeric models: a float (0 when every decode length is 1: the map is constant).
+    Numeric models: a float (0 when every decode length is 1: the map is constant), the
+    largest modulus of the float roots; :func:`stability` gives its certified enclosure.
+    ``nan`` if the roots are not found within ``budget`` seconds (None: no limit;
+    ``"default"``: :data:`.roots.DEFAULT_BUDGET`).
     Symbolic models: the exact :math:`\max |\lambda|` when SymPy finds the roots in radicals
     (:math:`L \le 3`), else a :class:`SymbolicValueError`. The fixed point is
     asymptotically stable iff :math:`\rho < 1`. Source: [ADLS26] (MODEL.md A.2).
     """
     S = survival_coefficients(model)
     if not any(is_symbolic(s) for s in S):
-        roots = survival_roots(model)
-        return float(np.max(np.abs(roots))) if roots.size else 0.0
+        if len(S) == 1:
+            return 0.0
+        deadline = _roots.deadline_after(budget)
+        try:
+            return float(np.max(np.abs(_roots.approximate_roots(_roots.exact_coefficients(S), deadline=deadline))))
+        except _roots.OutOfBudget:
+            return math.nan
     if len(S) > 3:
         raise SymbolicValueError(
             f"spectral radius of a degree-{len(S) - 1} survival polynomial with symbolic coefficients: "
@@ -353,30 +433,40 @@ def schur_cohn_stable(coefficients: Any) -> bool:
     ``coefficients`` (real rationals, highest power first). Recursion (Schur 1917, Cohn 1922;
     Lehmer's form): :math:`p` of degree :math:`n \ge 1` has all zeros in :math:`|z| < 1` iff
     :math:`|p(0)| < |a_n|` and :math:`T p(z) = (a_n p(z) - p(0) p^*(z))/z` has, where
-    :math:`p^*(z) = z^n p(1/z)`. Exact in rational arithmetic (no rounding).
+    :math:`p^*(z) = z^n p(1/z)`. Exact in rational arithmetic (no rounding), each
+    :math:`Tp` made monic so the rationals stay small (:func:`.roots.schur_cohn`); no time
+    limit: :func:`stability` has one.
     """
-    c = [to_fraction(x) for x in coefficients]
-    while c and c[0] == 0:
-        c.pop(0)
-    if not c:
-        raise ParameterError("the zero polynomial has no roots to locate")
-    while len(c) > 1:
-        lead, const = c[0], c[-1]
-        if abs(const) >= abs(lead):
-            return False
-        c = [lead * x - const * y for x, y in zip(c, reversed(c), strict=True)][:-1]
-    return True
+    return _roots.schur_cohn([to_fraction(x) for x in coefficients])
 
 
-def is_stable(model: ContinuousBatching) -> bool:
+def stability(model: ContinuousBatching, budget: float | str | None = "default",
+              progress: Callable[[int, int], Any] | bool | None = None) -> StabilityResult:
+    r"""Is the eviction-free fixed point asymptotically stable, with how it was decided.
+
+    Numeric models: :func:`.roots.stability` on :math:`F` (exact Schur-Cohn for small
+    degrees, certified floating-point inclusion disks for large ones, exact where the
+    certificate fails), within ``budget`` seconds (None: no limit; ``"default"``:
+    :data:`.roots.DEFAULT_BUDGET`, read at call time, so setting it changes the theorems'
+    evaluations too): a
+    :class:`~.roots.StabilityResult` whose ``stable`` is True, False, or None when undecided
+    within the budget, with the spectral radius and its certified enclosure.
+    ``progress(done, total)`` follows a long exact test (None: a progress bar on standard error
+    once it has run 2 s; False: silent). Source: [ADLS26] (MODEL.md A.2).
+    """
+    return _roots.stability(_numeric_coefficients(model), budget=budget, progress=progress)
+
+
+def is_stable(model: ContinuousBatching, budget: float | str | None = "default") -> bool | None:
     r"""Is the eviction-free fixed point asymptotically stable (all roots of :math:`F` in
-    :math:`|\lambda| < 1`)? Decided exactly by :func:`schur_cohn_stable` for numeric models;
-    one symbolic type is never stable (:func:`enestrom_kakeya_bounds`). Source: [ADLS26]."""
+    :math:`|\lambda| < 1`)? Numeric models: :func:`stability` (exact or certified, never a
+    rounding guess); None if undecided within ``budget`` seconds. One symbolic type is never
+    stable (:func:`enestrom_kakeya_bounds`). Source: [ADLS26]."""
     comps = components(model)
     if not any(is_symbolic(c.l1) for c in comps):
         S = survival_coefficients(model)
         if not any(is_symbolic(s) for s in S):
-            return schur_cohn_stable(S)
+            return stability(model, budget).stable
     if len({(c.l0, c.l1) for c in comps}) == 1:  # homogeneous: Enestrom-Kakeya (l1 >= 2 assumed)
         return bool(comps[0].l1 == 1)
     raise SymbolicValueError("stability of a multi-type model with symbolic parameters needs numbers")

@@ -31,7 +31,10 @@ Examples 4-5).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import replace
+from fractions import Fraction
 from functools import lru_cache, reduce
 from typing import Any
 
@@ -41,13 +44,15 @@ import sympy as sp
 from ..errors import ModelError, ParameterError, SymbolicValueError
 from ..model import ContinuousBatching, RequestType
 from ..numbers import check_real, is_symbolic
+from ..progress import ProgressBar
+from . import roots as _roots
 from .dynamics_core import (
     LAMBDA,
     components,
     decode_horizon,
-    schur_cohn_stable,
     survival_coefficients,
     survival_polynomial,
+    to_fraction,
 )
 
 __all__ = [
@@ -108,17 +113,29 @@ def limiting_polynomial(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, rati
 def limiting_closed_form(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, ratios: Any = None) -> sp.Expr:
     r""":math:`(1 - \lambda) A(\lambda) = -R \lambda^L + \sum_k p_k r_k \lambda^{L - l_{1,k}}`.
 
-    Derived per component by summing the geometric series
+    Derived by summing the geometric series
     :math:`(1-\lambda)\sum_{m=0}^{l_1-1}\lambda^{L-1-m} = \lambda^{L-l_1} - \lambda^L`
-    (SymPy ``summation``). Source: [ADLS26] (REFERENCES.md section 1, closed forms)."""
+    (SymPy ``summation``) once with symbolic :math:`L, l_1`, then evaluated per component
+    (a simplification per component took minutes for the hundreds of decode lengths of a
+    trace). Source: [ADLS26] (REFERENCES.md section 1, closed forms)."""
     r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
     L = decode_horizon(model)
-    m = sp.Symbol("m", integer=True, nonnegative=True)
+    form, (lam_s, L_s, l1_s) = _geometric_closed_form()
     total = sp.Integer(0)
     for c in components(model):
-        series = sp.summation(lam ** (L - 1 - m), (m, 0, c.l1 - 1))
-        total += c.p * r[c.type_index] * sp.factor(sp.simplify((1 - lam) * series))
+        total += c.p * r[c.type_index] * form.xreplace({lam_s: lam, L_s: sp.Integer(L), l1_s: c.l1})
     return sp.expand(total)
+
+
+@lru_cache(maxsize=1)
+def _geometric_closed_form() -> tuple[sp.Expr, tuple[sp.Symbol, sp.Symbol, sp.Symbol]]:
+    r""":math:`(1-\lambda)\sum_{m=0}^{l_1-1}\lambda^{L-1-m}` summed and simplified by SymPy
+    for symbolic :math:`L, l_1`: :math:`\lambda^{L-l_1}(1 - \lambda^{l_1})`."""
+    lam = sp.Symbol("lambda")
+    L, l1 = sp.symbols("L l1", integer=True, positive=True)
+    m = sp.Symbol("m", integer=True, nonnegative=True)
+    series = sp.summation(lam ** (L - 1 - m), (m, 0, l1 - 1))
+    return sp.factor(sp.simplify((1 - lam) * series)), (lam, L, l1)
 
 
 def decode_gcd(model: ContinuousBatching) -> int:
@@ -143,16 +160,28 @@ def unit_circle_roots(model: ContinuousBatching, lam: sp.Symbol = LAMBDA) -> lis
 
 def limiting_radius(model: ContinuousBatching, ratios: Any = None) -> sp.Expr | float:
     r""":math:`\rho(A)`: exactly 1 when :math:`g > 1` (:func:`unit_circle_roots`), else the
-    largest root modulus of :math:`A` (a float, :math:`< 1`)."""
+    largest root modulus of :math:`A` (a float, :math:`< 1`).
+
+    The coefficients of :math:`A` are those of :func:`limiting_polynomial`, obtained without a
+    symbolic limit: :math:`F` is affine in the prompts, so
+    :math:`D A = F|_{l_{0,k} = D r_k} - F|_{l_{0,k} = 0}` exactly (fractions, :math:`O(L)`),
+    :math:`D` the common denominator of the ratios (prompts are integers; :math:`D A` has the
+    roots of :math:`A`)."""
     if decode_gcd(model) > 1:
         return sp.Integer(1)
-    A = sp.Poly(limiting_polynomial(model, LAMBDA, ratios), LAMBDA)
-    coeffs = A.all_coeffs()
-    if any(is_symbolic(x) for x in coeffs):
-        raise SymbolicValueError(f"A has symbolic coefficients {coeffs}: give numeric proportions")
+    r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
+    if any(is_symbolic(x) for x in r):
+        raise SymbolicValueError(f"the prompt ratios {list(r)} are symbolic: give numeric prompts or ratios")
+    fr = [to_fraction(sp.nsimplify(x) if isinstance(x, sp.Float) else x) for x in r]
+    if any(x < 0 for x in fr):
+        raise ParameterError(f"prompt ratios must be >= 0, got {list(r)}")
+    common = math.lcm(*(x.denominator for x in fr))
+    top = _coefficients_at(model, [int(x * common) for x in fr])
+    bottom = _coefficients_at(model, [0] * model.K)
+    coeffs = [to_fraction(a) - to_fraction(b) for a, b in zip(top, bottom, strict=True)]
     if len(coeffs) == 1:
         return 0.0
-    return float(np.max(np.abs(np.roots([float(x) for x in coeffs]))))
+    return float(np.max(np.abs(_roots.approximate_roots(_roots.exact_coefficients(coeffs)))))
 
 
 def radial_identity(model: ContinuousBatching, l0: Any = None, lam: sp.Symbol = LAMBDA) -> tuple[sp.Expr, sp.Expr]:
@@ -173,17 +202,61 @@ def _coefficients_at(model: ContinuousBatching, l0: Any) -> list:
     return list(S)
 
 
+def _prompt_line(model: ContinuousBatching) -> tuple[list[Fraction], list[Fraction]]:
+    r"""Survival coefficients as exact affine functions of a common prompt :math:`l_0`:
+    :math:`S_m(l_0) = S_m(0) + l_0 (S_m(1) - S_m(0))`.
+
+    :math:`S_m` is affine in :math:`l_0` (the stage memory :math:`w_j = l_0 + 1 + j` is;
+    :func:`radial_identity`); the line through :math:`l_0 = 0, 1` is confirmed exactly at
+    :math:`l_0 = 2`, so a search over prompts costs three derivations, not one per prompt.
+    """
+    at = [[to_fraction(x) for x in _coefficients_at(model, v)] for v in (0, 1, 2)]
+    base, slope = at[0], [b - a for a, b in zip(at[0], at[1], strict=True)]
+    if any(a + 2 * d != c for a, d, c in zip(base, slope, at[2], strict=True)):  # pragma: no cover - model contract
+        raise ModelError("the survival coefficients are not affine in the common prompt length")
+    return base, slope
+
+
+def _line_at(line: tuple[list[Fraction], list[Fraction]], l0: int) -> list[Fraction]:
+    return [a + l0 * d for a, d in zip(*line, strict=True)]
+
+
 def spectral_radius_at(model: ContinuousBatching, l0: Any) -> float:
-    r""":math:`\rho(F)` when every type has the common prompt :math:`l_0`."""
+    r""":math:`\rho(F)` when every type has the common prompt :math:`l_0` (float roots,
+    :func:`.roots.approximate_roots`)."""
     S = _coefficients_at(model, l0)
     if len(S) == 1:
         return 0.0
-    return float(np.max(np.abs(np.roots([float(x) for x in S]))))
+    return float(np.max(np.abs(_roots.approximate_roots(_roots.exact_coefficients(S)))))
 
 
-def stable_at(model: ContinuousBatching, l0: Any) -> bool:
-    """Exact Schur-Cohn decision of :math:`\\rho(F) < 1` with the common prompt ``l0``."""
-    return schur_cohn_stable(_coefficients_at(model, l0))
+def stable_at(model: ContinuousBatching, l0: Any, budget: float | str | None = "default") -> bool | None:
+    """Is :math:`\\rho(F) < 1` with the common prompt ``l0``? Decided by :func:`.roots.stability`
+    (exact Schur-Cohn for small degrees, certified floats with an exact fallback for large
+    ones); None if undecided within ``budget`` seconds (``"default"``: :data:`.roots.DEFAULT_BUDGET`)."""
+    return _roots.stability(_coefficients_at(model, l0), budget=budget).stable
+
+
+def _decide(coeffs: list[Fraction], previous: np.ndarray | None,
+            deadline: float | None) -> tuple[bool, np.ndarray | None]:
+    r"""Certified decision of :math:`\rho < 1` at one prompt of a search, warm-started from the
+    roots at the previous prompt (they move continuously with :math:`l_0`): Aberth from
+    ``previous`` and the certificate; else :func:`.roots.stability` (fresh roots, exact
+    fallback). Returns the decision and the roots to start the next prompt from; raises
+    :class:`.roots.OutOfBudget` past ``deadline``."""
+    n = len(coeffs) - 1
+    if n <= _roots.EXACT_DEGREE:
+        return _roots.schur_cohn(coeffs, deadline=deadline), None
+    if previous is not None and previous.size == n:
+        guess = _roots.aberth(_roots.float_coefficients(coeffs), previous, iterations=60, deadline=deadline)
+        cert = _roots.certify_roots(coeffs, guess, deadline=deadline)
+        if cert.inside is not None:
+            return cert.inside == n, cert.centers
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    result = _roots.stability(coeffs, budget=remaining, exact_degree=0)
+    if result.stable is None:
+        raise _roots.OutOfBudget
+    return result.stable, result.centers
 
 
 def first_order_l0(model: ContinuousBatching) -> int | sp.Expr:
@@ -198,40 +271,70 @@ def first_order_l0(model: ContinuousBatching) -> int | sp.Expr:
     return max(0, int(math.floor(rho / (1 - rho) - L)) + 1)
 
 
-def l0_min(model: ContinuousBatching, max_l0: int = 10**6, scan: int = 20_000) -> int | sp.Expr:
+def l0_min(model: ContinuousBatching, max_l0: int = 10**6, scan: int = 20_000,
+           budget: float | str | None = "default",
+           progress: Callable[[int, int], Any] | bool | None = None) -> int | sp.Expr | None:
     r"""Smallest common prompt length :math:`l_0` for which every root of :math:`F` lies
-    strictly inside the unit circle (``oo`` if :math:`g > 1`).
+    strictly inside the unit circle (``oo`` if :math:`g > 1`; None if undecided within
+    ``budget`` seconds).
 
-    Searched upwards from :math:`l_0 = 0`: floating roots screen each :math:`l_0` and every
-    candidate within :math:`10^{-9}` of the circle or inside it is decided exactly by the
-    Schur-Cohn test in rationals (:func:`stable_at`); the answer is confirmed exactly
-    (stable at :math:`l_0^{\min}`, unstable at :math:`l_0^{\min} - 1`). Beyond ``scan``
-    values a bisection assumes the stability region is upward closed. Not the asymptotic
-    formula: compare :func:`first_order_l0`. Source: [ADLS26], multi-type stability.
+    Searched upwards from :math:`l_0 = 0`; every :math:`l_0` is decided with certainty:
+    exactly (Schur-Cohn in rationals) for small degrees, else by certified floating-point
+    inclusion disks of the roots (warm-started from the roots at the previous prompt), with
+    the exact test where the certificate fails (:mod:`.roots`). The answer is therefore
+    certified: stable at :math:`l_0^{\min}`, unstable at every smaller prompt of the scan.
+    Beyond ``scan`` values a bisection assumes the stability region is upward closed. Not
+    the asymptotic formula: compare :func:`first_order_l0`. ``budget`` (seconds; None: no
+    limit; ``"default"``: :data:`.roots.DEFAULT_BUDGET`) bounds the whole search;
+    ``progress(done, total)`` follows the scan (None: a
+    :class:`~queueing_llm.progress.ProgressBar` shown only after 2 s; False: silent).
+    Source: [ADLS26], multi-type stability.
     """
     check_real("max_l0", max_l0, low=1, integer=True)
+    deadline = _roots.deadline_after(budget)
     if decode_gcd(model) > 1:
         return sp.oo
-    for l0 in range(0, min(scan, max_l0) + 1):
-        if spectral_radius_at(model, l0) < 1 + 1e-9 and stable_at(model, l0):
-            return l0
-    lo, hi = min(scan, max_l0), None
-    step = max(1, lo)
-    while hi is None:
-        cand = lo + step
-        if cand > max_l0:
-            raise ParameterError(f"no common prompt length up to max_l0 = {max_l0} makes the model stable")
-        if stable_at(model, cand):
-            hi = cand
-        else:
-            lo, step = cand, step * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if stable_at(model, mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    line = _prompt_line(model)
+    last = min(scan, max_l0)
+    bar = ProgressBar(last + 1, label="l0_min search") if progress is None else None
+    report = bar if bar is not None else (progress if callable(progress) else None)
+    roots: np.ndarray | None = None
+
+    def stable(l0: int) -> bool:
+        nonlocal roots
+        verdict, roots = _decide(_line_at(line, l0), roots, deadline)
+        return verdict
+
+    try:
+        for l0 in range(0, last + 1):
+            if report is not None:
+                report(l0, last + 1)
+            if stable(l0):
+                return l0
+        lo, hi = last, None
+        step = max(1, lo)
+        while hi is None:
+            cand = lo + step
+            if cand > max_l0:
+                raise ParameterError(f"no common prompt length up to max_l0 = {max_l0} makes the model stable")
+            roots = None
+            if stable(cand):
+                hi = cand
+            else:
+                lo, step = cand, step * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            roots = None
+            if stable(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+    except _roots.OutOfBudget:
+        return None
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def cubic_asymptotic(p: Any = None, beta: Any = None, l1_long: Any = None) -> dict[str, sp.Expr]:

@@ -35,7 +35,8 @@ from ..errors import ParameterError, PolicyError
 from ..model import ContinuousBatching
 from ..numbers import check_real
 from ..policies import Greedy, RateLimited
-from .dynamics_core import components, decode_horizon, fixed_point, require_finite_memory, to_fraction
+from .dynamics_core import components, decode_horizon, require_finite_memory, to_fraction
+from .dynamics_integer import resolve_rate
 
 __all__ = ["RelaxedTrajectory", "relaxed_trajectory", "Cycle", "detect_cycle"]
 
@@ -119,7 +120,7 @@ def _rate(model: ContinuousBatching, rate: Any) -> Any:
     if isinstance(policy, Greedy):
         return None
     if isinstance(policy, RateLimited):
-        return fixed_point(model) if policy.rate is None else sp.sympify(policy.rate)
+        return resolve_rate(model)
     raise PolicyError(
         f"the relaxed map runs greedy and rate_limited admission, got policy {policy}; "
         "use policy='greedy' or ql.rate_limited(x)"
@@ -293,8 +294,8 @@ def _package(model, exact, cap, comps, K, L, states, queue, adm, comp, ev, mem) 
         batch = cb.copy()
     else:
         batch = np.zeros((N, K, L), dtype=dtype) if not exact else np.full((N, K, L), sp.Integer(0), dtype=object)
-        for c, comp in enumerate(comps):
-            batch[:, comp.type_index, :] = batch[:, comp.type_index, :] + cb[:, c, :]
+        for c, component in enumerate(comps):
+            batch[:, component.type_index, :] = batch[:, component.type_index, :] + cb[:, c, :]
     memory = np.array([conv(m) for m in mem], dtype=dtype)
     return RelaxedTrajectory(
         model=model, exact=exact, rate=None if cap is None else (conv(cap)), batch=batch, component_batch=cb,

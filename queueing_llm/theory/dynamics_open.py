@@ -49,6 +49,7 @@ from ..numbers import is_infinite, is_symbolic
 from ..policies import Greedy, Policy, RateLimited, Reserve, policy_from
 from .dynamics_core import fixed_point, rate_limited_throughput
 from .dynamics_cycles import CycleFormula, single_component, worst_cycle
+from .dynamics_integer import resolve_rate
 
 __all__ = [
     "OPEN_POLICIES",
@@ -123,7 +124,7 @@ def _reason(model: ContinuousBatching, policy: Any) -> tuple[str, type[ModelErro
                 f"{', '.join(OPEN_POLICIES)}"), PolicyError
     if isinstance(pol, RateLimited) and pol.rate is not None and not model.is_symbolic:
         xs = fixed_point(model)
-        if not is_symbolic(xs) and sp.nsimplify(pol.rate) > xs:
+        if not is_symbolic(xs) and resolve_rate(model, pol.rate) > xs:
             return (f"the policy's rate {pol.rate} exceeds x* = {xs}: rate limiting above x* does not prevent "
                     "evictions"), PolicyError
     return None
@@ -255,7 +256,8 @@ def open_system(model: ContinuousBatching, policy: Any = None, rate: Any = None)
         reason = ("reserve: a congested batch holds at least M/(l0 + l1) requests, all completing within l1 "
                   "iterations; from an empty batch FCFS reservation locks into cohorts of exactly that size")
     else:
-        theta = rate_limited_throughput(model, pol.rate)["throughput"]
+        rate = None if pol.rate is None else resolve_rate(model, pol.rate)
+        theta = rate_limited_throughput(model, rate)["throughput"]
         congested = (theta, theta)
         reason = ("rate_limited: admitting at most x <= x* per iteration never evicts and completes x per "
                   "iteration when congested")

@@ -108,6 +108,22 @@ class WaitingCapResult:
     exact: bool
 
 
+ROUNDING = 1e-12
+"""Floating-point results outside :math:`[0, 1]` (probabilities) or below 0 (rates) by at
+most this much are rounding and are clipped; a larger excursion raises
+:class:`~queueing_llm.errors.ModelError` reporting it."""
+
+
+def _clip(value: float, what: str, high: float = math.inf) -> float:
+    """``value`` clipped to ``[0, high]`` if it lies within :data:`ROUNDING` of it, else an error."""
+    if not (-ROUNDING <= value <= high + ROUNDING):
+        raise ModelError(
+            f"the waiting-cap chain gave {what} = {value!r}, outside [0, {high:g}] by more than the rounding "
+            f"error {ROUNDING:g}: the floating-point solve is not trustworthy here (try exact=True)"
+        )
+    return min(max(value, 0.0), high)
+
+
 def _accepted_law(a: list, c: int) -> list:
     """Law of min(A, c) from the PMF list ``a`` (exact or float), tail lumped at c."""
     head = [a[j] if j < len(a) else 0 for j in range(c)]
@@ -161,8 +177,11 @@ def waiting_cap_chain(model: ContinuousBatching, exact: bool = False) -> Waiting
     for y in range(n_states):
         s, w = min(y, B), max(y - B, 0)
         acc = _accepted_law(a, K - w)
-        mean_acc = sum(j * p for j, p in enumerate(acc))
-        rej.append(lam - mean_acc)
+        if exact:
+            rej.append(lam - sum(j * p for j, p in enumerate(acc)))
+        else:  # E[(A - c)^+] summed directly: non-negative, no cancellation against lambda
+            c = K - w
+            rej.append(float(sum((j - c) * p for j, p in enumerate(a) if j > c)))
         for d in range(s + 1):
             pd = binom(s, d)
             for j, pa in enumerate(acc):
@@ -180,11 +199,13 @@ def waiting_cap_chain(model: ContinuousBatching, exact: bool = False) -> Waiting
         M[0, :] = 1.0
         rhs = np.zeros(n_states)
         rhs[0] = 1.0
-        pi = list(np.clip(np.linalg.solve(M, rhs), 0.0, None))
+        pi = [_clip(float(x), "a stationary probability", 1.0) for x in np.linalg.solve(M, rhs)]
     rate = sum(p * r for p, r in zip(pi, rej, strict=True))
     mean = sum(y * p for y, p in enumerate(pi))
     if exact:
         rate, mean = sp.nsimplify(sp.simplify(rate)), sp.simplify(mean)
+    if not exact:
+        rate = _clip(float(rate), "the rejection rate", lam)
     prob = rate / lam if lam != 0 else (sp.Integer(0) if exact else 0.0)
     return WaitingCapResult(prob, rate, lam - rate, mean, pi if exact else np.asarray(pi), exact)
 

@@ -1,0 +1,214 @@
+"""The performance targets of the engine, measured against baselines in the same run.
+
+Workloads (slotted, FCFS batch-capped queue, Poisson arrivals at load 0.95):
+
+* ``B=256``: batch cap 256, prompt 2, decode Geometric(0.01) (mean 100 iterations);
+* ``B=8``: batch cap 8, decode Geometric(0.25).
+
+For each, requests/s (completions per wall-clock second of simulation) of:
+
+* ``ql fast``: ``ql.simulate(..., engine="fast")`` (the compiled kernel), ``record="summary"``
+  and ``record="iterations"``;
+* ``ql python``: the Python fast loop (``engine="python"``), on a shorter horizon;
+* ``ql events``: the SimPy reference engine, on a shorter horizon;
+* ``count kernel``: a numba kernel that simulates only the counts (batch size, queue;
+  completions Binomial(x, q)), the fastest possible simulation of this model, not of the
+  per-request model (it keeps no request);
+* ``Ciw``: the same queue in Ciw (an M/M/B queue with exponential services of the same
+  mean), if Ciw is installed (``pip install ciw``).
+
+Then the peak resident memory of ``record="summary"`` runs of increasing horizon (each in
+a fresh process, beside the memory of the same process after a short warm-up run), and the
+time of ``import queueing_llm`` (fresh processes, median of 3) beside ``import numpy, simpy``
+and ``import numpy, sympy, simpy``.
+
+Usage::
+
+    python benchmarks/bench_targets.py                 # 10^6 iterations; memory at 1e5, 1e6, 1e7
+    python benchmarks/bench_targets.py --quick         # 10^5 iterations; memory at 1e4, 1e5, 1e6
+    python benchmarks/bench_targets.py --memory 100000,1000000,10000000,100000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import queueing_llm as ql
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def model(B: int, q: float, load: float = 0.95) -> ql.ContinuousBatching:
+    lam = load * B * q
+    return ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(q), lam)], batch_cap=B, policy="fcfs_cap")
+
+
+def timed(f, *args, **kwargs):
+    t = time.perf_counter()
+    out = f(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+def ql_rate(m, N: int, engine: str, record: str) -> tuple[float, float]:
+    ql.simulate(m, min(N, 2000), seed=0, engine=engine, record=record)  # compile / warm up
+    run, dt = timed(ql.simulate, m, N, seed=1, engine=engine, record=record)
+    done = run.summary(warmup=0)["throughput"] * N if record != "summary" else run.summary()["throughput"] * N
+    return done / dt, dt
+
+
+_COUNT = None
+
+
+def count_rate(B: int, q: float, lam: float, N: int) -> tuple[float, float]:
+    global _COUNT
+    if _COUNT is None:
+        import numba
+
+        @numba.njit(cache=True)
+        def count_kernel(N, B, q, lam, seed):
+            np.random.seed(seed)
+            x = 0
+            queue = 0
+            done = 0
+            for _ in range(N):
+                c = np.random.binomial(x, q)
+                x -= c
+                done += c
+                queue += np.random.poisson(lam)
+                a = min(B - x, queue)
+                x += a
+                queue -= a
+            return done
+
+        _COUNT = count_kernel
+        _COUNT(100, B, q, lam, 0)
+    done, dt = timed(_COUNT, N, B, q, lam, 1)
+    return done / dt, dt
+
+
+def ciw_rate(B: int, q: float, lam: float, horizon: float) -> tuple[float, float] | None:
+    try:
+        import ciw
+    except ImportError:
+        return None
+    net = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=lam)],
+        service_distributions=[ciw.dists.Exponential(rate=q)],
+        number_of_servers=[B],
+    )
+    ciw.seed(1)
+    sim = ciw.Simulation(net)
+    _, dt = timed(sim.simulate_until_max_time, horizon)
+    return len(sim.get_all_records()) / dt, dt
+
+
+MEMORY_CHILD = """
+import resource, sys, time
+import queueing_llm as ql
+
+def peak_kb():
+    # VmHWM: the peak RSS of this address space (ru_maxrss survives exec on Linux and
+    # would report the parent's peak)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+B, q = 256, 0.01
+m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(q), 0.95 * B * q)], batch_cap=B, policy="fcfs_cap")
+ql.simulate(m, 2000, seed=0, record="summary")
+base = peak_kb()
+t = time.perf_counter()
+run = ql.simulate(m, int(sys.argv[1]), seed=1, record="summary")
+dt = time.perf_counter() - t
+print(base, peak_kb(), dt, run.summary()["throughput"])
+"""
+
+
+def memory_rows(horizons: list[int]) -> list[tuple[int, float, float, float]]:
+    rows = []
+    for N in horizons:
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(N)], capture_output=True, text=True,
+                             env=ENV, check=True).stdout.split()
+        base, peak, dt = float(out[0]) / 1024, float(out[1]) / 1024, float(out[2])
+        rows.append((N, base, peak, dt))
+    return rows
+
+
+def import_time(statement: str, repeat: int = 3) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                                  check=True).stdout) for _ in range(repeat)]
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=10**6)
+    parser.add_argument("--memory", default=None, help="comma-separated horizons of the memory rows")
+    parser.add_argument("--quick", action="store_true", help="10x shorter runs")
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    parser.add_argument("--no-throughput", action="store_true", help="only the memory and import rows")
+    args = parser.parse_args()
+    N = args.iterations // (10 if args.quick else 1)
+    horizons = ([int(x) for x in args.memory.split(",")] if args.memory
+                else [n // (10 if args.quick else 1) for n in (10**5, 10**6, 10**7)])
+    results: dict = {"iterations": N, "workloads": {}, "memory": [], "import": {}}
+    print(f"# queueing-llm engine targets ({N} iterations; {os.cpu_count()} cores; load "
+          f"{os.getloadavg()[0]:.1f})\n")
+    workloads = () if args.no_throughput else (
+        ("B=256, Geometric(0.01), load 0.95", 256, 0.01), ("B=8, Geometric(0.25), load 0.95", 8, 0.25)
+    )
+    for name, B, q in workloads:
+        m = model(B, q)
+        lam = 0.95 * B * q
+        rows = {
+            "ql fast, record='summary'": ql_rate(m, N, "fast", "summary"),
+            "ql fast, record='iterations'": ql_rate(m, N, "fast", "iterations"),
+            "ql python loop (N/10)": ql_rate(m, max(N // 10, 1000), "python", "summary"),
+            "ql events, SimPy (N/50)": ql_rate(m, max(N // 50, 1000), "events", "summary"),
+            "count kernel (numba, counts only)": count_rate(B, q, lam, N),
+        }
+        ciw = ciw_rate(B, q, lam, horizon=max(N // 200, 500))
+        if ciw is not None:
+            rows["Ciw (M/M/B, N/200 time units)"] = ciw
+        ref = rows["ql fast, record='summary'"][0]
+        print(f"## {name}\n")
+        print("| simulator | requests/s | seconds | ql fast / this |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, (rate, dt) in rows.items():
+            print(f"| {label} | {rate:.3g} | {dt:.2f} | {ref / rate:.3g}x |")
+        print()
+        results["workloads"][name] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
+    print("## Memory of record='summary' (B=256 model; fresh process per horizon)\n")
+    print("| iterations | RSS after import + warm-up (MB) | peak RSS (MB) | seconds |")
+    print("| ---: | ---: | ---: | ---: |")
+    for N_, base, peak, dt in memory_rows(horizons):
+        print(f"| {N_:.0e} | {base:.0f} | {peak:.0f} | {dt:.1f} |")
+        results["memory"].append({"iterations": N_, "base_mb": base, "peak_mb": peak, "seconds": dt})
+    print("\n## Import time (fresh process, median of 3)\n")
+    print("| statement | seconds |")
+    print("| --- | ---: |")
+    for stmt in ("import queueing_llm", "import numpy, simpy", "import numpy, sympy, simpy"):
+        t = import_time(stmt)
+        results["import"][stmt] = t
+        print(f"| `{stmt}` | {t:.2f} |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

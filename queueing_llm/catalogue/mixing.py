@@ -1,0 +1,133 @@
+r"""Built-in theorem of [ADLS26] section 5.2: request mixing across engines.
+
+``mixing`` {gcd_per_engine, limiting_radius_per_engine, stable}
+    For a routing of the model's types to engines (options ``engines``, default 2, and
+    ``routing``, default ``"coprime"``; see :mod:`queueing_llm.cluster`): the gcd of each
+    engine's decode lengths, the spectral radius of each engine's limiting polynomial
+    (the large-prompt limit of the gcd criterion) and whether every engine is stable by the
+    criterion (gcd 1 and long enough prompts: spectral radius of the engine's survival
+    polynomial below 1).
+
+Its check reads a relaxed run of each engine started near its fixed point
+(:meth:`queueing_llm.cluster.Cluster.relaxed_runs`) and compares the measured rate at which
+deviations grow or shrink with the engine's spectral radius (within 1 %).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..checks import predicted
+from ..errors import ModelError
+from ..model import ContinuousBatching
+from ..runs import relaxed_run
+from ..theorems import Theorem, theorems
+from ..theory import dynamics as dyn
+from ..theory.dynamics_deviation import RATE_TOLERANCE, deviation_rate
+from ..verdict import EXACT, Verdict
+
+__all__ = ["MIXING"]
+
+
+def _engines(model: ContinuousBatching, engines: int, routing: Any) -> list[ContinuousBatching]:
+    from ..cluster import Cluster  # the routing rules sit above the registry
+
+    return Cluster(model, engines, routing).engine_models()
+
+
+def _mixing_reason(model: ContinuousBatching) -> str | None:
+    from ..laws import Deterministic
+    from ..numbers import is_infinite
+
+    if model.K < 2:
+        return "request mixing needs at least two request types"
+    if is_infinite(model.M):
+        return "kv_capacity M is infinite: no memory-constrained dynamics to mix"
+    if not all(isinstance(t.decode, Deterministic) for t in model.types):
+        return "routing by decode length needs deterministic decode lengths"
+    return None
+
+
+def _mixing_evaluate(model: ContinuousBatching, engines: int = 2, routing: Any = "coprime") -> dict:
+    parts = _engines(model, engines, routing)
+    from ..cluster import routing_groups
+
+    return {
+        "groups": routing_groups(model, engines, routing),
+        "gcd_per_engine": [dyn.decode_gcd(m) for m in parts],
+        "limiting_radius_per_engine": [dyn.limiting_radius(m) for m in parts],
+        "spectral_radius_per_engine": [dyn.spectral_radius(m) for m in parts],
+        "stable": all(bool(dyn.is_stable(m)) for m in parts),
+    }
+
+
+def _mixing_statement(model: ContinuousBatching, engines: int = 2, routing: Any = "coprime") -> Any:
+    import sympy as sp
+
+    values = _mixing_evaluate(model, engines, routing)
+    parts = [sp.Eq(sp.Symbol(f"g_{{{e + 1}}}"), g, evaluate=False) for e, g in enumerate(values["gcd_per_engine"])]
+    parts += [sp.Eq(sp.Symbol(f"\\rho_{{\\infty,{e + 1}}}"), sp.Float(float(r), 6), evaluate=False)
+              for e, r in enumerate(values["limiting_radius_per_engine"])]
+    return sp.And(*parts, evaluate=False)
+
+
+def _mixing_check(model: ContinuousBatching, runs: Any, prediction: dict, level: float = 0.95,
+                  tolerance: float = RATE_TOLERANCE) -> Verdict:
+    r"""Each engine's relaxed run near its fixed point: the measured growth or contraction rate
+    of the deviations equals the engine's predicted spectral radius within ``tolerance``
+    (relative; the measurement's error is below :math:`5 \cdot 10^{-4}`, see
+    :mod:`queueing_llm.theory.dynamics_deviation`). ``runs``: one relaxed run per engine, in
+    engine order (:meth:`queueing_llm.cluster.Cluster.relaxed_runs`)."""
+    items = list(getattr(runs, "runs", runs)) if not hasattr(runs, "batch") else [runs]
+    radii = [float(r) for r in predicted(prediction, "spectral_radius_per_engine", "mixing")]
+    if len(items) != len(radii):
+        raise ModelError(f"mixing: {len(items)} runs for {len(radii)} engines; pass one relaxed run per engine")
+    measured, problems = [], []
+    for e, (run, rho) in enumerate(zip(items, radii, strict=True)):
+        if getattr(run, "kind", "") != "relaxed":
+            return Verdict.not_applicable("mixing", "spectral_radius_per_engine",
+                                          "the check measures deviations in relaxed runs of each engine")
+        d = deviation_rate(run.model, run)
+        measured.append(d.rate)
+        if not abs(d.rate - rho) <= tolerance * rho:
+            problems.append(f"engine {e + 1}: measured {d.rate:.6g} against {rho:.6g}")
+    holds = not problems
+    reason = (f"deviation rates {[round(x, 6) for x in measured]} against spectral radii "
+              f"{[round(x, 6) for x in radii]} within relative tolerance {tolerance:g}"
+              + ("" if holds else ": " + "; ".join(problems)))
+    worst = max(range(len(radii)), key=lambda e: abs(measured[e] - radii[e]) / radii[e])
+    return Verdict("mixing", "spectral_radius_per_engine", radii[worst], measured[worst], None, holds, reason,
+                   {"measured": measured, "gcds": prediction.get("gcd_per_engine")}, test=EXACT)
+
+
+def _engine(e: int) -> Any:
+    def transform(model: ContinuousBatching) -> ContinuousBatching:
+        return _engines(model, 2, "coprime")[e]
+
+    return transform
+
+
+def _near_fixed_point(model: ContinuousBatching) -> Any:
+    from ..theory.dynamics_deviation import perturbed_fixed_point
+
+    return perturbed_fixed_point(model)
+
+
+MIXING = theorems.register(Theorem(
+    name="mixing",
+    title="Request mixing: per-engine gcd of the decode lengths and limiting radius ([ADLS26] 5.2)",
+    hypotheses=(
+        "Types routed to engines by type (options engines, routing); each engine saturated, greedy, finite M.",
+        "Deterministic decode lengths; an engine whose decode lengths share a factor g > 1 is unstable "
+        "(limiting roots on the g-th roots of unity); gcd 1 and long prompts make it stable.",
+    ),
+    statement_fn=_mixing_statement,
+    evaluate_fn=_mixing_evaluate,
+    check_fn=_mixing_check,
+    source="[ADLS26] Ao, Dong, Luo, Simchi-Levi, arXiv:2606.15555, section 5.2 (request mixing)",
+    applies_fn=_mixing_reason,
+    runs=tuple(relaxed_run(2000, initial=_near_fixed_point, model_transform=_engine(e),
+                           label=f"relaxed, engine {e + 1}") for e in range(2)),
+    comparison="relaxed run of each engine near its fixed point: the deviations' growth rate against the "
+               "engine's spectral radius, within 1 %",
+))

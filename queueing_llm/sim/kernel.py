@@ -1,0 +1,871 @@
+r"""The compiled kernel: the fast engine's loop in numba, the same trajectory bit for bit.
+
+It executes MODEL.md section 2's iteration (execute, arrive, evict, admit) over arrays and
+takes every random number from the same draws as the other engines, in the same order
+(:mod:`queueing_llm.sim`, "Random-draw order"), so every run it covers is bit-identical
+to the SimPy engine's (``tests/test_sim_equivalence.py``; no run needs a distributional
+comparison): the draws of per-iteration arrival laws or of a saturated backlog do not
+depend on the dynamics, so Python draws them by blocks
+(:data:`~.draws.ITERATION_BLOCK` iterations of arrivals, :data:`~.draws.BACKLOG_BLOCK`
+backlog requests) and the kernel consumes them.
+
+**What it covers** (:func:`kernel_applies`): every policy (``greedy``, ``fcfs_cap``,
+``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array),
+slotted and wall-clock runs, open systems with per-iteration arrival laws, a one-type
+Poisson process in seconds, or saturated input, with or without an initial batch, a
+waiting-room cap, ``admit_after_eviction=False``. Not covered, and run on the Python fast
+loop (:mod:`.fast`) automatically: wall-clock open systems with several types (their
+arrivals are merged by rounded arrival times, and a Poisson tape is drawn when the
+iteration's end, which depends on the state, passes its last draw, so the order of the
+draws across types follows the dynamics). Everything
+runs on the Python loop when numba cannot be imported. A one-type wall-clock run draws
+from one stream only, so the kernel draws ahead by blocks and stops (status 4) when the
+drawn arrivals end before the iteration does.
+
+**Bookkeeping** (as in :mod:`.fast`). The batch is an array of request ids in admission
+order (eviction takes the last live one: lowest stage, most recently admitted); completed
+members stay in it, skipped, until it is compacted. Completions come from a calendar, a
+binary min-heap of (admission + decode, id): an iteration pops the entries due, skipping
+stale ones (members evicted since). So an iteration costs :math:`O(1)` plus
+:math:`O(\log)` per admission and completion, not :math:`O(B)`. The queue is a ring
+buffer (evicted requests go to its head). Requests live in a *window* of ids ``[base, base + len)``:
+after each chunk of iterations, the finished requests below the oldest live one leave the
+window, as records (``record="full"``/``"iterations"``) or into the streaming
+accumulators (``record="summary"``), so with ``record="summary"`` the memory is that of
+the live requests, independent of the horizon.
+
+The kernel is compiled on first use and cached on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..model import PoissonProcess
+from ..numbers import to_float
+from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
+from .draws import BACKLOG_BLOCK, ITERATION_BLOCK, RequestStream, _LawTape, draw_initial_batch, sample
+from .policies import admission_rule
+
+__all__ = ["kernel_applies", "run_kernel", "numba_available", "KERNEL_POLICIES"]
+
+KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static", "reserve")
+"""Policies the compiled kernel executes; the others run on the Python fast loop."""
+
+GREEDY, FCFS, RATE, STATIC, RESERVE = 0, 1, 2, 3, 4
+WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
+_BIG = float(2**62)
+
+_LOOP: Any = None
+
+
+def numba_available() -> bool:
+    """True if numba imports (the kernel needs it; without it ``engine="fast"`` runs the Python loop)."""
+    try:
+        import numba  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means: no kernel
+        return False
+    return True
+
+
+def _policy_code(policy: Any) -> int | None:
+    if isinstance(policy, RateLimited):
+        return RATE
+    if isinstance(policy, Static):
+        return STATIC
+    if isinstance(policy, FcfsCap):
+        return FCFS
+    if isinstance(policy, Reserve):
+        return RESERVE
+    if type(policy) is Greedy:
+        return GREEDY
+    return None
+
+
+def kernel_applies(config: Any) -> bool:
+    """True if the compiled kernel runs ``config``: numba importable, and a slotted run, a
+    saturated run or a one-type wall-clock run."""
+    model = config.model
+    if _policy_code(model.policy) is None:
+        return False
+    if config.wall_clock and not (config.saturated or model.K == 1):
+        return False  # several wall-clock arrival streams interleave their draws with the dynamics
+    if isinstance(model.policy, RateLimited):
+        try:
+            exact = _exact_rate(model, config)
+        except Exception:  # noqa: BLE001 - the Python loop raises the rule's own error
+            return False
+        if exact is not None and exact.numerator + 2 * exact.denominator > 2**62:
+            return False  # the exact bucket would overflow 64-bit integers
+    return numba_available()
+
+
+def _exact_rate(model: Any, config: Any) -> Fraction | None:
+    """The rate-limited policy's rate as the exact fraction the engines' token bucket uses
+    (:func:`~.policies.admission_rule`), ``None`` if infinite."""
+    rate = admission_rule(model, config.M, config.B).rate
+    if isinstance(rate, float) and math.isinf(rate):
+        return None
+    return Fraction(rate)
+
+
+def _compile() -> Any:
+    global _LOOP
+    if _LOOP is None:
+        import numba
+
+        _LOOP = numba.njit(cache=True, nogil=True)(_loop_py)
+    return _LOOP
+
+
+def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
+             base, W,
+             queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
+             saturated, bl_end, adm_bound,
+             o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
+             log_ev, ev_t, ev_a, ev_n,
+             acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof,
+             wall, d0, d1, tape, has_rate, win_end, Wf, o_time):
+    """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
+    (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
+    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket].
+    The rate-limited bucket is exact (as :class:`~.policies.RateLimitedAdmission`): the rate
+    is ``rate_p / rate_q`` and the bucket an integer count of ``1 / rate_q``.
+
+    ``order``: ids in admission order, completed members left in place (state DONE) and
+    skipped; ``hk``/``hid``: a binary min-heap of (completion iteration, id), the calendar
+    (entries of evicted members are stale and skipped when they come up).
+
+    With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
+    ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
+    [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations).
+
+    ``prof``: the reserve policy's circular memory profile (:class:`~.policies.ReserveAdmission`).
+
+    Time: iteration n ends at ``end = t + d0 + d1 * memory`` (``wall``; ``fscal[1]`` = t)
+    or at n. Arrivals (``tape``): 0, the ids ``bounds[n - bounds_n0] ..`` of a
+    per-iteration law (``at`` holds the uniform offset until arrival); 1, a Poisson process
+    whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
+    drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
+    ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
+    state, latest admission, first admission, completion, evictions), ``Wf[j]`` its
+    arrival, first-token and completion times: one request's fields share cache lines."""
+    mem = iscal[0]
+    size = iscal[1]
+    qhead = iscal[2]
+    qlen = iscal[3]
+    olen = iscal[4]
+    bl_next = iscal[5]
+    ev_cnt = iscal[6]
+    hlen = iscal[7]
+    tokens = iscal[9]  # the token bucket of rate_limited, in units of 1 / rate_q (exact)
+    t_end = fscal[1]
+    nxt = iscal[8]
+    qcap = queue.size
+    ocap = order.size
+    hcap = hk.size
+    H = prof.size
+    finite_M = M < np.inf
+    n = n0
+    status = 0
+    while n < n1:
+        if saturated and bl_end - bl_next < adm_bound:
+            status = 1
+            break
+        if log_ev and ev_t.size - ev_cnt < size:
+            status = 2
+            break
+        end = t_end + (d0 + d1 * mem) if wall else float(n)
+        # the arrivals of this iteration: ids lo .. hi-1 (nothing changes before the checks)
+        lo = 0
+        hi = 0
+        if tape == 0:
+            lo = bounds[n - bounds_n0]
+            hi = bounds[n - bounds_n0 + 1]
+        elif tape == 1:
+            lo = nxt
+            hi = nxt
+            if has_rate:
+                if win_end <= nxt or Wf[win_end - 1 - base, 0] < end:
+                    status = 4
+                    break
+                while hi < win_end and Wf[hi - base, 0] < end:
+                    hi += 1
+        # admissions this iteration are at most: the queue, the arrivals, the backlog bound
+        need = qlen + size + (adm_bound if saturated else hi - lo)
+        if olen + need > ocap:  # compact: drop completed members, keep admission order
+            w = 0
+            for i in range(olen):
+                r = order[i]
+                if W[r - base, 4] == IN:
+                    order[w] = r
+                    w += 1
+            olen = w
+        if olen + need > ocap or hlen + need > hcap:
+            status = 3
+            break
+        row = n - row0
+        # 1. execute: every member gains a token; members at their last stage complete
+        i = olen - 1
+        while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
+            j = order[i] - base
+            if W[j, 5] != n - 1:
+                break
+            if W[j, 6] == n - 1:
+                Wf[j, 1] = end
+            i -= 1
+        mem += size
+        while hlen > 0 and hk[0] == n:
+            r = hid[0]
+            hlen -= 1
+            if hlen > 0:  # pop the root: sift the last entry down
+                key = hk[hlen]
+                rid = hid[hlen]
+                pos = 0
+                while True:
+                    c = 2 * pos + 1
+                    if c >= hlen:
+                        break
+                    if c + 1 < hlen and hk[c + 1] < hk[c]:
+                        c += 1
+                    if hk[c] >= key:
+                        break
+                    hk[pos] = hk[c]
+                    hid[pos] = hid[c]
+                    pos = c
+                hk[pos] = key
+                hid[pos] = rid
+            j = r - base
+            if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == n:
+                W[j, 4] = DONE
+                W[j, 7] = n
+                Wf[j, 2] = end
+                size -= 1
+                mem -= W[j, 1] + 1 + W[j, 2]
+                t = W[j, 0]
+                o_comp[row, t] += 1
+                sizes[t] -= 1
+                if acc_on and r >= n_init and W[j, 3] >= w_arr:
+                    acc_i[0] += 1
+                    acc_i[1] += n - W[j, 3]
+                    acc_i[2] += W[j, 8]
+                    lat_h[n - W[j, 3]] += 1
+                    ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
+        # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
+        if not saturated:
+            for r in range(lo, hi):
+                j = r - base
+                W[j, 3] = n
+                if tape == 0:
+                    Wf[j, 0] = t_end + Wf[j, 0] * (end - t_end) if wall else float(n)
+            nxt = hi
+            room = cap - qlen
+            keep = hi if room >= hi - lo else lo + max(int(room), 0)
+            for r in range(lo, hi):
+                j = r - base
+                t = W[j, 0]
+                o_arr[row, t] += 1
+                if r < keep:
+                    queue[(qhead + qlen) % qcap] = r
+                    qlen += 1
+                    waiting[t] += 1
+                else:
+                    W[j, 4] = REJECTED
+                    o_rej[row, t] += 1
+        # 3. evict while memory exceeds M: the most recent admission first
+        evictions = 0
+        while mem > M:
+            olen -= 1
+            r = order[olen]
+            j = r - base
+            if W[j, 4] != IN:
+                continue
+            a = W[j, 5]
+            mem -= W[j, 1] + 1 + n - a
+            W[j, 4] = WAIT
+            qhead = (qhead - 1) % qcap
+            queue[qhead] = r
+            qlen += 1
+            t = W[j, 0]
+            waiting[t] += 1
+            sizes[t] -= 1
+            W[j, 8] += 1
+            o_ev[row, t] += 1
+            if policy == RESERVE and finite_M:
+                for tt in range(max(a, n), a + W[j, 2]):
+                    prof[tt % H] -= W[j, 1] + 1 + tt - a
+            if log_ev:
+                ev_t[ev_cnt] = t
+                ev_a[ev_cnt] = a
+                ev_n[ev_cnt] = n
+                ev_cnt += 1
+            evictions += 1
+        size -= evictions
+        # 4. admit: the rule takes the head of the queue, then (saturated) the backlog
+        if policy == RATE:
+            tokens = min(tokens + rate_p, rate_p + rate_q)
+        static_open = size == 0
+        if policy == RESERVE:
+            prof[(n - 1) % H] = 0  # iteration n - 1 is past
+        if not (evictions > 0 and skip_after_eviction):
+            while True:
+                from_queue = qlen > 0
+                if from_queue:
+                    r = queue[qhead]
+                elif saturated:
+                    r = bl_next
+                else:
+                    break
+                j = r - base
+                if policy == FCFS:
+                    ok = size < B
+                elif policy == GREEDY:
+                    ok = size < B and mem + W[j, 1] + 1 <= M
+                elif policy == RATE:
+                    ok = tokens >= rate_q and size < B and mem + W[j, 1] + 1 <= M
+                elif policy == STATIC:
+                    ok = static_open and size < B and mem + W[j, 1] + 1 <= M
+                else:
+                    ok = size < B
+                    if ok and finite_M:
+                        w0 = W[j, 1] + 1
+                        for jj in range(W[j, 2]):
+                            if prof[(n + jj) % H] + w0 + jj > M:
+                                ok = False
+                                break
+                if not ok:
+                    break
+                t = W[j, 0]
+                if from_queue:
+                    qhead = (qhead + 1) % qcap
+                    qlen -= 1
+                    waiting[t] -= 1
+                else:
+                    bl_next += 1
+                    W[j, 3] = n
+                    Wf[j, 0] = end
+                    o_arr[row, t] += 1
+                W[j, 4] = IN
+                W[j, 5] = n
+                if W[j, 6] < 0:
+                    W[j, 6] = n
+                order[olen] = r
+                olen += 1
+                # push (n + decode, r) on the calendar: sift up
+                key = n + W[j, 2]
+                pos = hlen
+                hlen += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if hk[parent] <= key:
+                        break
+                    hk[pos] = hk[parent]
+                    hid[pos] = hid[parent]
+                    pos = parent
+                hk[pos] = key
+                hid[pos] = r
+                size += 1
+                mem += W[j, 1] + 1
+                sizes[t] += 1
+                o_adm[row, t] += 1
+                if policy == RATE:
+                    tokens -= rate_q
+                elif policy == RESERVE and finite_M:
+                    for tt in range(n, n + W[j, 2]):
+                        prof[tt % H] += W[j, 1] + 1 + tt - n
+        o_mem[row] = mem
+        o_time[row] = end
+        t_end = end
+        for t in range(waiting.size):
+            o_queue[row, t] = waiting[t]
+            o_sizes[row, t] = sizes[t]
+        n += 1
+    # leave only live members in the order array (the window trim reads it)
+    w = 0
+    for i in range(olen):
+        r = order[i]
+        if W[r - base, 4] == IN:
+            order[w] = r
+            w += 1
+    iscal[0] = mem
+    iscal[1] = size
+    iscal[2] = qhead
+    iscal[3] = qlen
+    iscal[4] = w
+    iscal[5] = bl_next
+    iscal[6] = ev_cnt
+    iscal[7] = hlen
+    iscal[9] = tokens
+    fscal[1] = t_end
+    iscal[8] = nxt
+    return n, status
+
+
+class _Window:
+    """Per-request fields of the ids ``[base, base + len)``, one row per request (``W``:
+    integers, ``Wf``: times) in preallocated storage: new requests are written after the
+    last, finished ones leave from the front by moving a start index; the live part is
+    moved to the front only when the storage is full. ``win.dec`` etc. are column views."""
+
+    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev")
+    FLOATS = ("at", "ftt", "ct")
+    NAMES = INTS + FLOATS
+    FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0, "ftt": math.nan, "ct": math.nan}
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self.base = 0  # id of storage row lo
+        self.lo = 0
+        self.hi = 0
+        self.Wall = np.empty((capacity, len(self.INTS)), dtype=np.int64)
+        self.Wfall = np.empty((capacity, len(self.FLOATS)))
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.Wall[self.lo : self.hi]
+
+    @property
+    def Wf(self) -> np.ndarray:
+        return self.Wfall[self.lo : self.hi]
+
+    def _column(self, name: str, lo: int, hi: int) -> np.ndarray:
+        if name in self.INTS:
+            return self.Wall[lo:hi, self.INTS.index(name)]
+        return self.Wfall[lo:hi, self.FLOATS.index(name)]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name in _Window.NAMES:
+            return self._column(name, self.lo, self.hi)
+        raise AttributeError(name)
+
+    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
+        m = int(typ.size)
+        cap = self.Wall.shape[0]
+        if self.hi + m > cap:
+            live = self.hi - self.lo
+            new_cap = max(cap, 2 * (live + m))
+            for attr in ("Wall", "Wfall"):
+                old = getattr(self, attr)
+                new = old if new_cap == cap else np.empty((new_cap, old.shape[1]), dtype=old.dtype)
+                new[:live] = old[self.lo : self.hi]
+                setattr(self, attr, new)
+            self.lo, self.hi = 0, live
+        a, b = self.hi, self.hi + m
+        for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr), ("at", at)):
+            self._column(name, a, b)[:] = values
+        for name, value in self.FILL.items():
+            self._column(name, a, b)[:] = value
+        self.hi = b
+
+    def take(self, upto: int) -> dict[str, np.ndarray]:
+        """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
+        k = upto - self.base
+        out = {name: self._column(name, self.lo, self.lo + k) for name in self.NAMES}
+        out["id"] = np.arange(self.base, upto, dtype=np.int64)
+        self.lo += k
+        self.base = upto
+        return out
+
+
+class _Backlog:
+    """The saturated backlog's draws, block by block as :class:`~.draws.Backlog` draws them."""
+
+    def __init__(self, model: Any, rng: np.random.Generator) -> None:
+        self.model = model
+        self.rng = rng
+        self.K = model.K
+        self.cumulative = np.cumsum([to_float(p, "mix") for p in model.proportions])
+
+    def block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        size = BACKLOG_BLOCK
+        if self.K > 1:
+            u = self.rng.random(size)
+            types = np.minimum(np.searchsorted(self.cumulative, u, side="right"), self.K - 1).astype(np.int64)
+        else:
+            types = np.zeros(size, dtype=np.int64)
+        prompts = np.zeros(size, dtype=np.int64)
+        decodes = np.zeros(size, dtype=np.int64)
+        for k, t in enumerate(self.model.types):
+            where = np.flatnonzero(types == k)
+            prompts[where] = sample(t.prompt, self.rng, where.size)
+            decodes[where] = sample(t.decode, self.rng, where.size)
+        return types, prompts, decodes
+
+
+def _arrival_block(tapes: list[_LawTape], covered: int, K: int) -> tuple[np.ndarray, ...]:
+    """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block` merges it."""
+    parts = [tape.draw_block() for tape in tapes]
+    iterations = np.concatenate([p[0] for p in parts])
+    types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
+    offsets = np.concatenate([p[1] for p in parts])
+    prompts = np.concatenate([p[2] for p in parts])
+    decodes = np.concatenate([p[3] for p in parts])
+    if K > 1:
+        order = np.lexsort((offsets, iterations))
+        iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
+        offsets = offsets[order]
+    per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
+    bounds = np.concatenate([[0], np.cumsum(per_iteration)]).astype(np.int64)
+    return types, prompts, decodes, iterations.astype(np.int64), bounds, offsets
+
+
+class _Process:
+    """A Poisson process in seconds (one type): blocks drawn as :class:`~.draws._ProcessTape` draws them."""
+
+    def __init__(self, model: Any, rng: np.random.Generator) -> None:
+        t = model.types[0]
+        self.rate = to_float(t.arrivals.rate, "types[0] PoissonProcess rate")
+        self.prompt, self.decode, self.rng = t.prompt, t.decode, rng
+        self.last = 0.0
+
+    def block(self) -> tuple[np.ndarray, ...]:
+        from .draws import PROCESS_BLOCK
+
+        gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
+        epochs = self.last + np.cumsum(gaps)
+        prompts = sample(self.prompt, self.rng, PROCESS_BLOCK)
+        decodes = sample(self.decode, self.rng, PROCESS_BLOCK)
+        self.last = float(epochs[-1])
+        return np.zeros(PROCESS_BLOCK, dtype=np.int64), prompts, decodes, np.full(PROCESS_BLOCK, -1), epochs
+
+
+def _admission_bound(config: Any, policy: int, rate: float) -> int:
+    """Most backlog requests one iteration can admit (the backlog kept ahead of the kernel)."""
+    bound = config.B
+    if policy != FCFS and not math.isinf(config.M):
+        least = min(int(t.prompt.support_min) for t in config.model.types)
+        bound = min(bound, config.M // (least + 1) + 1)
+    if policy == RATE:
+        bound = min(bound, math.floor(rate) + 2)
+    if math.isinf(bound):  # pragma: no cover - refused by prepare()
+        raise ParameterError("saturated input with no bound on admissions per iteration")
+    return int(bound)
+
+
+def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
+    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
+    ``expected_requests`` sizes the record store (it grows if needed)."""
+    from .result import build_trajectory, summary_trajectory
+    from .summary import RunAccumulator
+    from .trajectory import Residences
+
+    loop = _compile()
+    model, N, K, first = config.model, config.iterations, config.model.K, config.first
+    record = config.record
+    summary = record == "summary"
+    policy = _policy_code(model.policy)
+    rate, rate_p, rate_q = 0.0, 0, 1
+    if policy == RATE:
+        exact = _exact_rate(model, config)
+        if exact is None:  # an infinite rate: the bucket never empties, greedy admission
+            policy = GREEDY
+        else:
+            rate_p, rate_q = exact.numerator, exact.denominator
+            rate = float(exact)
+    M = float(config.M)
+    B = float(config.B)
+    if policy == RESERVE:  # as ReserveAdmission: horizon = the largest decode length (1 if unbounded)
+        horizon = model.max_decode
+        prof = np.zeros((1 if math.isinf(horizon) else int(horizon)) + 1, dtype=np.int64)
+    else:
+        prof = np.zeros(1, dtype=np.int64)
+    cap = min(float(config.waiting_cap), _BIG)
+    rng = np.random.default_rng(config.seed)
+    win = _Window()
+    iscal = np.zeros(10, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt, tokens
+    fscal = np.zeros(2)  # token bucket, end of the last iteration (seconds)
+    wall = bool(config.wall_clock)
+    d0 = float(config.d0) if wall else 0.0
+    d1 = float(config.d1) if wall else 0.0
+    saturated = config.saturated
+    tape = 2 if saturated else (1 if isinstance(model.types[0].arrivals, PoissonProcess) else 0)
+    waiting = np.zeros(K, dtype=np.int64)
+    sizes = np.zeros(K, dtype=np.int64)
+    batch = np.zeros(1024, dtype=np.int64)  # the order array: ids in admission order
+    hk = np.zeros(1024, dtype=np.int64)  # the calendar heap: completion iterations
+    hid = np.zeros(1024, dtype=np.int64)  # and ids
+    queue = np.zeros(16, dtype=np.int64)
+    # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
+    ahead = 8  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics)
+    span = min(N, ahead * ITERATION_BLOCK) if summary else N
+    rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
+    rows["mem"] = np.zeros(span, dtype=np.int64)
+    rows["time"] = np.zeros(span)
+    acc = RunAccumulator(N, config.warmup, wall) if summary else None
+    acc_on = summary and not wall  # slotted summaries are counted in the kernel
+    store = None if summary else _Store(int(1.1 * min(expected_requests, 1e9)) + 1024)
+    ev_parts: list[tuple[np.ndarray, ...]] = []
+    n_initial = 0
+    initial_stage = np.zeros(0, dtype=np.int64)
+
+    acc_i = np.zeros(3, dtype=np.int64)  # summary: completed, total sojourn, evictions
+    lat_h = np.zeros(1024 if summary else 1, dtype=np.int64)
+    ttft_h = np.zeros_like(lat_h)
+
+    def emit(part: dict[str, np.ndarray]) -> None:
+        if not summary:
+            store.add(part)
+        elif wall:  # slotted summaries: the kernel has counted the finished requests
+            _feed_wall(acc, part, n_initial)
+
+    def emit_rows(m: int) -> None:
+        if summary:
+            acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
+                               rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], rows["time"][:m])
+            for v in rows.values():
+                v[:m] = 0
+
+    # iteration 0 with an initial batch: the given members (ids in admission order)
+    if config.initial is not None:
+        stream = RequestStream()
+        stages = draw_initial_batch(model, rng, config.initial, stream)
+        tokens = sum(p + 1 + j for p, j in zip(stream.prompt, stages, strict=True))
+        if tokens > config.M:
+            raise ParameterError(
+                f"initial_batch holds {tokens} KV tokens with the prompts drawn for seed {config.seed}, "
+                f"above kv_capacity = {config.M:g}"
+            )
+        n_initial = len(stream)
+        initial_stage = np.asarray(stages, dtype=np.int64)
+        win.append(np.asarray(stream.type, dtype=np.int64), np.asarray(stream.prompt, dtype=np.int64),
+                   np.asarray(stream.decode, dtype=np.int64), np.zeros(n_initial, dtype=np.int64),
+                   np.zeros(n_initial))
+        win.state[:] = IN
+        win.ftt[initial_stage > 0] = 0.0  # their first token came before iteration 0
+        win.adm[:] = -initial_stage
+        win.fadm[:] = 0
+        batch = np.zeros(max(1024, 2 * n_initial), dtype=np.int64)
+        batch[:n_initial] = np.arange(n_initial)
+        keys = np.asarray(stream.decode, dtype=np.int64) - initial_stage
+        by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap
+        hk = np.zeros(batch.size, dtype=np.int64)
+        hid = np.zeros(batch.size, dtype=np.int64)
+        hk[:n_initial] = keys[by_key]
+        hid[:n_initial] = by_key
+        iscal[7] = n_initial
+        iscal[4] = n_initial
+        if policy == RESERVE and not math.isinf(M):  # ReserveAdmission.present
+            H = prof.size
+            for p_, d_, a_ in zip(stream.prompt, stream.decode, (-initial_stage).tolist(), strict=True):
+                for tt in range(max(a_, 0), a_ + d_):
+                    prof[tt % H] += p_ + 1 + tt - a_
+        iscal[1] = n_initial
+        iscal[0] = tokens
+        for t in stream.type:
+            sizes[t] += 1
+        counts = np.bincount(np.asarray(stream.type, dtype=np.int64), minlength=K)
+        for name in ("arr", "adm", "sizes"):
+            rows[name][0] = counts
+        rows["mem"][0] = tokens
+        emit_rows(1)
+
+    tapes = [_LawTape(k, model, rng, first) for k in range(K)] if tape == 0 else []
+    process = _Process(model, rng) if tape == 1 else None
+    has_rate = process is not None and process.rate > 0
+    iscal[8] = n_initial
+    backlog = _Backlog(model, rng) if saturated else None
+    adm_bound = _admission_bound(config, policy, rate) if saturated else 0
+    bl_end = n_initial  # saturated: ids [n_initial, bl_end) drawn
+    iscal[5] = n_initial
+    log_ev = not summary
+    ev_t = np.zeros(1024 if log_ev else 0, dtype=np.int64)
+    ev_a = np.zeros_like(ev_t)
+    ev_n = np.zeros_like(ev_t)
+    bounds = np.zeros(2, dtype=np.int64)
+    bounds_n0 = first
+    covered = first
+    progress, step = config.progress, config.progress_step
+    report = step - 1 if progress is not None else -1
+    while 0 <= report < first:
+        report += step
+
+    n = first
+    while n < N:
+        if tape == 0 and n >= covered:
+            bounds_n0 = covered
+            parts, drawn = [], []
+            start_id = win.base + len(win)
+            for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
+                types, prompts, decodes, iters, rel, offsets = _arrival_block(tapes, covered, K)
+                drawn.append((types, prompts, decodes, iters, offsets))
+                parts.append(rel[:-1] + start_id)
+                start_id += int(rel[-1])
+                covered += ITERATION_BLOCK
+            win.append(*(np.concatenate(column) for column in zip(*drawn, strict=True)))
+            bounds = np.concatenate(parts + [[start_id]]).astype(np.int64)
+        if saturated and bl_end - iscal[5] < adm_bound:
+            need = adm_bound - (bl_end - iscal[5])
+            for _ in range(max(1, -(-need // BACKLOG_BLOCK))):
+                types, prompts, decodes = backlog.block()
+                fresh = np.full(types.size, -1, dtype=np.int64)
+                win.append(types, prompts, decodes, fresh, np.full(types.size, np.nan))
+                bl_end += types.size
+        # room for every live request in the queue ring
+        live = len(win) + 1
+        if queue.size < live:
+            queue = _regrow_ring(queue, iscal, live)
+        n1 = min(N, covered) if tape == 0 else min(N, n + ahead * ITERATION_BLOCK)
+        if progress is not None and report < n1:
+            n1 = report + 1
+        if summary:
+            n1 = min(n1, n + span)
+        if acc_on:
+            # a latency in this chunk is below n1 minus the oldest live arrival
+            qlen, qhead, olen = int(iscal[3]), int(iscal[2]), int(iscal[4])
+            live_ids = np.concatenate([queue[(qhead + np.arange(qlen)) % queue.size], batch[:olen]])
+            oldest_arrival = min(int(win.arr[live_ids - win.base].min()), n) if live_ids.size else n
+            if lat_h.size <= n1 - oldest_arrival:
+                grow = 2 * (n1 - oldest_arrival) + 1
+                lat_h = np.concatenate([lat_h, np.zeros(grow - lat_h.size, dtype=np.int64)])
+                ttft_h = np.concatenate([ttft_h, np.zeros(grow - ttft_h.size, dtype=np.int64)])
+        reached, status = loop(
+            n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
+            win.base, win.W,
+            queue, batch, hk, hid, waiting, sizes, bounds, bounds_n0,
+            saturated, bl_end, adm_bound,
+            rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
+            rows["mem"], log_ev, ev_t, ev_a, ev_n,
+            acc_on, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
+            wall, d0, d1, tape, has_rate, win.base + len(win), win.Wf, rows["time"],
+        )
+        emit_rows(reached - n)
+        if log_ev and (status == 2 or reached == N):
+            c = int(iscal[6])
+            ev_parts.append((ev_t[:c].copy(), ev_a[:c].copy(), ev_n[:c].copy()))
+            iscal[6] = 0
+            if status == 2 and ev_t.size < 2 * (iscal[1] + 1):
+                ev_t = np.zeros(4 * (iscal[1] + 1), dtype=np.int64)
+                ev_a, ev_n = np.zeros_like(ev_t), np.zeros_like(ev_t)
+        if status == 3:  # grow the order array and the calendar
+            batch = np.concatenate([batch, np.zeros(batch.size + int(iscal[3] + iscal[1]), dtype=np.int64)])
+            grow = hk.size + int(iscal[3] + iscal[1]) + int(adm_bound)
+            hk = np.concatenate([hk, np.zeros(grow, dtype=np.int64)])
+            hid = np.concatenate([hid, np.zeros(grow, dtype=np.int64)])
+        if status == 4:  # the Poisson process's drawn epochs end before this iteration does
+            drawn = [process.block() for _ in range(ahead)]
+            win.append(*(np.concatenate(column) for column in zip(*drawn, strict=True)))
+        n = reached
+        if n == report + 1 and progress is not None:
+            progress(n, N)
+            report += step
+        # finished requests below the oldest live id leave the window
+        qlen, qhead, blen = int(iscal[3]), int(iscal[2]), int(iscal[4])
+        oldest = {0: win.base + len(win), 1: int(iscal[8]), 2: int(iscal[5])}[tape]
+        if tape == 0 and n < covered:
+            oldest = bounds[n - bounds_n0]
+        if qlen:
+            idx = (qhead + np.arange(qlen)) % queue.size
+            oldest = min(oldest, int(queue[idx].min()))
+        if blen:
+            oldest = min(oldest, int(batch[:blen].min()))
+        if oldest > win.base:
+            emit(win.take(int(oldest)))
+    if progress is not None:
+        progress(N, N)
+
+    created = {0: int(bounds[N - bounds_n0]) if tape == 0 else 0, 1: int(iscal[8]), 2: int(iscal[5])}[tape]
+    rest = win.take(created)
+    blen = int(iscal[4])
+    live_ids = batch[:blen].copy()
+    if summary:
+        if acc_on:
+            acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
+        else:
+            emit(rest)
+        return summary_trajectory(config, "numba", acc)
+    store.add(rest)
+    part = store.result()
+    live_adm = part["adm"][live_ids]
+    arrays = rows
+    records = _records(part, n_initial, initial_stage, N, rows["time"])
+    del part
+    ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
+    residences = Residences(
+        np.concatenate([ev[0], records.type[live_ids]]),
+        np.concatenate([ev[1], live_adm]),
+        np.concatenate([ev[2], np.full(live_ids.size, N, dtype=np.int64)]),
+        requests=records,
+    )
+    S = config.stages if config.stages is not None else int(records.decode.max(initial=1))
+    out = {
+        "queue": arrays["queue"], "memory": arrays["mem"], "arrivals": arrays["arr"], "admissions": arrays["adm"],
+        "completions": arrays["comp"], "evictions": arrays["ev"], "rejections": arrays["rej"],
+        "time": arrays["time"], "batch_sizes": arrays["sizes"],
+    }
+    return build_trajectory(config, "numba", out, records, residences, S)
+
+
+class _Store:
+    """The finished requests' fields, appended chunk by chunk into arrays grown by 1.5x
+    (few large allocations, which the allocator returns to the system when freed)."""
+
+    NAMES = ("id", "typ", "pr", "dec", "arr", "adm", "fadm", "comp", "nev", "state", "at")
+
+    def __init__(self, capacity: int) -> None:
+        self.size = 0
+        self.arrays = {name: np.empty(capacity, dtype=float if name == "at" else np.int64) for name in self.NAMES}
+
+    def add(self, part: dict[str, np.ndarray]) -> None:
+        m = part["id"].size
+        if self.size + m > self.arrays["id"].size:
+            cap = max(int(1.5 * self.arrays["id"].size), self.size + m)
+            for name in self.NAMES:
+                new = np.empty(cap, dtype=self.arrays[name].dtype)
+                new[: self.size] = self.arrays[name][: self.size]
+                self.arrays[name] = new
+        for name in self.NAMES:
+            self.arrays[name][self.size : self.size + m] = part[name]
+        self.size += m
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The fields as arrays of the exact length (views of the store: no copy, whose fresh
+        pages would cost as much as the run on a busy machine)."""
+        return {name: self.arrays.pop(name)[: self.size] for name in self.NAMES}
+
+
+def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
+    qhead, qlen = int(iscal[2]), int(iscal[3])
+    new = np.zeros(2 * live, dtype=np.int64)
+    if qlen:
+        new[:qlen] = queue[(qhead + np.arange(qlen)) % queue.size]
+    iscal[2] = 0
+    return new
+
+
+def _first_tokens(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int) -> np.ndarray:
+    fadm = part["fadm"]
+    ft = np.where((fadm >= 0) & (fadm + 1 < N), fadm + 1, -1)
+    ids = part["id"]
+    init = ids < n_initial
+    if init.any():
+        ft[init] = np.where(initial_stage[ids[init]] > 0, 0, ft[init])
+    return ft
+
+
+def _records(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int,
+             time: np.ndarray) -> Any:
+    from .trajectory import RequestRecords
+
+    return RequestRecords.build(
+        type=part["typ"], prompt=part["pr"], decode=part["dec"], arrival=part["arr"], admission=part["fadm"],
+        first_token=_first_tokens(part, n_initial, initial_stage, N), completion=part["comp"], evicted=part["nev"],
+        arrival_time=part["at"], initial=part["id"] < n_initial, rejected=part["state"] == REJECTED,
+        time=time,
+    )
+
+
+def _feed_wall(acc: Any, part: dict[str, np.ndarray], n_initial: int) -> None:
+    """Finished requests of a wall-clock run into the accumulator (times in seconds)."""
+    done = part["comp"] >= 0
+    if not done.any():
+        return
+    sub = {k: part[k][done] for k in ("id", "arr", "comp", "dec", "nev", "at", "ftt", "ct")}
+    acc.add_requests(sub["arr"], sub["comp"], sub["dec"], sub["nev"], sub["id"] < n_initial, sub["at"],
+                     sub["ftt"], sub["ct"])

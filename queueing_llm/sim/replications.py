@@ -1,0 +1,86 @@
+r"""Independent replications of a run: ``ql.simulate(..., replications=R)``.
+
+Replication :math:`r` uses the seed ``SeedSequence(seed).spawn(R)[r]`` reduced to a 63-bit
+integer (recorded in :attr:`Replications.seeds`), so the replications are independent
+streams and the whole set is reproducible from one seed. Confidence intervals are the
+Student intervals of :func:`queueing_llm.stats.replications_ci` over the R per-run
+summaries (Law 2015, section 9.4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..stats import DEFAULT_LEVEL, Interval, replications_ci
+
+__all__ = ["Replications", "replication_seeds"]
+
+
+def replication_seeds(seed: int | None, R: int) -> list[int]:
+    """R independent 63-bit seeds spawned from ``seed`` (fresh entropy if ``None``)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ParameterError(f"seed must be an integer in [0, inf) or None, got {seed!r}")
+    children = np.random.SeedSequence(None if seed is None else int(seed)).spawn(R)
+    return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
+class Replications(Sequence):
+    """R independent runs of one model: a sequence of :class:`Trajectory`, so it can be
+    passed wherever a list of independent runs is taken (``ql.verify(theorem, model,
+    reps)`` then puts replication intervals on the estimates).
+
+    Attributes
+    ----------
+    runs : list of Trajectory
+    seed : int or None
+        The seed the replication seeds were spawned from.
+    seeds : list of int
+    """
+
+    def __init__(self, runs: list[Any], seed: int | None) -> None:
+        self.runs = list(runs)
+        self.seed = seed
+        self.seeds = [r.seed for r in self.runs]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.runs[index]
+
+    def __repr__(self) -> str:
+        return f"Replications({len(self.runs)} runs of {self.runs[0].iterations} iterations, seed={self.seed})"
+
+    @property
+    def summaries(self) -> list[dict[str, float]]:
+        """Each replication's :meth:`Trajectory.summary`."""
+        return [r.summary() for r in self.runs]
+
+    def summary(self) -> dict[str, float]:
+        """The mean over replications of every summary key."""
+        rows = self.summaries
+        return {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+
+    def ci(self, key: str, level: float = DEFAULT_LEVEL) -> Interval:
+        """Replication confidence interval of a summary key (``nan`` runs refused)."""
+        rows = self.summaries
+        if key not in rows[0]:
+            raise ParameterError(f"key must be a summary key ({', '.join(rows[0])}), got {key!r}")
+        values = [row[key] for row in rows]
+        if any(math.isnan(v) for v in values):
+            raise ParameterError(f"{key} is nan in some replication (no completed request?): {values}")
+        return replications_ci(values, level)
+
+    def cis(self, level: float = DEFAULT_LEVEL) -> dict[str, Interval]:
+        """Replication intervals of every summary key that is finite in all runs."""
+        rows = self.summaries
+        return {
+            k: replications_ci([row[k] for row in rows], level)
+            for k in rows[0]
+            if all(math.isfinite(row[k]) for row in rows)
+        }

@@ -1,0 +1,219 @@
+r"""The batch-capped queue as a truncated Markov chain, solved by banded GTH elimination.
+
+The fallback route of :func:`~queueing_llm.theory.queue_stationary.stationary` when the
+kernel roots cannot be found, and the route that resolves probabilities below the PGF
+route's absolute accuracy (:math:`\approx 10^{-16}`).
+
+The state is the number in system after admission, :math:`Y`. One iteration (MODEL.md
+section 2) from :math:`Y = n`: the batch holds :math:`s = \min(n, B)` members, each completing
+with probability :math:`q` (geometric decode lengths), then :math:`A` requests arrive:
+
+.. math:: Y' = n - D + A,\qquad D \sim \mathrm{Bin}(s, q),\quad A \sim a_0, a_1, \dots
+
+so the chain jumps down by at most :math:`B` and up by at most :math:`\max A`. It is
+truncated at :math:`N` states, the mass of a jump past the top kept in the top state, and
+solved by GTH elimination (Grassmann, Taksar and Heyman 1985) restricted to the band: no
+subtraction, so each probability, however small (:math:`10^{-80}`), is accurate to a few
+ulps relative to itself for the truncated matrix. States below the smallest possible
+arrival count are transient and carry probability 0.
+
+**Truncation error.** :math:`N` doubles until the top 20 % of the states carry less than
+``tail``. For :math:`n \ge B` the chain is a random walk with negative drift
+:math:`\lambda - Bq`, so its stationary law decays geometrically,
+:math:`\pi_{n+1}/\pi_n \to \eta < 1` (the reciprocal of the real kernel root outside the
+unit disk); the mass lost beyond :math:`N` is then bounded by
+:math:`\pi_{N'} \hat\eta / (1 - \hat\eta)`, :math:`\hat\eta` the largest ratio measured over
+the top 20 % (excluding the top state, which holds the lumped mass), :math:`N'` the last
+state before the top. :attr:`ChainResult.error_bound` is that bound plus the mass of the
+top 20 %.
+
+Sources: Grassmann, Taksar and Heyman (1985), Oper. Res. 33, 1107-1116 (GTH); Bruneel and
+Kim (1993), ch. 4 (the chain of the Geo^X/Geo/B queue).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from ..errors import ModelError
+
+__all__ = ["ChainResult", "truncated_chain", "MAX_CHAIN_WORK", "MAX_CHAIN_BYTES"]
+
+MAX_CHAIN_BYTES = 512 * 2**20
+"""Largest band matrix (bytes) the truncated chain may allocate before it refuses."""
+
+MAX_CHAIN_WORK = 5 * 10**8
+"""Largest elimination work (states x up-band x down-band multiply-adds, about 5e7 a second)
+before it refuses: about ten seconds."""
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    r"""Stationary law of the truncated chain.
+
+    Attributes
+    ----------
+    pi : numpy.ndarray
+        :math:`P(Y = n)`, :math:`n = 0..N-1`.
+    size : int
+        Number of states :math:`N`.
+    tail : float
+        Mass of the top 20 % of the states.
+    error_bound : float
+        Bound on the total-variation distance to the untruncated law (module notes).
+    """
+
+    pi: np.ndarray
+    size: int
+    tail: float
+    error_bound: float
+
+
+def _rows(B: int, q: float, a: np.ndarray, low: int, size: int) -> tuple[np.ndarray, int, int]:
+    r"""Band of the transition matrix on states ``low..size-1``: ``W[i, j - i + down]``.
+
+    From :math:`n` (row :math:`i = n - low`) with :math:`s = \min(n, B)` members the next
+    state is :math:`n - s + m`, :math:`m = (s - D) + A`, i.e. band column :math:`m - s + B`.
+    """
+    down, up = B, a.size - 1
+    width = down + up + 1
+    n_states = size - low
+
+    def row_of(s: int) -> np.ndarray:
+        kept = binom.pmf(np.arange(s + 1), s, 1 - q) if q < 1 else np.eye(1, s + 1, 0)[0]  # s - D
+        row = np.convolve(kept, a)
+        return row / row.sum()
+
+    W = np.zeros((n_states, width))
+    first_full = max(B, low) - low
+    for n in range(low, min(low + first_full, size)):
+        s = min(n, B)
+        row = row_of(s)
+        W[n - low, down - s: down - s + row.size] = row
+    if first_full < n_states:
+        full = row_of(B)
+        W[first_full:, : full.size] = full
+    for i in range(max(0, n_states - 1 - up), n_states):  # mass above the top stays in the top state
+        top_col = n_states - 1 - i + down
+        if top_col + 1 < width:
+            W[i, top_col] += W[i, top_col + 1:].sum()
+            W[i, top_col + 1:] = 0.0
+    return W, down, up
+
+
+def _banded_gth(W: np.ndarray, down: int, up: int) -> np.ndarray:
+    """Stationary vector of the banded stochastic matrix by GTH elimination (no subtraction)."""
+    n = W.shape[0]
+    for k in range(n - 1, 0, -1):
+        lo_c, lo_r = max(0, k - down), max(0, k - up)
+        cols = np.arange(lo_c, k)
+        s = W[k, cols - k + down].sum()
+        if not s > 0:
+            raise ModelError(f"truncated chain: state {k} cannot reach the lower states (reducible chain)")
+        rows = np.arange(lo_r, k)
+        col_idx = k - rows + down
+        W[rows, col_idx] /= s
+        W[rows[:, None], cols[None, :] - rows[:, None] + down] += np.outer(W[rows, col_idx], W[k, cols - k + down])
+    pi = np.zeros(n)
+    pi[0] = 1.0
+    for k in range(1, n):
+        rows = np.arange(max(0, k - up), k)
+        pi[k] = pi[rows] @ W[rows, k - rows + down]
+    return pi / pi.sum()
+
+
+def decay_rate(B: int, q: float, a: np.ndarray) -> float:
+    r"""The geometric decay rate :math:`\eta = 1/s^*` of the stationary tail, :math:`s^* > 1`
+    the real root of :math:`B \log(s / r(s)) = \log A(s)`, :math:`r(s) = q + (1-q)s` (the
+    Cramér root of the walk's increment :math:`A - D`; 0 when the walk cannot climb).
+
+    For :math:`n \ge B` the chain is a random walk with increment :math:`A - \mathrm{Bin}(B, q)`
+    and :math:`E[(s^*)^{A - D}] = 1`, so :math:`\pi_n \sim c\,\eta^n` (Bruneel and Kim 1993, ch. 4).
+    """
+    j = np.flatnonzero(a > 0)
+    loga = np.log(a[j])
+
+    def f(s: float) -> float:
+        x = loga + j * math.log(s)
+        log_a = float(x.max() + math.log(np.exp(x - x.max()).sum()))
+        return B * (math.log(s) - math.log(q + (1 - q) * s)) - log_a
+
+    hi = 1.0 + 1e-9
+    while f(hi) > 0:
+        hi = 1 + 2 * (hi - 1)
+        if hi > 1e12:
+            return 0.0  # the walk never climbs this far: no geometric tail to speak of
+    lo = 1.0 + (hi - 1) / 2 if hi > 1.0 + 1e-9 else 1.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if f(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    return 1.0 / hi
+
+
+def truncated_chain(B: int, q: float, arrivals: np.ndarray, tail: float = 1e-14,
+                    max_bytes: int = MAX_CHAIN_BYTES, max_work: int = MAX_CHAIN_WORK) -> ChainResult:
+    r"""Stationary law of the queue's chain, truncated where the top 20 % carry < ``tail``.
+
+    Parameters
+    ----------
+    B : int
+        Batch cap.
+    q : float
+        Completion probability per member and iteration, :math:`0 < q \le 1`.
+    arrivals : numpy.ndarray
+        :math:`a_0, a_1, \dots`, the law of the arrivals per iteration (finite, cut tail).
+    tail : float
+        Truncation tolerance on the mass of the top 20 % of the states.
+    max_bytes, max_work : int
+        Limits of the band matrix and the elimination work; beyond them a
+        :class:`~queueing_llm.errors.ModelError` names the size needed.
+
+    Returns
+    -------
+    ChainResult
+    """
+    a = np.asarray(arrivals, dtype=float)
+    nz = np.flatnonzero(a > 0)
+    if nz.size == 0:
+        raise ModelError("truncated chain: the arrival law has no mass")
+    a = a[: nz[-1] + 1]
+    low = int(nz[0])  # Y' >= A: states below the smallest arrival count are transient
+    up = a.size - 1
+    size = low + B + max(256, 8 * (up + B))
+    eta = decay_rate(B, q, a)
+    if 0 < eta < 1:  # the top 20 % hold about eta^(0.8 N) / (1 - eta): start where that is below tail
+        need = math.log(tail * (1 - eta)) / math.log(eta) / 0.8
+        size = max(size, low + B + int(math.ceil(need)))
+    elif eta >= 1:  # pragma: no cover - stable models have eta < 1
+        raise ModelError("truncated chain: the model is not stable (no decaying tail)")
+    while True:
+        width = B + up + 1
+        need_bytes, need_work = (size - low) * width * 8, (size - low) * max(up, 1) * B
+        if need_bytes > max_bytes or need_work > max_work:
+            raise ModelError(
+                f"the truncated chain needs {size - low} states (band {width}: {need_bytes / 2**20:.0f} MiB, "
+                f"{need_work:.3g} operations) to reach a tail below {tail:g}, beyond its limits "
+                f"({max_bytes / 2**20:.0f} MiB, {max_work:.3g}); the model is too close to critical load "
+                "for the chain route"
+            )
+        W, down, upb = _rows(B, q, a, low, size)
+        pi = _banded_gth(W, down, upb)
+        top = pi[int(0.8 * pi.size):]
+        if top.sum() < tail:
+            break
+        size = low + 2 * (size - low)
+    body = top[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = body[1:] / body[:-1]
+    ratios = ratios[np.isfinite(ratios)]
+    eta = float(ratios.max()) if ratios.size else 0.0
+    lost = math.inf if eta >= 1 else float(body[-1]) * eta / (1 - eta) if body.size else 0.0
+    full = np.concatenate([np.zeros(low), pi])
+    return ChainResult(full, size, float(top.sum()), float(top.sum()) + lost)

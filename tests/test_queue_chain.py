@@ -1,0 +1,158 @@
+"""The truncated-chain route of the stationary queue and its use as a fallback (issue 11 item 7,
+issue 10 item 5).
+
+The package's banded chain (queueing_llm/theory/queue_chain.py) is checked against the
+independent dense reference of tests/markov_reference.py (built from the slot order by other
+code); the stationary solver must never let an arithmetic error escape and must say which
+route it took; P(empty) far below 1e-17 must be the chain's GTH value, not rounding noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from markov_reference import slot_transition, stationary_chain
+from scipy.stats import binom as binom_law
+from scipy.stats import poisson
+
+import queueing_llm as ql
+from queueing_llm.theory import queue_chain as qc
+from queueing_llm.theory import queue_stationary as qs
+
+
+def cb(decode, arrivals, batch_cap: int) -> ql.ContinuousBatching:
+    return ql.ContinuousBatching([ql.RequestType(prompt=2, decode=decode, arrivals=arrivals)],
+                                 batch_cap=batch_cap, policy="fcfs_cap")
+
+
+@pytest.mark.parametrize(("B", "q", "arrivals"), [
+    (1, 0.5, np.array([0.6, 0.4])),
+    (4, 0.3, poisson.pmf(np.arange(40), 1.08)),
+    (8, 0.25, np.array([0.001, 0.999])),
+    (16, 0.1, poisson.pmf(np.arange(60), 1.5)),
+])
+def test_banded_chain_matches_dense_reference(B, q, arrivals) -> None:
+    got = qc.truncated_chain(B, q, arrivals)
+    ref = stationary_chain(B, q, arrivals)
+    n = int(0.8 * min(got.size, ref["size"]))  # below the truncation zones of both
+    keep = ref["pi"][:n] > 1e-250
+    rel = np.abs(got.pi[:n][keep] - ref["pi"][:n][keep]) / ref["pi"][:n][keep]
+    assert rel.max() < 1e-9, rel.max()
+    assert got.tail < 1e-14 and got.error_bound < 1e-13
+    assert math.isclose(got.pi.sum(), 1.0, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("arrivals", [ql.Bernoulli(0.999), ql.Bernoulli(0.99999)])
+def test_stationary_falls_back_where_the_kernel_roots_fail(arrivals) -> None:
+    """Issue 11: prompt 2, Geometric(0.25) decode, Bernoulli(0.999) arrivals, B = 8 raised
+    KernelRootError; now the chain route answers, says so, and agrees with the reference."""
+    m = cb(ql.Geometric(0.25), arrivals, 8)
+    with pytest.raises(qs.KernelRootError):
+        qs.kernel_roots(m)
+    res = qs.stationary(m)
+    assert res.route == "chain" and "chain route" in res.reason and "kernel roots failed" in res.reason
+    ref = stationary_chain(8, 0.25, qs.arrival_pmf(m))
+    assert math.isclose(res.mean_in_system, ref["mean_in_system"], rel_tol=1e-10)
+    assert math.isclose(res.p_empty, ref["p_empty"], rel_tol=1e-10)
+    assert math.isclose(res.mean_batch, float(arrivals.p) / 0.25, rel_tol=1e-12)
+    assert np.allclose(res.boundary, ref["pi"][:8], rtol=1e-10, atol=0)
+
+
+def test_kernel_root_error_is_a_package_error() -> None:
+    assert issubclass(qs.KernelRootError, ql.ModelError) and issubclass(qs.KernelRootError, ArithmeticError)
+
+
+@pytest.mark.slow
+def test_binomial_arrivals_near_one_answer() -> None:
+    """Binomial(5, 0.99) arrivals (P(A = 0) = 1e-10): whichever route, a finite answer that
+    matches the reference chain."""
+    for q, B, route in ((0.25, 32, "chain"), (0.5, 12, "pgf"), (0.9, 8, "pgf")):
+        m = cb(ql.Geometric(q), ql.Binomial(5, 0.99), B)
+        res = qs.stationary(m)
+        ref = stationary_chain(B, q, qs.arrival_pmf(m))
+        assert res.route == route, (q, B, res.reason)
+        assert math.isclose(res.mean_in_system, ref["mean_in_system"], rel_tol=1e-8), (q, B)
+        assert math.isclose(res.p_empty, ref["p_empty"], rel_tol=1e-8), (q, B, res.p_empty, ref["p_empty"])
+
+
+def test_no_idle_iteration_chain_against_power_iteration() -> None:
+    """P(A = 0) = 0: the states below min A are transient (probability 0); the chain route
+    agrees with plain power iteration on a matrix built by the reference's slot transition."""
+    a = np.array([0.0, 0.5, 0.5])
+    m = cb(ql.Geometric(0.5), ql.FinitePMF({1: 0.5, 2: 0.5}), 8)
+    res = qs.stationary(m)
+    size = 200
+    P = np.zeros((size, size))
+    for n in range(size):
+        low, dist, _ = slot_transition(n, 8, 0.5, a)
+        for j, p in enumerate(dist):
+            P[n, min(low + j, size - 1)] += p
+    pi = np.full(size, 1.0 / size)
+    for _ in range(3000):
+        pi = pi @ P
+    assert res.p_empty == 0.0
+    assert math.isclose(res.mean_in_system, float(np.arange(size) @ pi), rel_tol=1e-9)
+
+
+def test_p_empty_far_below_rounding_is_the_gth_value() -> None:
+    """Issue 10 item 5: B = 64, load 0.98 has P(empty) ~ 1e-44; the PGF route alone returns
+    rounding noise there. The result must match the componentwise-accurate GTH reference
+    relatively, with a stated error bound."""
+    B, q = 64, 0.1
+    lam = 0.98 * B * q
+    m = cb(ql.Geometric(q), ql.Poisson(lam), B)
+    res = qs.stationary(m)
+    ref = stationary_chain(B, q, qs.arrival_pmf(m))
+    assert ref["p_empty"] < 1e-17
+    assert res.route == "pgf" and "from the truncated chain" in res.reason
+    assert math.isclose(res.p_empty, ref["p_empty"], rel_tol=1e-8), (res.p_empty, ref["p_empty"])
+    assert 0 < res.p_empty_error < 1e-8 * res.p_empty
+
+
+def test_p_empty_beyond_the_chain_budget_is_bounded_not_noise() -> None:
+    """B = 256 at load 0.999: the chain that would resolve P(empty) is too large; the value
+    is then within [0, PGF_ABSOLUTE_ERROR] and the reason says so."""
+    q = 0.3
+    m = cb(ql.Geometric(q), ql.Poisson(0.999 * 256 * q), 256)
+    res = qs.stationary(m)
+    assert 0 <= res.p_empty <= qs.PGF_ABSOLUTE_ERROR and res.p_empty_error == qs.PGF_ABSOLUTE_ERROR
+    assert "below the route's absolute accuracy" in res.reason
+
+
+def test_chain_refuses_beyond_its_limits_with_the_size() -> None:
+    a = poisson.pmf(np.arange(200), 0.999 * 76.8)
+    with pytest.raises(ql.ModelError, match=r"needs \d+ states .* MiB"):
+        qc.truncated_chain(256, 0.3, a, max_work=10**6)
+
+
+def test_decay_rate_is_the_cramer_root() -> None:
+    """eta = 1/s* with E[s*^(A - D)] = 1 for the full batch (checked by direct evaluation)."""
+    B, q, lam = 4, 0.3, 1.0
+    a = poisson.pmf(np.arange(60), lam)
+    s = 1 / qc.decay_rate(B, q, a)
+    d = binom_law.pmf(np.arange(B + 1), B, q)
+    value = float(a @ s ** np.arange(a.size)) * float(d @ s ** (-np.arange(B + 1).astype(float)))
+    assert s > 1 and math.isclose(value, 1.0, rel_tol=1e-9)
+
+
+def test_waiting_cap_rejection_is_never_negative_rounding() -> None:
+    """Issue 11: the float chain returned rejection probabilities of -1e-14 where rejections
+    are rare (lambda minus the accepted mean cancels). Summed directly they are >= 0, and close
+    to the exact rational solution."""
+    from queueing_llm.theory import queue_waiting as qw
+
+    for K, lam, B in ((60, 0.5, 8), (60, 1.5, 8), (20, 0.1, 4), (5, 1.0, 1)):
+        m = ql.ContinuousBatching([ql.RequestType(prompt=1, decode=ql.Geometric(0.5), arrivals=ql.Poisson(lam))],
+                                  batch_cap=B, policy="fcfs_cap", waiting_cap=K)
+        r = qw.waiting_cap_chain(m)
+        assert 0 <= r.rejection_probability <= 1 and r.rejection_rate >= 0, (K, lam, B, r.rejection_probability)
+
+
+def test_waiting_cap_clip_reports_large_excursions() -> None:
+    from queueing_llm.theory import queue_waiting as qw
+
+    assert qw._clip(-1e-14, "x", 1.0) == 0.0 and qw._clip(1 + 1e-14, "x", 1.0) == 1.0
+    with pytest.raises(ql.ModelError, match="outside \\[0, 1\\] by more than the rounding error"):
+        qw._clip(-1e-6, "x", 1.0)
