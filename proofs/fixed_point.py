@@ -27,7 +27,7 @@ def derive() -> Derivation:
     d.say("Saturated relaxed map without eviction: every cohort moves one stage up unchanged, so a "
           "stationary batch holds the same number $x$ at every stage $j < l_1$, and greedy admission "
           "fills the memory left after execution.")
-    d.equal("Stage memory (MODEL.md section 1)", c.w(j), l0 + 1 + j)
+    d.equal("Stage memory (the model chapter, section 1)", c.w(j), l0 + 1 + j)
     balance = dyn.stage_balance(model, x)
     d.equal("Memory of the stationary batch, $\\sum_{j<l_1} w_j x$", balance, x * l1 * (2 * l0 + l1 + 1) / 2)
     xs = dyn.fixed_point(model)
@@ -49,7 +49,7 @@ def derive() -> Derivation:
     d.equal("Memory balance", dyn.stage_balance(two, x), x * (p * Ca + (1 - p) * Cb))
     d.equal("so $x^* = M / \\sum_k p_k C_k$", dyn.fixed_point(two), M / (p * Ca + (1 - p) * Cb))
 
-    d.say("Numbers of REFERENCES.md section 1.")
+    d.say("Numbers of the references chapter, section 1.")
     d.substitute("Example 2", xs, {l0: 2, l1: 3, M: 24}, 2)
     d.substitute("Rate-limited example ($x^* \\approx 1.64$)", xs, {l0: 10, l1: 40, M: 2000}, sp.Rational(100, 61))
     for name, decodes, M_ in (("Example 4", (2, 3), 518), ("Example 5", (2, 4), 626)):

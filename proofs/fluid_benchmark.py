@@ -34,7 +34,7 @@ def derive() -> Derivation:
     d.equal("which is $(l_1 + 1)(l_0 + l_1/2)$", cap.lifetime_memory(t, prefill_stage=True),
             (l1 + 1) * (l0 + l1 / 2))
     d.equal(
-        "Without (MODEL.md): $w_j = l_0 + 1 + j$ at stages $j < l_1$, $W = C$",
+        "Without (the model chapter): $w_j = l_0 + 1 + j$ at stages $j < l_1$, $W = C$",
         sp.Sum(t.stage_memory(k), (k, 0, l1 - 1)),
         cap.lifetime_memory(t, prefill_stage=False),
     )
@@ -70,7 +70,7 @@ def derive() -> Derivation:
     d.equal("and there $1 - \\rho = d_0/(d_0 + d_1 M) > 0$, so feasibility implies $\\rho < 1$",
             1 - d1 * g["capacity_bound"], d0 / (d0 + d1 * M))
 
-    d.say("Worked example (REFERENCES.md section 2): $l_0 = 2$, $l_1 = 3$, $\\lambda = 2$ per second, "
+    d.say("Worked example (the references chapter, section 2): $l_0 = 2$, $l_1 = 3$, $\\lambda = 2$ per second, "
           "$d_0 = 1$, $d_1 = 0.01$, $M = 50$, with a prefill stage.")
     model = ql.ContinuousBatching(
         types=[ql.RequestType(prompt=2, decode=3, arrivals=ql.PoissonProcess(2))],

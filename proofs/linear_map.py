@@ -39,7 +39,7 @@ def derive() -> Derivation:
                  dyn.characteristic_polynomial(model, "admission", lam), lam * F / w(0), lam)
     Bm = dyn.companion_matrix(model, "memory")
     d.say("On the invariant set $\\sum_j w_j x_j = M$ (memory full after admission) add $w^T/w_0$ to the "
-          "first row (the gradient of the constraint): the form of MODEL.md A.2.")
+          "first row (the gradient of the constraint): the form of the model chapter, A.2.")
     d.equal("$\\alpha = -1/(l_0+1)$", Bm[0, 0], -1 / (l0 + 1))
     d.equal("$\\beta = (l_0 + l_1)/(l_0+1)$", Bm[0, 2], (l0 + 3) / (l0 + 1))
     d.polynomial("with characteristic polynomial $(\\lambda - 1) F(\\lambda)/w_0$",

@@ -43,7 +43,7 @@ def derive() -> Derivation:
     bb = tq.lyapunov_bounds(bail)
     d.equal("Bailey ($q = 1$): $E[Y] \\le \\sigma^2/(2(B - \\lambda)) + \\lambda$", bb.upper,
             var0 / (2 * (B - lam0)) + lam0)
-    d.equal("and $E[Y] \\ge \\sigma^2/(2(B - \\lambda)) + \\lambda/2$ (MODEL.md B.6)", bb.lower,
+    d.equal("and $E[Y] \\ge \\sigma^2/(2(B - \\lambda)) + \\lambda/2$ (the model chapter, B.6)", bb.lower,
             var0 / (2 * (B - lam0)) + lam0 / 2)
     ex = ql.ContinuousBatching([ql.RequestType(prompt=2, decode=ql.Geometric(sp.Rational(3, 10)),
                                                arrivals=ql.Poisson(sp.Rational(9, 10)))], batch_cap=4,

@@ -24,7 +24,7 @@ def derive() -> Derivation:
     j = sp.Symbol("j", integer=True, nonnegative=True)
     t = ql.RequestType(prompt=l0, decode=l1, arrivals=lam)
 
-    d.say("A request at stage $j = 0, \\dots, l_1 - 1$ holds $w_j = l_0 + 1 + j$ KV tokens (MODEL.md section 1).")
+    d.say("A request at stage $j = 0, \\dots, l_1 - 1$ holds $w_j = l_0 + 1 + j$ KV tokens (model chapter, section 1).")
     C = d.equal(
         "Its lifetime memory is the sum of its stage memories",
         sp.Sum(t.stage_memory(j), (j, 0, l1 - 1)),

@@ -1,7 +1,7 @@
 """Derivation of the [NSZ26] memory stability threshold (registry name ``nsz-threshold``), checked by SymPy.
 
 Usage: ``python proofs/nsz_threshold.py [OUTPUT_DIR]`` (default ``docs/generated/proofs``);
-writes ``nsz_threshold.tex``. Reproduces the paper's 1:1 setting (REFERENCES.md section 3).
+writes ``nsz_threshold.tex``. Reproduces the paper's 1:1 setting (the references chapter, section 3).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def derive() -> Derivation:
           "its prefill in chunks of $\\hat s$ tokens, then $o$ decode iterations.")
     dec = d.equal("Decode part: after decode step $i$ the request holds $s + i$ tokens",
                   sp.Sum(s + i, (i, 1, o)), cap.decode_memory(s, o))
-    d.equal("which is MODEL.md's lifetime memory $C = \\sum_{j<l_1} (l_0 + 1 + j)$ with $l_0 = s$, $l_1 = o$",
+    d.equal("which is the model chapter's lifetime memory $C = \\sum_{j<l_1} (l_0 + 1 + j)$ with $l_0 = s$, $l_1 = o$",
             dec, ql.RequestType(prompt=s, decode=o).lifetime_memory)
 
     m = sp.ceiling(s / shat)
@@ -69,7 +69,7 @@ def derive() -> Derivation:
     d.holds("... by less than the 10 % the paper reports for its predictions",
             sp.Lt((MEASURED_RATE - res.mu) / MEASURED_RATE, sp.Rational(1, 10), evaluate=False))
 
-    d.say("Without prefill iterations (chunk = None, MODEL.md's abstraction) $g = C$ and $\\mu \\bar b = M/E[C]$, "
+    d.say("Without prefill iterations (chunk = None, model chapter's abstraction) $g = C$ and $\\mu \\bar b = M/E[C]$, "
           "the multi-type fixed point $x^*$ of [ADLS26] and the memory Little bound.")
     l0, l1, M = sp.symbols("l_0 l_1 M", positive=True)
     abstract = cap.nsz_threshold(ql.ContinuousBatching(types=[ql.RequestType(l0, l1)], kv_capacity=M))

@@ -1,7 +1,7 @@
 """queueing-llm: queueing theory of LLM inference.
 
 One model object; theory derives from it, simulation runs it, verification compares
-the two. See MODEL.md for the conventions and the README for a tour.
+the two. See the model chapter for the conventions and the README for a tour.
 """
 
 from . import catalogue  # noqa: E402,F401,I001  (registers the built-in theorems)

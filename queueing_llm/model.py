@@ -1,4 +1,4 @@
-r"""The continuous-batching model of MODEL.md: request types and the batching engine.
+r"""The continuous-batching model (the model chapter): request types and the batching engine.
 
 A :class:`ContinuousBatching` value is the single object from which the theory derives
 its formulas and the simulators run their trajectories. Parameters may be numbers or
@@ -6,7 +6,7 @@ SymPy symbols; every numeric parameter is validated at construction and a bad va
 raises a :class:`~queueing_llm.errors.ModelError` naming the parameter, the value and
 the allowed range.
 
-Conventions (MODEL.md section 1): a type-:math:`k` request has prompt :math:`l_0` and
+Conventions (the model chapter, section 1): a type-:math:`k` request has prompt :math:`l_0` and
 decode length :math:`l_1`; at stage :math:`j = 0, \dots, l_1 - 1` it holds
 :math:`w_j = l_0 + 1 + j` KV tokens; its lifetime memory is
 :math:`C = \sum_{j<l_1} w_j = l_1 (l_0 + (l_1 + 1)/2)` token-iterations.
@@ -54,7 +54,7 @@ class PoissonProcess:
     r"""Arrivals in continuous time: a Poisson process of ``rate`` requests per second.
 
     Used in wall-clock mode (the model needs an ``iteration_time``): the arrivals of an
-    iteration are those falling in its wall-clock interval (MODEL.md section 4).
+    iteration are those falling in its wall-clock interval (the model chapter, section 4).
     """
 
     rate: Any
@@ -67,7 +67,7 @@ class PoissonProcess:
 @dataclass(frozen=True)
 class LinearIterationTime:
     r"""Iteration time :math:`s_n = d_0 + d_1 Z_n` seconds, :math:`Z_n` the batch's KV tokens
-    ([ALSW25], MODEL.md section 4). With :math:`d_1 = 0` the slotted model is exact."""
+    ([ALSW25], the model chapter, section 4). With :math:`d_1 = 0` the slotted model is exact."""
 
     d0: Any
     d1: Any = 0
@@ -167,7 +167,7 @@ class RequestType:
         return self.arrivals.mean
 
     def stage_memory(self, j: Any) -> sp.Expr:
-        r"""KV tokens held at stage :math:`j`: :math:`w_j = l_0 + 1 + j` (MODEL.md section 1)."""
+        r"""KV tokens held at stage :math:`j`: :math:`w_j = l_0 + 1 + j` (the model chapter, section 1)."""
         return self.l0 + 1 + to_sympy(j)
 
     @property
@@ -222,7 +222,7 @@ def _as_types(types: Any) -> tuple[RequestType, ...]:
 
 @dataclass(frozen=True)
 class ContinuousBatching:
-    r"""A continuous-batching engine serving one or more request types (MODEL.md).
+    r"""A continuous-batching engine serving one or more request types (the model chapter).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Admission policies as plain values (MODEL.md section 3).
+r"""Admission policies as plain values (the model chapter, section 3).
 
 A policy here is only a description: an immutable, printable, picklable value naming
 the rule and its parameters. The simulators execute the rules (``sim/policies.py``);
@@ -119,7 +119,7 @@ class Static(Policy):
 @dataclass(frozen=True)
 class FcfsCap(Policy):
     """The classical batch-capped queue: no memory limit, admit FCFS while the batch holds
-    fewer than ``B`` requests (MODEL.md section 5, family B)."""
+    fewer than ``B`` requests (the model chapter, section 5, family B)."""
 
     name = "fcfs_cap"
 

@@ -7,7 +7,7 @@ same rules serve ``--type``, ``--trace``, a spec file (``--model FILE``) and the
 
 Laws
 ----
-A prompt or decode length (:math:`l_0`, :math:`l_1`, MODEL.md section 1) or an arrival law
+A prompt or decode length (:math:`l_0`, :math:`l_1`, the model chapter, section 1) or an arrival law
 is written as
 
 =============================  ===============================================================

@@ -322,7 +322,7 @@ def rate_ci(
     the increments, i.e. :math:`(Q_{e_i} - Q_{s_i})/m` over contiguous batches
     :math:`[s_i, e_i]` of length :math:`m`; replications: each run's
     :math:`(Q_N - Q_d)/(N - d)`. Used for the overload drift
-    :math:`\lambda - B/E[l_1]` of MODEL.md section 5, B.2.
+    :math:`\lambda - B/E[l_1]` of the model chapter, section 5, B.2.
 
     Parameters
     ----------

@@ -276,7 +276,7 @@ def queues(
     max_prompt: int = 10,
     waiting_caps: tuple[int, int] | None = None,
 ) -> st.SearchStrategy[ContinuousBatching]:
-    r"""One-type batch-capped queues (policy ``fcfs_cap``, no memory limit, MODEL.md 5.B)
+    r"""One-type batch-capped queues (policy ``fcfs_cap``, no memory limit, the model chapter, 5.B)
     with load :math:`\rho = \lambda E[l_1] / B` in ``load`` (a multiple of 1/100).
 
     Draws :math:`B` in ``batch_caps``, a decode law (:func:`decode_laws` of the given
@@ -285,7 +285,7 @@ def queues(
     ``Poisson(lambda)``, ``Bernoulli(lambda)`` (only when :math:`\lambda \le 1`; :math:`B`
     is then drawn at most :math:`E[l_1]/\rho`) or ``Binomial(n, lambda/n)`` with
     :math:`n = \lceil \lambda \rceil + 1`. With ``waiting_caps = (low, high)`` the
-    waiting-room cap :math:`K` is drawn in that range (MODEL.md 5.B.7), else it is infinite.
+    waiting-room cap :math:`K` is drawn in that range (the model chapter, 5.B.7), else it is infinite.
     """
     kinds = _kinds("arrival kinds", arrivals, ("poisson", "bernoulli", "binomial"))
     if waiting_caps is not None and not (0 <= waiting_caps[0] <= waiting_caps[1]):

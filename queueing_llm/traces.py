@@ -2,7 +2,7 @@ r"""Real LLM request traces: arrival times and token lengths -> laws and arrival
 
 A :class:`Trace` holds, for :math:`n` requests, the arrival times :math:`t_1 \le \dots \le t_n`
 in seconds (``None`` for length-only data), the prompt tokens :math:`l_{0,i}` and the output
-tokens :math:`l_{1,i}`. From it come the model's primitives (MODEL.md section 1):
+tokens :math:`l_{1,i}`. From it come the model's primitives (the model chapter, section 1):
 
 * the empirical laws :math:`\hat P(l_0 = v) = \#\{i : l_{0,i} = v\}/n` and likewise for
   :math:`l_1` (:meth:`Trace.prompt_law`, :meth:`Trace.decode_law`, exact rationals, so
@@ -270,7 +270,7 @@ class Trace:
         :math:`n` is the number of requests and :math:`T` the observation window (the span
         :math:`t_n - t_1` unless the trace was cut from a larger one). For a Poisson process
         observed over :math:`T` this is the maximum-likelihood estimate of its rate; the
-        model's arrival rate :math:`\lambda` (MODEL.md section 4). See
+        model's arrival rate :math:`\lambda` (the model chapter, section 4). See
         :meth:`arrival_rate_interval` for a confidence interval that allows burstiness.
         """
         if per not in _PER:
@@ -387,7 +387,7 @@ class Trace:
         * ``iteration_seconds=None``: ``PoissonProcess(λ̂)`` in seconds (wall-clock mode;
           the model then needs ``iteration_time=ql.LinearIterationTime(d0, d1)``);
         * ``iteration_seconds=τ``: ``Poisson(λ̂ τ s)`` arrivals per iteration (slotted mode,
-          MODEL.md section 4), :math:`\tau` the seconds of one decode step and :math:`s`
+          the model chapter, section 4), :math:`\tau` the seconds of one decode step and :math:`s`
           = ``scale`` decode steps per model iteration.
 
         A length-only trace (no arrival times) gives ``arrivals=None`` (saturated models).

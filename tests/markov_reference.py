@@ -1,7 +1,7 @@
 """Independent reference for the batch-capped queue: the Markov chain built from the slot order.
 
 Test-only helper. The state is the number in system after admission. One transition
-follows MODEL.md section 2 literally: the batch holds ``min(n, B)`` members and the queue
+follows the model chapter, section 2 literally: the batch holds ``min(n, B)`` members and the queue
 ``n - min(n, B)``; **execute**: each member completes independently with probability q
 (geometric decode lengths); **arrive**: ``a`` requests, of which ``min(a, K - queue)`` are
 accepted when a waiting cap K is set; **admit**: up to B (does not change the number in

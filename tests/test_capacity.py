@@ -1,4 +1,4 @@
-"""Family C theory (queueing_llm.theory.capacity): REFERENCES.md sections 2 and 3, symbolic pins,
+"""Family C theory (queueing_llm.theory.capacity): the references chapter, sections 2 and 3, symbolic pins,
 independent hand algebra (hand-typed formulas live only here), edge cases and option validation."""
 
 from fractions import Fraction
@@ -25,7 +25,7 @@ def uniform(low, high):
     return ql.FinitePMF({v: sp.Rational(1, high - low + 1) for v in range(low, high + 1)})
 
 
-# -- REFERENCES.md section 2: the worked fluid example ------------------------------------
+# -- the references chapter, section 2: the worked fluid example ------------------------------------
 @pytest.fixture(scope="module")
 def worked():
     return wall_model(2, 3, 2, 1, 0.01, kv=50)
@@ -169,7 +169,7 @@ def test_memory_little_needs_arrivals():
         cap.memory_little(ql.ContinuousBatching(types=[ql.RequestType(2, 3)], kv_capacity=24))
 
 
-# -- [NSZ26] threshold: REFERENCES.md section 3 ----------------------------------------------
+# -- [NSZ26] threshold: the references chapter, section 3 ----------------------------------------------
 MEASURED = 3.387  # [NSZ26] measured GPU rate (req/s), 1:1 workload
 
 

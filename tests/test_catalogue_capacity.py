@@ -46,7 +46,7 @@ def test_fluid_options_and_worked_example():
     assert out["rho"] == sp.Rational(7, 25) and out["delta_star"] == sp.Rational(25, 18)
     assert out["thresholds"] == (sp.Rational(25, 9),) and out["memory_need"] == sp.Rational(350, 9)
     assert out["feasible"] is True
-    default = T["fluid-benchmark"].evaluate(wall)  # default: MODEL.md's w_j, W = 12
+    default = T["fluid-benchmark"].evaluate(wall)  # default: the model chapter's w_j, W = 12
     assert default["lifetimes"] == (12,) and default["rho"] == sp.Rational(6, 25)
     # with the default convention the fluid memory need is memory Little's mean KV
     assert default["memory_need"] == T["memory-little"].evaluate(wall)["mean_kv"]

@@ -1,5 +1,5 @@
 """Family A theory (queueing_llm.theory.dynamics): derivations against hand algebra, the
-[ADLS26] examples of REFERENCES.md section 1, exact iteration of the relaxed map, cycle
+[ADLS26] examples of the references chapter, section 1, exact iteration of the relaxed map, cycle
 detection, errors, and the proof scripts of the family."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def pair(decodes, prompt=50, capacity=10**6, p=HALF):
 
 
 def w(j, prompt=l0):
-    """Hand-typed stage memory of MODEL.md section 1."""
+    """Hand-typed stage memory of the model chapter, section 1."""
     return prompt + 1 + j
 
 
@@ -90,7 +90,7 @@ def test_survival_polynomial_and_companion_forms_one_type():
     B = dyn.companion_matrix(m)
     assert list(B.row(0)) == [-w(1) / w(0), -w(2) / w(0), 0]
     Bm = dyn.companion_matrix(m, "memory")
-    alpha, beta = -1 / (l0 + 1), (l0 + 3) / (l0 + 1)  # MODEL.md A.2 with l1 = 3
+    alpha, beta = -1 / (l0 + 1), (l0 + 3) / (l0 + 1)  # the model chapter, A.2 with l1 = 3
     assert [sp.simplify(v - e) for v, e in zip(Bm.row(0), [alpha, alpha, beta], strict=True)] == [0, 0, 0]
     with pytest.raises(ql.ParameterError, match="form"):
         dyn.companion_matrix(m, "other")
@@ -173,7 +173,7 @@ def test_l1_two_solution_and_first_eviction():
         dyn.l1_two_solution(EX2)
 
 
-# -- the relaxed map: REFERENCES.md section 1 ----------------------------------------------
+# -- the relaxed map: the references chapter, section 1 ----------------------------------------------
 def test_example_3_exact_first_eviction_and_worst_cycle():
     run = dyn.relaxed_trajectory(EX2, 30, [[R(5, 2), 2, R(17, 10)]])
     assert run.first_eviction == 7

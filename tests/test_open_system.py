@@ -1,4 +1,4 @@
-"""The open system under memory constraints (MODEL.md A.7, registry name ``open-system``).
+"""The open system under memory constraints (the model chapter, A.7, registry name ``open-system``).
 
 Greedy admission is stable only below the worst-cycle throughput M/(l1 (l0 + l1)), not below
 x*; rate limiting is stable up to x*; FCFS reservation locks into cohorts with the
@@ -88,7 +88,7 @@ def test_hand_algebra():
 
 
 def test_reference_numbers():
-    """REFERENCES.md 1: M = 2000, l0 = 10, l1 = 40: worst cycle 1.00, x* = 1.64."""
+    """The references chapter, section 1: M = 2000, l0 = 10, l1 = 40: worst cycle 1.00, x* = 1.64."""
     g = T.evaluate(model(R(6, 5)))
     assert g == {"stability_threshold": 1, "stable": False, "x_star": R(100, 61), "worst_cycle": 1, "policy": "greedy",
                  "integer_threshold": 1, "integer_stable": False, "overflow_time": pytest.approx(424.13, abs=0.01)}

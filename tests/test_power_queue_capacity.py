@@ -1,4 +1,4 @@
-"""Power of the checks of families B and C (MODEL.md section 5): a wrong prediction is caught.
+"""Power of the checks of families B and C (the model chapter, section 5): a wrong prediction is caught.
 
 For every theorem and every quantity its check compares, the value ``evaluate`` returns is
 scaled by 0.95 and 1.05 (:func:`queueing_llm.testing.perturb`) and ``verify`` must report

@@ -1,6 +1,6 @@
 """Property-based verification of family B (the batch-capped queue) against simulation.
 
-Each property is stated as in MODEL.md section 5.B ("for every stable Geo^X/Geo/B queue
+Each property is stated as in the model chapter, section 5.B ("for every stable Geo^X/Geo/B queue
 ...") over models drawn by the public strategies of ``queueing_llm.strategies``, and is
 checked through ``ql.verify`` (the built-in theorems' checks), the code path users get.
 Simulations use the fast engine and fixed seeds; hypothesis runs derandomized with few

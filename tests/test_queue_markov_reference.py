@@ -1,7 +1,7 @@
 """The PGF/kernel-root route of the stationary queue against an independent Markov chain.
 
 The reference (tests/markov_reference.py) builds the chain of the number in system after
-admission directly from MODEL.md's slot order and solves it; it never sees the kernel, its
+admission directly from the model chapter's slot order and solves it; it never sees the kernel, its
 roots or the functional equation. Agreement is required to 8 significant digits (measured:
 13 or more) on the grid B in {1, 2, 4, 16, 64}, loads 0.3 to 0.98, Poisson and Bernoulli
 arrivals; Bernoulli arrivals need lambda = load * B * q <= 1, so q = min(0.3, 1/B) there.

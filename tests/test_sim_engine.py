@@ -1,4 +1,4 @@
-"""The simulators against MODEL.md section 2: the [ADLS26] worked trajectory, conservation,
+"""The simulators against the model chapter, section 2: the [ADLS26] worked trajectory, conservation,
 memory Little's law, wall-clock mode and the validation of simulate's arguments."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_iteration_zero_without_initial_batch_admits_its_arrivals(engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_eviction_order_lowest_stage_first_then_most_recent(engine):
-    """MODEL.md section 2, step 3: lowest stage first regardless of type; within a stage the
+    """The model chapter, section 2, step 3: lowest stage first regardless of type; within a stage the
     most recently admitted first; the victim loses its progress and rejoins the queue's head."""
     types = [T(10, 5, 0), T(10, 5, 0)]  # no arrivals: only the initial members
     # two members at stage 1 (type 0 admitted before type 1); 24 tokens, 26 after execution
@@ -182,7 +182,7 @@ def test_conservation_fcfs_cap_and_initial_batch():
 )
 def test_memory_littles_law(model):
     r"""Mean KV in use = throughput x lifetime memory C: each request is observed after
-    admission at stages 0..l1-1, holding sum_j w_j = C in total (MODEL.md section 1)."""
+    admission at stages 0..l1-1, holding sum_j w_j = C in total (the model chapter, section 1)."""
     run = simulate(model, 20_000, seed=3, engine="fast")
     assert run.evictions.sum() == 0  # otherwise evicted work adds memory-time
     w = 1000

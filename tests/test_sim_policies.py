@@ -1,4 +1,4 @@
-"""Admission policies of MODEL.md section 3 as the simulators execute them
+"""Admission policies of the model chapter, section 3 as the simulators execute them
 (``queueing_llm.sim.policies``), the waiting-room cap and the admit-after-eviction option."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Built-in theorems of MODEL.md section 5, family C (capacity with memory and time).
+r"""Built-in theorems of the model chapter, section 5, family C (capacity with memory and time).
 
 Importing the module registers three theorems:
 
@@ -9,13 +9,13 @@ Importing the module registers three theorems:
 ``fluid-benchmark``
     The [ALSW25] fluid benchmark with linear iteration time; keys ``rho``,
     ``delta_star``, ``thresholds``, ``memory_need``, ``feasible`` (and ``load``,
-    ``capacity_bound``, ``lifetimes``); option ``prefill_stage`` (default False: MODEL.md's
+    ``capacity_bound``, ``lifetimes``); option ``prefill_stage`` (default False: the model chapter's
     stage memories :math:`w_j = l_0 + 1 + j`, the simulator's convention; True:
-    [ALSW25]'s convention with a prefill stage, as in REFERENCES.md section 2).
+    [ALSW25]'s convention with a prefill stage, as in the references chapter, section 2).
 ``nsz-threshold``
     The [NSZ26] stability threshold; keys ``mu``, ``delta`` (and ``mean_g``,
     ``stable_rate``); options ``chunk`` (prefill chunk size :math:`\hat s`, default None:
-    prefill abstracted as in MODEL.md) and ``batch_time`` (:math:`\bar b` seconds per
+    prefill abstracted as in the model chapter) and ``batch_time`` (:math:`\bar b` seconds per
     batch, default 1: :math:`\mu` per iteration).
 
 The checks take their theory values from the prediction ``evaluate`` returned and read
@@ -46,9 +46,9 @@ from ..verdict import LOWER_BOUND, Verdict
 
 __all__ = ["MEMORY_LITTLE", "FLUID_BENCHMARK", "NSZ_THRESHOLD"]
 
-SOURCE_LITTLE = "Little (1961) on token-iterations; [NSZ26, section 3]; MODEL.md section 5 C.1"
-SOURCE_FLUID = "[ALSW25, section 3] (fluid benchmark, linear iteration time); REFERENCES.md section 2"
-SOURCE_NSZ = "[NSZ26, section 3] (memory stability threshold); REFERENCES.md section 3"
+SOURCE_LITTLE = "Little (1961) on token-iterations; [NSZ26, section 3]; the model chapter, section 5 C.1"
+SOURCE_FLUID = "[ALSW25, section 3] (fluid benchmark, linear iteration time); the references chapter, section 2"
+SOURCE_NSZ = "[NSZ26, section 3] (memory stability threshold); the references chapter, section 3"
 
 
 # ----------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ MEMORY_LITTLE = theorems.register(
             "with a linear iteration time).",
             "Stationary regime without evictions: each admitted request holds w_j = l0 + 1 + j tokens "
             "at stages j = 0..l1-1, C = sum_j w_j token-iterations in all.",
-            "Memory is observed once per iteration, after admission (MODEL.md section 2).",
+            "Memory is observed once per iteration, after admission (the model chapter, section 2).",
             "Since the memory never exceeds M, lambda E[C] <= M (per iteration) is necessary for stability.",
         ),
         statement_fn=_little_statement,
@@ -328,7 +328,7 @@ FLUID_BENCHMARK = theorems.register(
             "Every type has ql.PoissonProcess arrivals (rates lambda_k per second).",
             "Iteration time d0 + d1 Z seconds for a batch holding Z KV tokens (model.iteration_time).",
             "W_k is the lifetime memory in token-iterations: with prefill_stage=False (default) "
-            "W_k = E[C_k] = E[sum_{j<l1} (l0 + 1 + j)] as in MODEL.md; with prefill_stage=True "
+            "W_k = E[C_k] = E[sum_{j<l1} (l0 + 1 + j)] as in the model chapter; with prefill_stage=True "
             "W_k = E[sum_{k=0}^{l1} (l0 + k)] as in [ALSW25].",
             "Fluid balance: every iteration admits n_k = lambda_k Delta requests of type k and holds n_k "
             "at every stage.",

@@ -1,4 +1,4 @@
-r"""Built-in theorems of MODEL.md section 5, family A (memory-constrained dynamics, [ADLS26]).
+r"""Built-in theorems of the model chapter, section 5, family A (memory-constrained dynamics, [ADLS26]).
 
 Importing the module registers (``integer-rate-limit``: :mod:`.dynamics_integer`;
 ``open-system``: :mod:`.dynamics_open`):
@@ -221,7 +221,7 @@ theorems.register(Theorem(
                 "multi-type: admissions in proportions p_k"),
     statement_fn=_fixed_point_statement, evaluate_fn=_fixed_point_evaluate, check_fn=checks.fixed_point_check,
     runs=checks.FIXED_POINT_RUNS,
-    source=f"{SOURCE}, eviction-free fixed point (MODEL.md A.1)", applies_fn=_memory_reason,
+    source=f"{SOURCE}, eviction-free fixed point (the model chapter, A.1)", applies_fn=_memory_reason,
 ))
 theorems.register(Theorem(
     name="linear-map",
@@ -233,7 +233,7 @@ theorems.register(Theorem(
                 "linearisation around the eviction-free fixed point (no eviction)"),
     statement_fn=_linear_statement, evaluate_fn=_linear_evaluate, check_fn=checks.linear_map_check,
     runs=checks.LINEAR_RUNS,
-    source=f"{SOURCE}, linearisation and Enestrom-Kakeya (MODEL.md A.2)", applies_fn=_finite_decode_reason,
+    source=f"{SOURCE}, linearisation and Enestrom-Kakeya (the model chapter, A.2)", applies_fn=_finite_decode_reason,
 ))
 theorems.register(Theorem(
     name="worst-cycle",
@@ -244,7 +244,7 @@ theorems.register(Theorem(
                 "every cycle of the relaxed map has at least this throughput"),
     statement_fn=_worst_statement, evaluate_fn=_worst_evaluate, check_fn=checks.worst_cycle_check,
     runs=checks.WORST_CYCLE_RUNS,
-    source=f"{SOURCE}, worst-case cycle (MODEL.md A.3)", applies_fn=_homogeneous_reason,
+    source=f"{SOURCE}, worst-case cycle (the model chapter, A.3)", applies_fn=_homogeneous_reason,
 ))
 theorems.register(Theorem(
     name="cycles",
@@ -255,7 +255,7 @@ theorems.register(Theorem(
                 "opposite: l1 even; evenly spaced: d divides l1; contiguous: 0 <= i < l1"),
     statement_fn=_cycles_statement, evaluate_fn=_cycles_evaluate, check_fn=checks.cycles_check,
     runs=checks.CYCLES_RUNS,
-    source=f"{SOURCE}, Propositions 2-4 (MODEL.md A.4)", applies_fn=_homogeneous_reason,
+    source=f"{SOURCE}, Propositions 2-4 (the model chapter, A.4)", applies_fn=_homogeneous_reason,
 ))
 theorems.register(Theorem(
     name="gcd-criterion",
@@ -267,7 +267,7 @@ theorems.register(Theorem(
                 "l0_min: common prompt length for every type"),
     statement_fn=_gcd_statement, evaluate_fn=_gcd_evaluate, check_fn=checks.gcd_check,
     runs=checks.GCD_RUNS,
-    source=f"{SOURCE}, multi-type stability (MODEL.md A.5)", applies_fn=_gcd_reason,
+    source=f"{SOURCE}, multi-type stability (the model chapter, A.5)", applies_fn=_gcd_reason,
 ))
 theorems.register(Theorem(
     name="rate-limited",
@@ -278,5 +278,5 @@ theorems.register(Theorem(
                 "relaxed map from an empty batch (integer runs: token bucket of depth x + 1)"),
     statement_fn=_rate_statement, evaluate_fn=_rate_evaluate, check_fn=checks.rate_limited_check,
     runs=checks.RATE_LIMITED_RUNS,
-    source=f"{SOURCE}, section 5.1 (MODEL.md A.6)", applies_fn=_rate_reason,
+    source=f"{SOURCE}, section 5.1 (the model chapter, A.6)", applies_fn=_rate_reason,
 ))

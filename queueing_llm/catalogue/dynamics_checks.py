@@ -63,7 +63,7 @@ threshold is a lower bound on the congested throughput, which the integer system
 by 3-7 % (1.03-1.07 on the default model after the collapse): only a threshold raised
 above that is caught; ``x_star`` is an upper bound 55 % above it.
 
-Source: [ADLS26] (MODEL.md A.1-A.6); the integer statements: MODEL.md section 3.
+Source: [ADLS26] (the model chapter, A.1-A.6); the integer statements: the model chapter, section 3.
 """
 
 from __future__ import annotations

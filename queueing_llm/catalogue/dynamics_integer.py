@@ -198,9 +198,9 @@ theorems.register(Theorem(
                "with unlimited memory the pattern's peak against peak_memory: exact",
     title="Token-bucket admission in the integer system: largest eviction-free rate",
     hypotheses=("saturated input, one request type with integer l0, l1 and M",
-                "token bucket of depth x + 1 at a rational rate x (MODEL.md section 3), from an empty batch",
+                "token bucket of depth x + 1 at a rational rate x (the model chapter, section 3), from an empty batch",
                 "eviction-free at x iff the peak P(x) of the admission pattern is at most M"),
     statement_fn=_statement, evaluate_fn=_evaluate, check_fn=integer_rate_check,
     runs=INTEGER_RATE_RUNS,
-    source=f"{SOURCE}, section 5.1 in the integer system (MODEL.md section 3)", applies_fn=_integer_reason,
+    source=f"{SOURCE}, section 5.1 in the integer system (the model chapter, section 3)", applies_fn=_integer_reason,
 ))

@@ -1,4 +1,4 @@
-r"""Built-in theorem ``open-system`` (MODEL.md A.7): the open system's stability threshold.
+r"""Built-in theorem ``open-system`` (the model chapter, A.7): the open system's stability threshold.
 
 ``evaluate`` keys: ``stability_threshold`` (:math:`\theta` of the relaxed system),
 ``integer_threshold`` (the threshold of the integer system the simulator runs),
@@ -259,5 +259,5 @@ theorems.register(Theorem(
                 "greedy with theta < lambda < x*: the congested regime is absorbing but is reached after a random "
                 "(metastable) time; the statement is about the regime after that collapse"),
     statement_fn=_open_statement, evaluate_fn=_open_evaluate, check_fn=_open_check, runs=OPEN_RUNS,
-    source=f"{SOURCE}, worst-case cycle and section 5.1 (MODEL.md A.7)", applies_fn=dyn.open_system_reason,
+    source=f"{SOURCE}, worst-case cycle and section 5.1 (the model chapter, A.7)", applies_fn=dyn.open_system_reason,
 ))

@@ -1,4 +1,4 @@
-r"""Built-in theorems of MODEL.md section 5, family B (the batch-capped queue, no memory limit).
+r"""Built-in theorems of the model chapter, section 5, family B (the batch-capped queue, no memory limit).
 
 Importing the module registers seven theorems (``evaluate`` keys in braces; extra keys
 may follow):
@@ -57,7 +57,7 @@ __all__ = ["STABILITY", "OVERLOAD_DRIFT", "RENEWAL_TRANSIENT", "EQUILIBRIUM_STAG
 OPEN = (open_run(),)
 SATURATED = (saturated_run(),)
 
-SOURCE_B = "MODEL.md section 5, family B; Bailey (1954); Bruneel and Kim (1993)"
+SOURCE_B = "The model chapter, section 5, family B; Bailey (1954); Bruneel and Kim (1993)"
 
 
 # ----------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ STABILITY = theorems.register(Theorem(
     statement_fn=_stability_statement,
     evaluate_fn=_stability_evaluate,
     check_fn=_stability_check,
-    source="MODEL.md section 5, B.1; Loynes (1962)",
+    source="The model chapter, section 5, B.1; Loynes (1962)",
     applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
     runs=OPEN,
     comparison="completions per iteration of an open run (batch means) against the predicted throughput "
@@ -203,7 +203,7 @@ OVERLOAD_DRIFT = theorems.register(Theorem(
     statement_fn=_drift_statement,
     evaluate_fn=_drift_evaluate,
     check_fn=_drift_check,
-    source="MODEL.md section 5, B.2",
+    source="The model chapter, section 5, B.2",
     applies_fn=lambda m: tq.queue_reason(m),
     runs=OPEN,
     comparison="growth per iteration of the number in system of an open run (batch means of the increments) "
@@ -285,7 +285,7 @@ RENEWAL_TRANSIENT = theorems.register(Theorem(
     statement_fn=_renewal_statement,
     evaluate_fn=_renewal_evaluate,
     check_fn=_renewal_check,
-    source="Feller, vol. 1, XIII.3 and XIII.11; MODEL.md section 5, B.3",
+    source="Feller, vol. 1, XIII.3 and XIII.11; the model chapter, section 5, B.3",
     applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
     runs=SATURATED,
     comparison="completions per slot and iteration of a saturated run from an empty batch (batch means) "
@@ -348,7 +348,7 @@ EQUILIBRIUM_STAGE = theorems.register(Theorem(
     statement_fn=_stage_statement,
     evaluate_fn=_stage_evaluate,
     check_fn=_stage_check,
-    source="Feller, vol. 1, XIII.10; MODEL.md section 5, B.4",
+    source="Feller, vol. 1, XIII.10; the model chapter, section 5, B.4",
     applies_fn=lambda m: tq.queue_reason(m, arrivals=False),
     runs=SATURATED,
     comparison="mean KV tokens (option quantity='mean_stage': mean stage) of the members of a saturated run "
@@ -424,12 +424,12 @@ STATIONARY = theorems.register(Theorem(
         "Policy fcfs_cap, finite B, no memory limit; geometric decode lengths with one parameter q "
         "(each member completes with probability q per iteration).",
         "I.i.d. arrivals per iteration with PGF A(z), P(A = 0) > 0 when B > 1; lambda < B q.",
-        "In system = waiting + batch, observed after admission (MODEL.md section 2).",
+        "In system = waiting + batch, observed after admission (the model chapter, section 2).",
     ),
     statement_fn=_stationary_statement,
     evaluate_fn=_stationary_evaluate,
     check_fn=_stationary_check,
-    source="Bruneel and Kim (1993), ch. 4; Bailey (1954) for q = 1; MODEL.md section 5, B.5",
+    source="Bruneel and Kim (1993), ch. 4; Bailey (1954) for q = 1; the model chapter, section 5, B.5",
     applies_fn=lambda m: tq.queue_reason(m, geometric=True),
     runs=OPEN,
     comparison="mean number in system (option quantity: p_empty, mean_batch, mean_sojourn) of an open run "
@@ -505,7 +505,7 @@ LYAPUNOV_BOUNDS = theorems.register(Theorem(
     statement_fn=_lyapunov_statement,
     evaluate_fn=_lyapunov_evaluate,
     check_fn=_lyapunov_check,
-    source="MODEL.md section 5, B.6 (Kingman-type quadratic drift)",
+    source="The model chapter, section 5, B.6 (Kingman-type quadratic drift)",
     applies_fn=lambda m: tq.queue_reason(m, geometric=True),
     runs=OPEN,
     comparison="mean number in system of an open run (batch means) against [lower, upper]: the interval "
@@ -572,7 +572,7 @@ WAITING_CAP = theorems.register(Theorem(
     statement_fn=_waiting_statement,
     evaluate_fn=_waiting_evaluate,
     check_fn=_waiting_check,
-    source="MODEL.md section 5, B.7",
+    source="The model chapter, section 5, B.7",
     applies_fn=qw.waiting_cap_reason,
     runs=OPEN,
     comparison="rejections per iteration of an open run divided by lambda (batch means) against the "

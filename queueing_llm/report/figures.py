@@ -7,7 +7,7 @@ the vector copy a LaTeX document includes (:mod:`.document`). Each figure is sav
 target folder and renamed onto ``path``, so a crash never leaves half an image.
 
 * :func:`plot_trajectory`: queue length, batch size and KV memory against the iteration
-  (MODEL.md section 2, observed after admission), evictions marked.
+  (the model chapter, section 2, observed after admission), evictions marked.
 * :func:`plot_stage_occupancy`: the stage counts :math:`x_{k,j}(n)` as a heatmap over a
   window of iterations, one panel per request type.
 """
@@ -81,7 +81,7 @@ def plot_trajectory(trajectory: Any, path: str | os.PathLike, window: tuple[int,
     Three panels sharing the iteration axis :math:`n`: waiting requests
     :math:`Q_n = \sum_k q_{k}(n)`, batch members :math:`\sum_{k,j} x_{k,j}(n)` and memory
     :math:`Z_n = \sum_{k,j} (l_0 + 1 + j)\, x_{k,j}(n)` with the budget :math:`M` when
-    finite (MODEL.md section 2; [ADLS26] for the stage memory :math:`w_j = l_0 + 1 + j`).
+    finite (the model chapter, section 2; [ADLS26] for the stage memory :math:`w_j = l_0 + 1 + j`).
     Iterations with evictions are marked by ticks on the memory panel.
 
     Parameters
@@ -134,7 +134,7 @@ def plot_stage_occupancy(trajectory: Any, path: str | os.PathLike, window: tuple
     :math:`n`), one panel per request type, saved to ``path``.
 
     The cohorts of the [ADLS26] dynamics show as diagonal stripes: a request admitted at
-    iteration :math:`a` sits in stage :math:`j` at iteration :math:`a + j` (MODEL.md
+    iteration :math:`a` sits in stage :math:`j` at iteration :math:`a + j` (the model chapter,
     section 2), until it completes or is evicted.
 
     Parameters

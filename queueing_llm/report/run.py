@@ -407,7 +407,7 @@ def report(
     run, then, for a finite KV budget :math:`M` and only if some theorem needs them, a
     saturated run (``saturated=True``, :math:`\min(N, 5000)` iterations, same seed), the
     relaxed map near :math:`x^*` (:math:`\min(N, 1500)` iterations, floats) and a saturated
-    run of the model with ``policy=ql.rate_limited()`` (family A of MODEL.md section 5,
+    run of the model with ``policy=ql.rate_limited()`` (family A of the model chapter, section 5,
     [ADLS26]; :mod:`queueing_llm.report.passes`); (4) with ``output``, the files of
     :data:`FILES`, each written atomically.
 

@@ -1,4 +1,4 @@
-r"""Simulators of the continuous-batching model (MODEL.md sections 2-4).
+r"""Simulators of the continuous-batching model (the model chapter, sections 2-4).
 
 :func:`simulate` runs a model with one of three loops that give the same trajectory,
 bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs,
@@ -104,7 +104,7 @@ def simulate(
     replications: int | None = None,
     requests: int | None = None,
 ) -> Trajectory | Replications:
-    r"""Simulate ``iterations`` iterations of ``model`` (MODEL.md section 2).
+    r"""Simulate ``iterations`` iterations of ``model`` (the model chapter, section 2).
 
     Each iteration: **execute** (every batch member advances one stage; those that executed
     their last stage complete), **arrive** (each type's arrivals join the back of the
@@ -174,7 +174,7 @@ def simulate(
     [[45, 1], [0, 35], [46, 0], [0, 35]]
 
     Sources: [ADLS26] section 2 (model, greedy admission, eviction), [ALSW25] (linear
-    iteration time), MODEL.md sections 2-4.
+    iteration time), the model chapter, sections 2-4.
 
     A **fixed workload** (``requests=N``): the run stops at the iteration in which the
     :math:`N`-th request completes, and ``iterations`` is the budget (the run is refused, naming

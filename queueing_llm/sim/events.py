@@ -1,4 +1,4 @@
-r"""The SimPy engine: the reference simulator of MODEL.md section 2.
+r"""The SimPy engine: the reference simulator of the model chapter, section 2.
 
 Two SimPy processes share the environment's clock (seconds in wall-clock runs, iterations
 in slotted runs):
@@ -21,7 +21,7 @@ Saturated input has no arrival process: the admission step takes requests from a
 infinite backlog once the queue of evicted requests is empty.
 
 Sources: [ADLS26] section 2 (the discrete-time model and the iteration order), [ALSW25]
-(linear iteration time), MODEL.md sections 2-4.
+(linear iteration time), the model chapter, sections 2-4.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class EventsEngine:
 
     # -- the processes -------------------------------------------------------------
     def iterations(self):
-        """The forward passes, one loop pass per iteration, in MODEL.md section 2's order."""
+        """The forward passes, one loop pass per iteration, in the order of the model chapter, section 2."""
         env = self.env
         for n in range(self.config.first, self.config.iterations):
             duration = self.duration()  # s_n = d0 + d1 * Z_n

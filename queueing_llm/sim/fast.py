@@ -9,14 +9,14 @@ same admission rules (:mod:`.policies`) the same questions; only the bookkeeping
 * Completions come from a calendar: a member admitted at :math:`a` with decode length
   :math:`d` completes at :math:`a + d` unless evicted before (stale entries are skipped).
 * Memory after execution is updated in :math:`O(1)`: every member gains one token, each
-  completing member frees :math:`l_0 + 1 + l_1` (MODEL.md section 1).
+  completing member frees :math:`l_0 + 1 + l_1` (the model chapter, section 1).
 * Per-iteration arrays are rebuilt after the run with NumPy: counts by ``bincount`` of the
   request records and the admission/eviction log; the queue from the balance
   :math:`Q_n = \sum_{m \le n} (A_m - R_m + E_m - \text{Adm}_m)`; the stage counts from the
   residences (admission :math:`a`, exit :math:`e`) by a cumulative sum along the diagonals
   :math:`x_{k,j}(n) = \#\{a = n - j,\; e > n\}`.
 
-Source: MODEL.md section 2; [ADLS26] section 2.
+Source: the model chapter, section 2; [ADLS26] section 2.
 """
 
 from __future__ import annotations

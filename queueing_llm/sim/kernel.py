@@ -1,6 +1,6 @@
 r"""The compiled kernel: the fast engine's loop in numba, the same trajectory bit for bit.
 
-It executes MODEL.md section 2's iteration (execute, arrive, evict, admit) over arrays and
+It executes the model chapter, section 2's iteration (execute, arrive, evict, admit) over arrays and
 takes every random number from the same draws as the other engines, in the same order
 (:mod:`queueing_llm.sim`, "Random-draw order"), so every run it covers is bit-identical
 to the SimPy engine's (``tests/test_sim_equivalence.py``; no run needs a distributional

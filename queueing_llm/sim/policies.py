@@ -1,4 +1,4 @@
-r"""Admission rules of MODEL.md section 3, executed by both engines.
+r"""Admission rules of the model chapter, section 3, executed by both engines.
 
 A model's policy (``queueing_llm.policies``) is only a description; :func:`admission_rule`
 turns it into a rule object with the per-run state the rule needs (a token bucket, a
@@ -17,7 +17,7 @@ take the same decisions:
 number of members, both after the admissions already made in this iteration. An admitted
 request enters stage 0 and holds :math:`w_0 = l_0 + 1` tokens.
 
-Source: [ADLS26] sections 2 and 5.1 (greedy and rate-limited admission), MODEL.md section 3.
+Source: [ADLS26] sections 2 and 5.1 (greedy and rate-limited admission), the model chapter, section 3.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class StaticAdmission(GreedyAdmission):
 
 class FcfsCapAdmission(AdmissionRule):
     r"""The classical batch-capped queue: no memory limit, admit FCFS while
-    :math:`\text{size} < B` (MODEL.md section 5, family B)."""
+    :math:`\text{size} < B` (the model chapter, section 5, family B)."""
 
 
 def fixed_point_rate(model: ContinuousBatching) -> float:

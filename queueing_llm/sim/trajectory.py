@@ -1,4 +1,4 @@
-r"""What a run returns: per-iteration arrays and per-request records (MODEL.md section 2).
+r"""What a run returns: per-iteration arrays and per-request records (the model chapter, section 2).
 
 Conventions. Iteration :math:`n` is *execute, arrive, evict, admit*; every per-iteration
 array is observed after admission, every count is what happened during iteration

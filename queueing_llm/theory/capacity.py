@@ -1,4 +1,4 @@
-r"""Family C of MODEL.md section 5: capacity with memory and time.
+r"""Family C of the model chapter, section 5: capacity with memory and time.
 
 Three results, each derived in SymPy from the model's primitives (the stage memories,
 the laws' moments, the iteration time), for numeric and symbolic parameters:
@@ -97,7 +97,7 @@ def expect_polynomial(expr: Any, laws: dict[sp.Symbol, Law]) -> sp.Expr:
 
     Each monomial :math:`c \prod_v v^{a_v}` becomes :math:`c \prod_v E[v^{a_v}]`
     (:func:`law_moment`); the variables (prompt and decode length of one request) are
-    independent, as in MODEL.md section 1.
+    independent, as in the model chapter, section 1.
     """
     expr = sp.expand(sp.sympify(expr))
     variables = list(laws)
@@ -138,11 +138,11 @@ def expect_function(fn: Any, law: Law) -> sp.Expr:
 # Lifetime memory, with or without a prefill stage
 # ----------------------------------------------------------------------------------
 def stage_memory_prefill(t: RequestType, k: Any) -> sp.Expr:
-    r"""Stage memory in the convention with a prefill stage ([ALSW25], REFERENCES.md section 2).
+    r"""Stage memory in the convention with a prefill stage ([ALSW25], the references chapter, section 2).
 
     A request holds :math:`l_0 + k` tokens at stages :math:`k = 0, \dots, l_1`: stage 0 is
     the prefill iteration (the prompt's KV), stage :math:`k` adds the :math:`k`-th output
-    token. Compare MODEL.md's :math:`w_j = l_0 + 1 + j`, :math:`j < l_1`
+    token. Compare the model chapter's :math:`w_j = l_0 + 1 + j`, :math:`j < l_1`
     (:meth:`RequestType.stage_memory`).
     """
     return t.l0 + to_sympy(k)
@@ -151,7 +151,7 @@ def stage_memory_prefill(t: RequestType, k: Any) -> sp.Expr:
 def lifetime_memory(t: RequestType, prefill_stage: bool = False) -> sp.Expr:
     r"""Mean lifetime memory :math:`W` (token-iterations) of a request of type ``t``.
 
-    ``prefill_stage=False`` (MODEL.md, the simulator's convention):
+    ``prefill_stage=False`` (the model chapter, the simulator's convention):
     :math:`W = E[C] = E[\sum_{j<l_1} w_j]`, :math:`w_j = l_0 + 1 + j`, that is
     :meth:`RequestType.lifetime_memory`, :math:`l_1 (l_0 + (l_1+1)/2)` when deterministic.
 
@@ -269,11 +269,11 @@ def memory_little(model: ContinuousBatching) -> MemoryLittle:
     with :math:`a_k` the type-:math:`k` arrivals per iteration. Per-iteration arrival laws
     give :math:`a_k = \lambda_k`. A :class:`~queueing_llm.model.PoissonProcess` of rate
     :math:`\lambda_k` per second gives :math:`a_k = \lambda_k \bar s` with the mean
-    iteration time :math:`\bar s = d_0 + d_1 \bar Z` (MODEL.md section 4); solving the two
+    iteration time :math:`\bar s = d_0 + d_1 \bar Z` (the model chapter, section 4); solving the two
     linear equations gives :math:`\bar Z = d_0 S / (1 - d_1 S)`,
     :math:`S = \sum_k \lambda_k E[C_k]`, which is the fluid memory need of [ALSW25]
     (an exact identity here, not an approximation). Since :math:`Z_n \le M`,
-    :math:`\Lambda E[C] \le M` is necessary for stability ([NSZ26] section 3, MODEL.md
+    :math:`\Lambda E[C] \le M` is necessary for stability ([NSZ26] section 3, the model chapter,
     section 5 C.1).
     """
     rates = _rates(model)
@@ -329,7 +329,7 @@ def check_batch_time(batch_time: Any) -> sp.Expr:
 def prefill_memory(s: Any, chunk: Any) -> sp.Expr:
     r"""Prefill part of the [NSZ26] lifetime memory: :math:`\hat s + 2\hat s + \dots + s`.
 
-    Reading of the chunked-prefill sum (REFERENCES.md section 3): the prompt of
+    Reading of the chunked-prefill sum (the references chapter, section 3): the prompt of
     :math:`s` tokens is prefilled in :math:`m = \lceil s/\hat s \rceil` iterations; after
     the :math:`i`-th chunk the request holds :math:`\min(i \hat s, s)` tokens, so
 
@@ -338,7 +338,7 @@ def prefill_memory(s: Any, chunk: Any) -> sp.Expr:
     When :math:`\hat s` divides :math:`s` this is :math:`\hat s (1 + 2 + \dots + s/\hat s)`,
     the paper's series; otherwise the last chunk is the partial one (:math:`s - (m-1)\hat s`
     tokens) and the series ends at :math:`s` (not at :math:`m \hat s`). ``chunk=None``:
-    prefill abstracted (the prompt's KV is resident at admission, MODEL.md section 1),
+    prefill abstracted (the prompt's KV is resident at admission, the model chapter, section 1),
     :math:`P = 0`; ``chunk=oo``: one prefill iteration holding :math:`s`, :math:`P = s`.
     """
     s = to_sympy(s)
@@ -356,7 +356,7 @@ def decode_memory(s: Any, o: Any) -> sp.Expr:
     r"""Decode part of the [NSZ26] lifetime memory: :math:`(s+1) + \dots + (s+o)`.
 
     Derived as :math:`\sum_{i=1}^{o} (s + i) = o s + o(o+1)/2`; with :math:`s = l_0`,
-    :math:`o = l_1` it is MODEL.md's lifetime memory :math:`C = \sum_{j<l_1} w_j`.
+    :math:`o = l_1` it is the model chapter's lifetime memory :math:`C = \sum_{j<l_1} w_j`.
     """
     s, o = to_sympy(s), to_sympy(o)
     return sp.expand(sp.summation(s + _I, (_I, 1, o)))
@@ -435,7 +435,7 @@ def nsz_threshold(model: ContinuousBatching, chunk: Any = None, batch_time: Any 
         Finite ``kv_capacity`` :math:`M`.
     chunk : int, inf or None
         Prefill chunk size :math:`\hat s \ge 1`; None (default) abstracts prefill as
-        MODEL.md does (then :math:`g = C` and :math:`\mu \bar b = M/E[C]`, the memory
+        the model chapter does (then :math:`g = C` and :math:`\mu \bar b = M/E[C]`, the memory
         Little bound); ``inf`` is an unchunked prefill iteration.
     batch_time : float
         :math:`\bar b > 0`, seconds per batch (default 1: :math:`\mu` per iteration).
@@ -559,7 +559,7 @@ def fluid_benchmark(model: ContinuousBatching, prefill_stage: bool = False) -> F
 
     :math:`M^*` increases with :math:`S = \sum_k \lambda_k W_k` on :math:`\rho < 1`, and
     solving :math:`M^* = M` for :math:`S` gives the feasibility region
-    :math:`S \le M/(d_0 + d_1 M)` ([ALSW25] section 3; REFERENCES.md section 2). For
+    :math:`S \le M/(d_0 + d_1 M)` ([ALSW25] section 3; the references chapter, section 2). For
     :math:`\rho \ge 1` the fluid iteration length is infinite: ``delta_star = oo``,
     ``feasible = False``.
 
@@ -569,7 +569,7 @@ def fluid_benchmark(model: ContinuousBatching, prefill_stage: bool = False) -> F
         Every type with :class:`~queueing_llm.model.PoissonProcess` arrivals (rates
         :math:`\lambda_k` per second) and an ``iteration_time`` :math:`(d_0, d_1)`.
     prefill_stage : bool
-        False (default): MODEL.md's stage memories :math:`w_j = l_0 + 1 + j`,
+        False (default): the model chapter's stage memories :math:`w_j = l_0 + 1 + j`,
         :math:`W_k = E[C_k]` (the simulator's convention); True: [ALSW25]'s convention
         with a prefill stage, :math:`l_0 + k` tokens at stages :math:`k = 0..l_1`,
         :math:`W_k = (l_1+1)(l_0 + l_1/2)`.

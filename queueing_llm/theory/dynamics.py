@@ -1,4 +1,4 @@
-r"""Family A of MODEL.md section 5: memory-constrained dynamics under saturated input [ADLS26].
+r"""Family A of the model chapter, section 5: memory-constrained dynamics under saturated input [ADLS26].
 
 The results are derived in SymPy from the model's primitives (stage memories
 :math:`w_j = l_0 + 1 + j`, the greedy admission rule, the proportions :math:`p_k`) and are
@@ -25,7 +25,7 @@ valid for symbolic and numeric parameters. This module gathers the public functi
   of the integer map (``integer-rate-limit``);
 * :mod:`~queueing_llm.theory.dynamics_open`: the open system (Poisson arrivals): the
   stability threshold of greedy, rate-limited and reserve admission, the congested
-  throughput and the queue's drift (MODEL.md A.7).
+  throughput and the queue's drift (the model chapter, A.7).
 
 Source: [ADLS26] R. Ao, J. Dong, G. Luo, D. Simchi-Levi, *Service-Induced Congestion in
 Memory-Constrained LLM Serving*, arXiv:2606.15555 (2026).

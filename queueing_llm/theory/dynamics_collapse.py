@@ -1,4 +1,4 @@
-r"""Metastable collapse of greedy admission in the open system (MODEL.md A.7).
+r"""Metastable collapse of greedy admission in the open system (the model chapter, A.7).
 
 Under greedy admission with :math:`\theta < \lambda < x^*` (:math:`\theta` the worst-cycle
 throughput) the congested regime is absorbing, but from an empty system the batch first
@@ -37,7 +37,7 @@ iterations at :math:`\lambda = 1.1` (5 collapses in 12 runs of 2e5 iterations) a
 collapse: the Gaussian overflow time is a lower bound of the collapse time, not an
 approximation of it.
 
-Source: the open system of [ADLS26] (MODEL.md A.7) and REFERENCES.md section 1 ("greedy
+Source: the open system of [ADLS26] (the model chapter, A.7) and the references chapter, section 1 ("greedy
 shows no growth over 2e5 iterations at lambda = 1.02-1.05 (metastable)"); upcrossing rate
 of a Gaussian sequence (Rice's formula in discrete time).
 """

@@ -1,7 +1,7 @@
 r"""Family A core: request components, the eviction-free fixed point and the linearised map.
 
 Everything here is derived in SymPy from the primitives of a
-:class:`~queueing_llm.model.ContinuousBatching` model (MODEL.md sections 1-2):
+:class:`~queueing_llm.model.ContinuousBatching` model (the model chapter, sections 1-2):
 
 * stage memories :math:`w_{k,j} = l_{0,k} + 1 + j` (:meth:`RequestType.stage_memory`);
 * admission proportions :math:`p_k` (:attr:`ContinuousBatching.proportions`);
@@ -16,7 +16,7 @@ A random decode length with finite support is a mixture: a type-:math:`k` reques
 
 Source: [ADLS26] R. Ao, J. Dong, G. Luo, D. Simchi-Levi, *Service-Induced Congestion in
 Memory-Constrained LLM Serving*, arXiv:2606.15555 (2026): the eviction-free fixed point and
-the linearisation of the saturated map (MODEL.md section 5, A.1-A.2).
+the linearisation of the saturated map (the model chapter, section 5, A.1-A.2).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class Component:
         return self.request_type.l0 if self.mean_prompt is None else self.mean_prompt
 
     def w(self, j: Any) -> sp.Expr:
-        r"""Stage memory :math:`w_j = l_0 + 1 + j` (MODEL.md section 1)."""
+        r"""Stage memory :math:`w_j = l_0 + 1 + j` (the model chapter, section 1)."""
         if self.stage is None:
             return self.request_type.stage_memory(j)
         return self.stage.xreplace({_J: to_sympy(j)})
@@ -209,7 +209,7 @@ def fixed_point(model: ContinuousBatching) -> sp.Expr:
               x^* = \frac{2M}{l_1 (2 l_0 + l_1 + 1)} \text{ (one type)}.
 
     Valid for symbolic and numeric parameters. Source: [ADLS26], eviction-free fixed point
-    (MODEL.md A.1).
+    (the model chapter, A.1).
     """
     M = require_finite_memory(model)
     x = sp.Symbol("x")
@@ -241,7 +241,7 @@ def survival_coefficients(model: ContinuousBatching) -> tuple[sp.Expr, ...]:
     :math:`S_m a` is the memory, after execution, of a cohort of :math:`a` admissions that
     has executed :math:`m` iterations (the survivors are the components with
     :math:`l_1 > m`); :math:`S_0` is the mean cost of one admission. Source: [ADLS26],
-    linearisation (MODEL.md A.2).
+    linearisation (the model chapter, A.2).
     """
     L = decode_horizon(model)
     comps = components(model)
@@ -300,7 +300,7 @@ def admission_map(model: ContinuousBatching) -> tuple[tuple[sp.Symbol, ...], tup
 
     .. math:: a_{n+1} = \frac{M - \sum_{m=1}^{L-1} S_m a_{n+1-m}}{S_0}.
 
-    Returns the state symbols and the image of the state. Source: [ADLS26] (MODEL.md A.2).
+    Returns the state symbols and the image of the state. Source: [ADLS26] (the model chapter, A.2).
     """
     M = require_finite_memory(model)
     S = survival_coefficients(model)
@@ -322,7 +322,7 @@ def companion_matrix(model: ContinuousBatching, form: str = "admission") -> sp.M
     :math:`\sum_m S_m a_{n-m} = M` (memory full after admission) by adding
     :math:`S^T/S_0` to the first row (the gradient of the constraint, zero on the set). For
     one type its first row is :math:`(\alpha, \dots, \alpha, \beta)` with
-    :math:`\alpha = -1/(l_0+1)`, :math:`\beta = (l_0+l_1)/(l_0+1)` (MODEL.md A.2) and its
+    :math:`\alpha = -1/(l_0+1)`, :math:`\beta = (l_0+l_1)/(l_0+1)` (the model chapter, A.2) and its
     characteristic polynomial is :math:`(\lambda - 1) F(\lambda)/S_0`.
 
     Source: [ADLS26], linearisation around the fixed point.
@@ -346,7 +346,7 @@ def characteristic_polynomial(model: ContinuousBatching, form: str = "admission"
 
 
 def survival_polynomial(model: ContinuousBatching, lam: sp.Symbol = LAMBDA) -> sp.Expr:
-    r"""The characteristic ("survival") polynomial of the linearised map (MODEL.md A.2):
+    r"""The characteristic ("survival") polynomial of the linearised map (the model chapter, A.2):
 
     .. math:: F(\lambda) = \sum_{m=0}^{L-1} \sum_{k:\, l_{1,k} > m} p_k (l_{0,k} + 1 + m)\,
               \lambda^{L-1-m} = \sum_{m<L} S_m \lambda^{L-1-m}.
@@ -392,7 +392,7 @@ def spectral_radius(model: ContinuousBatching, budget: float | str | None = "def
     ``"default"``: :data:`.roots.DEFAULT_BUDGET`).
     Symbolic models: the exact :math:`\max |\lambda|` when SymPy finds the roots in radicals
     (:math:`L \le 3`), else a :class:`SymbolicValueError`. The fixed point is
-    asymptotically stable iff :math:`\rho < 1`. Source: [ADLS26] (MODEL.md A.2).
+    asymptotically stable iff :math:`\rho < 1`. Source: [ADLS26] (the model chapter, A.2).
     """
     S = survival_coefficients(model)
     if not any(is_symbolic(s) for s in S):
@@ -452,7 +452,7 @@ def stability(model: ContinuousBatching, budget: float | str | None = "default",
     :class:`~.roots.StabilityResult` whose ``stable`` is True, False, or None when undecided
     within the budget, with the spectral radius and its certified enclosure.
     ``progress(done, total)`` follows a long exact test (None: a progress bar on standard error
-    once it has run 2 s; False: silent). Source: [ADLS26] (MODEL.md A.2).
+    once it has run 2 s; False: silent). Source: [ADLS26] (the model chapter, A.2).
     """
     return _roots.stability(_numeric_coefficients(model), budget=budget, progress=progress)
 
@@ -510,7 +510,7 @@ def l1_two_solution(model: ContinuousBatching, a0: Any = None) -> dict[str, sp.E
               q = -\frac{l_0 + 2}{l_0 + 1}.
 
     Returns ``{"recurrence", "a_n", "x_star", "factor", "n"}`` (``n`` the index symbol,
-    ``a0`` a symbol if not given). Source: [ADLS26], worked example (REFERENCES.md 1).
+    ``a0`` a symbol if not given). Source: [ADLS26], worked example (the references chapter, section 1).
     """
     M = require_finite_memory(model)
     comps = components(model)
@@ -535,7 +535,7 @@ def first_eviction_l1_two(model: ContinuousBatching, a0: Any) -> int | float:
     :math:`d_n = (a_0 - x^*) q^n` exceeds :math:`T = M/w_1 - x^* = M (l_0+1)/((l_0+2)(2l_0+3))`.
     With :math:`|q| > 1`: the smallest :math:`n \ge \lceil \log(T/|d_0|)/\log|q| \rceil`
     (strictly above) whose sign :math:`\operatorname{sign}(d_0)(-1)^n` is positive. The
-    closed form is confirmed by exact comparisons. Source: [ADLS26] (REFERENCES.md 1).
+    closed form is confirmed by exact comparisons. Source: [ADLS26] (the references chapter, section 1).
     """
     sol = l1_two_solution(model)
     M = require_finite_memory(model)

@@ -1,4 +1,4 @@
-r"""Limit cycles of the saturated relaxed map for one request type (MODEL.md A.3-A.4).
+r"""Limit cycles of the saturated relaxed map for one request type (the model chapter, A.3-A.4).
 
 Every cycle here is derived from its **memory balance**: at the iteration where the
 evictions stop, the surviving cohorts fill the memory exactly,
@@ -23,7 +23,7 @@ Cycles (one type, :math:`w_j = l_0 + 1 + j`):
   apart, period :math:`d`: :math:`M/(d \sum_{q=1}^{k} w_{qd-1}) = 2M/(l_1(2 l_0 + l_1 + d))`.
 
 Source: [ADLS26] Propositions 2-4 (adjacent, opposite, contiguous-block and evenly spaced
-cycles) and the worst-case cycle; REFERENCES.md section 1.
+cycles) and the worst-case cycle; the references chapter, section 1.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""Deviations from the fixed point in the relaxed map: their measured growth or contraction rate.
 
-Near the eviction-free fixed point the relaxed greedy map is linear (MODEL.md A.2): the
+Near the eviction-free fixed point the relaxed greedy map is linear (the model chapter, A.2): the
 admissions obey the companion recursion of the survival polynomial :math:`F`, so a
 deviation :math:`e_n` of the stage counts from :math:`x^*` behaves like
 :math:`\|e_n\| \approx c\, \rho^n` (times a bounded oscillation when the dominant roots are
@@ -17,7 +17,7 @@ Accuracy measured on the catalogue models (float runs from a relative perturbati
 resolve radii within :math:`10^{-7}` over 4000 iterations. :data:`RATE_TOLERANCE` and
 :data:`CONTRACTION_MARGIN` are the tolerances the checks state.
 
-Source: [ADLS26], the linearised map and the multi-type stability criterion (MODEL.md A.2,
+Source: [ADLS26], the linearised map and the multi-type stability criterion (the model chapter, A.2,
 A.5).
 """
 

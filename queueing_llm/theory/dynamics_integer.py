@@ -3,7 +3,7 @@ r"""The integer saturated system: token-bucket admission, its peak memory, and e
 The relaxed map admits :math:`x^*` per iteration; the integer system (whole requests, the
 simulators of :mod:`queueing_llm.sim`) cannot. A token bucket at a rational rate
 :math:`x = p/q` (lowest terms) that never meets the memory limit admits, in iteration
-:math:`n` from an empty batch (MODEL.md section 3),
+:math:`n` from an empty batch (the model chapter, section 3),
 
 .. math:: a_n = \lfloor (n+1) x \rfloor - \lfloor n x \rfloor, \qquad
           F(m) := \lfloor m x \rfloor,
@@ -45,8 +45,8 @@ iteration gives the integer versions of the catalogued greedy cycles (started fr
 floored cycle states of :func:`~.dynamics_cycles.cycle_state`), where the floors change the
 relaxed values.
 
-Source: the token bucket of MODEL.md section 3 on the integer system of [ADLS26] (section
-5.1 rate-limited admission; REFERENCES.md section 1, "measured here in the integer system").
+Source: the token bucket of the model chapter, section 3 on the integer system of [ADLS26] (section
+5.1 rate-limited admission; the references chapter, section 1, "measured here in the integer system").
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _sym(f: Fraction) -> sp.Rational:
 def token_bucket_admissions(rate: Any, count: int) -> list[int]:
     r"""The first ``count`` admissions :math:`a_n = \lfloor (n+1)x \rfloor - \lfloor nx \rfloor`
     of a token bucket at rate :math:`x` that never meets the memory limit (period: the
-    denominator of :math:`x`). Source: MODEL.md section 3."""
+    denominator of :math:`x`). Source: the model chapter, section 3."""
     x = _rational(rate)
     return [math.floor((n + 1) * x) - math.floor(n * x) for n in range(int(count))]
 
@@ -249,7 +249,7 @@ def integer_cycle(
 ) -> IntegerCycle:
     r"""Iterate the integer saturated map exactly until a state repeats.
 
-    One iteration (MODEL.md section 2, one type, saturated queue): execute (stage
+    One iteration (the model chapter, section 2, one type, saturated queue): execute (stage
     :math:`l_1 - 1` completes), evict lowest stage first while the memory exceeds
     :math:`M`, admit. Admission: ``rate=None`` or ``"greedy"`` follows the model's policy
     (greedy: :math:`\lfloor S_n / w_0 \rfloor`); a rate :math:`x` (or ``"integer"``) uses the
@@ -366,5 +366,5 @@ def congested_throughput(model: ContinuousBatching, rate: Any = None) -> sp.Rati
 def integer_cycle_throughput(model: ContinuousBatching, initial: Any = None) -> sp.Rational:
     r"""Throughput of the cycle the integer greedy map falls into from ``initial`` (stage
     counts; None: an empty batch, whose first admission :math:`\lfloor M/w_0 \rfloor` is the
-    floored state of the worst cycle). Exact. Source: MODEL.md section 2, integer system."""
+    floored state of the worst cycle). Exact. Source: the model chapter, section 2, integer system."""
     return integer_cycle(model, "greedy", initial).throughput

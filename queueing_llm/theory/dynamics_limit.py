@@ -2,7 +2,7 @@ r"""Multi-type stability: the large-prompt limit, the gcd criterion and :math:`l
 
 Scale the prompts as :math:`l_{0,k} = r_k s` and let :math:`s \to \infty`. The survival
 polynomial is linear in :math:`s`, and its leading coefficient is the **limiting
-polynomial** (MODEL.md A.5)
+polynomial** (the model chapter, A.5)
 
 .. math:: A(\lambda) = \lim_{s\to\infty} F(\lambda)/s
           = \sum_{m<L} \sum_{k:\, l_{1,k} > m} p_k r_k \lambda^{L-1-m},
@@ -24,7 +24,7 @@ prompt exactly (Schur-Cohn in rationals), :func:`first_order_l0` the first-order
 and :func:`cubic_asymptotic` the two-type asymptotic
 :math:`1 - \rho(A) \sim 2\pi^2 p(1-p)/((1-p) + p\beta)^3\, l_{1,2}^{-3}`.
 
-Source: [ADLS26], multi-type stability and the gcd criterion (REFERENCES.md section 1,
+Source: [ADLS26], multi-type stability and the gcd criterion (the references chapter, section 1,
 Examples 4-5).
 """
 
@@ -103,7 +103,7 @@ def with_prompts(model: ContinuousBatching, prompts: Any) -> ContinuousBatching:
 def limiting_polynomial(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, ratios: Any = None) -> sp.Expr:
     r""":math:`A(\lambda) = \lim_{s\to\infty} F(\lambda; l_{0,k} = r_k s)/s`, computed by SymPy
     from the survival polynomial of the scaled model (its coefficient of :math:`s`).
-    ``ratios`` defaults to :func:`prompt_ratios`. Source: [ADLS26] (MODEL.md A.5)."""
+    ``ratios`` defaults to :func:`prompt_ratios`. Source: [ADLS26] (the model chapter, A.5)."""
     r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
     scaled = with_prompts(model, [ri * SCALE for ri in r])
     F = sp.expand(survival_polynomial(scaled, lam))
@@ -117,7 +117,7 @@ def limiting_closed_form(model: ContinuousBatching, lam: sp.Symbol = LAMBDA, rat
     :math:`(1-\lambda)\sum_{m=0}^{l_1-1}\lambda^{L-1-m} = \lambda^{L-l_1} - \lambda^L`
     (SymPy ``summation``) once with symbolic :math:`L, l_1`, then evaluated per component
     (a simplification per component took minutes for the hundreds of decode lengths of a
-    trace). Source: [ADLS26] (REFERENCES.md section 1, closed forms)."""
+    trace). Source: [ADLS26] (the references chapter, section 1, closed forms)."""
     r = prompt_ratios(model) if ratios is None else tuple(sp.sympify(x) for x in ratios)
     L = decode_horizon(model)
     form, (lam_s, L_s, l1_s) = _geometric_closed_form()
@@ -354,7 +354,7 @@ def cubic_asymptotic(p: Any = None, beta: Any = None, l1_long: Any = None) -> di
               = \frac{2\pi^2 p (1-p)}{((1-p) + p\beta)^3}\, N^{-3}.
 
     Returns ``{"t1", "t2", "gap"}`` (``gap`` in the symbols ``p``, ``beta``, ``N`` or the
-    values given). Source: [ADLS26] (REFERENCES.md section 1).
+    values given). Source: [ADLS26] (the references chapter, section 1).
     """
     P, B, N = sp.symbols("p beta N", positive=True)
     s1, s2, gap = _cubic_symbolic()

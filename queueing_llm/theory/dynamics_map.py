@@ -1,6 +1,6 @@
 r"""The relaxed (real-valued) saturated map with evictions, and cycle detection.
 
-One iteration of the relaxed map (MODEL.md section 2, saturated input, counts real):
+One iteration of the relaxed map (the model chapter, section 2, saturated input, counts real):
 
 1. **execute**: every cohort moves one stage up; stage :math:`l_1 - 1` completes;
 2. **evict**: if the memory :math:`\sum w_{c,j} y_{c,j}` exceeds :math:`M`, remove requests
@@ -12,13 +12,13 @@ One iteration of the relaxed map (MODEL.md section 2, saturated input, counts re
    under ``rate_limited(x)``, at most :math:`x` per iteration.
 
 After an eviction the memory is exactly :math:`M`, so nothing is admitted and the
-``admit_after_eviction`` option makes no difference (REFERENCES.md section 1).
+``admit_after_eviction`` option makes no difference (the references chapter, section 1).
 
 Exact mode iterates in rationals (:class:`fractions.Fraction`; the arrays hold
 :class:`sympy.Rational`), so [ADLS26] Example 3's first eviction at :math:`n = 7` in state
 :math:`(0, 778/243, 544/243)` comes out exactly; float mode is for long runs.
 
-Source: [ADLS26], the saturated map and its relaxation (MODEL.md section 2, A.2-A.4).
+Source: [ADLS26], the saturated map and its relaxation (the model chapter, section 2, A.2-A.4).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def relaxed_trajectory(
 
     Notes
     -----
-    The map is :math:`X_{n+1} = F(X_n)` of MODEL.md section 2 with real counts; each
+    The map is :math:`X_{n+1} = F(X_n)` of the model chapter, section 2 with real counts; each
     iteration executes, evicts least-progressed-first (every component of a stage cut by the
     same fraction) and admits. Source: [ADLS26], relaxed saturated dynamics.
     """
@@ -370,7 +370,7 @@ def detect_cycle(
     :math:`\le` ``max_period`` (default :math:`N/\mathrm{repeats}`) fits.
 
     The throughput of the cycle is its completions over one period divided by :math:`P`
-    (exact for integer and rational runs). Source: [ADLS26] (limit cycles, MODEL.md A.3-A.4).
+    (exact for integer and rational runs). Source: [ADLS26] (limit cycles, the model chapter, A.3-A.4).
     """
     if trajectory is not None:
         b, comp, ev, adm = _arrays(trajectory)

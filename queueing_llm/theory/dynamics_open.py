@@ -1,7 +1,7 @@
 r"""Family A, item 7: the open system (Poisson arrivals) under a memory budget [ADLS26].
 
 While the queue is not empty, admission only ever sees queued requests, so the batch
-evolves by the *saturated* map of the policy (MODEL.md section 2), and the queue changes
+evolves by the *saturated* map of the policy (the model chapter, section 2), and the queue changes
 by the arrival rate :math:`\lambda` minus the throughput of that congested regime. A
 policy's open system is therefore stable below the smallest throughput its congested
 regime can fall to, its **stability threshold** :math:`\theta`, and the queue grows at
@@ -33,7 +33,7 @@ below :math:`x^* = 1.639`, so rate limiting at 1.62 already congests.
 Source: [ADLS26] R. Ao, J. Dong, G. Luo, D. Simchi-Levi, *Service-Induced Congestion in
 Memory-Constrained LLM Serving*, arXiv:2606.15555 (2026): worst-case cycle, rate-limited
 admission (section 5.1) and the open-system example :math:`M = 2000`, :math:`l_0 = 10`,
-:math:`l_1 = 40` (MODEL.md A.7, REFERENCES.md section 1).
+:math:`l_1 = 40` (the model chapter, A.7, the references chapter, section 1).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def _require(model: ContinuousBatching, policy: Any = None) -> Policy:
 
 def open_arrival_rate(model: ContinuousBatching) -> sp.Expr:
     r""":math:`\lambda = E[A_n]`, the mean arrivals per iteration of a one-type open model
-    (the mean of its arrival law; a number or a symbol). Source: MODEL.md section 2."""
+    (the mean of its arrival law; a number or a symbol). Source: the model chapter, section 2."""
     reason = _model_reason(model)
     if reason is not None:
         raise ParameterError(f"open-system arrival rate: {reason}")
@@ -195,7 +195,7 @@ def reserve_cohort_cycle(model: ContinuousBatching) -> CycleFormula:
     memory :math:`R(t)` would exceed :math:`M` (relaxed: reach :math:`M`); the members alive at
     :math:`t` each hold at most :math:`w_{l_1-1}`, so at least :math:`M/w_{l_1-1}` members are
     present, and they all complete within :math:`l_1` iterations (in the integer system
-    :math:`\lfloor M/w_{l_1-1} \rfloor`). Source: the reservation rule of MODEL.md section 3,
+    :math:`\lfloor M/w_{l_1-1} \rfloor`). Source: the reservation rule of the model chapter, section 3,
     with the memory accounting of [ADLS26].
     """
     c = single_component(model)
@@ -220,7 +220,7 @@ def stability_threshold(model: ContinuousBatching, policy: Any = None) -> sp.Exp
 
     Derived from the worst-case cycle (:func:`~.dynamics_cycles.worst_cycle`), the
     rate-limited throughput (:func:`~.dynamics_core.rate_limited_throughput`) and the
-    reserve cohort (:func:`reserve_cohort_cycle`). Source: [ADLS26] (MODEL.md A.7).
+    reserve cohort (:func:`reserve_cohort_cycle`). Source: [ADLS26] (the model chapter, A.7).
     """
     return open_system(model, policy).threshold
 
@@ -238,8 +238,8 @@ def open_system(model: ContinuousBatching, policy: Any = None, rate: Any = None)
 
     .. math:: x^* - \frac{M}{l_1(l_0+l_1)} = \frac{M (l_1 - 1)}{l_1 (l_0+l_1)(2 l_0 + l_1 + 1)}.
 
-    Example (REFERENCES.md 1): :math:`M = 2000`, :math:`l_0 = 10`, :math:`l_1 = 40`: greedy
-    threshold 1, :math:`x^* = 100/61 \approx 1.64`. Source: [ADLS26] (MODEL.md A.7).
+    Example (the references chapter, section 1): :math:`M = 2000`, :math:`l_0 = 10`, :math:`l_1 = 40`: greedy
+    threshold 1, :math:`x^* = 100/61 \approx 1.64`. Source: [ADLS26] (the model chapter, A.7).
     """
     pol = _require(model, policy)
     lam = open_arrival_rate(model) if rate is None else sp.nsimplify(sp.sympify(rate))

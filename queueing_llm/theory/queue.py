@@ -1,4 +1,4 @@
-r"""Family B of MODEL.md section 5: the batch-capped queue without a memory limit.
+r"""Family B of the model chapter, section 5: the batch-capped queue without a memory limit.
 
 Policy ``fcfs_cap`` (admit FCFS while fewer than :math:`B` requests are in the batch,
 :math:`M = \infty`), random arrivals :math:`A_n` per iteration with PGF :math:`A(z)` and
@@ -19,13 +19,13 @@ is derived in SymPy from the laws' PGFs (parameters may be symbols):
 The stationary distribution (Geo^X/Geo/B) lives in :mod:`queueing_llm.theory.queue_stationary`,
 the waiting-room cap in :mod:`queueing_llm.theory.queue_waiting`; both use :func:`queue_inputs`.
 
-Notation: "in system" :math:`Y_n` is observed after admission (MODEL.md section 2);
+Notation: "in system" :math:`Y_n` is observed after admission (the model chapter, section 2);
 :math:`S_n = \min(Y_n, B)` requests are in the batch, :math:`W_n = (Y_n - B)^+` wait.
 
 Sources: N. T. J. Bailey, "On queueing processes with bulk service", J. R. Statist. Soc. B
 16 (1954); W. Feller, *An Introduction to Probability Theory*, vol. 1, 3rd ed., ch. XIII
 (discrete renewal theory); H. Bruneel and B. G. Kim, *Discrete-Time Models for Communication
-Systems Including ATM* (1993); MODEL.md section 5, family B.
+Systems Including ATM* (1993); the model chapter, section 5, family B.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def stability(model: ContinuousBatching) -> StabilityResult:
 
     .. math:: \lambda E[l_1] < B.
 
-    Source: MODEL.md section 5, B.1; Bailey (1954) for :math:`l_1 = 1`; Loynes (1962)
+    Source: the model chapter, section 5, B.1; Bailey (1954) for :math:`l_1 = 1`; Loynes (1962)
     stability of queues with stationary input.
     """
     inp = queue_inputs(model, arrivals=False)
@@ -271,7 +271,7 @@ def overload_drift(model: ContinuousBatching) -> sp.Expr:
     requests per iteration (renewal reward), while :math:`\lambda` arrive; a stable queue
     has drift 0. Symbolic parameters give a ``Piecewise``.
 
-    Source: MODEL.md section 5, B.2 (fluid limit of the queue).
+    Source: the model chapter, section 5, B.2 (fluid limit of the queue).
     """
     inp = queue_inputs(model)
     raw = sp.simplify(inp.lam - inp.B / inp.mean_decode)
@@ -286,7 +286,7 @@ def overload_drift(model: ContinuousBatching) -> sp.Expr:
 def fluid_queue(model: ContinuousBatching, initial: Any = 0, n: Any = None) -> sp.Expr:
     r"""Fluid line of the queue: :math:`Q(n) = \max(Q(0) + (\lambda - B/E[l_1])\,n,\ 0)`.
 
-    ``n`` defaults to the symbol :math:`n`. Source: MODEL.md section 5, B.2.
+    ``n`` defaults to the symbol :math:`n`. Source: the model chapter, section 5, B.2.
     """
     inp = queue_inputs(model)
     n = sp.Symbol("n", nonnegative=True) if n is None else to_sympy(n)
@@ -303,7 +303,7 @@ def geometric_one_step_drift(model: ContinuousBatching) -> sp.Expr:
     .. math:: E[z^{Y_{n+1}} \mid Y_n = y] = z^{y} A(z)\,(1 - q + q/z)^{B},\qquad
               E[Y_{n+1} - Y_n \mid Y_n = y] = \lambda - Bq .
 
-    Source: MODEL.md section 5, B.2.
+    Source: the model chapter, section 5, B.2.
     """
     _require(model, geometric=True)
     inp = queue_inputs(model)
@@ -321,7 +321,7 @@ def renewal_generating_function(model: ContinuousBatching) -> sp.Expr:
 
     :math:`u_n` is the probability that a batch slot refills (its member completes) at
     iteration :math:`n`; the renewal equation :math:`u_n = [n = 0] + \sum_{k\ge1} f_k u_{n-k}`
-    becomes :math:`U = 1 + F U`. Source: Feller vol. 1, XIII.3; MODEL.md B.3.
+    becomes :math:`U = 1 + F U`. Source: Feller vol. 1, XIII.3; the model chapter, B.3.
     """
     inp = queue_inputs(model, arrivals=False)
     return 1 / (1 - inp.decode_pgf)
@@ -366,7 +366,7 @@ def renewal_sequence(model: ContinuousBatching, n: int) -> list[sp.Expr]:
 
     the coefficients of :math:`1/(1 - F(z))`. From an empty batch with a backlog the
     expected completions at iteration :math:`m \ge 1` are :math:`B u_m`.
-    Source: Feller vol. 1, XIII.3; MODEL.md section 5, B.3.
+    Source: Feller vol. 1, XIII.3; the model chapter, section 5, B.3.
     """
     if not isinstance(n, int) or n < 0:
         raise ParameterError(f"n must be an integer >= 0, got {describe(n)}")
@@ -428,7 +428,7 @@ def renewal_limit(model: ContinuousBatching) -> RenewalLimit:
     persistent oscillation of the completions :math:`B u_n` around :math:`B/E[l_1]`.
     :math:`1/E[l_1]` is derived as :math:`\lim_{z\to1} (1 - z) U(z)`.
 
-    Source: Feller vol. 1, XIII.3, Theorem 3 and XIII.11; MODEL.md section 5, B.3.
+    Source: Feller vol. 1, XIII.3, Theorem 3 and XIII.11; the model chapter, section 5, B.3.
     """
     U = renewal_generating_function(model)
     inp = queue_inputs(model, arrivals=False)
@@ -448,7 +448,7 @@ def expected_completions(model: ContinuousBatching, n: int) -> list[sp.Expr]:
     r"""Expected completions :math:`c_m = B u_m` at iterations :math:`m = 0..n` of a saturated
     batch that starts empty (iteration 0 only admits: :math:`c_0 = 0`).
 
-    Source: MODEL.md section 5, B.3.
+    Source: the model chapter, section 5, B.3.
     """
     inp = queue_inputs(model, arrivals=False)
     u = renewal_sequence(model, n)
@@ -465,7 +465,7 @@ def stage_probability(model: ContinuousBatching, j: Any) -> sp.Expr:
 
     (the stationary age of a discrete renewal process; observed after admission, a new
     member has stage 0). Exact for numeric laws; :math:`1/l_1` on :math:`0..l_1-1` for a
-    symbolic deterministic :math:`l_1`. Source: Feller vol. 1, XIII.10; MODEL.md B.4.
+    symbolic deterministic :math:`l_1`. Source: Feller vol. 1, XIII.10; the model chapter, B.4.
     """
     inp = queue_inputs(model, arrivals=False)
     j = to_sympy(j)
@@ -512,7 +512,7 @@ def equilibrium_stage(model: ContinuousBatching) -> EquilibriumStage:
 
     with :math:`s_k = p_k E[l_{1,k}]/\sum_i p_i E[l_{1,i}]` the share of batch slots held by
     type :math:`k`; equivalently :math:`B\,E[C]/E[l_1]` (memory Little's law per slot).
-    Source: MODEL.md section 5, B.4; Feller vol. 1, XIII.10.
+    Source: the model chapter, section 5, B.4; Feller vol. 1, XIII.10.
     """
     inp = queue_inputs(model, arrivals=False)
     F = inp.decode_pgf
@@ -543,7 +543,7 @@ def lyapunov_identity(model: ContinuousBatching) -> sp.Eq:
     .. math:: 2(qB - \lambda)\,E[W] = \sigma^2 + (1-q)\lambda + \frac{2\lambda^2}{q} - \lambda^2
               - q(2 - q)\,E[S^2].
 
-    Source: MODEL.md section 5, B.6 (Kingman-type quadratic drift argument).
+    Source: the model chapter, section 5, B.6 (Kingman-type quadratic drift argument).
     """
     _require(model, geometric=True)
     inp = queue_inputs(model)
@@ -596,7 +596,7 @@ def lyapunov_bounds(model: ContinuousBatching) -> LyapunovBounds:
     :math:`\sigma^2/(2(B-\lambda)) + \lambda/2 \le E[Y] \le \sigma^2/(2(B-\lambda)) + \lambda`.
     An unstable model gets ``oo`` with the reason.
 
-    Source: MODEL.md section 5, B.6 (the geometric analogue derived here).
+    Source: the model chapter, section 5, B.6 (the geometric analogue derived here).
     """
     _require(model, geometric=True)
     inp = queue_inputs(model)

@@ -4,7 +4,7 @@ The fallback route of :func:`~queueing_llm.theory.queue_stationary.stationary` w
 kernel roots cannot be found, and the route that resolves probabilities below the PGF
 route's absolute accuracy (:math:`\approx 10^{-16}`).
 
-The state is the number in system after admission, :math:`Y`. One iteration (MODEL.md
+The state is the number in system after admission, :math:`Y`. One iteration (the model chapter,
 section 2) from :math:`Y = n`: the batch holds :math:`s = \min(n, B)` members, each completing
 with probability :math:`q` (geometric decode lengths), then :math:`A` requests arrive:
 

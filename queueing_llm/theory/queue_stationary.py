@@ -1,7 +1,7 @@
 r"""Stationary distribution of the batch-capped queue with geometric decode lengths (Geo^X/Geo/B).
 
 Every member of the batch completes independently with probability :math:`q` per iteration.
-With :math:`Y_n` the number in system after admission (MODEL.md section 2: execute,
+With :math:`Y_n` the number in system after admission (the model chapter, section 2: execute,
 arrive, admit), :math:`S = \min(Y, B)` in the batch and :math:`D \mid Y \sim \mathrm{Bin}(S, q)`,
 
 .. math:: Y_{n+1} = Y_n - D_n + A_n .
@@ -136,7 +136,7 @@ def functional_equation(model: ContinuousBatching) -> sp.Eq:
     r""":math:`P(z) K(z) = A(z) \sum_{n<B} p_n (z^B r(z)^n - r(z)^B z^n)` (see the module notes).
 
     :math:`P` is the PGF of the number in system after admission; :math:`p_n` its unknown
-    boundary probabilities. Source: Bruneel and Kim (1993), ch. 4; MODEL.md section 5, B.5.
+    boundary probabilities. Source: Bruneel and Kim (1993), ch. 4; the model chapter, section 5, B.5.
     """
     q, A, _, B = _qab(model)
     r = q + (1 - q) * Z
@@ -533,7 +533,7 @@ def stationary(model: ContinuousBatching) -> StationaryResult:
     unknown boundary probabilities. Unstable models (:math:`\lambda \ge Bq`): infinite mean
     and sojourn, :math:`P(\mathrm{empty}) = 0`, batch :math:`B`, with the reason.
 
-    Source: Bruneel and Kim (1993), ch. 4; MODEL.md section 5, B.5.
+    Source: Bruneel and Kim (1993), ch. 4; the model chapter, section 5, B.5.
     """
     q, A, lam, B = _qab(model)
     st = stability(model)

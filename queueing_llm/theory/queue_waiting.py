@@ -1,7 +1,7 @@
-r"""Waiting-room cap :math:`K` of the batch-capped queue (MODEL.md section 5, B.7).
+r"""Waiting-room cap :math:`K` of the batch-capped queue (the model chapter, section 5, B.7).
 
 Arrivals that find :math:`K` requests waiting are rejected (and counted). In the slot
-order of MODEL.md section 2 the queue seen by the arrivals of iteration :math:`n` is the
+order of the model chapter, section 2, the queue seen by the arrivals of iteration :math:`n` is the
 queue after the previous admission, :math:`W = (Y - B)^+` (execution does not touch it), so
 with :math:`A` arrivals
 
@@ -18,7 +18,7 @@ values, the last one with the tail :math:`P(A \ge K - W)`); the rejection probab
 to :math:`\lambda - B/E[l_1]` per iteration for any decode law (the batch completes
 :math:`B/E[l_1]` per iteration and the queue stays bounded).
 
-Sources: MODEL.md section 5, B.7; Bruneel and Kim (1993), ch. 4 (finite buffers);
+Sources: the model chapter, section 5, B.7; Bruneel and Kim (1993), ch. 4 (finite buffers);
 Grassmann, Taksar and Heyman (1985) (GTH solution of the finite chain).
 """
 
@@ -68,7 +68,7 @@ def overload_rejection_rate(model: ContinuousBatching) -> sp.Expr:
     .. math:: \lim_{K\to\infty} \lim_{n\to\infty} \frac{\text{rejections}_{0..n}}{n}
               = \left(\lambda - \frac{B}{E[l_1]}\right)^+ .
 
-    Source: MODEL.md section 5, B.7.
+    Source: the model chapter, section 5, B.7.
     """
     inp = queue_inputs(model)
     raw = sp.simplify(inp.lam - inp.B / inp.mean_decode)
@@ -139,7 +139,7 @@ def waiting_cap_chain(model: ContinuousBatching, exact: bool = False) -> Waiting
     otherwise GTH in floating point (a dense solve when every iteration has an arrival, since
     the low states are then transient).
 
-    Source: MODEL.md sections 2 and 5 (B.7).
+    Source: the model chapter, sections 2 and 5 (B.7).
     """
     reason = waiting_cap_reason(model)
     if reason is None and geometric_q(model) is None:
@@ -217,7 +217,7 @@ def rejection_probability(model: ContinuousBatching, exact: bool = False) -> Any
     laws in overload: the :math:`K \to \infty` limit
     :math:`(\lambda - B/E[l_1])/\lambda = 1 - B/(\lambda E[l_1])`.
 
-    Source: MODEL.md section 5, B.7.
+    Source: the model chapter, section 5, B.7.
     """
     reason = waiting_cap_reason(model)
     if reason is not None:
