@@ -238,9 +238,6 @@ class Trajectory:
     record : str
         ``"full"``, ``"iterations"`` or ``"summary"``.
     initial_batch : tuple of tuple of int or None
-    batch : int64 array (N, K, S)
-        Stage counts :math:`x_{k,j}` after admission at iteration :math:`n`
-        (:math:`S` = the largest decode length, or the largest one drawn if unbounded).
     queue : int64 array (N, K)
         Requests waiting after admission (saturated runs: only evicted ones).
     memory : int64 array (N,)
@@ -343,7 +340,9 @@ class Trajectory:
 
     @property
     def batch(self) -> np.ndarray:
-        """Stage counts ``(N, K, S)`` after admission (rebuilt on first access with ``record="iterations"``)."""
+        r"""Stage counts :math:`x_{k,j}` after admission at iteration :math:`n`, an int64 array
+        ``(N, K, S)`` (:math:`S` = the largest decode length, or the largest one drawn if
+        unbounded); rebuilt on first access with ``record="iterations"``."""
         if self._batch is None:
             if self._residences is None:
                 _Recorded.__get__(_BATCH, self)  # raises: record="summary"
