@@ -210,11 +210,8 @@ THEOREMS = sorted(ql.theorems)
 MODELS_OR_JUNK = st.one_of(small_models(), small_models(), small_models(), hostile())
 
 
-KNOWN_GAPS = {
-    # tracked gap, not hidden: remove the entry when catalogue/dynamics.py stops returning NaN
-    "cycles": "issue 11 item 4: cycles.evaluate returns NaN for 'adjacent' (l1 = 1) and 'opposite' (odd l1) "
-              "instead of leaving the undefined cycles out (theory/dynamics_cycles.cycle_throughputs), and "
-              "raises IndexError for l1 = 1 after the merge (dynamics_cycles.cycle_state, x[1] of a 1-stage state)",
+KNOWN_GAPS: dict[str, str] = {
+    # tracked gaps, not hidden: name the issue and the file; remove the entry when fixed
 }
 
 

@@ -77,6 +77,15 @@ def _homogeneous_reason(model: ContinuousBatching) -> str | None:
     return None
 
 
+def _cycles_reason(model: ContinuousBatching) -> str | None:
+    reason = _homogeneous_reason(model)
+    if reason is None:
+        l1 = dyn.single_component(model).l1
+        if not is_symbolic(l1) and int(l1) < 2:
+            return "l1 = 1: every request completes after one iteration, so the map has no cycle but its fixed point"
+    return reason
+
+
 def _gcd_reason(model: ContinuousBatching) -> str | None:
     reason = _finite_decode_reason(model)
     if reason is not None:
@@ -164,13 +173,16 @@ def _cycles_evaluate(model: ContinuousBatching, block: Any = None, spacing: Any 
     """``block`` = i selects one contiguous cycle, ``spacing`` = d one evenly spaced cycle;
     by default all of them (dicts by i and by d; expressions in i and d for symbolic l1)."""
     all_ = dyn.cycle_throughputs(model)
-    return {
+    out = {
         "adjacent": all_["adjacent"],
         "opposite": all_["opposite"],
         "contiguous": all_["contiguous"] if block is None else dyn.contiguous_cycle(model, block).throughput,
         "balanced": all_["balanced"] if spacing is None else dyn.balanced_cycle(model, spacing).throughput,
         "integer": _integer_or_nan(model, checks.integer_cycle_values),
     }
+    if out["opposite"] is sp.nan:  # odd l1: no opposite cycle (None, not a NaN number)
+        out["opposite"] = None
+    return out
 
 
 # -- gcd criterion -------------------------------------------------------------------------
@@ -255,7 +267,7 @@ theorems.register(Theorem(
                 "opposite: l1 even; evenly spaced: d divides l1; contiguous: 0 <= i < l1"),
     statement_fn=_cycles_statement, evaluate_fn=_cycles_evaluate, check_fn=checks.cycles_check,
     runs=checks.CYCLES_RUNS,
-    source=f"{SOURCE}, Propositions 2-4 (the model chapter, A.4)", applies_fn=_homogeneous_reason,
+    source=f"{SOURCE}, Propositions 2-4 (the model chapter, A.4)", applies_fn=_cycles_reason,
 ))
 theorems.register(Theorem(
     name="gcd-criterion",
