@@ -29,6 +29,7 @@ __all__ = [
     "ArrivalSource",
     "Backlog",
     "draw_initial_batch",
+    "draw_backlog_block",
     "RunDraws",
 ]
 
@@ -316,19 +317,30 @@ class Backlog:
         return i
 
     def _draw_block(self) -> None:
+        types, prompts, decodes = draw_backlog_block(self.model, self.rng, self.cumulative)
         size = BACKLOG_BLOCK
-        if self.K > 1:
-            u = self.rng.random(size)
-            types = np.minimum(np.searchsorted(self.cumulative, u, side="right"), self.K - 1)
-        else:
-            types = np.zeros(size, dtype=np.int64)
-        prompts = np.zeros(size, dtype=np.int64)
-        decodes = np.zeros(size, dtype=np.int64)
-        for k, t in enumerate(self.model.types):
-            where = np.flatnonzero(types == k)
-            prompts[where] = sample(t.prompt, self.rng, where.size)
-            decodes[where] = sample(t.decode, self.rng, where.size)
         self.stream.extend(types.tolist(), prompts.tolist(), decodes.tolist(), [-1] * size, [float("nan")] * size)
+
+
+def draw_backlog_block(model: ContinuousBatching, rng: np.random.Generator,
+                       cumulative: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block of the saturated backlog (draw order 3 of :mod:`queueing_llm.sim`): with several
+    types the block's types (uniforms against the cumulative proportions), then for each type in
+    order its prompts, then its decode lengths. Shared by every engine, so their draws agree."""
+    size = BACKLOG_BLOCK
+    K = model.K
+    if K > 1:
+        u = rng.random(size)
+        types = np.minimum(np.searchsorted(cumulative, u, side="right"), K - 1).astype(np.int64)
+    else:
+        types = np.zeros(size, dtype=np.int64)
+    prompts = np.zeros(size, dtype=np.int64)
+    decodes = np.zeros(size, dtype=np.int64)
+    for k, t in enumerate(model.types):
+        where = np.flatnonzero(types == k)
+        prompts[where] = sample(t.prompt, rng, where.size)
+        decodes[where] = sample(t.decode, rng, where.size)
+    return types, prompts, decodes
 
 
 class RunDraws:

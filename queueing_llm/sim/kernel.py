@@ -49,7 +49,15 @@ from ..errors import ParameterError
 from ..model import PoissonProcess
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
-from .draws import BACKLOG_BLOCK, ITERATION_BLOCK, RequestStream, _LawTape, draw_initial_batch, sample
+from .draws import (
+    BACKLOG_BLOCK,
+    ITERATION_BLOCK,
+    RequestStream,
+    _LawTape,
+    draw_backlog_block,
+    draw_initial_batch,
+    sample,
+)
 from .policies import admission_rule
 
 __all__ = ["kernel_applies", "run_kernel", "numba_available", "KERNEL_POLICIES"]
@@ -484,19 +492,7 @@ class _Backlog:
         self.cumulative = np.cumsum([to_float(p, "mix") for p in model.proportions])
 
     def block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        size = BACKLOG_BLOCK
-        if self.K > 1:
-            u = self.rng.random(size)
-            types = np.minimum(np.searchsorted(self.cumulative, u, side="right"), self.K - 1).astype(np.int64)
-        else:
-            types = np.zeros(size, dtype=np.int64)
-        prompts = np.zeros(size, dtype=np.int64)
-        decodes = np.zeros(size, dtype=np.int64)
-        for k, t in enumerate(self.model.types):
-            where = np.flatnonzero(types == k)
-            prompts[where] = sample(t.prompt, self.rng, where.size)
-            decodes[where] = sample(t.decode, self.rng, where.size)
-        return types, prompts, decodes
+        return draw_backlog_block(self.model, self.rng, self.cumulative)
 
 
 def _arrival_block(tapes: list[_LawTape], covered: int, K: int) -> tuple[np.ndarray, ...]:
