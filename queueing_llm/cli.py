@@ -217,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--output", default=None, metavar="DIR",
                      help="folder for comparison.tex, comparison.md, comparison.csv, figures and provenance.json")
     pap = sub.add_parser("paper", help="regenerate a paper's tables and figures beside the paper's numbers")
-    pap.add_argument("study", choices=("adls26",), help="adls26: [ADLS26] Tables 4, 5, 8 and Figure 6")
+    pap.add_argument("study", choices=("adls26", "alsw25"),
+                     help="adls26: [ADLS26] Tables 4, 5, 8 and Figure 6; alsw25: [ALSW25]'s fluid examples and "
+                          "WAIT against greedy")
     pap.add_argument("--quick", action="store_true", help="a small size for tests (8 replications)")
     pap.add_argument("--seed", type=_typed("--seed", integer=True), default=0, help="root seed (default 0)")
     pap.add_argument("--output", default=None, metavar="DIR", help="folder for the tables, figure and provenance")

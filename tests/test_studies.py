@@ -40,3 +40,23 @@ def test_write_and_cli(study, tmp_path, capsys):
     code = main(["paper", "adls26", "--quick", "--json"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["study"] == "adls26"
+
+
+def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monkeypatch):
+    from queueing_llm.studies import alsw25
+
+    s = alsw25.run(quick=True, seed=1)
+    fluid = [r for r in s.rows if r["stated"] != ""]
+    assert len(fluid) == 20 and all(r["verdict"] == "agree" for r in fluid)
+    sims = {(r["example"], r["quantity"]): r for r in s.rows if r["stated"] == ""}
+    assert sims[("Example 3, two types, WAIT", "throughput_per_second")]["ci_low"] < 35 < \
+        sims[("Example 3, two types, WAIT", "throughput_per_second")]["ci_high"]
+    wrong = dict(alsw25.EXAMPLES)
+    model, stated = wrong["Example 2, M = 50"]
+    wrong["Example 2, M = 50"] = (model, {**stated, "rho": 0.39})  # a stated value 5% off
+    monkeypatch.setattr(alsw25, "EXAMPLES", wrong)
+    rows = alsw25.run(quick=True, seed=1).rows
+    assert next(r for r in rows if r["example"] == "Example 2, M = 50" and r["quantity"] == "rho")["verdict"] \
+        == "disagree"
+    out = s.write(tmp_path / "alsw25")
+    assert "\\toprule" in (out / "alsw25.tex").read_text()
