@@ -40,3 +40,19 @@ def test_fixed_workload_stops_at_the_nth_completion_and_is_a_prefix():
     assert s["throughput_per_second"] == pytest.approx(40, rel=0.1) and s["restarts_per_request"] == 0
     with pytest.raises(ql.ModelError, match="budget of iterations=50"):
         ql.simulate(m, 50, seed=3, requests=10**6)
+
+
+def test_seed_may_be_a_seed_sequence_or_a_generator():
+    """Either becomes one integer seed, recorded in the run: repeating with it gives the same run."""
+    m = ql.default_model()
+    for seed in (np.random.SeedSequence(5), np.random.default_rng(5)):
+        run = ql.simulate(m, 300, seed=seed)
+        again = ql.simulate(m, 300, seed=run.seed)
+        assert isinstance(run.seed, int) and np.array_equal(run.memory, again.memory)
+    a = ql.simulate(m, 300, seed=np.random.SeedSequence(5))
+    b = ql.simulate(m, 300, seed=np.random.SeedSequence(5))
+    assert a.seed == b.seed
+    reps = ql.simulate(m, 200, seed=np.random.SeedSequence(7), replications=2)
+    assert len(reps) == 2
+    with pytest.raises(ql.ModelError, match="seed"):
+        ql.simulate(m, 10, seed="abc")

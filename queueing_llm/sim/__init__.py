@@ -69,7 +69,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..model import ContinuousBatching
-from .config import ENGINES, RECORDS, RunConfig, prepare
+from .config import ENGINES, RECORDS, RunConfig, prepare, resolve_seed
 from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
@@ -120,8 +120,10 @@ def simulate(
         A numeric model (symbolic parameters raise :class:`~queueing_llm.SymbolicValueError`).
     iterations : int
         Number of iterations :math:`N \ge 1` (iterations :math:`0..N-1`).
-    seed : int or None
-        Seed of ``numpy.random.default_rng``; ``None`` draws one (recorded in the result).
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
+        Seed of ``numpy.random.default_rng``; ``None`` draws one; a ``SeedSequence`` gives the
+        integer it generates and a ``Generator`` an integer drawn from it (the integer is
+        recorded in the result either way, so the run can be repeated with it).
     saturated : bool
         Infinite backlog (overload, [ADLS26] sections 3-4): admitted types follow the
         proportions :math:`p_k` (``model.proportions``); evicted requests go first. If
@@ -184,6 +186,7 @@ def simulate(
     ``warmup``). Runs are causal and their draws come in blocks that do not depend on the
     horizon, so the run is the prefix of any longer run with the same seed.
     """
+    seed = resolve_seed(seed)  # a SeedSequence or Generator becomes one integer, reused below
     if requests is not None:
         return _fixed_workload(model, iterations, requests, dict(
             seed=seed, saturated=saturated, initial_batch=initial_batch, warmup=warmup, engine=engine,

@@ -173,6 +173,18 @@ def _initial_batch(model: ContinuousBatching, initial_batch: Any, B: float) -> t
     return tuple(out)
 
 
+def resolve_seed(seed: Any) -> Any:
+    """An integer seed from what ``simulate`` accepts: an int (or None) as given; a
+    :class:`numpy.random.SeedSequence` gives the integer it generates, a
+    :class:`numpy.random.Generator` an integer drawn from it (either is recorded in the run as
+    that integer, so the run can be repeated with it)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(2, dtype=np.uint64)[0] % (2**63))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63))
+    return seed
+
+
 def prepare(
     model: Any,
     iterations: Any,
@@ -192,6 +204,7 @@ def prepare(
     _check_numeric(model)
     N = _check_int("iterations", iterations, 1)
     W = _check_int("warmup", warmup, 0, N - 1)
+    seed = resolve_seed(seed)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
     else:
