@@ -222,20 +222,25 @@ class PolicyComparison:
         table = [{c: r.get(c, "") for c in cols} for r in self.table()]
         return to_latex(table, cols, caption="Admission policies compared", headers=heads)
 
+    FILES = ("comparison.tex", "comparison.md", "comparison.csv", "latency_vs_load.png", "memory_near_limit.png",
+             "provenance.json")
+    """The files :meth:`write` puts into its folder."""
+
     def write(self, folder: str | Path) -> Path:
-        """Tables (LaTeX, Markdown, CSV), figures and provenance into ``folder`` (each file atomic)."""
-        from .derivation import write_atomic
+        """Tables (LaTeX, Markdown, CSV), figures and provenance into ``folder``, the whole folder
+        in one step (:func:`queueing_llm.atomic.atomic_folder`: a re-run never leaves files of
+        two runs side by side)."""
+        from .atomic import atomic_folder, write_atomic
         from .report.tables import to_csv
 
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "comparison.tex", self.to_latex())
-        write_atomic(out / "comparison.md", self.to_markdown())
-        to_csv([{c: r.get(c, "") for c in (*COLUMNS, "error")} for r in self.rows], out / "comparison.csv",
-               columns=(*COLUMNS, "error"))
-        self._figures(out)
-        write_atomic(out / "provenance.json", json.dumps(self.settings, indent=2, default=str) + "\n")
-        return out
+        with atomic_folder(folder, owned=self.FILES) as out:
+            write_atomic(out / "comparison.tex", self.to_latex())
+            write_atomic(out / "comparison.md", self.to_markdown())
+            to_csv([{c: r.get(c, "") for c in (*COLUMNS, "error")} for r in self.rows], out / "comparison.csv",
+                   columns=(*COLUMNS, "error"))
+            self._figures(out)
+            write_atomic(out / "provenance.json", json.dumps(self.settings, indent=2, default=str) + "\n")
+        return Path(folder)
 
     def _figures(self, out: Path) -> None:
         import matplotlib

@@ -58,6 +58,9 @@ TRIED = {
 }
 """The settings tried, by table, reported beside a disagreement."""
 
+FILES = ("adls26.tex", "adls26.md", "adls26.csv", "figure6.png", "figure6.pdf", "provenance.json")
+"""The files a study writes into its folder."""
+
 COLUMNS = ("table", "setting", "quantity", "ours", "ci_low", "ci_high", "paper", "verdict")
 
 
@@ -107,17 +110,16 @@ class Study:
 
     def write(self, folder: str | Path) -> Path:
         """``adls26.tex``, ``adls26.md``, ``adls26.csv``, ``figure6.png`` (and PDF), ``provenance.json``."""
-        from ..derivation import write_atomic
+        from ..atomic import atomic_folder, write_atomic
         from ..report.tables import to_csv
 
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "adls26.tex", self.to_latex())
-        write_atomic(out / "adls26.md", self.to_markdown())
-        to_csv(self.rows, out / "adls26.csv", columns=COLUMNS)
-        self._figure(out)
-        write_atomic(out / "provenance.json", json.dumps(self.settings, indent=2, default=str) + "\n")
-        return out
+        with atomic_folder(folder, owned=FILES) as out:  # the whole folder in one step
+            write_atomic(out / "adls26.tex", self.to_latex())
+            write_atomic(out / "adls26.md", self.to_markdown())
+            to_csv(self.rows, out / "adls26.csv", columns=COLUMNS)
+            self._figure(out)
+            write_atomic(out / "provenance.json", json.dumps(self.settings, indent=2, default=str) + "\n")
+        return Path(folder)
 
     def _figure(self, out: Path) -> None:
         import matplotlib

@@ -23,6 +23,9 @@ from ..theorems import theorems
 
 __all__ = ["Study", "run", "COLUMNS"]
 
+FILES = ("alsw25.tex", "alsw25.md", "alsw25.csv", "provenance.json")
+"""The files a study writes into its folder."""
+
 COLUMNS = ("example", "quantity", "ours", "ci_low", "ci_high", "stated", "verdict")
 
 
@@ -86,16 +89,15 @@ class Study:
         import json
         from pathlib import Path
 
-        from ..derivation import write_atomic
+        from ..atomic import atomic_folder, write_atomic
         from ..report.tables import to_csv
 
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "alsw25.tex", self.to_latex())
-        write_atomic(out / "alsw25.md", self.to_markdown())
-        to_csv(self.rows, out / "alsw25.csv", columns=COLUMNS)
-        write_atomic(out / "provenance.json", json.dumps(self.settings, indent=2, default=str) + "\n")
-        return out
+        with atomic_folder(folder, owned=FILES) as out:  # the whole folder in one step
+            write_atomic(out / "alsw25.tex", self.to_latex())
+            write_atomic(out / "alsw25.md", self.to_markdown())
+            to_csv(self.rows, out / "alsw25.csv", columns=COLUMNS)
+            write_atomic(out / "provenance.json", json.dumps(self.settings, indent=2, default=str) + "\n")
+        return Path(folder)
 
 
 def run(quick: bool = False, seed: int = 0, level: float = 0.95,
