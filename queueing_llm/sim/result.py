@@ -31,20 +31,12 @@ def build_trajectory(
 
         batch = stage_counts(*residences.arrays(), config.iterations, config.model.K, stages)
     run = Trajectory(
-        model=config.model,
-        seed=config.seed,
-        iterations=config.iterations,
-        warmup=config.warmup,
-        saturated=config.saturated,
-        engine=config.engine,
-        initial_batch=config.initial,
+        **_run_fields(config, backend),
         batch=batch if (record == "full" or batch is not None) else None,  # stalls (WAIT): the engine's own
         residences=residences,
         stages=stages,
         requests=requests,
         record="full" if record == "full" else "iterations",
-        backend=backend,
-        memory_limit=config.memory_limit,
         **arrays,
     )
     if record == "summary":
@@ -54,16 +46,11 @@ def build_trajectory(
 
 def summary_trajectory(config: Any, backend: str, accumulator: Any) -> Trajectory:
     """A ``record="summary"`` trajectory holding only ``accumulator``."""
-    return Trajectory(
-        model=config.model,
-        seed=config.seed,
-        iterations=config.iterations,
-        warmup=config.warmup,
-        saturated=config.saturated,
-        engine=config.engine,
-        initial_batch=config.initial,
-        record="summary",
-        accumulator=accumulator,
-        backend=backend,
-        memory_limit=config.memory_limit,
-    )
+    return Trajectory(**_run_fields(config, backend), record="summary", accumulator=accumulator)
+
+
+def _run_fields(config: Any, backend: str) -> dict[str, Any]:
+    """The fields every trajectory of ``config`` carries, whatever it records."""
+    return {"model": config.model, "seed": config.seed, "iterations": config.iterations, "warmup": config.warmup,
+            "saturated": config.saturated, "engine": config.engine, "initial_batch": config.initial,
+            "backend": backend, "memory_limit": config.memory_limit}
