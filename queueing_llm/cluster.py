@@ -357,22 +357,22 @@ class ClusterRun:
 
         Summed over the engines (:data:`SUMMED`, the keys present): throughput, arrivals,
         evictions, rejections and tokens per iteration (per second in wall-clock runs), mean
-        queue, batch, memory and requests in system, completed requests. ``mean_sojourn``:
-        the engines' means weighted by their completed requests. ``peak_memory`` and
-        ``peak_batch``: the largest engine's. ``restarts``: evictions in total;
-        ``restarts_per_request``: per completed request. Latency quantiles do not pool from
-        summaries and are left out (see each engine's summary).
+        queue, batch, memory and requests in system, completed requests (arrived at or after
+        ``warmup``). Request-level means weighted by the engines' completed requests:
+        ``mean_sojourn`` and ``restarts_per_request`` (evictions per such request, as in
+        :meth:`Trajectory.summary`). ``peak_memory`` and ``peak_batch``: the largest engine's.
+        ``restarts``: evictions at iterations :math:`n \ge` ``warmup``, in total. Latency
+        quantiles do not pool from summaries and are left out (see each engine's summary).
         """
         sums = self.summaries(warmup)
         out = {key: float(sum(s[key] for s in sums)) for key in SUMMED if all(key in s for s in sums)}
         done = [float(s["completed_requests"]) for s in sums]
         total = sum(done)
-        out["mean_sojourn"] = (sum(d * s["mean_sojourn"] for d, s in zip(done, sums, strict=True) if d) / total
-                               if total else math.nan)
+        for key in ("mean_sojourn", "restarts_per_request"):
+            out[key] = sum(d * s[key] for d, s in zip(done, sums, strict=True) if d) / total if total else math.nan
         for key in ("peak_memory", "peak_batch"):
             out[key] = float(max(s[key] for s in sums))
         w = self.runs[0].warmup if warmup is None else warmup
         out["restarts"] = float(round(sum(s["evictions_per_iteration"] * (r.iterations - w)
                                           for s, r in zip(sums, self.runs, strict=True))))
-        out["restarts_per_request"] = out["restarts"] / total if total else math.nan
         return out

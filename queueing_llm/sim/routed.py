@@ -65,7 +65,9 @@ class PooledStream:
     weights : tuple of float or None
         ``"random"``: the probabilities :math:`w_e` (``None``: :math:`1/E` each).
     seed : int
-        Seed of the pooled stream's generator, ``numpy.random.default_rng(seed)``.
+        Seed of the pooled stream: its arrivals are drawn by ``numpy.random.default_rng(seed)``
+        exactly as :func:`queueing_llm.simulate` of ``model`` with ``seed`` draws them; the
+        ``"random"`` rule's uniforms come from a generator spawned from ``seed``.
     """
 
     model: Any
@@ -115,11 +117,12 @@ class PooledStream:
         from .draws import _LawTape
 
         rng = np.random.default_rng(self.seed)
+        router = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(1)[0])
         tapes = [_LawTape(k, self.model, rng, first) for k in range(self.model.K)]
         phase = 0
         while True:
             block = _pooled_block(tapes, self.model.K)
-            engine, phase = route_block(self, block[0].size, rng, phase)
+            engine, phase = route_block(self, block[0].size, router, phase)
             yield block + (engine,)
 
 
@@ -144,8 +147,10 @@ def route_block(stream: PooledStream, size: int, rng: np.random.Generator, phase
 
     ``"round_robin_requests"``: request :math:`i` of the block goes to
     :math:`(\text{phase} + i) \bmod E`, the phase being the number of requests routed before
-    it, mod :math:`E`. ``"random"``: one uniform per request (drawn after the block's
-    arrivals, from the pooled generator), compared with the cumulative weights.
+    it, mod :math:`E`. ``"random"``: one uniform per request from the routing generator
+    (``default_rng(SeedSequence(seed).spawn(1)[0])``, apart from the arrivals' generator, so
+    the pooled arrivals are those of the pooled model's run with ``seed`` whatever the rule),
+    compared with the cumulative weights.
     """
     E = stream.engines
     if stream.rule == "round_robin_requests":
