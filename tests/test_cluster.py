@@ -205,7 +205,7 @@ def _round_robin_variance(lam, E):
 
 def test_round_robin_of_poisson_is_erlang_thinned():
     """Round robin of a Poisson(3) stream to 3 engines: each engine's per-iteration count has
-    mean 1 and the variance of Erlang-3 thinning (computed above independently, 0.45), below
+    mean 1 and the variance of round-robin (Erlang-3) thinning (computed above independently, 0.483), below
     Poisson's 1; random routing (independent thinning) keeps Poisson's variance. 95%
     replication intervals over 16 cluster runs; the variance test would fail for Poisson
     splitting."""
@@ -295,7 +295,7 @@ def test_saturated_engines_serve_the_pooled_mix():
     run = Cluster(m, 2, "round_robin_requests").simulate(500, seed=1, saturated=True)
     for r in run.runs:
         assert sorted(int(t.l1) for t in r.model.types) == [6, 9, 10, 15]
-        assert (r.completions.sum(axis=0)[100:] if r.completions.ndim == 1 else r.completions[100:].sum(axis=0)).all()
+        assert np.all(r.completions[100:].sum(axis=0) > 0)  # every type completes at every engine
 
 
 def test_mixing_per_request_gives_every_engine_the_full_set():
@@ -318,10 +318,19 @@ def test_cluster_docstring_example():
 
     import queueing_llm.cluster as mod
 
-    result = doctest.run_docstring_examples  # noqa: F841 - the finder below runs it
-    finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
-    for test in finder.find(mod.Cluster, "Cluster", globs={}):
+    for test in doctest.DocTestFinder().find(mod.Cluster, "Cluster", globs={}):
         runner.run(test)
-    assert runner.summarize(verbose=False).attempted >= 3
-    assert runner.summarize(verbose=False).failed == 0
+    result = runner.summarize(verbose=False)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+def test_replay_memory_is_a_few_blocks():
+    """The pooled stream is regenerated block by block: a long run keeps a few blocks, not the horizon."""
+    from queueing_llm.sim import routed
+    from queueing_llm.sim.draws import ITERATION_BLOCK
+
+    run = Cluster(small_pool(), 2, "round_robin_requests").simulate(12 * ITERATION_BLOCK, seed=6, record="summary")
+    assert run.pooled()["arrivals_per_iteration"] == pytest.approx(1.6, rel=0.02)
+    kept = [len(entry["kept"]) for entry in routed._CACHE.entries.values()]
+    assert kept and max(kept) <= routed._CACHED_BLOCKS < 12
