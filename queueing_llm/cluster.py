@@ -239,6 +239,15 @@ class Cluster:
         """The type indices each engine serves (all of them for a per-request routing)."""
         return routing_groups(self.model, self.engines, self.routing)
 
+    @property
+    def gcd_per_engine(self) -> list[int]:
+        r"""The effective gcd of each engine's decode lengths (the ``mixing`` theorem's
+        ``gcd_per_engine``): of its types' by type; of all the types' by request, since every
+        engine serves every type."""
+        from .theory.dynamics import decode_gcd
+
+        return [int(decode_gcd(m)) for m in self.engine_models()]
+
     def stream(self, seed: int = 0) -> Any:
         """The pooled arrival stream drawn from ``seed`` and its per-request routing
         (:class:`~queueing_llm.sim.routed.PooledStream`; per-request routings only)."""

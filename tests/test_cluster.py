@@ -260,6 +260,10 @@ def test_routed_arrivals_as_laws():
     assert float(rr.mean) == pytest.approx(0.7 / 3)
     with pytest.raises(ql.LawError, match="no closed-form"):
         rr.pgf(z)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(rr)) == rr and hash(pickle.loads(pickle.dumps(rr))) == hash(rr)
+    assert rr != Cluster(m, 3, "round_robin_requests").engine_models(seed=1)[2].types[1].arrivals
     # sample() replays the engine's counts (no generator draw)
     counts = rr.sample(np.random.default_rng(0), 5000)
     routes = Cluster(m, 3, "round_robin_requests").routes(5000, seed=0)
@@ -302,7 +306,10 @@ def test_mixing_per_request_gives_every_engine_the_full_set():
     m = four_types()
     v = ql.theorems["mixing"].evaluate(m, engines=3, routing="round_robin_requests")
     assert v["per_request"] is True and v["groups"] == [[0, 1, 2, 3]] * 3
-    assert v["gcd_per_engine"] == [1, 1, 1]
+    assert v["gcd_per_engine"] == [1, 1, 1] == Cluster(m, 3, "round_robin_requests").gcd_per_engine
+    assert Cluster(m, 2, [[0, 1], [2, 3]]).gcd_per_engine == [2, 3]  # {6, 10} and {9, 15}
+    even = ql.ContinuousBatching([ql.RequestType(30, d, 0.5) for d in (6, 10, 4)], kv_capacity=600)
+    assert Cluster(even, 2, "random").gcd_per_engine == [2, 2]  # the full set {6, 10, 4}
     pooled_radius = float(dyn.spectral_radius(m))
     assert v["spectral_radius_per_engine"] == pytest.approx([pooled_radius] * 3)
     assert ql.theorems["mixing"].evaluate(m, routing=[[0, 1], [2, 3]])["per_request"] is False

@@ -208,6 +208,10 @@ class RoutedArrivals(Law):
     Poisson counts). ``"random"`` is independent thinning, with PGF
     :math:`P_k(1 - w_e + w_e z)`; round robin's per-iteration law has no closed form (counts
     of consecutive iterations are dependent), so its PGF and pmf raise :class:`LawError`.
+
+    The stream's seed is part of the law: replications of one engine model
+    (``simulate(..., replications=R)``) replay the same share; draw other pooled streams
+    with other seeds (:meth:`queueing_llm.Cluster.simulate` once per seed).
     """
 
     stream: PooledStream
