@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,10 +157,10 @@ def routing_groups(model: ContinuousBatching, engines: int, routing: Any) -> lis
                                  f"got {describe(routing)}")
         groups = []
         for g in routing:
-            if isinstance(g, (str, bytes, dict, set)) or not isinstance(g, Sequence) \
-                    or not all(isinstance(k, int) and not isinstance(k, bool) for k in g):
+            if isinstance(g, (str, bytes, dict, set)) or not isinstance(g, (Sequence, np.ndarray)) \
+                    or not all(isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)) for k in g):
                 raise ParameterError(f"routing type lists must be lists of type indices, got {describe(g)}")
-            groups.append(list(g))
+            groups.append([int(k) for k in g])
     if len(groups) != engines:
         raise ParameterError(f"routing gives {len(groups)} engines, expected {engines}")
     seen = sorted(k for g in groups for k in g)
@@ -284,17 +285,19 @@ class Cluster:
             out.append(dataclasses.replace(self.model, types=types, mix=mix))
         return out
 
-    def routes(self, iterations: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """The pooled stream of the first ``iterations`` iterations with its routing, in queue
-        order (per-request routings): arrays ``iteration``, ``type``, ``prompt``, ``decode``
-        and ``engine`` (each request at exactly one engine). The engines of
+    def routes(self, iterations: int, seed: int = 0, first: int = 0) -> dict[str, np.ndarray]:
+        """The pooled stream of iterations ``first .. iterations - 1`` with its routing, in
+        queue order (per-request routings): arrays ``iteration``, ``type``, ``prompt``,
+        ``decode`` and ``engine`` (each request at exactly one engine). The engines of
         ``simulate(iterations, seed=s)`` receive these requests for the pooled seed
-        :attr:`ClusterRun.pool_seed`."""
+        :attr:`ClusterRun.pool_seed` (``first=1`` for runs with an ``initial_batch``, which
+        start at iteration 1)."""
         from .sim.draws import ITERATION_BLOCK
 
         check_real("iterations", iterations, low=1, integer=True, limit=10**9)
+        check_real("first", first, low=0, high=1, integer=True)
         parts = []
-        blocks = self.stream(seed).blocks(0)
+        blocks = self.stream(seed).blocks(int(first))
         for _ in range(-(-int(iterations) // ITERATION_BLOCK)):
             parts.append(next(blocks))
         iteration, types, _, prompts, decodes, engine = (np.concatenate(c) for c in zip(*parts, strict=True))

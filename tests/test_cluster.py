@@ -341,3 +341,18 @@ def test_replay_memory_is_a_few_blocks():
     assert run.pooled()["arrivals_per_iteration"] == pytest.approx(1.6, rel=0.02)
     kept = [len(entry["kept"]) for entry in routed._CACHE.entries.values()]
     assert kept and max(kept) <= routed._CACHED_BLOCKS < 12
+
+
+def test_initial_batch_runs_start_the_pooled_stream_at_iteration_1():
+    m, N = small_pool(), 3000
+    c = Cluster(m, 2, "round_robin_requests")
+    run = c.simulate(N, seed=12, initial_batch=[[2, 1], [1]])
+    routes = c.routes(N, seed=run.pool_seed, first=1)
+    assert routes["iteration"].min() >= 1
+    per_engine = engine_counts(routes, 2, N, m.K)
+    for e in range(2):
+        arrivals = run.runs[e].arrivals.copy()
+        arrivals[0] = 0  # iteration 0 holds the initial members
+        assert np.array_equal(arrivals, per_engine[e])
+    np_routing = Cluster(four_types(), 2, [np.array([0, 1]), [np.int64(2), 3]])
+    assert np_routing.groups == [[0, 1], [2, 3]]
