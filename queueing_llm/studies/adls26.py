@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..laws import Regular
 from ..model import ContinuousBatching, RequestType
 from ..policies import rate_limited
@@ -158,7 +159,7 @@ def _row(table: str, setting: str, reading: str, quantity: str, values: Sequence
     paper = PAPER.get((table, setting, _PAPER_QUANTITY.get(quantity, quantity)))
     if exact:
         if len(values) != 1:
-            raise ValueError(f"an exact row takes one value, got {len(values)}")
+            raise ParameterError(f"an exact row takes one value, got {len(values)}")
         ours = low = high = float(values[0])
         cells = {"ci_low": "", "ci_high": "", "interval": "exact"}
     else:
@@ -195,7 +196,8 @@ class Study:
         rows = [{**r, "agrees": "-" if r["verdict"] == "no paper value" else r["verdict"].split(" ")[0],
                  "ci_low": "exact" if r["interval"] == "exact" else r["ci_low"]} for r in self.rows]
         return to_latex(rows, cols, caption="[ADLS26] regenerated: our values (95% CI, or exact) beside the paper's",
-                        headers={"ci_low": "CI low", "ci_high": "CI high", "agrees": "verdict"})
+                        headers={"ci_low": "CI low", "ci_high": "CI high", "agrees": "verdict"}, digits=4,
+                        size="small", longtable=True)
 
     def write(self, folder: str | Path) -> Path:
         """``adls26.tex``, ``adls26.md``, ``adls26.csv``, ``figure6.png`` (and PDF), ``provenance.json``."""
