@@ -186,6 +186,10 @@ class RunSpec:
     replications_reason : str
         Why independent replications serve this check better than batch means of one run
         (shown in the docs and the report's run descriptions).
+    replications_rule : callable ``model -> int`` or None
+        Chooses the count from the model verify is given (before the spec's policy and
+        transform), e.g. replications only near critical load; :meth:`resolved` applies it.
+        None: ``replications`` as declared.
     """
 
     kind: str
@@ -198,6 +202,7 @@ class RunSpec:
     replications: int = 1
     replicate: Callable[[Any, Any, int, int], Any] | None = field(default=None, repr=False)
     replications_reason: str = ""
+    replications_rule: Callable[[Any], int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in RUN_KINDS:
@@ -208,6 +213,9 @@ class RunSpec:
             raise ModelError(f"RunSpec.build must be callable, got {describe(self.build)}")
         if self.replicate is not None and not callable(self.replicate):
             raise ModelError(f"RunSpec.replicate must be callable or None, got {describe(self.replicate)}")
+        if self.replications_rule is not None and (not callable(self.replications_rule) or self.replicate is None):
+            raise ModelError("RunSpec.replications_rule must be a callable model -> int on a spec with replicate, "
+                             f"got {describe(self.replications_rule)}")
         check_real("iterations", self.iterations, low=1, integer=True)
         check_real("replications", self.replications, low=1, integer=True)
 
@@ -223,12 +231,23 @@ class RunSpec:
         relaxed map, a custom build) raises :class:`~queueing_llm.errors.ParameterError`.
         """
         count = check_replications(replications)
-        if count == self.replications:
+        if count == self.replications and self.replications_rule is None:
             return self
         if not self.replicable:
             raise ParameterError(f"replications={count}: the {self.label!r} run ({self.kind}) cannot be built as "
                                  "independent replications (a deterministic relaxed map or a custom build)")
-        return dataclasses.replace(self, replications=count, label=replications_label(self.label, count))
+        return dataclasses.replace(self, replications=count, label=replications_label(self.label, count),
+                                   replications_rule=None)
+
+    def resolved(self, model: Any) -> RunSpec:
+        """The spec with its ``replications_rule`` applied to ``model`` (itself without a rule)."""
+        if self.replications_rule is None:
+            return self
+        count = self.replications_rule(model)
+        try:
+            return self.with_replications(count)
+        except ParameterError as err:
+            raise ModelError(f"RunSpec {self.label!r}: replications_rule returned a bad count: {err}") from None
 
     def model_for(self, model: Any) -> Any:
         """The model this run is built from: ``model`` with the spec's policy and transform."""
@@ -260,6 +279,8 @@ class RunSpec:
     def make(self, model: Any, seed: int | None = None, iterations: int | None = None) -> Any:
         """Build the run for ``model``: one run, or (``replications >= 2``) a
         :class:`~queueing_llm.sim.Replications` of independent runs seeded from ``seed``."""
+        if self.replications_rule is not None:
+            return self.resolved(model).make(model, seed, iterations)
         target = self.model_for(model)
         if self.replications > 1 and self.replicable:
             return self.replicate(target, seed, self.size(iterations), int(self.replications))
@@ -302,18 +323,20 @@ def open_run(
     label: str | None = None,
     model_transform: Callable[[Any], Any] | None = None,
     replications_reason: str = "",
+    replications_rule: Callable[[Any], int] | None = None,
 ) -> RunSpec:
     """An open-system run of ``iterations`` iterations; ``replications`` >= 2: the theorem
     prefers that many independent replications of that length, built by
     ``ql.simulate(model, iterations, seed, replications=R)`` (a
     :class:`~queueing_llm.sim.Replications`, seeds spawned from the seed), and
-    ``replications_reason`` says why. ``warmup`` is passed to ``simulate`` (the runs'
+    ``replications_reason`` says why; ``replications_rule`` (``model -> R``) chooses the
+    count from the model instead. ``warmup`` is passed to ``simulate`` (the runs'
     warm-up, which the checks delete; 0: MSER-5)."""
     count = check_replications(replications)
     build, replicate = _simulated(False, warmup)
     text = f"open system, {iterations} iterations" + (f", {count} independent replications" if count > 1 else "")
     return RunSpec(OPEN, replications_label(label or f"open{_policy_label(policy)}", count), build, iterations,
-                   policy, text, model_transform, count, replicate, replications_reason)
+                   policy, text, model_transform, count, replicate, replications_reason, replications_rule)
 
 
 def saturated_run(
@@ -324,15 +347,17 @@ def saturated_run(
     label: str | None = None,
     model_transform: Callable[[Any], Any] | None = None,
     replications_reason: str = "",
+    replications_rule: Callable[[Any], int] | None = None,
 ) -> RunSpec:
     """A saturated (infinite backlog) integer run, optionally under another ``policy``;
-    ``replications`` >= 2: independent replications, as in :func:`open_run`."""
+    ``replications`` >= 2 or ``replications_rule``: independent replications, as in
+    :func:`open_run`."""
     count = check_replications(replications)
     build, replicate = _simulated(True)
     text = (f"saturated system (infinite backlog), {iterations} iterations"
             + (f", {count} independent replications" if count > 1 else ""))
     return RunSpec(SATURATED, replications_label(label or f"saturated{_policy_label(policy)}", count), build,
-                   iterations, policy, text, model_transform, count, replicate, replications_reason)
+                   iterations, policy, text, model_transform, count, replicate, replications_reason, replications_rule)
 
 
 def relaxed_run(
@@ -385,11 +410,12 @@ def replications_option(replications: Any) -> int | None:
             f"{describe(replications)}") from None
 
 
-def choose_replications(specs: Any, replications: Any = DECLARED, theorem: str = "") -> tuple:
+def choose_replications(specs: Any, replications: Any = DECLARED, theorem: str = "", model: Any = None) -> tuple:
     """The specs with the replication count a caller chose.
 
-    ``replications``: ``"declared"`` (default): the specs unchanged (a theorem that prefers
-    replications gets them); ``None`` or 1: every replicated run built as one long run
+    ``replications``: ``"declared"`` (default): the specs as declared (a theorem that prefers
+    replications gets them; a ``replications_rule`` is applied to ``model`` when it is
+    given); ``None`` or 1: every replicated run built as one long run
     (batch means); ``R >= 2``: every simulated run that can be replicated built as R
     independent replications (relaxed maps are deterministic and stay as declared; a
     theorem with no such run raises). Bad values raise
@@ -398,9 +424,9 @@ def choose_replications(specs: Any, replications: Any = DECLARED, theorem: str =
     specs = tuple(specs)
     count = replications_option(replications)
     if count is None:
-        return specs
+        return specs if model is None else tuple(s.resolved(model) for s in specs)
     if count == 1:
-        return tuple(s.with_replications(1) if s.replications > 1 and s.replicable else s for s in specs)
+        return tuple(s.with_replications(1) if s.replicable else s for s in specs)
     if not any(s.replicable for s in specs):
         kinds = ", ".join(sorted({s.kind for s in specs})) or "none"
         raise ParameterError(f"replications={count}: theorem {theorem!r} declares no simulated run that can be "
@@ -422,5 +448,5 @@ def build_runs(theorem: Any, model: Any, seed: int | None = None, iterations: in
     if not specs:
         raise ModelError(f"theorem {getattr(theorem, 'name', theorem)!r} declares no runs (Theorem.runs); "
                          "pass the runs to verify")
-    specs = choose_replications(specs, replications, getattr(theorem, "name", ""))
+    specs = choose_replications(specs, replications, getattr(theorem, "name", ""), model)
     return [(spec, spec.make(model, seed, iterations)) for spec in specs]

@@ -329,6 +329,8 @@ def verify_all(
         specs = thm.runs
         if forced == 1 or (forced is not None and any(s.replicable for s in specs)):
             specs = choose_replications(specs, forced, thm.name)
+        else:
+            specs = choose_replications(specs, DECLARED, thm.name, model)
         built = []
         for spec in specs:
             key = (spec.label, spec.size(), seed)

@@ -120,7 +120,7 @@ def _describe(spec: RunSpec, model: ContinuousBatching, run: Any, seed: Any) -> 
 
 
 def _runs_of(thm: Theorem, runs: ReportRuns) -> tuple[Any, str]:
-    specs = thm.runs or (OPEN_RUN,)
+    specs = [spec.resolved(runs.model) for spec in thm.runs or (OPEN_RUN,)]  # a replications_rule applied
     built = [runs.get(spec) for spec in specs]
     label = " + ".join(spec.label for spec in specs)
     return (built[0] if len(built) == 1 else built), label
