@@ -202,9 +202,11 @@ def verify(
         run; ``R >= 2``: every simulated run as R independent replications of its declared
         length (relaxed maps are deterministic and stay as declared). The verdict's
         ``run`` then ends in ``"R independent replications"`` and ``details["replications"]``
-        is R. Any other value, or a value other than ``"declared"`` together with
-        ``runs``, raises :class:`~queueing_llm.errors.ParameterError` naming
-        ``replications``.
+        is R (:attr:`Verdict.replications`). Any other value, or a value other than
+        ``"declared"`` together with ``runs``, raises
+        :class:`~queueing_llm.errors.ParameterError` naming ``replications``. (A theorem's
+        own option named ``replications`` cannot be passed through ``verify``: the name is
+        verify's.)
     **options
         Split by :meth:`Theorem.split_options`: the names ``evaluate`` takes go to
         ``evaluate`` (the prediction), the others to the check.

@@ -30,7 +30,7 @@ def test_forced_replications_hold_and_catch_five_percent():
     m = queue(0.6)
     v = ql.verify("stability", m, seed=5, replications=6)
     assert v.holds is True, str(v)
-    assert v.run == "open, 6 independent replications" and v.details["replications"] == 6
+    assert v.run == "open, 6 independent replications" and v.details["replications"] == v.replications == 6
     assert v.interval.method == "replications" and v.interval.n == 6
     assert "replications interval" in v.reason
     for factor in (0.95, 1.05):
@@ -77,7 +77,7 @@ def test_open_system_declares_replications_and_one_run_can_be_forced():
     assert v.details["collapse_time"].runs == 4 and v.details["collapse_time"].collapses == 4
     for forced in (None, 1):
         one = ql.verify("open-system", m, seed=1, replications=forced)
-        assert one.holds is True and one.run == "open" and "replications" not in one.details
+        assert one.holds is True and one.run == "open" and one.replications is None
         assert one.interval.method == "batch-means" and one.details["collapse_time"].runs == 1
     more = ql.verify("open-system", m, seed=1, replications=6)
     assert more.run == "open, 6 independent replications" and more.interval.n == 6
