@@ -430,7 +430,8 @@ def choose_replications(specs: Any, replications: Any = DECLARED, theorem: str =
     if not any(s.replicable for s in specs):
         kinds = ", ".join(sorted({s.kind for s in specs})) or "none"
         raise ParameterError(f"replications={count}: theorem {theorem!r} declares no simulated run that can be "
-                             f"replicated (its runs: {kinds}; relaxed maps are deterministic)")
+                             f"replicated (its runs: {kinds}; relaxed maps and integer runs of deterministic "
+                             "lengths do not depend on the seed, custom builds choose their own seeds)")
     return tuple(s.with_replications(count) if s.replicable else s for s in specs)
 
 

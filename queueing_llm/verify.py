@@ -51,7 +51,8 @@ def _flatten(runs: Any) -> list:
         return [runs]
     out = []
     for item in runs:
-        out.extend(_flatten(item) if not is_run(item) and isinstance(item, (list, tuple)) else [item])
+        nested = not is_run(item) and (isinstance(item, (list, tuple)) or _is_replications(item))
+        out.extend(_flatten(item) if nested else [item])
     return out
 
 
