@@ -74,11 +74,13 @@ def test_open_system_declares_replications_and_one_run_can_be_forced():
     v = ql.verify("open-system", m, seed=1)
     assert v.holds is True and v.run == "open, 4 independent replications" and v.details["replications"] == 4
     assert v.interval.method == "replications" and v.interval.n == 4
+    assert "Student intervals over the 4 runs' estimates" in v.reason
     assert v.details["collapse_time"].runs == 4 and v.details["collapse_time"].collapses == 4
     for forced in (None, 1):
         one = ql.verify("open-system", m, seed=1, replications=forced)
         assert one.holds is True and one.run == "open" and one.replications is None
         assert one.interval.method == "batch-means" and one.details["collapse_time"].runs == 1
+        assert "batch means of the run" in one.reason
     more = ql.verify("open-system", m, seed=1, replications=6)
     assert more.run == "open, 6 independent replications" and more.interval.n == 6
     spec = ql.theorems["open-system"].runs[0]

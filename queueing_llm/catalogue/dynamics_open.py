@@ -149,6 +149,13 @@ def _intervals(segments: list[tuple[Any, int]], level: float, batches: int) -> t
             batch_means_ci(np.concatenate(evicted), level, batches))
 
 
+def _interval_words(interval: Interval, segments: int) -> str:
+    """How the intervals were made, for the verdict's reason."""
+    if interval.method == "replications":
+        return f"Student intervals over the {segments} runs' estimates"
+    return "batch means of " + (f"the {segments} segments laid end to end" if segments > 1 else "the run")
+
+
 def _open_check(
     model: ContinuousBatching, runs: Any, prediction: dict, level: float = 0.95, warmup: Any = None,
     batches: int = 20,
@@ -249,7 +256,8 @@ def _open_check(
     reason = (f"{prediction['policy']}: arrival rate {lam:.4g} {relation} integer threshold {th:.4g} "
               f"(relaxed {_f(theta):.4g}): {what}; " + (f"{regime}; " if regime else "")
               + f"{g}, {t}, evictions {ev.estimate:.4g} per iteration"
-              + ("" if not problems else f": {'; '.join(problems)}"))
+              + ("" if not problems else f": {'; '.join(problems)}")
+              + f" ({_interval_words(thr, len(segments))})")
     if skipped:
         reason += f". Not used: {'; '.join(skipped)}"
     details["excess_growth"] = growth.estimate - (lam - th)
