@@ -167,3 +167,13 @@ def test_replications_with_given_runs_or_without_a_simulated_run_are_refused():
         ql.verify("fixed-point", memory(1.2), replications=3)
     with pytest.raises(ql.ParameterError, match="replications must be an integer >= 1"):
         qruns.open_run(replications=0)
+
+
+def test_assert_detects_builds_replications_once_and_catches_five_percent():
+    """``testing.assert_detects(..., replications=R)`` with ``runs=None`` builds R replications
+    (not one run) once and detects the throughput scaled by 0.95 and 1.05 on them."""
+    from queueing_llm.testing import assert_detects
+
+    verdicts = assert_detects("stability", queue(0.6), None, "throughput", seed=5, replications=6)
+    assert [v.status for v in verdicts] == ["FAILS", "FAILS"]
+    assert all(v.interval.method == "replications" and v.interval.n == 6 for v in verdicts)
