@@ -39,14 +39,16 @@ Every admission also passes the one-step memory check of greedy admission
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import ContinuousBatching
 from ..numbers import to_float
 from ..policies import NestedWait, Wait
 
-__all__ = ["Plan", "ScheduledRule", "WaitRule", "NestedWaitRule", "scheduled_rule", "is_scheduled"]
+__all__ = ["Plan", "ScheduledRule", "WaitRule", "NestedWaitRule", "scheduled_rule", "is_scheduled",
+           "admission_plan", "select_admissions", "check_open_system"]
 
 
 @dataclass
@@ -77,6 +79,28 @@ class Plan:
     def runs(self, stage: int) -> bool:
         """True if a member at ``stage`` (not an entry stage) executes next iteration."""
         return stage < self.run_from
+
+    def go_flags(self, stages: Sequence[int]) -> list[bool]:
+        """Which members execute next iteration, from their stages in admission order (oldest
+        first): a member at an entry stage runs if it is among the ``release[stage]`` oldest
+        there; any other member runs if its stage is below ``run_from``. Both engines call it."""
+        if not self.entry_stages:
+            run_from = self.run_from
+            if run_from == float("inf"):
+                return [True] * len(stages)
+            return [j < run_from for j in stages]
+        released = dict(self.release)
+        entries = self.entry_stages
+        out = []
+        for j in stages:
+            if j in entries:
+                go = released.get(j, 0) > 0
+                if go:
+                    released[j] -= 1
+            else:
+                go = j < self.run_from
+            out.append(go)
+        return out
 
 
 class ScheduledRule:
@@ -188,3 +212,79 @@ def scheduled_rule(model: ContinuousBatching, M: float, B: float) -> ScheduledRu
     if isinstance(model.policy, NestedWait):
         return NestedWaitRule(M, B, model.policy, model)
     raise TypeError(f"policy {model.policy} is not a scheduled policy")
+
+
+def check_open_system(model: ContinuousBatching, saturated: bool) -> None:
+    """Refuse saturated input: a plan reads the waiting room by type (both engines call it)."""
+    if saturated:
+        from ..errors import PolicyError
+
+        raise PolicyError(f"policy {model.policy} plans on the waiting room by type: it needs an "
+                          "open system (arrivals), not saturated=True")
+
+
+def admission_plan(rule: ScheduledRule, waiting: Sequence[int], batch: Mapping[tuple[int, int], int]) -> Plan:
+    """The plan of one admission step, the one entry point both engines call.
+
+    Parameters
+    ----------
+    rule : ScheduledRule
+        The run's rule (:func:`scheduled_rule`).
+    waiting : sequence of int
+        Requests waiting per type (after this iteration's arrivals and evictions).
+    batch : mapping (type, stage) -> int
+        Members of the batch per type and stage (stalled members at the stage they hold).
+    """
+    by_type = [0] * len(waiting)
+    top = max((j for _, j in batch), default=0)
+    by_stage = [0] * (max((top, *rule.entries)) + 1)
+    for (k, j), c in batch.items():
+        by_type[k] += c
+        by_stage[j] += c
+    return rule.plan(list(waiting), by_type, by_stage)
+
+
+def select_admissions(rule: ScheduledRule, plan: Plan, memory: float, size: int,
+                      queues: Sequence[Iterable[tuple[Any, Any, int]]]) -> list[Any]:
+    """The requests the plan admits, in admission order (both engines call it).
+
+    ``queues[k]`` lists type ``k``'s waiting requests as ``(position, item, prompt)`` in queue
+    order; positions are comparable across types and give the order of the whole waiting
+    room (evicted requests, at its head, have the smallest). The iterables are read lazily
+    and not changed: the engine removes the returned items (a prefix of each type's queue).
+
+    WAIT (``plan.admit_by_type``): the waiting room is scanned in order; a request of type
+    :math:`k` is taken while type :math:`k` still has quota, and the first type-:math:`k`
+    request that does not fit (:meth:`ScheduledRule.fits`) closes type :math:`k` (FCFS
+    within the type). Nested WAIT (``plan.admit_fcfs``): the head of the whole waiting room
+    is taken until the count is reached or the head does not fit.
+    """
+    its = [iter(q) for q in queues]
+    heads = [next(it, None) for it in its]
+    quota = list(plan.admit_by_type) if plan.admit_by_type is not None else None
+    fcfs = plan.admit_fcfs
+    active = [h is not None and (quota is None or quota[k] > 0) for k, h in enumerate(heads)]
+    chosen: list[Any] = []
+    while quota is not None or fcfs > 0:
+        best = -1
+        for k, h in enumerate(heads):
+            if active[k] and (best < 0 or h[0] < heads[best][0]):
+                best = k
+        if best < 0:
+            break
+        _, item, prompt = heads[best]
+        if not rule.fits(memory, size, prompt):
+            if quota is None:
+                break
+            active[best] = False  # FCFS within the type
+            continue
+        chosen.append(item)
+        memory += prompt + 1
+        size += 1
+        if quota is not None:
+            quota[best] -= 1
+        else:
+            fcfs -= 1
+        heads[best] = next(its[best], None)
+        active[best] = heads[best] is not None and (quota is None or quota[best] > 0)
+    return chosen
