@@ -74,7 +74,6 @@ from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
 from .resources import check_memory
-from .scheduling import is_scheduled
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -256,9 +255,7 @@ def _fixed_workload(model: ContinuousBatching, budget: int, requests: int, optio
 
 
 def _backend(config: RunConfig) -> str:
-    if config.engine == "events" or is_scheduled(config.model):
-        # WAIT and Nested WAIT stall members, so a member's stage is not n - admission, the
-        # invariant of the fast loop and the kernel: they run on the SimPy engine
+    if config.engine == "events":
         return "simpy"
     if config.engine == "fast":
         from .kernel import kernel_applies

@@ -29,9 +29,10 @@ from .config import RunConfig
 from .draws import RunDraws
 from .policies import AdmissionRule, admission_rule
 from .result import build_trajectory
+from .scheduling import admission_plan, check_open_system, is_scheduled, select_admissions
 from .trajectory import RequestRecords, Residences, Trajectory
 
-__all__ = ["run_fast", "stage_counts"]
+__all__ = ["run_fast", "run_scheduled", "stage_counts"]
 
 WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 
@@ -78,6 +79,8 @@ def stage_counts(
 def run_fast(config: RunConfig) -> Trajectory:
     """Simulate ``config`` with the fast engine (same trajectory as the SimPy engine)."""
     model = config.model
+    if is_scheduled(model):
+        return run_scheduled(config)
     N, first = config.iterations, config.first
     M, cap = config.M, config.waiting_cap
     skip_after_eviction = not model.admit_after_eviction
@@ -331,3 +334,260 @@ def _assemble(
         "time": time,
     }
     return build_trajectory(config, "python", arrays, records, Residences(res_type, res_start, res_end), S)
+
+
+def run_scheduled(config: RunConfig) -> Trajectory:
+    r"""Simulate a WAIT or Nested WAIT model ([ALSW25]) with the fast loop (same trajectory as
+    the SimPy engine).
+
+    The plan of each admission step comes from the step shared with the SimPy engine
+    (:func:`~.scheduling.admission_plan`, :func:`~.scheduling.select_admissions`,
+    :meth:`~.scheduling.Plan.go_flags`); only the bookkeeping is this loop's own:
+
+    * Stalled members keep their stage, so a stage is tracked per member (not
+      :math:`n - \text{admission}`), and each iteration executes the members the previous plan
+      let run: :math:`O(B)` per iteration.
+    * The batch is a list in admission order, and along it the stages never increase: a
+      member admitted earlier entered stage 0 earlier and is never overtaken (a stall stops
+      every stage from ``run_from`` up, and an entry releases its oldest members first).
+      So "lowest stage first, most recently admitted first" is again the end of the list:
+      eviction pops it, as in the FCFS loop.
+    * The waiting room is one deque per type of (position, id); positions decrease at the
+      head (evicted requests) and increase at the back (arrivals), so they order the whole
+      room, and a plan's admissions are a prefix of each type's deque.
+    * The stage counts after each admission step are logged sparsely (type, stage, count)
+      and the stage array is built from them at the end.
+    """
+    model = config.model
+    check_open_system(model, config.saturated)
+    N, first, K = config.iterations, config.first, model.K
+    M, cap = config.M, config.waiting_cap
+    skip_after_eviction = not model.admit_after_eviction
+    wall, d0, d1 = config.wall_clock, config.d0, config.d1
+    draws = RunDraws(config)
+    stream, source = draws.stream, draws.source
+    rule = admission_rule(model, M, config.B)
+    typ, pr, dec = stream.type, stream.prompt, stream.decode
+
+    state: list[int] = []
+    stage: list[int] = []
+    entered: list[int] = []  # iteration of the latest admission minus the stage entered at
+    first_adm: list[int] = []
+    first_tok: list[int] = []
+    completion: list[int] = []
+
+    def grow() -> None:
+        extra = len(typ) - len(state)
+        state.extend([WAIT] * extra)
+        stage.extend([0] * extra)
+        entered.extend([-1] * extra)
+        first_adm.extend([-1] * extra)
+        first_tok.extend([-1] * extra)
+        completion.extend([-1] * extra)
+
+    grow()
+    queues: list[deque[tuple[int, int]]] = [deque() for _ in range(K)]
+    waiting = [0] * K
+    queued = 0
+    head = tail = 0  # next positions at the head (decreasing) and the back of the waiting room
+    members: list[int] = []  # admission order, oldest first
+    adm_n: list[int] = []  # admissions: iteration, type
+    adm_k: list[int] = []
+    ev_r: list[int] = []  # evictions: request, its entry, the iteration
+    ev_a: list[int] = []
+    ev_n: list[int] = []
+    log_n: list[int] = []  # stage counts after admission: iteration, type, stage, count
+    log_k: list[int] = []
+    log_j: list[int] = []
+    log_c: list[int] = []
+    mem_log: list[float] = []
+    time_log: list[float] = []
+    mem = 0
+    created = len(typ)
+
+    def log_counts(n: int, counts: dict[tuple[int, int], int]) -> None:
+        for (k, j), c in counts.items():
+            log_n.append(n)
+            log_k.append(k)
+            log_j.append(j)
+            log_c.append(c)
+
+    for r, j in enumerate(draws.stages):  # the initial batch, highest stage first
+        state[r] = IN
+        stage[r] = j
+        entered[r] = -j
+        first_adm[r] = 0
+        if j > 0:
+            first_tok[r] = 0
+        members.append(r)
+        mem += pr[r] + 1 + j
+        adm_n.append(0)
+        adm_k.append(typ[r])
+    flags = [True] * len(members)  # the initial batch executes at iteration 1
+    go_tokens = mem
+    if first == 1:
+        mem_log.append(mem)
+        time_log.append(0.0)
+        counts0: dict[tuple[int, int], int] = {}
+        for r in members:
+            key = (typ[r], stage[r])
+            counts0[key] = counts0.get(key, 0) + 1
+        log_counts(0, counts0)
+
+    progress, step = config.progress, config.progress_step
+    report = step - 1 if progress is not None else -1
+    while 0 <= report < first:
+        report += step
+    t = 0.0 if (wall or first == 1) else -1.0
+    for n in range(first, N):
+        end = t + (d0 + d1 * go_tokens) if wall else float(n)
+        # 1. execute the members the last plan let run
+        if go_tokens or not wall:
+            kept = []
+            for r, go in zip(members, flags, strict=True):
+                if go:
+                    j = stage[r]
+                    if j == 0 and first_tok[r] < 0:
+                        first_tok[r] = n
+                    j += 1
+                    if j == dec[r]:
+                        state[r] = DONE
+                        completion[r] = n
+                        mem -= pr[r] + j  # its tokens before this iteration, l0 + 1 + (l1 - 1)
+                        continue
+                    stage[r] = j
+                    mem += 1
+                kept.append(r)
+            members = kept
+        # 2. arrive
+        lo, hi = source.take(n, t, end)
+        if hi > lo:
+            if len(typ) > len(state):
+                grow()
+            created = hi
+            for r in range(lo, hi):
+                if queued >= cap:
+                    state[r] = REJECTED
+                    continue
+                k = typ[r]
+                queues[k].append((tail, r))
+                tail += 1
+                waiting[k] += 1
+                queued += 1
+        # 3. evict: the end of the admission order is the lowest stage, most recently admitted
+        evictions = 0
+        while mem > M:
+            r = members.pop()
+            mem -= pr[r] + 1 + stage[r]
+            state[r] = WAIT
+            stage[r] = 0
+            k = typ[r]
+            head -= 1
+            queues[k].appendleft((head, r))
+            waiting[k] += 1
+            queued += 1
+            ev_r.append(r)
+            ev_a.append(entered[r])
+            ev_n.append(n)
+            evictions += 1
+        # 4. admit: the shared plan
+        counts: dict[tuple[int, int], int] = {}
+        for r in members:
+            key = (typ[r], stage[r])
+            counts[key] = counts.get(key, 0) + 1
+        plan = admission_plan(rule, waiting, counts)
+        if not (evictions and skip_after_eviction):
+            views = [((p, r, pr[r]) for p, r in q) for q in queues]
+            for r in select_admissions(rule, plan, mem, len(members), views):
+                k = typ[r]
+                queues[k].popleft()  # the admissions of a type are a prefix of its queue
+                waiting[k] -= 1
+                queued -= 1
+                state[r] = IN
+                stage[r] = 0
+                entered[r] = n
+                if first_adm[r] < 0:
+                    first_adm[r] = n
+                members.append(r)
+                mem += pr[r] + 1
+                adm_n.append(n)
+                adm_k.append(k)
+                key = (k, 0)
+                counts[key] = counts.get(key, 0) + 1
+        flags = plan.go_flags([stage[r] for r in members])
+        if wall:
+            go_tokens = sum(pr[r] + 1 + stage[r] for r, go in zip(members, flags, strict=True) if go)
+        mem_log.append(mem)
+        time_log.append(end)
+        log_counts(n, counts)
+        t = end
+        if n == report:
+            progress(n + 1, N)
+            report += step
+
+    if progress is not None:
+        progress(N, N)
+    return _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion,
+                               (adm_n, adm_k), (ev_r, ev_a, ev_n), (members, [entered[r] for r in members]),
+                               (log_n, log_k, log_j, log_c), mem_log, time_log)
+
+
+def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion, admissions, evictions,
+                        live, counts, mem_log, time_log) -> Trajectory:
+    """Records, per-iteration arrays and the stage array of a scheduled run."""
+    N, K = config.iterations, config.model.K
+    stream = draws.stream
+    c = created
+    typ = np.asarray(stream.type[:c], dtype=np.int64)
+    decode = np.asarray(stream.decode[:c], dtype=np.int64)
+    st = np.asarray(state[:c], dtype=np.int64)
+    arrival = np.asarray(stream.iteration[:c], dtype=np.int64)
+    comp = np.asarray(completion[:c], dtype=np.int64)
+    done = np.flatnonzero(comp >= 0)
+    ev_r, ev_a, ev_n = (np.asarray(x, dtype=np.int64) for x in evictions)
+    live_r, live_a = (np.asarray(x, dtype=np.int64) for x in live)
+    initial = np.zeros(c, dtype=bool)
+    initial[: len(draws.stages)] = True
+    rejected = st == REJECTED
+    time = np.asarray(time_log, dtype=float)
+    records = RequestRecords.build(
+        type=typ,
+        prompt=stream.prompt[:c],
+        decode=decode,
+        arrival=arrival,
+        admission=first_adm[:c],
+        first_token=first_tok[:c],
+        completion=comp,
+        evicted=np.bincount(ev_r, minlength=c),
+        arrival_time=np.asarray(stream.time[:c], dtype=float),
+        initial=initial,
+        rejected=rejected,
+        time=time,
+    )
+    adm_n, adm_k = (np.asarray(x, dtype=np.int64) for x in admissions)
+    arrivals = _per_iteration(arrival, typ, N, K)
+    rejections = _per_iteration(arrival[rejected], typ[rejected], N, K)
+    completions = _per_iteration(comp[done], typ[done], N, K)
+    admitted = _per_iteration(adm_n, adm_k, N, K)
+    evicted = _per_iteration(ev_n, typ[ev_r], N, K)
+    queue = np.cumsum(arrivals - rejections + evicted - admitted, axis=0)
+    S = config.stages if config.stages is not None else int(decode.max(initial=1))
+    batch = np.zeros((N, K, S), dtype=np.int64)
+    log_n, log_k, log_j, log_c = (np.asarray(x, dtype=np.int64) for x in counts)
+    np.add.at(batch, (log_n, log_k, log_j), log_c)
+    residences = Residences(
+        np.concatenate([typ[done], typ[ev_r], typ[live_r]]),
+        np.concatenate([comp[done] - decode[done], ev_a, live_a]),
+        np.concatenate([comp[done], ev_n, np.full(live_r.size, N, dtype=np.int64)]),
+    )
+    arrays = {
+        "queue": queue,
+        "memory": np.asarray(mem_log, dtype=np.int64),
+        "arrivals": arrivals,
+        "admissions": admitted,
+        "completions": completions,
+        "evictions": evicted,
+        "rejections": rejections,
+        "time": time,
+    }
+    return build_trajectory(config, "python", arrays, records, residences, S, batch=batch)
