@@ -21,7 +21,8 @@ Source: the model chapter, section 2; [ADLS26] section 2.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from itertools import chain
 
 import numpy as np
 
@@ -396,21 +397,14 @@ def run_scheduled(config: RunConfig) -> Trajectory:
     ev_r: list[int] = []  # evictions: request, its entry, the iteration
     ev_a: list[int] = []
     ev_n: list[int] = []
-    log_n: list[int] = []  # stage counts after admission: iteration, type, stage, count
-    log_k: list[int] = []
-    log_j: list[int] = []
-    log_c: list[int] = []
+    count_log: list[Counter] = []  # stage counts after each admission step: (type, stage) -> members
     mem_log: list[float] = []
     time_log: list[float] = []
     mem = 0
     created = len(typ)
 
-    def log_counts(n: int, counts: dict[tuple[int, int], int]) -> None:
-        for (k, j), c in counts.items():
-            log_n.append(n)
-            log_k.append(k)
-            log_j.append(j)
-            log_c.append(c)
+    def batch_counts() -> Counter:
+        return Counter(zip(map(typ.__getitem__, members), map(stage.__getitem__, members), strict=True))
 
     for r, j in enumerate(draws.stages):  # the initial batch, highest stage first
         state[r] = IN
@@ -423,16 +417,13 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         mem += pr[r] + 1 + j
         adm_n.append(0)
         adm_k.append(typ[r])
-    flags = [True] * len(members)  # the initial batch executes at iteration 1
+    everyone: bool | None = True  # the initial batch executes at iteration 1
+    flags: list[bool] = []
     go_tokens = mem
     if first == 1:
         mem_log.append(mem)
         time_log.append(0.0)
-        counts0: dict[tuple[int, int], int] = {}
-        for r in members:
-            key = (typ[r], stage[r])
-            counts0[key] = counts0.get(key, 0) + 1
-        log_counts(0, counts0)
+        count_log.append(batch_counts())
 
     progress, step = config.progress, config.progress_step
     report = step - 1 if progress is not None else -1
@@ -441,8 +432,24 @@ def run_scheduled(config: RunConfig) -> Trajectory:
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * go_tokens) if wall else float(n)
-        # 1. execute the members the last plan let run
-        if go_tokens or not wall:
+        # 1. execute the members the last plan let run (everyone, no one, or by flags)
+        if everyone:
+            mem += len(members)
+            kept = []
+            for r in members:
+                j = stage[r]
+                if j == 0 and first_tok[r] < 0:
+                    first_tok[r] = n
+                j += 1
+                if j == dec[r]:
+                    state[r] = DONE
+                    completion[r] = n
+                    mem -= pr[r] + 1 + j  # it gained a token, then frees l0 + 1 + l1
+                else:
+                    stage[r] = j
+                    kept.append(r)
+            members = kept
+        elif everyone is None:
             kept = []
             for r, go in zip(members, flags, strict=True):
                 if go:
@@ -491,10 +498,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
             ev_n.append(n)
             evictions += 1
         # 4. admit: the shared plan
-        counts: dict[tuple[int, int], int] = {}
-        for r in members:
-            key = (typ[r], stage[r])
-            counts[key] = counts.get(key, 0) + 1
+        counts = batch_counts()
         plan = admission_plan(rule, waiting, counts)
         if not (evictions and skip_after_eviction):
             views = [((p, r, pr[r]) for p, r in q) for q in queues]
@@ -512,14 +516,17 @@ def run_scheduled(config: RunConfig) -> Trajectory:
                 mem += pr[r] + 1
                 adm_n.append(n)
                 adm_k.append(k)
-                key = (k, 0)
-                counts[key] = counts.get(key, 0) + 1
-        flags = plan.go_flags([stage[r] for r in members])
-        if wall:
-            go_tokens = sum(pr[r] + 1 + stage[r] for r, go in zip(members, flags, strict=True) if go)
+                counts[k, 0] += 1
+        everyone = plan.uniform()
+        if everyone is None:
+            flags = plan.go_flags([stage[r] for r in members])
+            if wall:
+                go_tokens = sum(pr[r] + 1 + stage[r] for r, go in zip(members, flags, strict=True) if go)
+        elif wall:
+            go_tokens = mem if everyone else 0
         mem_log.append(mem)
         time_log.append(end)
-        log_counts(n, counts)
+        count_log.append(counts)
         t = end
         if n == report:
             progress(n + 1, N)
@@ -529,7 +536,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         progress(N, N)
     return _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion,
                                (adm_n, adm_k), (ev_r, ev_a, ev_n), (members, [entered[r] for r in members]),
-                               (log_n, log_k, log_j, log_c), mem_log, time_log)
+                               count_log, mem_log, time_log)
 
 
 def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion, admissions, evictions,
@@ -573,8 +580,11 @@ def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, com
     queue = np.cumsum(arrivals - rejections + evicted - admitted, axis=0)
     S = config.stages if config.stages is not None else int(decode.max(initial=1))
     batch = np.zeros((N, K, S), dtype=np.int64)
-    log_n, log_k, log_j, log_c = (np.asarray(x, dtype=np.int64) for x in counts)
-    np.add.at(batch, (log_n, log_k, log_j), log_c)
+    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
+    if sizes.sum():
+        keys = np.array(list(chain.from_iterable(counts)), dtype=np.int64).reshape(-1, 2)
+        values = np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.int64, count=int(sizes.sum()))
+        batch[np.repeat(np.arange(len(counts)), sizes), keys[:, 0], keys[:, 1]] = values
     residences = Residences(
         np.concatenate([typ[done], typ[ev_r], typ[live_r]]),
         np.concatenate([comp[done] - decode[done], ev_a, live_a]),

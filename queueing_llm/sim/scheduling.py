@@ -80,6 +80,15 @@ class Plan:
         """True if a member at ``stage`` (not an entry stage) executes next iteration."""
         return stage < self.run_from
 
+    def uniform(self) -> bool | None:
+        """True if every member executes next iteration, False if none does, None if
+        :meth:`go_flags` must decide member by member."""
+        if self.entry_stages:
+            return None
+        if self.run_from == float("inf"):
+            return True
+        return False if self.run_from <= 0 else None
+
     def go_flags(self, stages: Sequence[int]) -> list[bool]:
         """Which members execute next iteration, from their stages in admission order (oldest
         first): a member at an entry stage runs if it is among the ``release[stage]`` oldest
@@ -131,6 +140,9 @@ class ScheduledRule:
     entries: tuple[int, ...] = ()
     """Entry stages of Nested WAIT's segments 2..S (empty for WAIT)."""
 
+    reads_stages: bool = True
+    """False if :meth:`plan` ignores ``by_stage`` (WAIT): :func:`admission_plan` skips building it."""
+
 
 class WaitRule(ScheduledRule):
     """WAIT's plan (module docstring)."""
@@ -145,6 +157,8 @@ class WaitRule(ScheduledRule):
             self.N = [policy.budgets.get(k, float("inf")) for k in range(K)]
         self.trigger = policy.trigger
         self.stall = policy.stall
+
+    reads_stages = False  # WAIT plans on the counts per type only
 
     def plan(self, waiting: Sequence[int], by_type: Sequence[int], by_stage: Sequence[int]) -> Plan:
         need = [max(0, min(n, N - o)) for n, N, o in zip(self.n, self.N, by_type, strict=True)]
@@ -236,11 +250,15 @@ def admission_plan(rule: ScheduledRule, waiting: Sequence[int], batch: Mapping[t
         Members of the batch per type and stage (stalled members at the stage they hold).
     """
     by_type = [0] * len(waiting)
-    top = max((j for _, j in batch), default=0)
-    by_stage = [0] * (max((top, *rule.entries)) + 1)
+    stages: dict[int, int] = {}
     for (k, j), c in batch.items():
         by_type[k] += c
-        by_stage[j] += c
+        stages[j] = stages.get(j, 0) + c
+    by_stage: list[int] = []
+    if rule.reads_stages:
+        by_stage = [0] * (max((max(stages, default=0), *rule.entries)) + 1)
+        for j, c in stages.items():
+            by_stage[j] = c
     return rule.plan(list(waiting), by_type, by_stage)
 
 
