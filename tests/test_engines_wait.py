@@ -241,3 +241,16 @@ def test_go_flags_release_the_oldest_at_an_entry_and_stall_from_run_from():
     assert plan.go_flags([7, 6, 5, 3, 3, 1, 0]) == [False, False, True, True, False, True, True]
     assert Plan(run_from=0).go_flags([2, 1, 0]) == [False, False, False]
     assert Plan().go_flags([2, 1, 0]) == [True, True, True]
+
+
+@pytest.mark.parametrize("name", ["nested-stall", "wall-clock-wait"])
+def test_summary_records_of_scheduled_runs_equal_the_full_summary(fixed_runs, name):
+    """record="summary" keeps batch sizes, not the stage array, on both engines: same numbers."""
+    model, options = FIXED[name]
+    full = fixed_runs[name][1].summary(warmup=100)
+    for engine in ("python", "events"):
+        run = ql.simulate(model, 1500, seed=3, engine=engine, record="summary", warmup=100, **options)
+        assert run.record == "summary"
+        got = run.summary()
+        assert got.keys() == full.keys()
+        assert all(got[k] == full[k] or (math.isnan(got[k]) and math.isnan(full[k])) for k in full)

@@ -108,7 +108,8 @@ class EventsEngine:
         }
         self.memory_log = np.zeros(N, dtype=np.int64)
         self.time = np.zeros(N, dtype=float)
-        self.full = config.record == "full" or self.scheduled  # stalls: stages are not n - admission
+        # stalls (WAIT): stages are not n - admission, so the stage counts are recorded (summary: sizes do)
+        self.full = config.record == "full" or (self.scheduled and config.record != "summary")
         self.stage_counts: list[np.ndarray] = []  # record="full": stage counts of each iteration
         self.sizes = np.zeros((N, K), dtype=np.int64)  # else: batch members by type
         self.evicted_log: list[tuple[int, int, int]] = []  # (type, admission, iteration)

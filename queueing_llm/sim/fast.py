@@ -589,12 +589,18 @@ def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, com
     evicted = _per_iteration(ev_n, typ[ev_r], N, K)
     queue = np.cumsum(arrivals - rejections + evicted - admitted, axis=0)
     S = config.stages if config.stages is not None else int(decode.max(initial=1))
-    batch = np.zeros((N, K, S), dtype=np.int64)
-    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
-    if sizes.sum():
+    # the stage array (N, K, S) from the sparse counts; record="summary" needs only the sizes (N, K)
+    summary = config.record == "summary"
+    batch = np.zeros((N, K) if summary else (N, K, S), dtype=np.int64)
+    groups = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
+    if groups.sum():
         keys = np.array(list(chain.from_iterable(counts)), dtype=np.int64).reshape(-1, 2)
-        values = np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.int64, count=int(sizes.sum()))
-        batch[np.repeat(np.arange(len(counts)), sizes), keys[:, 0], keys[:, 1]] = values
+        values = np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.int64, count=int(groups.sum()))
+        rows = np.repeat(np.arange(len(counts)), groups)
+        if summary:
+            np.add.at(batch, (rows, keys[:, 0]), values)
+        else:
+            batch[rows, keys[:, 0], keys[:, 1]] = values
     residences = Residences(
         np.concatenate([typ[done], typ[ev_r], typ[live_r]]),
         np.concatenate([comp[done] - decode[done], ev_a, live_a]),
@@ -610,4 +616,7 @@ def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, com
         "rejections": rejections,
         "time": time,
     }
+    if summary:
+        arrays["batch_sizes"] = batch
+        return build_trajectory(config, "python", arrays, records, residences, S)
     return build_trajectory(config, "python", arrays, records, residences, S, batch=batch)
