@@ -35,6 +35,14 @@ plus the reserved buffer memory :math:`\sum_{s \ge 2} b_s (\bar l_0 + 1 + L_{s-1
 
 Every admission also passes the one-step memory check of greedy admission
 (:math:`\text{memory} + l_0 + 1 \le M`) and the batch cap :math:`B`.
+
+**One admission step for both engines.** The SimPy engine (:mod:`.events`) and the Python
+fast loop (:func:`~.fast.run_scheduled`) keep their own bookkeeping but take every decision
+of the step from this module, in this order: :func:`admission_plan` (the waiting room by
+type and the batch by (type, stage) -> the :class:`Plan`), :func:`select_admissions` (the
+requests the plan admits, in order) and :meth:`Plan.go_flags` / :meth:`Plan.uniform` (which
+members execute next iteration). ``tests/test_engines_wait.py`` checks that the two
+engines then give the same trajectory bit for bit.
 """
 
 from __future__ import annotations
