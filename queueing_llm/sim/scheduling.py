@@ -258,15 +258,18 @@ def admission_plan(rule: ScheduledRule, waiting: Sequence[int], batch: Mapping[t
         Members of the batch per type and stage (stalled members at the stage they hold).
     """
     by_type = [0] * len(waiting)
+    by_stage: list[int] = []
+    if not rule.reads_stages:
+        for (k, _), c in batch.items():
+            by_type[k] += c
+        return rule.plan(list(waiting), by_type, by_stage)
     stages: dict[int, int] = {}
     for (k, j), c in batch.items():
         by_type[k] += c
         stages[j] = stages.get(j, 0) + c
-    by_stage: list[int] = []
-    if rule.reads_stages:
-        by_stage = [0] * (max((max(stages, default=0), *rule.entries)) + 1)
-        for j, c in stages.items():
-            by_stage[j] = c
+    by_stage = [0] * (max((max(stages, default=0), *rule.entries)) + 1)
+    for j, c in stages.items():
+        by_stage[j] = c
     return rule.plan(list(waiting), by_type, by_stage)
 
 
