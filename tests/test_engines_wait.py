@@ -254,3 +254,16 @@ def test_summary_records_of_scheduled_runs_equal_the_full_summary(fixed_runs, na
         got = run.summary()
         assert got.keys() == full.keys()
         assert all(got[k] == full[k] or (math.isnan(got[k]) and math.isnan(full[k])) for k in full)
+
+
+def test_progress_and_fixed_workloads_of_scheduled_runs_agree():
+    """A progress callback does not change a scheduled run; a fixed workload (requests=N) stops
+    at the same completion on both engines."""
+    model, options = FIXED["nested-stall"]
+    calls = []
+    run = ql.simulate(model, 600, seed=2, engine="python", progress=lambda done, total: calls.append((done, total)))
+    assert run.equals(ql.simulate(model, 600, seed=2, engine="events"))
+    assert calls[-1] == (600, 600) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    fast = ql.simulate(model, 5000, seed=2, engine="python", requests=300)
+    slow = ql.simulate(model, 5000, seed=2, engine="events", requests=300)
+    assert fast.equals(slow) and int(fast.completions.sum()) >= 300 > int(fast.completions[:-1].sum())
