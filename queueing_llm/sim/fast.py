@@ -33,7 +33,7 @@ Source: the model chapter, section 2; [ADLS26] section 2.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from itertools import chain
 
 import numpy as np
@@ -487,15 +487,11 @@ def run_scheduled(config: RunConfig) -> Trajectory:
             if everyone:
                 mem += size
             else:  # stalled members keep their stage: their offset follows the clock
-                shifted: dict[tuple[int, int], int] = {}
-                for r, go in zip(live, flags, strict=True):
-                    if go:
-                        mem += 1
-                    else:
-                        e = offset[r]
-                        offset[r] = e + 1
-                        key = (typ[r], e)
-                        shifted[key] = shifted.get(key, 0) + 1
+                stalled = [r for r, go in zip(live, flags, strict=True) if not go]
+                mem += len(live) - len(stalled)
+                shifted = Counter(zip(map(typ.__getitem__, stalled), map(offset.__getitem__, stalled), strict=True))
+                for r in stalled:
+                    offset[r] += 1
                 for key, c in shifted.items():  # all out first: (k, e + 1) may be moving too
                     left = groups[key] - c
                     if left:

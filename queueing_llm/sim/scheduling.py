@@ -106,17 +106,19 @@ class Plan:
             if run_from == float("inf"):
                 return [True] * len(stages)
             return [j < run_from for j in stages]
-        released = dict(self.release)
-        entries = self.entry_stages
+        released = {j: self.release.get(j, 0) for j in self.entry_stages}
+        run_from = self.run_from
         out = []
+        append = out.append
         for j in stages:
-            if j in entries:
-                go = released.get(j, 0) > 0
-                if go:
-                    released[j] -= 1
+            left = released.get(j)
+            if left is None:  # not an entry stage
+                append(j < run_from)
+            elif left:
+                released[j] = left - 1
+                append(True)
             else:
-                go = j < self.run_from
-            out.append(go)
+                append(False)
         return out
 
 
