@@ -412,7 +412,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
     queued = 0
     head = tail = 0  # next positions at the head (decreasing) and the back of the waiting room
     order: deque[int] = deque()  # batch members in admission order (stale entries skipped)
-    cal: dict[int, list[int]] = {}  # clock value -> members completing then
+    cal: dict[int, list[tuple[int, int]]] = {}  # clock value -> (member, its entry) completing then
     groups: dict[tuple[int, int], int] = {}  # (type, offset) -> members
     fresh: list[int] = []  # members at stage 0, not executed yet
     adm_n: list[int] = []  # admissions: iteration, type
@@ -444,6 +444,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         schedule(r, e + dec[r])
 
     def leave(r: int, k: int) -> None:
+        """Member ``r`` of type ``k`` leaves its group (completion, eviction)."""
         key = (k, offset[r])
         left = groups[key] - 1
         if left:
