@@ -267,3 +267,15 @@ def test_progress_and_fixed_workloads_of_scheduled_runs_agree():
     fast = ql.simulate(model, 5000, seed=2, engine="python", requests=300)
     slow = ql.simulate(model, 5000, seed=2, engine="events", requests=300)
     assert fast.equals(slow) and int(fast.completions.sum()) >= 300 > int(fast.completions[:-1].sum())
+
+
+def test_the_kernel_says_no_to_scheduled_policies():
+    from queueing_llm.sim.config import prepare
+    from queueing_llm.sim.kernel import kernel_applies
+
+    for name in ("wait-any-True", "nested-stall", "wall-clock-wait"):
+        model = FIXED[name][0]
+        config = prepare(model, 10, 1, False, None, 0, "fast", None, "iterations", None)
+        assert not kernel_applies(config)
+        greedy = prepare(model.with_policy(ql.Greedy()), 10, 1, False, None, 0, "fast", None, "iterations", None)
+        assert kernel_applies(greedy) == ql.sim.kernel.numba_available()
