@@ -28,6 +28,10 @@ The FCFS path:
   residences (admission :math:`a`, exit :math:`e`) by a cumulative sum along the diagonals
   :math:`x_{k,j}(n) = \#\{a = n - j,\; e > n\}`.
 
+``record="summary"`` (both paths): the same loop hands its logs to :class:`~.streaming.LoopSummary`
+every :data:`~.streaming.CHUNK` iterations, which feeds the summary and drops the requests that
+left (the per-request lists are indexed by request id minus the stream's base, 0 otherwise).
+
 Source: the model chapter, section 2; [ADLS26] section 2.
 """
 
@@ -43,12 +47,10 @@ from .draws import RunDraws
 from .policies import AdmissionRule, admission_rule
 from .result import build_trajectory, summary_trajectory
 from .scheduling import admission_plan, check_open_system, is_scheduled, select_admissions
-from .streaming import CHUNK, LoopSummary
+from .streaming import CHUNK, DONE, IN, REJECTED, WAIT, LoopSummary
 from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["run_fast", "run_scheduled", "stage_counts"]
-
-WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 
 
 def stage_counts(
@@ -441,7 +443,8 @@ def run_scheduled(config: RunConfig) -> Trajectory:
       head (evicted requests) and increase at the back (arrivals), so they order the whole
       room, and a plan's admissions are a prefix of each type's deque.
     * The stage counts after each admission step are logged sparsely and the stage array is
-      built from them at the end (``record="summary"``: only the batch sizes).
+      built from them at the end (``record="summary"``: no log; the batch sizes are the
+      balance of admissions, completions and evictions, :mod:`.streaming`).
     """
     model = config.model
     check_open_system(model, config.saturated)

@@ -29,7 +29,11 @@ import numpy as np
 
 from .summary import RunAccumulator
 
-__all__ = ["CHUNK", "LoopSummary"]
+__all__ = ["CHUNK", "LoopSummary", "WAIT", "IN", "DONE", "REJECTED"]
+
+WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
+"""States of a request in the Python loop's lists: waiting (or not arrived), in the batch,
+completed, turned away by the waiting-room cap."""
 
 CHUNK = 4096
 """Iterations between two flushes of a ``record="summary"`` run of the Python loop."""
@@ -87,9 +91,7 @@ class LoopSummary:
         ``evictions``: slots, residence starts, iterations of the chunk's evictions;
         ``first_token``: the first-token iteration by slot (WAIT path) or None (FCFS: the
         first admission plus one). The chunk's logs are cleared."""
-        from .fast import DONE, IN, REJECTED
-
-        n0, K, stream = self.n0, self.K, self.stream
+        n0, stream = self.n0, self.stream
         base = stream.base
         W = created - base
         m = n1 - n0
