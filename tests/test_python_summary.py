@@ -204,3 +204,16 @@ def test_exact_sum_does_not_depend_on_chunks_and_rounds_once():
     special = ExactSum()
     special.add([1.0, math.inf])
     assert special.mean(2) == math.inf
+
+
+@pytest.mark.parametrize("case", ["fcfs-geometric", "wait"])
+def test_progress_reports_and_summary_chunks_interleave(case):
+    """Progress reports and summary chunks share the loop's checkpoint: both happen, unchanged."""
+    model, options = CASES[case]
+    calls: dict[str, list[int]] = {"iterations": [], "summary": []}
+    runs = {record: simulate(model, N, seed=3, warmup=100, engine="python", record=record,
+                             progress=lambda done, total, c=calls[record]: c.append(done), **options)
+            for record in calls}
+    assert calls["iterations"] == calls["summary"] and len(calls["summary"]) == 201
+    assert calls["summary"][-1] == N
+    assert _same(runs["iterations"].summary(), runs["summary"].summary())
