@@ -101,8 +101,8 @@ def test_fast_engine_summary_of_wait_streams_too(drops):
 def test_python_summary_memory_does_not_grow_with_the_horizon():
     """Peak traced memory of engine="python" record="summary": 2e4 and 2e5 iterations within
     0.5 MiB (measured: 2.34 and 2.43 MiB). Before the streaming summary the Python loop built the
-    whole run (about 27 MiB at 2e5). record="iterations" grows: ~0.8 MiB at 2e3, ~5.6 MiB at 2e4
-    (2e5 is left out: under tracemalloc it would take several seconds more)."""
+    whole run and failed this: 7.0 and 70.7 MiB. record="iterations" grows: ~0.8 MiB at 2e3,
+    ~5.6 MiB at 2e4 (2e5 is left out: under tracemalloc it would take several seconds more)."""
     model = ql.ContinuousBatching([T(2, ql.Geometric(0.25), 0.5)], batch_cap=8, policy="fcfs_cap")
 
     def peak(n: int, record: str) -> int:
