@@ -666,7 +666,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
                 progress(n + 1, N)
                 report += step
             if n == flush_at:
-                lists = {"state": state, "completion": completion, "first_adm": first_adm}
+                lists = {"state": state, "completion": completion}
                 summ.flush(n + 1, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
                 shift = _drop_scheduled(summ, created, base, [state, offset, entered, first_adm, first_tok, completion],
                                         queues, order, cal, fresh, live)
@@ -678,7 +678,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         progress(N, N)
     if summ is not None:
         if summ.n0 < N:
-            lists = {"state": state, "completion": completion, "first_adm": first_adm}
+            lists = {"state": state, "completion": completion}
             summ.flush(N, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
         return summary_trajectory(config, "python", summ.acc)
     live = [r for r in order if state[r] == IN]

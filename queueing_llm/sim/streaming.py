@@ -83,9 +83,9 @@ class LoopSummary:
         """Feed iterations ``n0 .. n1 - 1`` and the requests completed in them (ids
         ``created`` and above have not arrived yet).
 
-        ``lists``: the loop's per-request lists by slot (``state``, ``completion``, and either
-        ``adm``, the latest admission, on the FCFS path, or ``first_adm`` on the WAIT path;
-        ``arrival`` / ``arrival_time`` for saturated runs); ``admissions``: ``(iterations,
+        ``lists``: the loop's per-request lists by slot (``state``, ``completion``; on the FCFS
+        path ``adm``, the latest admission; ``arrival`` / ``arrival_time`` for saturated
+        runs); ``admissions``: ``(iterations,
         types)`` of the chunk's admissions, or None to derive them from ``adm`` and the
         evictions (FCFS: a member's stage is the iterations since its admission);
         ``evictions``: slots, residence starts, iterations of the chunk's evictions;
