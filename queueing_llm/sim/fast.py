@@ -167,6 +167,9 @@ def run_fast(config: RunConfig) -> Trajectory:
     mem_append, time_append = mem_log.append, time_log.append
     progress, step = config.progress, config.progress_step
     report, flush_at, checkpoint = _checkpoints(config, summ is not None)
+    lists = {"state": state, "completion": completion, "adm": adm}  # the summary's view (mutated in place)
+    if backlog is not None:
+        lists.update(arrival=sat_arrival, arrival_time=sat_time)
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * mem) if wall else float(n)
@@ -266,9 +269,6 @@ def run_fast(config: RunConfig) -> Trajectory:
                 progress(n + 1, N)
                 report += step
             if n == flush_at:
-                lists = {"state": state, "completion": completion, "adm": adm}
-                if backlog is not None:
-                    lists.update(arrival=sat_arrival, arrival_time=sat_time)
                 summ.flush(n + 1, created, lists, None, (ev_r, ev_a, ev_n), mem_log, time_log, None)
                 base += _drop(summ, created, base, lists, state, queue, order, cal)
                 flush_at += CHUNK
@@ -278,9 +278,6 @@ def run_fast(config: RunConfig) -> Trajectory:
         progress(N, N)
     if summ is not None:
         if summ.n0 < N:
-            lists = {"state": state, "completion": completion, "adm": adm}
-            if backlog is not None:
-                lists.update(arrival=sat_arrival, arrival_time=sat_time)
             summ.flush(N, created, lists, None, (ev_r, ev_a, ev_n), mem_log, time_log, None)
         return summary_trajectory(config, "python", summ.acc)
     live = [r for r in order if state[r] == IN]
@@ -546,6 +543,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
 
     progress, step = config.progress, config.progress_step
     report, flush_at, checkpoint = _checkpoints(config, summ is not None)
+    lists = {"state": state, "completion": completion}  # the summary's view (mutated in place)
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * go_tokens) if wall else float(n)
@@ -666,7 +664,6 @@ def run_scheduled(config: RunConfig) -> Trajectory:
                 progress(n + 1, N)
                 report += step
             if n == flush_at:
-                lists = {"state": state, "completion": completion}
                 summ.flush(n + 1, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
                 shift = _drop_scheduled(summ, created, base, [state, offset, entered, first_adm, first_tok, completion],
                                         queues, order, cal, fresh, live)
@@ -678,7 +675,6 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         progress(N, N)
     if summ is not None:
         if summ.n0 < N:
-            lists = {"state": state, "completion": completion}
             summ.flush(N, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
         return summary_trajectory(config, "python", summ.acc)
     live = [r for r in order if state[r] == IN]
