@@ -9,9 +9,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import queueing_llm as ql
-from queueing_llm.sim import simulate, streaming
+from queueing_llm import strategies as qs
+from queueing_llm.sim import fast, simulate, streaming
 from queueing_llm.sim.config import prepare
 from queueing_llm.sim.draws import RequestStream, RunDraws
 from queueing_llm.sim.resources import check_memory, estimate_memory
@@ -217,3 +220,40 @@ def test_progress_reports_and_summary_chunks_interleave(case):
     assert calls["iterations"] == calls["summary"] and len(calls["summary"]) == 201
     assert calls["summary"][-1] == N
     assert _same(runs["iterations"].summary(), runs["summary"].summary())
+
+
+@st.composite
+def _python_loop_runs(draw):
+    """A model for the Python loop (FCFS open, overloaded or saturated; WAIT; Nested WAIT;
+    slotted or wall-clock) and the simulate options."""
+    kind = draw(st.sampled_from(["open", "overloaded", "saturated", "wait", "nested"]))
+    options = {}
+    if kind == "saturated":
+        model = draw(qs.saturated_models(policy_kinds=("greedy", "static", "reserve", "rate_limited"),
+                                         random_lengths=True))
+        options["saturated"] = True
+    else:
+        load = (1.2, 2.0) if kind == "overloaded" else (0.3, 0.95)
+        model = draw(qs.queues(load=load, waiting_caps=draw(st.sampled_from([None, (0, 6)]))))
+        if kind == "wait":
+            model = model.with_policy(draw(qs.wait_policies()))
+        elif kind == "nested":
+            model = model.with_policy(draw(qs.nested_wait_policies(max_boundary=8)))
+        if draw(st.booleans()):
+            model = ql.ContinuousBatching(model.types, batch_cap=model.batch_cap, waiting_cap=model.waiting_cap,
+                                          policy=model.policy, iteration_time=ql.LinearIterationTime(0.02, 1e-3))
+    return model, options
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(case=_python_loop_runs(), chunk=st.sampled_from([1, 7, 64]), seed=st.integers(0, 2**16))
+def test_summary_equals_iterations_with_tiny_chunks(case, chunk, seed):
+    """Chunks of 1 to 64 iterations: many flushes, many drops and renumberings, same summary."""
+    model, options = case
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast, "CHUNK", chunk)
+        summ = simulate(model, 400, seed=seed, warmup=37, engine="python", record="summary", **options)
+    iters = simulate(model, 400, seed=seed, warmup=37, engine="python", record="iterations", **options)
+    assert _same(iters.summary(), summ.summary())
+    assert summ.ci("in_system") == iters.ci("in_system")
