@@ -70,6 +70,8 @@ WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
 
 _LOOP: Any = None
+_compact: Any = None
+_fill: Any = None
 
 
 def numba_available() -> bool:
@@ -123,17 +125,56 @@ def _exact_rate(model: Any, config: Any) -> Fraction | None:
 
 
 def _compile() -> Any:
-    global _LOOP
+    global _LOOP, _compact, _fill
     if _LOOP is None:
         import numba
 
-        _LOOP = numba.njit(cache=True, nogil=True)(_loop_py)
+        jit = numba.njit(cache=True, nogil=True)
+        _compact = jit(_compact_py)  # bound before the loop compiles: it calls them
+        _fill = jit(_fill_py)
+        _LOOP = jit(_loop_py)
     return _LOOP
+
+
+# the integer fields of a request (a row of ``W``) and its calendar links
+TYP, PR, DEC, ARR, ST, ADM, FADM, COMP, NEV, NXT, PRV = range(11)
+UNLINKED = -2  # PRV of a request in no wheel bucket (waiting, done, or on the overflow heap)
+
+
+def _compact_py(order, olen, W, base):
+    """Drop the finished members from ``order[:olen]`` (admission order kept); the new length."""
+    w = 0
+    for i in range(olen):
+        r = order[i]
+        if W[r - base, 4] == IN:
+            order[w] = r
+            w += 1
+    return w
+
+
+def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
+    """Rows ``a ..`` of the window: drawn fields, then the fields of a request not yet arrived."""
+    for i in range(typ.size):
+        row = a + i
+        Wall[row, 0] = typ[i]
+        Wall[row, 1] = pr[i]
+        Wall[row, 2] = dec[i]
+        Wall[row, 3] = arr[i]
+        Wall[row, 4] = WAIT
+        Wall[row, 5] = -1
+        Wall[row, 6] = -1
+        Wall[row, 7] = -1
+        Wall[row, 8] = 0
+        Wall[row, 9] = -1
+        Wall[row, 10] = -2
+        Wfall[row, 0] = at[i]
+        Wfall[row, 1] = np.nan
+        Wfall[row, 2] = np.nan
 
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
              base, W,
-             queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
+             queue, order, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
@@ -146,8 +187,14 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     is ``rate_p / rate_q`` and the bucket an integer count of ``1 / rate_q``.
 
     ``order``: ids in admission order, completed members left in place (state DONE) and
-    skipped; ``hk``/``hid``: a binary min-heap of (completion iteration, id), the calendar
-    (entries of evicted members are stale and skipped when they come up).
+    skipped. The completion calendar: ``wheel``, a timing wheel of ``S`` buckets (a power
+    of 2): bucket ``c % S`` heads a doubly linked list (``W[j, NXT]``, ``W[j, PRV]``, ids)
+    of the members completing at iteration ``c``, for ``c`` in ``[n, n + S)``; a member
+    admitted with a decode length ``>= S`` goes first to the overflow heap ``hk``/``hid``
+    (a binary min-heap of (completion iteration, id)) and moves to the wheel once its
+    completion is within ``S`` iterations (heap entries of evicted members are stale and
+    dropped then). An eviction unlinks its member in ``O(1)``, so the bucket of ``n`` holds
+    exactly the members completing at ``n``.
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
@@ -161,8 +208,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
     ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
-    state, latest admission, first admission, completion, evictions), ``Wf[j]`` its
-    arrival, first-token and completion times: one request's fields share cache lines."""
+    state, latest admission, first admission, completion, evictions, calendar links),
+    ``Wf[j]`` its arrival, first-token and completion times: one request's fields share
+    cache lines."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
@@ -177,6 +225,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     qcap = queue.size
     ocap = order.size
     hcap = hk.size
+    wsize = wheel.size
+    wmask = wsize - 1
     H = prof.size
     finite_M = M < np.inf
     n = n0
@@ -206,14 +256,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     hi += 1
         # admissions this iteration are at most: the queue, the arrivals, the backlog bound
         need = qlen + size + (adm_bound if saturated else hi - lo)
-        if olen + need > ocap:  # compact: drop completed members, keep admission order
-            w = 0
-            for i in range(olen):
-                r = order[i]
-                if W[r - base, 4] == IN:
-                    order[w] = r
-                    w += 1
-            olen = w
+        if olen + need > ocap:
+            olen = _compact(order, olen, W, base)
         if olen + need > ocap or hlen + need > hcap:
             status = 3
             break
@@ -228,12 +272,13 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 Wf[j, 1] = end
             i -= 1
         mem += size
-        while hlen > 0 and hk[0] == n:
+        while hlen > 0 and hk[0] < n + wsize:  # overflow entries now within the wheel's span
+            key = hk[0]
             r = hid[0]
             hlen -= 1
             if hlen > 0:  # pop the root: sift the last entry down
-                key = hk[hlen]
-                rid = hid[hlen]
+                lkey = hk[hlen]
+                lid = hid[hlen]
                 pos = 0
                 while True:
                     c = 2 * pos + 1
@@ -241,41 +286,53 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                         break
                     if c + 1 < hlen and hk[c + 1] < hk[c]:
                         c += 1
-                    if hk[c] >= key:
+                    if hk[c] >= lkey:
                         break
                     hk[pos] = hk[c]
                     hid[pos] = hid[c]
                     pos = c
-                hk[pos] = key
-                hid[pos] = rid
+                hk[pos] = lkey
+                hid[pos] = lid
             j = r - base
-            if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == n:
-                W[j, 4] = DONE
-                W[j, 7] = n
-                Wf[j, 2] = end
-                size -= 1
-                mem -= W[j, 1] + 1 + W[j, 2]
-                t = W[j, 0]
-                o_comp[row, t] += 1
-                sizes[t] -= 1
-                if acc_on and r >= n_init and W[j, 3] >= w_arr:
-                    acc_i[0] += 1
-                    acc_i[1] += n - W[j, 3]
-                    acc_i[2] += W[j, 8]
-                    lat_h[n - W[j, 3]] += 1
-                    ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
+            if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == key:  # else stale: evicted since
+                h = key & wmask
+                head = wheel[h]
+                W[j, 9] = head
+                W[j, 10] = -1
+                if head >= 0:
+                    W[head - base, 10] = r
+                wheel[h] = r
+        h = n & wmask
+        r = wheel[h]
+        wheel[h] = -1
+        while r >= 0:  # the bucket of n: exactly the members completing now
+            j = r - base
+            nx = W[j, 9]
+            W[j, 10] = -2
+            W[j, 4] = DONE
+            W[j, 7] = n
+            Wf[j, 2] = end
+            size -= 1
+            mem -= W[j, 1] + 1 + W[j, 2]
+            t = W[j, 0]
+            o_comp[row, t] += 1
+            sizes[t] -= 1
+            if acc_on and r >= n_init and W[j, 3] >= w_arr:
+                acc_i[0] += 1
+                acc_i[1] += n - W[j, 3]
+                acc_i[2] += W[j, 8]
+                lat_h[n - W[j, 3]] += 1
+                ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
+            r = nx
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
-        if not saturated:
+        if not saturated and hi > lo:
+            room = cap - qlen
+            keep = hi if room >= hi - lo else lo + max(int(room), 0)
             for r in range(lo, hi):
                 j = r - base
                 W[j, 3] = n
                 if tape == 0:
                     Wf[j, 0] = t_end + Wf[j, 0] * (end - t_end) if wall else float(n)
-            nxt = hi
-            room = cap - qlen
-            keep = hi if room >= hi - lo else lo + max(int(room), 0)
-            for r in range(lo, hi):
-                j = r - base
                 t = W[j, 0]
                 o_arr[row, t] += 1
                 if r < keep:
@@ -285,6 +342,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 else:
                     W[j, 4] = REJECTED
                     o_rej[row, t] += 1
+        if not saturated:
+            nxt = hi
         # 3. evict while memory exceeds M: the most recent admission first
         evictions = 0
         while mem > M:
@@ -296,6 +355,16 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             a = W[j, 5]
             mem -= W[j, 1] + 1 + n - a
             W[j, 4] = WAIT
+            p = W[j, 10]
+            if p != -2:  # unlink from its wheel bucket
+                x = W[j, 9]
+                if p >= 0:
+                    W[p - base, 9] = x
+                else:
+                    wheel[(a + W[j, 2]) & wmask] = x
+                if x >= 0:
+                    W[x - base, 10] = p
+                W[j, 10] = -2
             qhead = (qhead - 1) % qcap
             queue[qhead] = r
             qlen += 1
@@ -364,19 +433,28 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     W[j, 6] = n
                 order[olen] = r
                 olen += 1
-                # push (n + decode, r) on the calendar: sift up
-                key = n + W[j, 2]
-                pos = hlen
-                hlen += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if hk[parent] <= key:
-                        break
-                    hk[pos] = hk[parent]
-                    hid[pos] = hid[parent]
-                    pos = parent
-                hk[pos] = key
-                hid[pos] = r
+                dec = W[j, 2]
+                key = n + dec
+                if dec < wsize:  # link into the wheel bucket of its completion
+                    h = key & wmask
+                    head = wheel[h]
+                    W[j, 9] = head
+                    W[j, 10] = -1
+                    if head >= 0:
+                        W[head - base, 10] = r
+                    wheel[h] = r
+                else:  # too far ahead: the overflow heap (sift up)
+                    pos = hlen
+                    hlen += 1
+                    while pos > 0:
+                        parent = (pos - 1) // 2
+                        if hk[parent] <= key:
+                            break
+                        hk[pos] = hk[parent]
+                        hid[pos] = hid[parent]
+                        pos = parent
+                    hk[pos] = key
+                    hid[pos] = r
                 size += 1
                 mem += W[j, 1] + 1
                 sizes[t] += 1
@@ -384,7 +462,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 if policy == RATE:
                     tokens -= rate_q
                 elif policy == RESERVE and finite_M:
-                    for tt in range(n, n + W[j, 2]):
+                    for tt in range(n, n + dec):
                         prof[tt % H] += W[j, 1] + 1 + tt - n
         o_mem[row] = mem
         o_time[row] = end
@@ -393,18 +471,11 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_queue[row, t] = waiting[t]
             o_sizes[row, t] = sizes[t]
         n += 1
-    # leave only live members in the order array (the window trim reads it)
-    w = 0
-    for i in range(olen):
-        r = order[i]
-        if W[r - base, 4] == IN:
-            order[w] = r
-            w += 1
     iscal[0] = mem
     iscal[1] = size
     iscal[2] = qhead
     iscal[3] = qlen
-    iscal[4] = w
+    iscal[4] = _compact(order, olen, W, base)  # only live members: the window trim reads them
     iscal[5] = bl_next
     iscal[6] = ev_cnt
     iscal[7] = hlen
@@ -420,10 +491,9 @@ class _Window:
     last, finished ones leave from the front by moving a start index; the live part is
     moved to the front only when the storage is full. ``win.dec`` etc. are column views."""
 
-    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev")
+    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev", "nxt", "prv")
     FLOATS = ("at", "ftt", "ct")
     NAMES = INTS + FLOATS
-    FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0, "ftt": math.nan, "ct": math.nan}
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.base = 0  # id of storage row lo
@@ -465,12 +535,9 @@ class _Window:
                 new[:live] = old[self.lo : self.hi]
                 setattr(self, attr, new)
             self.lo, self.hi = 0, live
-        a, b = self.hi, self.hi + m
-        for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr), ("at", at)):
-            self._column(name, a, b)[:] = values
-        for name, value in self.FILL.items():
-            self._column(name, a, b)[:] = value
-        self.hi = b
+        _fill(self.Wall, self.Wfall, self.hi, *(np.ascontiguousarray(x, dtype=np.int64) for x in (typ, pr, dec, arr)),
+              np.ascontiguousarray(at, dtype=float))
+        self.hi += m
 
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
@@ -532,6 +599,16 @@ class _Process:
         return np.zeros(PROCESS_BLOCK, dtype=np.int64), prompts, decodes, np.full(PROCESS_BLOCK, -1), epochs
 
 
+def _wheel_size(model: Any) -> int:
+    """Buckets of the completion wheel: a power of 2 above the longest decode length, or
+    (unbounded decode laws) about 8 mean decode lengths, in ``[64, 2^17]``; longer decodes
+    wait on the overflow heap until they come within reach."""
+    longest = model.max_decode
+    if math.isinf(longest):
+        longest = 8 * max(t.decode.mean_value() for t in model.types)
+    return 1 << min(max(int(longest) + 1, 64) - 1, (1 << 17) - 1).bit_length()
+
+
 def _admission_bound(config: Any, policy: int, rate: float) -> int:
     """Most backlog requests one iteration can admit (the backlog kept ahead of the kernel)."""
     bound = config.B
@@ -585,7 +662,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
     batch = np.zeros(1024, dtype=np.int64)  # the order array: ids in admission order
-    hk = np.zeros(1024, dtype=np.int64)  # the calendar heap: completion iterations
+    wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (ids)
+    hk = np.zeros(1024, dtype=np.int64)  # its overflow heap: completion iterations
     hid = np.zeros(1024, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
@@ -640,7 +718,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         batch = np.zeros(max(1024, 2 * n_initial), dtype=np.int64)
         batch[:n_initial] = np.arange(n_initial)
         keys = np.asarray(stream.decode, dtype=np.int64) - initial_stage
-        by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap
+        by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap (the first
+        # iteration moves the entries within the wheel's span to it)
         hk = np.zeros(batch.size, dtype=np.int64)
         hid = np.zeros(batch.size, dtype=np.int64)
         hk[:n_initial] = keys[by_key]
@@ -724,7 +803,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
             win.base, win.W,
-            queue, batch, hk, hid, waiting, sizes, bounds, bounds_n0,
+            queue, batch, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
