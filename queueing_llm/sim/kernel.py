@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
+from ..laws import Regular
 from ..model import PoissonProcess
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
@@ -222,7 +223,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     tokens = iscal[9]  # the token bucket of rate_limited, in units of 1 / rate_q (exact)
     t_end = fscal[1]
     nxt = iscal[8]
-    qcap = queue.size
+    qmask = queue.size - 1  # the queue ring's size is a power of 2
     ocap = order.size
     hcap = hk.size
     wsize = wheel.size
@@ -262,6 +263,12 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             status = 3
             break
         row = n - row0
+        for t in range(waiting.size):  # the row's counters (a chunk's rows are reused)
+            o_arr[row, t] = 0
+            o_adm[row, t] = 0
+            o_comp[row, t] = 0
+            o_ev[row, t] = 0
+            o_rej[row, t] = 0
         # 1. execute: every member gains a token; members at their last stage complete
         i = olen - 1
         while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
@@ -336,7 +343,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 t = W[j, 0]
                 o_arr[row, t] += 1
                 if r < keep:
-                    queue[(qhead + qlen) % qcap] = r
+                    queue[(qhead + qlen) & qmask] = r
                     qlen += 1
                     waiting[t] += 1
                 else:
@@ -365,7 +372,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 if x >= 0:
                     W[x - base, 10] = p
                 W[j, 10] = -2
-            qhead = (qhead - 1) % qcap
+            qhead = (qhead - 1) & qmask
             queue[qhead] = r
             qlen += 1
             t = W[j, 0]
@@ -419,7 +426,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     break
                 t = W[j, 0]
                 if from_queue:
-                    qhead = (qhead + 1) % qcap
+                    qhead = (qhead + 1) & qmask
                     qlen -= 1
                     waiting[t] -= 1
                 else:
@@ -562,21 +569,53 @@ class _Backlog:
         return draw_backlog_block(self.model, self.rng, self.cumulative)
 
 
-def _arrival_block(tapes: list[_LawTape], covered: int, K: int) -> tuple[np.ndarray, ...]:
-    """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block` merges it."""
+def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> tuple[np.ndarray, ...]:
+    """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block`
+    merges it: (types, prompts, decodes, arrival iterations, counts per iteration, offsets).
+
+    One type: the draws of :meth:`~.draws._LawTape.draw_block` in its order (counts,
+    offsets, prompts, decodes) without the arrays the kernel does not read: a slotted run
+    never reads the offsets, so the generator skips them (``advance``, the same state as
+    drawing them, :func:`_skip_uniforms`), and the arrival iterations are written by the
+    kernel when the requests arrive."""
+    if K == 1:
+        tape = tapes[0]
+        if isinstance(tape.law, Regular):  # counts of these very iterations, no random draw
+            counts = tape.law.counts(covered, ITERATION_BLOCK)
+        else:
+            counts = sample(tape.law, tape.rng, ITERATION_BLOCK)
+        total = int(counts.sum())
+        if wall or not _skip_uniforms(tape.rng, total):
+            offsets = tape.rng.random(total)
+        else:
+            offsets = np.zeros(total)
+        prompts = sample(tape.prompt, tape.rng, total)
+        decodes = sample(tape.decode, tape.rng, total)
+        tape.covered += ITERATION_BLOCK
+        unset = np.full(total, -1, dtype=np.int64)
+        return np.zeros(total, dtype=np.int64), prompts, decodes, unset, counts, offsets
     parts = [tape.draw_block() for tape in tapes]
     iterations = np.concatenate([p[0] for p in parts])
     types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
     offsets = np.concatenate([p[1] for p in parts])
     prompts = np.concatenate([p[2] for p in parts])
     decodes = np.concatenate([p[3] for p in parts])
-    if K > 1:
-        order = np.lexsort((offsets, iterations))
-        iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
-        offsets = offsets[order]
+    order = np.lexsort((offsets, iterations))
+    iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
+    offsets = offsets[order]
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
-    bounds = np.concatenate([[0], np.cumsum(per_iteration)]).astype(np.int64)
-    return types, prompts, decodes, iterations.astype(np.int64), bounds, offsets
+    return types, prompts, decodes, iterations.astype(np.int64), per_iteration, offsets
+
+
+def _skip_uniforms(rng: np.random.Generator, count: int) -> bool:
+    """Move ``rng`` past ``count`` uniform draws without computing them, if that gives the
+    state drawing them gives (PCG64 with no buffered 32-bit half: ``random()`` takes one
+    64-bit output per draw and ``advance`` jumps the same outputs); else False (nothing moved)."""
+    bits = rng.bit_generator
+    if type(bits) is not np.random.PCG64 or bits.state["has_uint32"]:
+        return False
+    bits.advance(count)
+    return True
 
 
 class _Process:
@@ -693,8 +732,6 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         if summary:
             acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
                                rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], rows["time"][:m])
-            for v in rows.values():
-                v[:m] = 0
 
     # iteration 0 with an initial batch: the given members (ids in admission order)
     if config.initial is not None:
@@ -765,16 +802,17 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     while n < N:
         if tape == 0 and n >= covered:
             bounds_n0 = covered
-            parts, drawn = [], []
+            per_iteration = []
             start_id = win.base + len(win)
             for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
-                types, prompts, decodes, iters, rel, offsets = _arrival_block(tapes, covered, K)
-                drawn.append((types, prompts, decodes, iters, offsets))
-                parts.append(rel[:-1] + start_id)
-                start_id += int(rel[-1])
+                types, prompts, decodes, iters, counts, offsets = _arrival_block(tapes, covered, K, wall)
+                win.append(types, prompts, decodes, iters, offsets)
+                per_iteration.append(counts)
                 covered += ITERATION_BLOCK
-            win.append(*(np.concatenate(column) for column in zip(*drawn, strict=True)))
-            bounds = np.concatenate(parts + [[start_id]]).astype(np.int64)
+            bounds = np.empty(ITERATION_BLOCK * len(per_iteration) + 1, dtype=np.int64)
+            bounds[0] = start_id
+            np.cumsum(np.concatenate(per_iteration), out=bounds[1:])
+            bounds[1:] += start_id
         if saturated and bl_end - iscal[5] < adm_bound:
             need = adm_bound - (bl_end - iscal[5])
             for _ in range(max(1, -(-need // BACKLOG_BLOCK))):
@@ -907,7 +945,7 @@ class _Store:
 
 def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
     qhead, qlen = int(iscal[2]), int(iscal[3])
-    new = np.zeros(2 * live, dtype=np.int64)
+    new = np.zeros(1 << (2 * live - 1).bit_length(), dtype=np.int64)  # a power of 2 >= 2 live
     if qlen:
         new[:qlen] = queue[(qhead + np.arange(qlen)) % queue.size]
     iscal[2] = 0
