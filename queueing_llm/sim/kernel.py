@@ -175,7 +175,7 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
              base, W,
-             queue, order, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
+             queue, order, wheel, hk, hid, waiting, sizes, bounds, bounds_n0, src_t, src_p, src_d, src_o,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
@@ -205,7 +205,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
 
     Time: iteration n ends at ``end = t + d0 + d1 * memory`` (``wall``; ``fscal[1]`` = t)
     or at n. Arrivals (``tape``): 0, the ids ``bounds[n - bounds_n0] ..`` of a
-    per-iteration law (``at`` holds the uniform offset until arrival); 1, a Poisson process
+    per-iteration law, whose rows the kernel writes when they arrive from the drawn block
+    ``src_t``, ``src_p``, ``src_d``, ``src_o`` (type, prompt, decode, uniform offset; id
+    ``bounds[0] + i`` at ``i``); 1, a Poisson process
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
     ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
@@ -228,6 +230,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     hcap = hk.size
     wsize = wheel.size
     wmask = wsize - 1
+    src0 = bounds[0]  # tape 0: the id of src_*[0]
     H = prof.size
     finite_M = M < np.inf
     n = n0
@@ -337,9 +340,22 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             keep = hi if room >= hi - lo else lo + max(int(room), 0)
             for r in range(lo, hi):
                 j = r - base
+                if tape == 0:  # the request's row, from the drawn block
+                    s = r - src0
+                    W[j, 0] = src_t[s]
+                    W[j, 1] = src_p[s]
+                    W[j, 2] = src_d[s]
+                    W[j, 4] = WAIT
+                    W[j, 5] = -1
+                    W[j, 6] = -1
+                    W[j, 7] = -1
+                    W[j, 8] = 0
+                    W[j, 9] = -1
+                    W[j, 10] = -2
+                    Wf[j, 0] = t_end + src_o[s] * (end - t_end) if wall else float(n)
+                    Wf[j, 1] = np.nan
+                    Wf[j, 2] = np.nan
                 W[j, 3] = n
-                if tape == 0:
-                    Wf[j, 0] = t_end + Wf[j, 0] * (end - t_end) if wall else float(n)
                 t = W[j, 0]
                 o_arr[row, t] += 1
                 if r < keep:
@@ -530,8 +546,9 @@ class _Window:
             return self._column(name, self.lo, self.hi)
         raise AttributeError(name)
 
-    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
-        m = int(typ.size)
+    def reserve(self, m: int) -> None:
+        """Room for ``m`` more requests after the last (moving the live part to the front, or
+        to larger storage, at most once)."""
         cap = self.Wall.shape[0]
         if self.hi + m > cap:
             live = self.hi - self.lo
@@ -542,6 +559,15 @@ class _Window:
                 new[:live] = old[self.lo : self.hi]
                 setattr(self, attr, new)
             self.lo, self.hi = 0, live
+
+    def extend_unset(self, m: int) -> None:
+        """``m`` more ids whose rows the kernel writes before it reads them (arrivals of a drawn block)."""
+        self.reserve(m)
+        self.hi += m
+
+    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
+        m = int(typ.size)
+        self.reserve(m)
         _fill(self.Wall, self.Wfall, self.hi, *(np.ascontiguousarray(x, dtype=np.int64) for x in (typ, pr, dec, arr)),
               np.ascontiguousarray(at, dtype=float))
         self.hi += m
@@ -571,13 +597,12 @@ class _Backlog:
 
 def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> tuple[np.ndarray, ...]:
     """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block`
-    merges it: (types, prompts, decodes, arrival iterations, counts per iteration, offsets).
+    merges it: (types, prompts, decodes, counts per iteration, offsets).
 
     One type: the draws of :meth:`~.draws._LawTape.draw_block` in its order (counts,
     offsets, prompts, decodes) without the arrays the kernel does not read: a slotted run
     never reads the offsets, so the generator skips them (``advance``, the same state as
-    drawing them, :func:`_skip_uniforms`), and the arrival iterations are written by the
-    kernel when the requests arrive."""
+    drawing them, :func:`_skip_uniforms`)."""
     if K == 1:
         tape = tapes[0]
         if isinstance(tape.law, Regular):  # counts of these very iterations, no random draw
@@ -592,8 +617,7 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> t
         prompts = sample(tape.prompt, tape.rng, total)
         decodes = sample(tape.decode, tape.rng, total)
         tape.covered += ITERATION_BLOCK
-        unset = np.full(total, -1, dtype=np.int64)
-        return np.zeros(total, dtype=np.int64), prompts, decodes, unset, counts, offsets
+        return np.zeros(total, dtype=np.int64), prompts, decodes, counts, offsets
     parts = [tape.draw_block() for tape in tapes]
     iterations = np.concatenate([p[0] for p in parts])
     types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
@@ -604,7 +628,7 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> t
     iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
     offsets = offsets[order]
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
-    return types, prompts, decodes, iterations.astype(np.int64), per_iteration, offsets
+    return types, prompts, decodes, per_iteration, offsets
 
 
 def _skip_uniforms(rng: np.random.Generator, count: int) -> bool:
@@ -791,6 +815,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     ev_a = np.zeros_like(ev_t)
     ev_n = np.zeros_like(ev_t)
     bounds = np.zeros(2, dtype=np.int64)
+    src_t = src_p = src_d = np.zeros(0, dtype=np.int64)
+    src_o = np.zeros(0)
     bounds_n0 = first
     covered = first
     progress, step = config.progress, config.progress_step
@@ -802,16 +828,19 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     while n < N:
         if tape == 0 and n >= covered:
             bounds_n0 = covered
-            per_iteration = []
+            blocks = []
             start_id = win.base + len(win)
             for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
-                types, prompts, decodes, iters, counts, offsets = _arrival_block(tapes, covered, K, wall)
-                win.append(types, prompts, decodes, iters, offsets)
-                per_iteration.append(counts)
+                blocks.append(_arrival_block(tapes, covered, K, wall))
                 covered += ITERATION_BLOCK
-            bounds = np.empty(ITERATION_BLOCK * len(per_iteration) + 1, dtype=np.int64)
+            src_t, src_p, src_d, counts, src_o = (
+                np.ascontiguousarray(np.concatenate(column)) for column in zip(*blocks, strict=True))
+            src_t, src_p, src_d = (x.astype(np.int64, copy=False) for x in (src_t, src_p, src_d))
+            src_o = src_o.astype(float, copy=False)
+            win.extend_unset(src_t.size)  # the kernel writes their rows when they arrive
+            bounds = np.empty(counts.size + 1, dtype=np.int64)
             bounds[0] = start_id
-            np.cumsum(np.concatenate(per_iteration), out=bounds[1:])
+            np.cumsum(counts, out=bounds[1:])
             bounds[1:] += start_id
         if saturated and bl_end - iscal[5] < adm_bound:
             need = adm_bound - (bl_end - iscal[5])
@@ -841,7 +870,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
             win.base, win.W,
-            queue, batch, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
+            queue, batch, wheel, hk, hid, waiting, sizes, bounds, bounds_n0, src_t, src_p, src_d, src_o,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
