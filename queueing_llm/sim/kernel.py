@@ -233,6 +233,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     src0 = bounds[0]  # tape 0: the id of src_*[0]
     H = prof.size
     finite_M = M < np.inf
+    keep_times = not acc_on  # the counted summary reads no time, completion iteration or link of a finished member
     n = n0
     status = 0
     while n < n1:
@@ -273,7 +274,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_ev[row, t] = 0
             o_rej[row, t] = 0
         # 1. execute: every member gains a token; members at their last stage complete
-        i = olen - 1
+        i = olen - 1 if keep_times else -1
         while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
             j = order[i] - base
             if W[j, 5] != n - 1:
@@ -318,10 +319,10 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
         while r >= 0:  # the bucket of n: exactly the members completing now
             j = r - base
             nx = W[j, 9]
-            W[j, 10] = -2
             W[j, 4] = DONE
-            W[j, 7] = n
-            Wf[j, 2] = end
+            if keep_times:
+                W[j, 7] = n
+                Wf[j, 2] = end
             size -= 1
             mem -= W[j, 1] + 1 + W[j, 2]
             t = W[j, 0]
@@ -350,11 +351,10 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     W[j, 6] = -1
                     W[j, 7] = -1
                     W[j, 8] = 0
-                    W[j, 9] = -1
-                    W[j, 10] = -2
-                    Wf[j, 0] = t_end + src_o[s] * (end - t_end) if wall else float(n)
-                    Wf[j, 1] = np.nan
-                    Wf[j, 2] = np.nan
+                    if keep_times:
+                        Wf[j, 0] = t_end + src_o[s] * (end - t_end) if wall else float(n)
+                        Wf[j, 1] = np.nan
+                        Wf[j, 2] = np.nan
                 W[j, 3] = n
                 t = W[j, 0]
                 o_arr[row, t] += 1
@@ -467,6 +467,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                         W[head - base, 10] = r
                     wheel[h] = r
                 else:  # too far ahead: the overflow heap (sift up)
+                    W[j, 10] = -2
                     pos = hlen
                     hlen += 1
                     while pos > 0:
