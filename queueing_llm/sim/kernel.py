@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from ..laws import Regular
+from ..laws import Deterministic, Regular
 from ..model import PoissonProcess
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
@@ -175,7 +175,8 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
              base, W,
-             queue, order, wheel, hk, hid, waiting, sizes, bounds, bounds_n0, src_t, src_p, src_d, src_o,
+             queue, order, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
+             src_t, src_p, src_d, src_o, tstep, pstep, dstep, ostep,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
@@ -207,7 +208,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     or at n. Arrivals (``tape``): 0, the ids ``bounds[n - bounds_n0] ..`` of a
     per-iteration law, whose rows the kernel writes when they arrive from the drawn block
     ``src_t``, ``src_p``, ``src_d``, ``src_o`` (type, prompt, decode, uniform offset; id
-    ``bounds[0] + i`` at ``i``); 1, a Poisson process
+    ``bounds[0] + i`` at ``i * step``, a step 0 for a column constant over the block); 1, a Poisson process
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
     ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
@@ -343,16 +344,16 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 j = r - base
                 if tape == 0:  # the request's row, from the drawn block
                     s = r - src0
-                    W[j, 0] = src_t[s]
-                    W[j, 1] = src_p[s]
-                    W[j, 2] = src_d[s]
+                    W[j, 0] = src_t[s * tstep]
+                    W[j, 1] = src_p[s * pstep]
+                    W[j, 2] = src_d[s * dstep]
                     W[j, 4] = WAIT
                     W[j, 5] = -1
                     W[j, 6] = -1
                     W[j, 7] = -1
                     W[j, 8] = 0
                     if keep_times:
-                        Wf[j, 0] = t_end + src_o[s] * (end - t_end) if wall else float(n)
+                        Wf[j, 0] = t_end + src_o[s * ostep] * (end - t_end) if wall else float(n)
                         Wf[j, 1] = np.nan
                         Wf[j, 2] = np.nan
                 W[j, 3] = n
@@ -598,7 +599,8 @@ class _Backlog:
 
 def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> tuple[np.ndarray, ...]:
     """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block`
-    merges it: (types, prompts, decodes, counts per iteration, offsets).
+    merges it: (types, prompts, decodes, counts per iteration, offsets); a column that is
+    the same for every arrival of the block is that value (a Python scalar).
 
     One type: the draws of :meth:`~.draws._LawTape.draw_block` in its order (counts,
     offsets, prompts, decodes) without the arrays the kernel does not read: a slotted run
@@ -611,14 +613,13 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> t
         else:
             counts = sample(tape.law, tape.rng, ITERATION_BLOCK)
         total = int(counts.sum())
+        offsets: np.ndarray | float = 0.0
         if wall or not _skip_uniforms(tape.rng, total):
             offsets = tape.rng.random(total)
-        else:
-            offsets = np.zeros(total)
-        prompts = sample(tape.prompt, tape.rng, total)
-        decodes = sample(tape.decode, tape.rng, total)
+        prompts, decodes = (int(sample(law, tape.rng, 1)[0]) if isinstance(law, Deterministic)  # draws nothing
+                            else sample(law, tape.rng, total) for law in (tape.prompt, tape.decode))
         tape.covered += ITERATION_BLOCK
-        return np.zeros(total, dtype=np.int64), prompts, decodes, counts, offsets
+        return 0, prompts, decodes, counts, offsets
     parts = [tape.draw_block() for tape in tapes]
     iterations = np.concatenate([p[0] for p in parts])
     types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
@@ -630,6 +631,15 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> t
     offsets = offsets[order]
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
     return types, prompts, decodes, per_iteration, offsets
+
+
+def _source_column(parts: tuple[Any, ...], sizes: list[int], dtype: Any) -> tuple[np.ndarray, int]:
+    """One column of drawn blocks (``sizes`` arrivals each) for the kernel: (values, 1), or
+    ([value], 0) when every block gave the same scalar (the kernel reads ``values[i * step]``)."""
+    if all(not isinstance(p, np.ndarray) and p == parts[0] for p in parts):
+        return np.array([parts[0]], dtype=dtype), 0
+    return np.concatenate([np.broadcast_to(np.asarray(p, dtype=dtype), (m,)) for p, m in zip(parts, sizes,
+                                                                                            strict=True)]), 1
 
 
 def _skip_uniforms(rng: np.random.Generator, count: int) -> bool:
@@ -725,7 +735,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     tape = 2 if saturated else (1 if isinstance(model.types[0].arrivals, PoissonProcess) else 0)
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
-    batch = np.zeros(1024, dtype=np.int64)  # the order array: ids in admission order
+    batch = np.zeros(8192, dtype=np.int64)  # the order array: ids in admission order (compacted when full)
     wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (ids)
     hk = np.zeros(1024, dtype=np.int64)  # its overflow heap: completion iterations
     hid = np.zeros(1024, dtype=np.int64)  # and ids
@@ -818,6 +828,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     bounds = np.zeros(2, dtype=np.int64)
     src_t = src_p = src_d = np.zeros(0, dtype=np.int64)
     src_o = np.zeros(0)
+    tstep = pstep = dstep = ostep = 1
     bounds_n0 = first
     covered = first
     progress, step = config.progress, config.progress_step
@@ -834,11 +845,14 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
                 blocks.append(_arrival_block(tapes, covered, K, wall))
                 covered += ITERATION_BLOCK
-            src_t, src_p, src_d, counts, src_o = (
-                np.ascontiguousarray(np.concatenate(column)) for column in zip(*blocks, strict=True))
-            src_t, src_p, src_d = (x.astype(np.int64, copy=False) for x in (src_t, src_p, src_d))
-            src_o = src_o.astype(float, copy=False)
-            win.extend_unset(src_t.size)  # the kernel writes their rows when they arrive
+            columns = list(zip(*blocks, strict=True))
+            counts = np.concatenate(columns[3])
+            block_sizes = [int(c.sum()) for c in columns[3]]
+            src_t, tstep = _source_column(columns[0], block_sizes, np.int64)
+            src_p, pstep = _source_column(columns[1], block_sizes, np.int64)
+            src_d, dstep = _source_column(columns[2], block_sizes, np.int64)
+            src_o, ostep = _source_column(columns[4], block_sizes, float)
+            win.extend_unset(sum(block_sizes))  # the kernel writes their rows when they arrive
             bounds = np.empty(counts.size + 1, dtype=np.int64)
             bounds[0] = start_id
             np.cumsum(counts, out=bounds[1:])
@@ -871,7 +885,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
             win.base, win.W,
-            queue, batch, wheel, hk, hid, waiting, sizes, bounds, bounds_n0, src_t, src_p, src_d, src_o,
+            queue, batch, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
+            src_t, src_p, src_d, src_o, tstep, pstep, dstep, ostep,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
