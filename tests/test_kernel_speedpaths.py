@@ -1,8 +1,10 @@
 """The compiled kernel's fast paths, each checked against an independent computation.
 
-* the completion calendar (a timing wheel with doubly linked buckets and an overflow heap):
-  with a wheel of 4 buckets most members go through the heap, move to the wheel and are
-  unlinked when evicted; the trajectory must still be the SimPy engine's, bit for bit;
+* the completion calendar (a timing wheel of nodes from a pool, an overflow heap, stale
+  nodes of evicted members dropped when they come up) and the order array with holes: with
+  a wheel of 4 buckets most members go through the heap and move to the wheel, and with
+  tiny initial arrays the pool, the heap and the order array are compacted and grown;
+  the trajectory must still be the SimPy engine's, bit for bit;
 * a one-type arrival block drawn by the kernel (:func:`~queueing_llm.sim.kernel._arrival_block`)
   must consume the generator exactly as :meth:`~queueing_llm.sim.draws._LawTape.draw_block`
   (the uniforms a slotted run never reads are skipped with ``PCG64.advance``);
@@ -60,6 +62,8 @@ def small_wheel_runs(draw):
 def test_a_small_wheel_with_its_overflow_heap_gives_the_reference_trajectory(monkeypatch, case):
     model, options, seed = case
     monkeypatch.setattr(kernel, "_wheel_size", lambda model: 4)
+    monkeypatch.setattr(kernel, "_POOL", 2)  # grown on the way (status 3)
+    monkeypatch.setattr(kernel, "_ORDER", 8)
     try:
         reference = simulate(model, 200, seed=seed, engine="events", record="full", **options)
     except ql.ModelError:  # an initial batch above the KV budget for the prompts drawn
@@ -78,8 +82,23 @@ def test_the_small_wheel_case_exercises_heap_migration_and_unlinking(monkeypatch
     reference = simulate(model, 400, seed=3, engine="events", record="full")
     fast = simulate(model, 400, seed=3, engine="fast", record="full")
     assert fast.equals(reference)
-    assert reference.evictions.sum() > 20  # evicted members were unlinked from the wheel or left stale in the heap
+    assert reference.evictions.sum() > 20  # evicted members left stale nodes in the wheel or the heap
     assert (reference.requests.decode >= 4).sum() > 100  # members that waited on the overflow heap
+
+
+@pytest.mark.parametrize("record", ["full", "summary"])
+def test_tiny_initial_arrays_grow_and_compact_to_the_same_run(monkeypatch, record):
+    """The B = 256 fcfs_cap workload of the benchmark, shortened, with a node pool of 2 and an
+    order array of 8: the result equals the run with the default sizes."""
+    model = ql.ContinuousBatching([T(2, ql.Geometric(0.01), 0.95 * 2.56)], batch_cap=256, policy="fcfs_cap")
+    default = simulate(model, 3000, seed=2, engine="fast", record=record)
+    monkeypatch.setattr(kernel, "_POOL", 2)
+    monkeypatch.setattr(kernel, "_ORDER", 8)
+    tiny = simulate(model, 3000, seed=2, engine="fast", record=record)
+    if record == "full":
+        assert tiny.equals(default)
+        assert default.summary(warmup=0)["peak_batch"] > 200  # the arrays did have to grow
+    assert tiny.summary() == default.summary()
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,8 @@ WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
 
 _LOOP: Any = None
+_ORDER = 8192  # initial sizes of the order array and of the calendar's node pool and heap (they grow)
+_POOL = 1024
 _compact: Any = None
 _fill: Any = None
 
@@ -137,18 +139,15 @@ def _compile() -> Any:
     return _LOOP
 
 
-# the integer fields of a request (a row of ``W``) and its calendar links
-TYP, PR, DEC, ARR, ST, ADM, FADM, COMP, NEV, NXT, PRV = range(11)
-UNLINKED = -2  # PRV of a request in no wheel bucket (waiting, done, or on the overflow heap)
-
-
 def _compact_py(order, olen, W, base):
-    """Drop the finished members from ``order[:olen]`` (admission order kept); the new length."""
+    """Drop the holes (-1, members finished) from ``order[:olen]``, admission order kept,
+    and write each member's new position in its row (``W[j, 9]``); the new length."""
     w = 0
     for i in range(olen):
         r = order[i]
-        if W[r - base, 4] == IN:
+        if r >= 0:
             order[w] = r
+            W[r - base, 9] = w
             w += 1
     return w
 
@@ -167,7 +166,6 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
         Wall[row, 7] = -1
         Wall[row, 8] = 0
         Wall[row, 9] = -1
-        Wall[row, 10] = -2
         Wfall[row, 0] = at[i]
         Wfall[row, 1] = np.nan
         Wfall[row, 2] = np.nan
@@ -175,7 +173,7 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
              base, W,
-             queue, order, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
+             queue, order, wheel, pool_id, pool_nx, pfree, hk, hid, waiting, sizes, bounds, bounds_n0,
              src_t, src_p, src_d, src_o, tstep, pstep, dstep, ostep,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
@@ -184,19 +182,23 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
              wall, d0, d1, tape, has_rate, win_end, Wf, o_time):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
-    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket].
+    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket,
+    free calendar nodes].
     The rate-limited bucket is exact (as :class:`~.policies.RateLimitedAdmission`): the rate
     is ``rate_p / rate_q`` and the bucket an integer count of ``1 / rate_q``.
 
-    ``order``: ids in admission order, completed members left in place (state DONE) and
-    skipped. The completion calendar: ``wheel``, a timing wheel of ``S`` buckets (a power
-    of 2): bucket ``c % S`` heads a doubly linked list (``W[j, NXT]``, ``W[j, PRV]``, ids)
-    of the members completing at iteration ``c``, for ``c`` in ``[n, n + S)``; a member
-    admitted with a decode length ``>= S`` goes first to the overflow heap ``hk``/``hid``
-    (a binary min-heap of (completion iteration, id)) and moves to the wheel once its
-    completion is within ``S`` iterations (heap entries of evicted members are stale and
-    dropped then). An eviction unlinks its member in ``O(1)``, so the bucket of ``n`` holds
-    exactly the members completing at ``n``.
+    ``order``: ids in admission order; a member's position is in its row (``W[j, 9]``) and a
+    completion leaves a hole (-1) there, dropped when the array is compacted. The
+    completion calendar: ``wheel``, a timing wheel of ``S`` buckets (a power of 2): bucket
+    ``c % S`` heads a singly linked list of nodes (``pool_id``: the id, ``pool_nx``: the
+    next node; free nodes on the stack ``pfree``) of the members admitted to complete at
+    iteration ``c``, for ``c`` in ``[n, n + S)``; a member admitted with a decode length
+    ``>= S`` goes first to the overflow heap ``hk``/``hid`` (a binary min-heap of
+    (completion iteration, id)) and moves to the wheel once its completion is within ``S``
+    iterations. An eviction leaves its node in place: a node whose member is no longer in
+    the batch with that completion iteration is stale and dropped when its bucket (or heap
+    entry) comes up. The nodes live in a small pool, so walking a bucket touches the
+    completing members' rows independently (no pointer chasing through the rows).
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
@@ -212,7 +214,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
     ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
-    state, latest admission, first admission, completion, evictions, calendar links),
+    state, latest admission, first admission, completion, evictions, position in ``order``),
     ``Wf[j]`` its arrival, first-token and completion times: one request's fields share
     cache lines."""
     mem = iscal[0]
@@ -231,6 +233,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     hcap = hk.size
     wsize = wheel.size
     wmask = wsize - 1
+    nfree = iscal[10]
     src0 = bounds[0]  # tape 0: the id of src_*[0]
     H = prof.size
     finite_M = M < np.inf
@@ -264,7 +267,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
         need = qlen + size + (adm_bound if saturated else hi - lo)
         if olen + need > ocap:
             olen = _compact(order, olen, W, base)
-        if olen + need > ocap or hlen + need > hcap:
+        if olen + need > ocap or hlen + need > hcap or nfree < need + hlen:
             status = 3
             break
         row = n - row0
@@ -277,8 +280,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
         # 1. execute: every member gains a token; members at their last stage complete
         i = olen - 1 if keep_times else -1
         while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
-            j = order[i] - base
-            if W[j, 5] != n - 1:
+            r = order[i]
+            j = r - base
+            if r < 0 or W[j, 5] != n - 1:
                 break
             if W[j, 6] == n - 1:
                 Wf[j, 1] = end
@@ -307,19 +311,24 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 hid[pos] = lid
             j = r - base
             if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == key:  # else stale: evicted since
+                nfree -= 1
+                k = pfree[nfree]
                 h = key & wmask
-                head = wheel[h]
-                W[j, 9] = head
-                W[j, 10] = -1
-                if head >= 0:
-                    W[head - base, 10] = r
-                wheel[h] = r
+                pool_id[k] = r
+                pool_nx[k] = wheel[h]
+                wheel[h] = k
         h = n & wmask
-        r = wheel[h]
+        k = wheel[h]
         wheel[h] = -1
-        while r >= 0:  # the bucket of n: exactly the members completing now
+        while k >= 0:  # the bucket of n: the members completing now, and stale nodes
+            r = pool_id[k]
+            pfree[nfree] = k
+            nfree += 1
+            k = pool_nx[k]
             j = r - base
-            nx = W[j, 9]
+            if j < 0 or W[j, 4] != IN or W[j, 5] + W[j, 2] != n:
+                continue  # evicted since it was admitted (and maybe finished since)
+            order[W[j, 9]] = -1
             W[j, 4] = DONE
             if keep_times:
                 W[j, 7] = n
@@ -335,7 +344,6 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 acc_i[2] += W[j, 8]
                 lat_h[n - W[j, 3]] += 1
                 ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
-            r = nx
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated and hi > lo:
             room = cap - qlen
@@ -373,22 +381,12 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
         while mem > M:
             olen -= 1
             r = order[olen]
-            j = r - base
-            if W[j, 4] != IN:
+            if r < 0:
                 continue
+            j = r - base
             a = W[j, 5]
             mem -= W[j, 1] + 1 + n - a
-            W[j, 4] = WAIT
-            p = W[j, 10]
-            if p != -2:  # unlink from its wheel bucket
-                x = W[j, 9]
-                if p >= 0:
-                    W[p - base, 9] = x
-                else:
-                    wheel[(a + W[j, 2]) & wmask] = x
-                if x >= 0:
-                    W[x - base, 10] = p
-                W[j, 10] = -2
+            W[j, 4] = WAIT  # its calendar node goes stale
             qhead = (qhead - 1) & qmask
             queue[qhead] = r
             qlen += 1
@@ -456,19 +454,18 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 if W[j, 6] < 0:
                     W[j, 6] = n
                 order[olen] = r
+                W[j, 9] = olen
                 olen += 1
                 dec = W[j, 2]
                 key = n + dec
-                if dec < wsize:  # link into the wheel bucket of its completion
+                if dec < wsize:  # a node in the wheel bucket of its completion
+                    nfree -= 1
+                    k = pfree[nfree]
                     h = key & wmask
-                    head = wheel[h]
-                    W[j, 9] = head
-                    W[j, 10] = -1
-                    if head >= 0:
-                        W[head - base, 10] = r
-                    wheel[h] = r
+                    pool_id[k] = r
+                    pool_nx[k] = wheel[h]
+                    wheel[h] = k
                 else:  # too far ahead: the overflow heap (sift up)
-                    W[j, 10] = -2
                     pos = hlen
                     hlen += 1
                     while pos > 0:
@@ -505,6 +502,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     iscal[6] = ev_cnt
     iscal[7] = hlen
     iscal[9] = tokens
+    iscal[10] = nfree
     fscal[1] = t_end
     iscal[8] = nxt
     return n, status
@@ -516,7 +514,7 @@ class _Window:
     last, finished ones leave from the front by moving a start index; the live part is
     moved to the front only when the storage is full. ``win.dec`` etc. are column views."""
 
-    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev", "nxt", "prv")
+    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev", "opos")
     FLOATS = ("at", "ftt", "ct")
     NAMES = INTS + FLOATS
 
@@ -726,7 +724,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
-    iscal = np.zeros(10, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt, tokens
+    iscal = np.zeros(11, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt, tokens, nfree
     fscal = np.zeros(2)  # token bucket, end of the last iteration (seconds)
     wall = bool(config.wall_clock)
     d0 = float(config.d0) if wall else 0.0
@@ -735,10 +733,14 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     tape = 2 if saturated else (1 if isinstance(model.types[0].arrivals, PoissonProcess) else 0)
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
-    batch = np.zeros(8192, dtype=np.int64)  # the order array: ids in admission order (compacted when full)
-    wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (ids)
-    hk = np.zeros(1024, dtype=np.int64)  # its overflow heap: completion iterations
-    hid = np.zeros(1024, dtype=np.int64)  # and ids
+    batch = np.zeros(_ORDER, dtype=np.int64)  # the order array: ids in admission order (compacted when full)
+    wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (nodes)
+    pool_id = np.zeros(_POOL, dtype=np.int64)  # its nodes: ids, next nodes, the free ones
+    pool_nx = np.zeros(_POOL, dtype=np.int64)
+    pfree = np.arange(_POOL, dtype=np.int64)
+    iscal[10] = pfree.size
+    hk = np.zeros(_POOL, dtype=np.int64)  # its overflow heap: completion iterations
+    hid = np.zeros(_POOL, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
     ahead = 8  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics)
@@ -787,8 +789,9 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         win.ftt[initial_stage > 0] = 0.0  # their first token came before iteration 0
         win.adm[:] = -initial_stage
         win.fadm[:] = 0
-        batch = np.zeros(max(1024, 2 * n_initial), dtype=np.int64)
+        batch = np.zeros(max(_ORDER, 2 * n_initial), dtype=np.int64)
         batch[:n_initial] = np.arange(n_initial)
+        win.opos[:] = np.arange(n_initial)
         keys = np.asarray(stream.decode, dtype=np.int64) - initial_stage
         by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap (the first
         # iteration moves the entries within the wheel's span to it)
@@ -885,7 +888,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
             win.base, win.W,
-            queue, batch, wheel, hk, hid, waiting, sizes, bounds, bounds_n0,
+            queue, batch, wheel, pool_id, pool_nx, pfree, hk, hid, waiting, sizes, bounds, bounds_n0,
             src_t, src_p, src_d, src_o, tstep, pstep, dstep, ostep,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
@@ -901,7 +904,15 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             if status == 2 and ev_t.size < 2 * (iscal[1] + 1):
                 ev_t = np.zeros(4 * (iscal[1] + 1), dtype=np.int64)
                 ev_a, ev_n = np.zeros_like(ev_t), np.zeros_like(ev_t)
-        if status == 3:  # grow the order array and the calendar
+        if status == 3:  # grow the order array and the calendar (wheel nodes, overflow heap)
+            pool = pool_id.size
+            extra = pool + int(iscal[3] + iscal[1] + iscal[7]) + int(adm_bound)
+            pool_id = np.concatenate([pool_id, np.zeros(extra, dtype=np.int64)])
+            pool_nx = np.concatenate([pool_nx, np.zeros(extra, dtype=np.int64)])
+            nfree = int(iscal[10])
+            pfree = np.concatenate([pfree[:nfree], np.arange(pool, pool + extra, dtype=np.int64),
+                                    np.zeros(pool - nfree, dtype=np.int64)])
+            iscal[10] = nfree + extra
             batch = np.concatenate([batch, np.zeros(batch.size + int(iscal[3] + iscal[1]), dtype=np.int64)])
             grow = hk.size + int(iscal[3] + iscal[1]) + int(adm_bound)
             hk = np.concatenate([hk, np.zeros(grow, dtype=np.int64)])
