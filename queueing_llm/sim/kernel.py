@@ -179,7 +179,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
              acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof,
-             wall, d0, d1, tape, has_rate, win_end, Wf, o_time):
+             wall, d0, d1, tape, has_rate, win_end, Wf, o_time, first_times):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
     ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket,
@@ -199,6 +199,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     the batch with that completion iteration is stale and dropped when its bucket (or heap
     entry) comes up. The nodes live in a small pool, so walking a bucket touches the
     completing members' rows independently (no pointer chasing through the rows).
+
+    ``first_times``: keep the first-token and completion times in ``Wf`` (a wall-clock summary
+    reads them; records take them from the iteration times).
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
@@ -237,7 +240,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     src0 = bounds[0]  # tape 0: the id of src_*[0]
     H = prof.size
     finite_M = M < np.inf
-    keep_times = not acc_on  # the counted summary reads no time, completion iteration or link of a finished member
+    keep_rec = not acc_on  # completion iterations and arrival times: records, or the requests of a wall-clock summary
     n = n0
     status = 0
     while n < n1:
@@ -278,7 +281,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_ev[row, t] = 0
             o_rej[row, t] = 0
         # 1. execute: every member gains a token; members at their last stage complete
-        i = olen - 1 if keep_times else -1
+        i = olen - 1 if first_times else -1
         while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
             r = order[i]
             j = r - base
@@ -330,8 +333,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 continue  # evicted since it was admitted (and maybe finished since)
             order[W[j, 9]] = -1
             W[j, 4] = DONE
-            if keep_times:
+            if keep_rec:
                 W[j, 7] = n
+            if first_times:
                 Wf[j, 2] = end
             size -= 1
             mem -= W[j, 1] + 1 + W[j, 2]
@@ -360,8 +364,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     W[j, 6] = -1
                     W[j, 7] = -1
                     W[j, 8] = 0
-                    if keep_times:
+                    if keep_rec:
                         Wf[j, 0] = t_end + src_o[s * ostep] * (end - t_end) if wall else float(n)
+                    if first_times:
                         Wf[j, 1] = np.nan
                         Wf[j, 2] = np.nan
                 W[j, 3] = n
@@ -894,7 +899,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
             acc_on, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
-            wall, d0, d1, tape, has_rate, win.base + len(win), win.Wf, rows["time"],
+            wall, d0, d1, tape, has_rate, win.base + len(win), win.Wf, rows["time"], summary and wall,
         )
         emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
