@@ -75,6 +75,7 @@ _ORDER = 8192  # initial sizes of the order array and of the calendar's node poo
 _POOL = 1024
 _compact: Any = None
 _fill: Any = None
+_gather: Any = None
 
 
 def numba_available() -> bool:
@@ -128,13 +129,14 @@ def _exact_rate(model: Any, config: Any) -> Fraction | None:
 
 
 def _compile() -> Any:
-    global _LOOP, _compact, _fill
+    global _LOOP, _compact, _fill, _gather
     if _LOOP is None:
         import numba
 
         jit = numba.njit(cache=True, nogil=True)
         _compact = jit(_compact_py)  # bound before the loop compiles: it calls them
         _fill = jit(_fill_py)
+        _gather = jit(_gather_py)
         _LOOP = jit(_loop_py)
     return _LOOP
 
@@ -764,11 +766,15 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     lat_h = np.zeros(1024 if summary else 1, dtype=np.int64)
     ttft_h = np.zeros_like(lat_h)
 
-    def emit(part: dict[str, np.ndarray]) -> None:
+    def leave(upto: int) -> None:
+        """The requests below ``upto`` leave the window: into the records, or (a wall-clock
+        summary) into the accumulator; a slotted summary has counted them in the kernel."""
         if not summary:
-            store.add(part)
-        elif wall:  # slotted summaries: the kernel has counted the finished requests
-            _feed_wall(acc, part, n_initial)
+            store.add(win, upto, n_initial, initial_stage, N)
+        elif wall:
+            _feed_wall(acc, win.take(upto), n_initial)
+        else:
+            win.take(upto)
 
     def emit_rows(m: int) -> None:
         if summary:
@@ -940,26 +946,21 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         if blen:
             oldest = min(oldest, int(batch[:blen].min()))
         if oldest > win.base:
-            emit(win.take(int(oldest)))
+            leave(int(oldest))
     if progress is not None:
         progress(N, N)
 
     created = {0: int(bounds[N - bounds_n0]) if tape == 0 else 0, 1: int(iscal[8]), 2: int(iscal[5])}[tape]
-    rest = win.take(created)
     blen = int(iscal[4])
     live_ids = batch[:blen].copy()
+    live_adm = win.adm[live_ids - win.base].copy()
+    leave(created)
     if summary:
         if acc_on:
             acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
-        else:
-            emit(rest)
         return summary_trajectory(config, "numba", acc)
-    store.add(rest)
-    part = store.result()
-    live_adm = part["adm"][live_ids]
     arrays = rows
-    records = _records(part, n_initial, initial_stage, N, rows["time"])
-    del part
+    records = store.records(n_initial, rows["time"])
     ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
     residences = Residences(
         np.concatenate([ev[0], records.type[live_ids]]),
@@ -978,30 +979,70 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
 
 class _Store:
     """The finished requests' fields, appended chunk by chunk into arrays grown by 1.5x
-    (few large allocations, which the allocator returns to the system when freed)."""
+    (few large allocations, which the allocator returns to the system when freed): one
+    compiled pass over the window's rows per chunk (:func:`_gather_py`)."""
 
-    NAMES = ("id", "typ", "pr", "dec", "arr", "adm", "fadm", "comp", "nev", "state", "at")
+    INTS = ("typ", "pr", "dec", "arr", "fadm", "ft", "comp", "nev")
 
     def __init__(self, capacity: int) -> None:
         self.size = 0
-        self.arrays = {name: np.empty(capacity, dtype=float if name == "at" else np.int64) for name in self.NAMES}
+        self.arrays = {name: np.empty(capacity, dtype=np.int64) for name in self.INTS}
+        self.arrays["rej"] = np.empty(capacity, dtype=bool)
+        self.arrays["at"] = np.empty(capacity)
 
-    def add(self, part: dict[str, np.ndarray]) -> None:
-        m = part["id"].size
-        if self.size + m > self.arrays["id"].size:
-            cap = max(int(1.5 * self.arrays["id"].size), self.size + m)
-            for name in self.NAMES:
-                new = np.empty(cap, dtype=self.arrays[name].dtype)
-                new[: self.size] = self.arrays[name][: self.size]
+    def add(self, win: _Window, upto: int, n_initial: int, initial_stage: np.ndarray, N: int) -> None:
+        """Move the requests below ``upto`` from the window to the store."""
+        m = upto - win.base
+        if self.size + m > self.arrays["at"].size:
+            cap = max(int(1.5 * self.arrays["at"].size), self.size + m)
+            for name, old in self.arrays.items():
+                new = np.empty(cap, dtype=old.dtype)
+                new[: self.size] = old[: self.size]
                 self.arrays[name] = new
-        for name in self.NAMES:
-            self.arrays[name][self.size : self.size + m] = part[name]
+        a = self.arrays
+        _gather(win.Wall, win.Wfall, win.lo, m, win.base, n_initial, initial_stage, N, self.size,
+                a["typ"], a["pr"], a["dec"], a["arr"], a["fadm"], a["ft"], a["comp"], a["nev"], a["rej"], a["at"])
         self.size += m
+        win.take(upto)
 
-    def result(self) -> dict[str, np.ndarray]:
-        """The fields as arrays of the exact length (views of the store: no copy, whose fresh
-        pages would cost as much as the run on a busy machine)."""
-        return {name: self.arrays.pop(name)[: self.size] for name in self.NAMES}
+    def records(self, n_initial: int, time: np.ndarray) -> Any:
+        """The records (views of the store: no copy, whose fresh pages would cost as much as
+        the run on a busy machine)."""
+        from .trajectory import RequestRecords
+
+        a = {name: values[: self.size] for name, values in self.arrays.items()}
+        self.arrays = {}
+        initial = np.zeros(self.size, dtype=bool)
+        initial[:n_initial] = True
+        return RequestRecords.build(
+            type=a["typ"], prompt=a["pr"], decode=a["dec"], arrival=a["arr"], admission=a["fadm"],
+            first_token=a["ft"], completion=a["comp"], evicted=a["nev"], arrival_time=a["at"], initial=initial,
+            rejected=a["rej"], time=time,
+        )
+
+
+def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0,
+               typ, pr, dec, arr, fadm, ft, comp, nev, rej, at):
+    """Rows ``lo .. lo + m`` of the window (ids ``id0 ..``) into the record columns from
+    ``at0``; the first token is the iteration after the first admission (none if that is
+    not before ``N``), or 0 for an initial member past stage 0 (it came before iteration 0)."""
+    for i in range(m):
+        row = lo + i
+        o = at0 + i
+        r = id0 + i
+        typ[o] = Wall[row, 0]
+        pr[o] = Wall[row, 1]
+        dec[o] = Wall[row, 2]
+        arr[o] = Wall[row, 3]
+        first = Wall[row, 6]
+        fadm[o] = first
+        ft[o] = first + 1 if first >= 0 and first + 1 < N else -1
+        if r < n_initial and initial_stage[r] > 0:
+            ft[o] = 0
+        comp[o] = Wall[row, 7]
+        nev[o] = Wall[row, 8]
+        rej[o] = Wall[row, 4] == REJECTED
+        at[o] = Wfall[row, 0]
 
 
 def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
@@ -1011,28 +1052,6 @@ def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
         new[:qlen] = queue[(qhead + np.arange(qlen)) % queue.size]
     iscal[2] = 0
     return new
-
-
-def _first_tokens(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int) -> np.ndarray:
-    fadm = part["fadm"]
-    ft = np.where((fadm >= 0) & (fadm + 1 < N), fadm + 1, -1)
-    ids = part["id"]
-    init = ids < n_initial
-    if init.any():
-        ft[init] = np.where(initial_stage[ids[init]] > 0, 0, ft[init])
-    return ft
-
-
-def _records(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int,
-             time: np.ndarray) -> Any:
-    from .trajectory import RequestRecords
-
-    return RequestRecords.build(
-        type=part["typ"], prompt=part["pr"], decode=part["dec"], arrival=part["arr"], admission=part["fadm"],
-        first_token=_first_tokens(part, n_initial, initial_stage, N), completion=part["comp"], evicted=part["nev"],
-        arrival_time=part["at"], initial=part["id"] < n_initial, rejected=part["state"] == REJECTED,
-        time=time,
-    )
 
 
 def _feed_wall(acc: Any, part: dict[str, np.ndarray], n_initial: int) -> None:
