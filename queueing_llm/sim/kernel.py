@@ -770,7 +770,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         """The requests below ``upto`` leave the window: into the records, or (a wall-clock
         summary) into the accumulator; a slotted summary has counted them in the kernel."""
         if not summary:
-            store.add(win, upto, n_initial, initial_stage, N)
+            store.add(win, upto, n_initial, initial_stage, N, rows["time"])
         elif wall:
             _feed_wall(acc, win.take(upto), n_initial)
         else:
@@ -960,7 +960,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
         return summary_trajectory(config, "numba", acc)
     arrays = rows
-    records = store.records(n_initial, rows["time"])
+    records = store.records(n_initial)
     ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
     residences = Residences(
         np.concatenate([ev[0], records.type[live_ids]]),
@@ -988,9 +988,11 @@ class _Store:
         self.size = 0
         self.arrays = {name: np.empty(capacity, dtype=np.int64) for name in self.INTS}
         self.arrays["rej"] = np.empty(capacity, dtype=bool)
-        self.arrays["at"] = np.empty(capacity)
+        for name in ("at", "ftt", "ct"):
+            self.arrays[name] = np.empty(capacity)
 
-    def add(self, win: _Window, upto: int, n_initial: int, initial_stage: np.ndarray, N: int) -> None:
+    def add(self, win: _Window, upto: int, n_initial: int, initial_stage: np.ndarray, N: int,
+            time: np.ndarray) -> None:
         """Move the requests below ``upto`` from the window to the store."""
         m = upto - win.base
         if self.size + m > self.arrays["at"].size:
@@ -1000,12 +1002,13 @@ class _Store:
                 new[: self.size] = old[: self.size]
                 self.arrays[name] = new
         a = self.arrays
-        _gather(win.Wall, win.Wfall, win.lo, m, win.base, n_initial, initial_stage, N, self.size,
-                a["typ"], a["pr"], a["dec"], a["arr"], a["fadm"], a["ft"], a["comp"], a["nev"], a["rej"], a["at"])
+        _gather(win.Wall, win.Wfall, win.lo, m, win.base, n_initial, initial_stage, N, self.size, time,
+                a["typ"], a["pr"], a["dec"], a["arr"], a["fadm"], a["ft"], a["comp"], a["nev"], a["rej"], a["at"],
+                a["ftt"], a["ct"])
         self.size += m
         win.take(upto)
 
-    def records(self, n_initial: int, time: np.ndarray) -> Any:
+    def records(self, n_initial: int) -> Any:
         """The records (views of the store: no copy, whose fresh pages would cost as much as
         the run on a busy machine)."""
         from .trajectory import RequestRecords
@@ -1014,18 +1017,20 @@ class _Store:
         self.arrays = {}
         initial = np.zeros(self.size, dtype=bool)
         initial[:n_initial] = True
-        return RequestRecords.build(
+        return RequestRecords(
             type=a["typ"], prompt=a["pr"], decode=a["dec"], arrival=a["arr"], admission=a["fadm"],
-            first_token=a["ft"], completion=a["comp"], evicted=a["nev"], arrival_time=a["at"], initial=initial,
-            rejected=a["rej"], time=time,
+            first_token=a["ft"], completion=a["comp"], evicted=a["nev"], arrival_time=a["at"],
+            first_token_time=a["ftt"], completion_time=a["ct"], initial=initial, rejected=a["rej"],
         )
 
 
-def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0,
-               typ, pr, dec, arr, fadm, ft, comp, nev, rej, at):
+def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0, time,
+               typ, pr, dec, arr, fadm, ft, comp, nev, rej, at, ftt, ct):
     """Rows ``lo .. lo + m`` of the window (ids ``id0 ..``) into the record columns from
     ``at0``; the first token is the iteration after the first admission (none if that is
-    not before ``N``), or 0 for an initial member past stage 0 (it came before iteration 0)."""
+    not before ``N``), or 0 for an initial member past stage 0 (it came before iteration 0).
+    Token and completion times are read from ``time`` (the end of each iteration; ``nan``
+    for none), as :meth:`~.trajectory.RequestRecords.build` reads them."""
     for i in range(m):
         row = lo + i
         o = at0 + i
@@ -1039,7 +1044,9 @@ def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0,
         ft[o] = first + 1 if first >= 0 and first + 1 < N else -1
         if r < n_initial and initial_stage[r] > 0:
             ft[o] = 0
+        ftt[o] = time[ft[o]] if ft[o] >= 0 else np.nan
         comp[o] = Wall[row, 7]
+        ct[o] = time[comp[o]] if comp[o] >= 0 else np.nan
         nev[o] = Wall[row, 8]
         rej[o] = Wall[row, 4] == REJECTED
         at[o] = Wfall[row, 0]
