@@ -7,7 +7,9 @@ to the SimPy engine's (``tests/test_sim_equivalence.py``; no run needs a distrib
 comparison): the draws of per-iteration arrival laws or of a saturated backlog do not
 depend on the dynamics, so Python draws them by blocks
 (:data:`~.draws.ITERATION_BLOCK` iterations of arrivals, :data:`~.draws.BACKLOG_BLOCK`
-backlog requests) and the kernel consumes them.
+backlog requests) and the kernel consumes them (a one-type slotted run never reads the
+arrivals' uniform offsets: the generator jumps over them, ``PCG64.advance``, to the state
+drawing them gives, :func:`_skip_uniforms`).
 
 **What it covers** (:func:`kernel_applies`): every policy (``greedy``, ``fcfs_cap``,
 ``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array),
@@ -22,16 +24,24 @@ runs on the Python loop when numba cannot be imported. A one-type wall-clock run
 from one stream only, so the kernel draws ahead by blocks and stops (status 4) when the
 drawn arrivals end before the iteration does.
 
-**Bookkeeping** (as in :mod:`.fast`). The batch is an array of request ids in admission
-order (eviction takes the last live one: lowest stage, most recently admitted); completed
-members stay in it, skipped, until it is compacted. Completions come from a calendar, a
-binary min-heap of (admission + decode, id): an iteration pops the entries due, skipping
-stale ones (members evicted since). So an iteration costs :math:`O(1)` plus
-:math:`O(\log)` per admission and completion, not :math:`O(B)`. The queue is a ring
-buffer (evicted requests go to its head). Requests live in a *window* of ids ``[base, base + len)``:
-after each chunk of iterations, the finished requests below the oldest live one leave the
-window, as records (``record="full"``/``"iterations"``) or into the streaming
-accumulators (``record="summary"``), so with ``record="summary"`` the memory is that of
+**Bookkeeping.** The batch is an array of request ids in admission order (eviction takes
+the last live one: lowest stage, most recently admitted); a completion leaves a hole,
+dropped when the array is compacted. Completions come from a calendar: a timing wheel of
+buckets keyed by completion iteration (a power of 2 above the longest decode, or about 8
+mean decodes), each a list of nodes from a small pool, with a binary min-heap for the
+rare decodes beyond the wheel's span; an eviction leaves its node in place, and a node
+whose member is no longer in the batch with that completion iteration is dropped when it
+comes up. So an iteration costs :math:`O(1)` plus :math:`O(1)` per arrival, admission,
+completion and eviction (:math:`O(\log)` for the heap's), not :math:`O(B)`; the memory
+is updated in :math:`O(1)` (every member gains one token, a completing member frees
+:math:`l_0 + 1 + l_1`). The queue is a ring buffer (evicted requests go to its head).
+Requests live in a *window* of ids ``[base, base + len)``, one row of integers per
+request: a per-iteration law's arrivals are drawn by blocks of iterations and their rows
+written by the kernel when they arrive. After each chunk of iterations, the finished
+requests below the oldest live one leave the window, as records (``record="full"`` /
+``"iterations"``, one compiled pass per chunk) or into the streaming accumulators
+(``record="summary"``; a slotted summary is counted in the kernel: completions, sojourn,
+evictions and latency/TTFT histograms), so with ``record="summary"`` the memory is that of
 the live requests, independent of the horizon.
 
 The kernel is compiled on first use and cached on disk (``cache=True``).
