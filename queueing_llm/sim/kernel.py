@@ -760,7 +760,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     hid = np.zeros(_POOL, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
-    ahead = 8  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics)
+    ahead = 4  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics; few, so
+    # that the drawn block and the rows it becomes stay in cache)
     span = min(N, ahead * ITERATION_BLOCK) if summary else N
     rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
     rows["mem"] = np.zeros(span, dtype=np.int64)
