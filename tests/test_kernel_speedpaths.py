@@ -128,6 +128,22 @@ def test_a_one_type_block_consumes_the_generator_as_the_shared_tape(arrivals, pr
     assert shared_rng.random() == kernel_rng.random()
 
 
+class _OwnPoisson(ql.Poisson):
+    """An arrival law defined outside :mod:`queueing_llm.laws`: its blocks come from the tape's draw_block."""
+
+
+def test_a_law_from_elsewhere_is_drawn_by_the_tape_itself(monkeypatch):
+    calls = []
+    original = _LawTape.draw_block
+    monkeypatch.setattr(_LawTape, "draw_block", lambda self: calls.append(1) or original(self))
+    own = ql.ContinuousBatching([T(2, ql.Geometric(0.05), _OwnPoisson(1.5))], batch_cap=40, policy="fcfs_cap")
+    plain = ql.ContinuousBatching([T(2, ql.Geometric(0.05), ql.Poisson(1.5))], batch_cap=40, policy="fcfs_cap")
+    a = simulate(own, 5000, seed=9, engine="fast", record="full")
+    assert len(calls) == 2  # 5000 iterations: two blocks, both from the tape
+    assert a.equals(simulate(plain, 5000, seed=9, engine="fast", record="full"))
+    assert a.equals(simulate(own, 5000, seed=9, engine="events", record="full"))
+
+
 def test_skipping_uniforms_equals_drawing_them_and_refuses_a_buffered_half():
     a, b = np.random.default_rng(5), np.random.default_rng(5)
     a.random(1000)

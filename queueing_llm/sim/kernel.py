@@ -617,10 +617,15 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> t
     merges it: (types, prompts, decodes, counts per iteration, offsets); a column that is
     the same for every arrival of the block is that value (a Python scalar).
 
-    One type: the draws of :meth:`~.draws._LawTape.draw_block` in its order (counts,
-    offsets, prompts, decodes) without the arrays the kernel does not read: a slotted run
-    never reads the offsets, so the generator skips them (``advance``, the same state as
-    drawing them, :func:`_skip_uniforms`)."""
+    One type with a law of :mod:`queueing_llm.laws`: the draws of
+    :meth:`~.draws._LawTape.draw_block` in its order (counts, offsets, prompts, decodes)
+    without the arrays the kernel does not read: a slotted run never reads the offsets, so
+    the generator skips them (``advance``, the same state as drawing them,
+    :func:`_skip_uniforms`). Any other arrival law goes through the tape's own
+    ``draw_block``."""
+    if K == 1 and type(tapes[0].law).__module__ != Regular.__module__:
+        _, offsets, prompts, decodes, counts = tapes[0].draw_block()
+        return 0, prompts, decodes, counts, offsets
     if K == 1:
         tape = tapes[0]
         if isinstance(tape.law, Regular):  # counts of these very iterations, no random draw
