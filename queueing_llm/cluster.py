@@ -1,21 +1,42 @@
-r"""Request mixing across engines ([ADLS26] section 5.2): routing request types to engines.
+r"""Request mixing across engines ([ADLS26] section 5.2): routing requests to engines.
 
-A :class:`Cluster` is several continuous-batching engines fed from one stream of typed
-requests. Routing is by request type (each type goes to one engine), so each engine sees the
-types routed to it with their own arrival processes: independent Poisson streams per type
-stay independent Poisson streams per engine, and the engines are simulated independently
-(seeds spawned from one seed), which is exact for per-type routing.
+A :class:`Cluster` is :math:`E` continuous-batching engines (each with the pooled model's KV
+budget, batch cap and policy) fed from one stream of typed requests by a routing rule.
 
-Routings:
+**Routing by type** (each type to one engine). Each engine sees the types routed to it with
+their own arrival processes: independent streams per type stay independent streams per engine,
+so the engines are simulated independently (seeds spawned from one seed), which is exact.
 
 * explicit type lists ``[[0, 2], [1, 3]]``;
-* ``"round_robin"``: type :math:`k` to engine :math:`k \bmod E`;
-* :func:`coprime_routing`: an assignment of the decode-length classes such that each engine's
-  decode lengths have gcd 1 when possible ([ADLS26]'s remedy: by the gcd criterion an engine
-  whose decode lengths share a factor :math:`g > 1` keeps :math:`g`-periodic eviction cycles
-  however long the prompts), balancing the engines' loads :math:`\sum_k \lambda_k E[C_k]`.
+* ``"round_robin_types"`` (alias ``"round_robin"``, its name before per-request routing
+  existed): type :math:`k` to engine :math:`k \bmod E`;
+* ``"coprime"`` (:func:`coprime_routing`): an assignment of the decode-length classes such
+  that each engine's decode lengths have gcd 1 when possible ([ADLS26]'s remedy: by the gcd
+  criterion an engine whose decode lengths share a factor :math:`g > 1` keeps
+  :math:`g`-periodic eviction cycles however long the prompts), balancing the engines' loads
+  :math:`\sum_k \lambda_k E[C_k]`.
 
-The effective gcd and the limiting radius of every engine are the registry entry ``mixing``.
+**Routing by request** (every engine sees every type). One pooled arrival stream (per type,
+per iteration, with prompts and decode lengths) is drawn from one seed and split request by
+request (:mod:`queueing_llm.sim.routed`):
+
+* ``"round_robin_requests"``: the :math:`i`-th pooled request, in queue order, to engine
+  :math:`i \bmod E` (engines' counts differ by at most one at all times; a Poisson stream of
+  rate :math:`\lambda` gives each engine a stream of rate :math:`\lambda/E` that is more
+  regular than Poisson, Erlang-:math:`E` thinning);
+* ``"random"``: each request independently to engine :math:`e` with probability :math:`w_e`
+  (``weights``, equal by default): independent thinning, Poisson stays Poisson
+  (:math:`\lambda_k w_e`).
+
+Each engine is simulated on exactly its part of the pooled stream (replayed from the pooled
+seed, block by block, memory independent of the horizon); the rules ignore the engines'
+states, so this is exact. State-dependent rules (join the shortest queue, least memory) need
+the engines stepped together and are not offered. Per-request routing needs per-iteration
+arrival laws (a ``PoissonProcess`` in seconds is refused: each engine keeps its own clock).
+With saturated input every engine serves the pooled mix.
+
+The effective gcd and the limiting radius of every engine are the registry entry ``mixing``;
+with per-request routing every engine's decode-length set is the full set.
 """
 
 from __future__ import annotations
@@ -23,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,11 +53,18 @@ import numpy as np
 
 from .errors import ParameterError, describe
 from .model import ContinuousBatching
-from .numbers import is_symbolic, to_float
+from .numbers import check_real, is_symbolic, to_float
 
-__all__ = ["Cluster", "ClusterRun", "coprime_routing", "routing_groups", "ROUTINGS"]
+__all__ = ["Cluster", "ClusterRun", "coprime_routing", "routing_groups", "ROUTINGS", "TYPE_ROUTINGS",
+           "REQUEST_ROUTINGS"]
 
-ROUTINGS = ("round_robin", "coprime")
+TYPE_ROUTINGS = ("round_robin_types", "round_robin", "coprime")
+"""Named routings by type (``"round_robin"`` is an alias of ``"round_robin_types"``)."""
+
+REQUEST_ROUTINGS = ("round_robin_requests", "random")
+"""Named routings by request (one pooled stream split request by request)."""
+
+ROUTINGS = TYPE_ROUTINGS + REQUEST_ROUTINGS
 """Named routings (besides explicit type lists)."""
 
 
@@ -104,33 +133,64 @@ def coprime_routing(types: Sequence[Any], engines: int, max_search: int = 200_00
     return [[k for k in range(K) if chosen[k] == e] for e in range(engines)]
 
 
+def is_per_request(routing: Any) -> bool:
+    """True if ``routing`` is a per-request rule (:data:`REQUEST_ROUTINGS`)."""
+    return isinstance(routing, str) and routing in REQUEST_ROUTINGS
+
+
 def routing_groups(model: ContinuousBatching, engines: int, routing: Any) -> list[list[int]]:
-    """The type lists of a routing (``"round_robin"``, ``"coprime"`` or explicit lists)."""
+    """The type lists of a routing: ``"round_robin_types"`` (alias ``"round_robin"``),
+    ``"coprime"`` or explicit lists; a per-request routing gives every engine every type."""
     K = model.K
     if isinstance(routing, str):
-        if routing == "round_robin":
+        if routing in ("round_robin_types", "round_robin"):
             groups = [[k for k in range(K) if k % engines == e] for e in range(engines)]
         elif routing == "coprime":
             groups = coprime_routing(model.types, engines)
+        elif routing in REQUEST_ROUTINGS:
+            return [list(range(K)) for _ in range(engines)]
         else:
             raise ParameterError(f"routing must be one of {', '.join(ROUTINGS)} or type lists, got {routing!r}")
     else:
         if isinstance(routing, (bytes, dict, set)) or not isinstance(routing, Sequence):
-            raise ParameterError(f"routing must be a name or a list of type lists, got {describe(routing)}")
-        groups = [list(g) for g in routing]
+            raise ParameterError(f"routing must be a name ({', '.join(ROUTINGS)}) or a list of type lists, "
+                                 f"got {describe(routing)}")
+        groups = []
+        for g in routing:
+            if isinstance(g, (str, bytes, dict, set)) or not isinstance(g, (Sequence, np.ndarray)) \
+                    or not all(isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)) for k in g):
+                raise ParameterError(f"routing type lists must be lists of type indices, got {describe(g)}")
+            groups.append([int(k) for k in g])
     if len(groups) != engines:
         raise ParameterError(f"routing gives {len(groups)} engines, expected {engines}")
     seen = sorted(k for g in groups for k in g)
     if seen != list(range(K)):
         raise ParameterError(f"routing must send every type 0..{K - 1} to exactly one engine, got {groups}")
     if any(not g for g in groups):
-        raise ParameterError(f"every engine needs at least one type, got {groups}")
+        raise ParameterError(f"routing must give every engine at least one type, got {groups}")
     return groups
+
+
+def _weights(weights: Any, engines: int, routing: Any) -> tuple[float, ...] | None:
+    if weights is None:
+        return None
+    if routing != "random":
+        raise ParameterError(f"weights apply to routing 'random' only, got weights with routing {routing!r}")
+    if isinstance(weights, (str, bytes, dict, set)) or not isinstance(weights, (Sequence, np.ndarray)):
+        raise ParameterError(f"weights must be a list of {engines} probabilities, got {describe(weights)}")
+    values = list(weights.tolist() if isinstance(weights, np.ndarray) else weights)
+    if len(values) != engines:
+        raise ParameterError(f"weights must hold {engines} probabilities (one per engine), got {len(values)}")
+    for e, w in enumerate(values):
+        check_real(f"weights[{e}]", w, low=0.0, high=1.0)
+    if abs(sum(float(w) for w in values) - 1.0) > 1e-9:
+        raise ParameterError(f"weights must sum to 1, got {sum(float(w) for w in values):.12g}")
+    return tuple(float(w) for w in values)
 
 
 @dataclass(frozen=True)
 class Cluster:
-    r"""Engines sharing one stream of typed requests, routed by type.
+    r"""Engines sharing one stream of typed requests, routed by type or by request.
 
     Parameters
     ----------
@@ -140,12 +200,25 @@ class Cluster:
     engines : int
         Number of engines :math:`E`.
     routing : str or list of list of int
-        ``"round_robin"``, ``"coprime"`` (:func:`coprime_routing`) or explicit type lists.
+        By type: explicit type lists, ``"round_robin_types"`` (alias ``"round_robin"``) or
+        ``"coprime"`` (:func:`coprime_routing`). By request: ``"round_robin_requests"`` or
+        ``"random"``. See :mod:`queueing_llm.cluster`.
+    weights : list of float or None
+        ``"random"`` only: the probability :math:`w_e` of each engine (equal if None).
+
+    Examples
+    --------
+    >>> import queueing_llm as ql
+    >>> m = ql.ContinuousBatching([ql.RequestType(30, d, 0.5) for d in (6, 9)], kv_capacity=600)
+    >>> run = ql.Cluster(m, 2, "round_robin_requests").simulate(2000, seed=1)
+    >>> [int(r.arrivals.sum()) for r in run.runs]  # every other request: counts differ by at most 1
+    [1004, 1004]
     """
 
     model: ContinuousBatching
     engines: int = 2
     routing: Any = "coprime"
+    weights: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ContinuousBatching):
@@ -153,15 +226,55 @@ class Cluster:
         if isinstance(self.engines, bool) or not isinstance(self.engines, int) or self.engines < 1:
             raise ParameterError(f"engines must be an integer >= 1, got {describe(self.engines)}")
         routing_groups(self.model, self.engines, self.routing)
+        object.__setattr__(self, "weights", _weights(self.weights, self.engines, self.routing))
+        if self.per_request:
+            self.stream(0)  # refuses arrivals it cannot split
+
+    @property
+    def per_request(self) -> bool:
+        """True for a per-request routing (every engine serves every type)."""
+        return is_per_request(self.routing)
 
     @property
     def groups(self) -> list[list[int]]:
-        """The type indices each engine serves."""
+        """The type indices each engine serves (all of them for a per-request routing)."""
         return routing_groups(self.model, self.engines, self.routing)
 
-    def engine_models(self) -> list[ContinuousBatching]:
-        """One model per engine: the pooled model restricted to the engine's types (admission
-        proportions renormalised among them)."""
+    @property
+    def gcd_per_engine(self) -> list[int]:
+        r"""The effective gcd of each engine's decode lengths (the ``mixing`` theorem's
+        ``gcd_per_engine``): of its types' by type; of all the types' by request, since every
+        engine serves every type."""
+        from .theory.dynamics import decode_gcd
+
+        return [int(decode_gcd(m)) for m in self.engine_models()]
+
+    def stream(self, seed: int = 0) -> Any:
+        """The pooled arrival stream drawn from ``seed`` and its per-request routing
+        (:class:`~queueing_llm.sim.routed.PooledStream`; per-request routings only)."""
+        from .sim.routed import PooledStream
+
+        if not self.per_request:
+            raise ParameterError(f"routing {self.routing!r} is by type: there is no pooled stream to split "
+                                 f"(per-request routings: {', '.join(REQUEST_ROUTINGS)})")
+        return PooledStream(self.model, self.routing, self.engines, self.weights, seed)
+
+    def engine_models(self, seed: int = 0) -> list[ContinuousBatching]:
+        """One model per engine. By type: the pooled model restricted to the engine's types
+        (admission proportions renormalised among them). By request: the pooled model whose
+        type-:math:`k` arrivals are the engine's share of the pooled stream drawn from
+        ``seed`` (:class:`~queueing_llm.sim.routed.RoutedArrivals`; saturated-only types
+        stay so)."""
+        if self.per_request:
+            from .sim.routed import RoutedArrivals
+
+            stream = self.stream(seed)
+            out = []
+            for e in range(self.engines):
+                types = [t if t.arrivals is None else dataclasses.replace(t, arrivals=RoutedArrivals(stream, e, k))
+                         for k, t in enumerate(self.model.types)]
+                out.append(dataclasses.replace(self.model, types=types))
+            return out
         out = []
         for g in self.groups:
             types = [self.model.types[k] for k in g]
@@ -171,6 +284,26 @@ class Cluster:
                 mix = [x / sum(p) for x in p]
             out.append(dataclasses.replace(self.model, types=types, mix=mix))
         return out
+
+    def routes(self, iterations: int, seed: int = 0, first: int = 0) -> dict[str, np.ndarray]:
+        """The pooled stream of iterations ``first .. iterations - 1`` with its routing, in
+        queue order (per-request routings): arrays ``iteration``, ``type``, ``prompt``,
+        ``decode`` and ``engine`` (each request at exactly one engine). The engines of
+        ``simulate(iterations, seed=s)`` receive these requests for the pooled seed
+        :attr:`ClusterRun.pool_seed` (``first=1`` for runs with an ``initial_batch``, which
+        start at iteration 1)."""
+        from .sim.draws import ITERATION_BLOCK
+
+        check_real("iterations", iterations, low=1, integer=True, limit=10**9)
+        check_real("first", first, low=0, high=1, integer=True)
+        parts = []
+        blocks = self.stream(seed).blocks(int(first))
+        for _ in range(-(-int(iterations) // ITERATION_BLOCK)):
+            parts.append(next(blocks))
+        iteration, types, _, prompts, decodes, engine = (np.concatenate(c) for c in zip(*parts, strict=True))
+        keep = iteration < iterations
+        return {"iteration": iteration[keep], "type": types[keep], "prompt": prompts[keep],
+                "decode": decodes[keep], "engine": engine[keep]}
 
     def relaxed_runs(self, iterations: int = 3000, eps: float = 1e-4) -> list:
         """One relaxed saturated run per engine from a perturbation of size ``eps`` of its fixed
@@ -182,36 +315,76 @@ class Cluster:
                 for m in self.engine_models()]
 
     def simulate(self, iterations: int, seed: int | None = 0, **options: Any) -> ClusterRun:
-        """Simulate every engine (independent seeds spawned from ``seed``); ``options`` go to
-        :func:`queueing_llm.simulate` (``saturated``, ``warmup``, ``engine``, ...)."""
+        """Simulate every engine; ``options`` go to :func:`queueing_llm.simulate`
+        (``saturated``, ``warmup``, ``engine``, ``record``, ...).
+
+        ``SeedSequence(seed)`` spawns one seed per engine (its own draws: initial batch,
+        saturated backlog, and by type its arrivals) and, for a per-request routing, one more
+        for the pooled stream (:attr:`ClusterRun.pool_seed`). For replications call this once
+        per seed (``replications=`` is refused: one pooled stream per cluster run)."""
         from .sim import simulate
 
-        seeds = np.random.SeedSequence(seed).spawn(self.engines)
+        if "replications" in options:
+            raise ParameterError("Cluster.simulate runs one cluster; for replications call it once per seed, "
+                                 f"got replications={options['replications']!r}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        seeds = np.random.SeedSequence(seed).spawn(self.engines + 1)
+        pool_seed = int(seeds[-1].generate_state(1)[0]) if self.per_request else None
+        models = self.engine_models(pool_seed) if self.per_request else self.engine_models()
         runs = [simulate(m, iterations, seed=int(s.generate_state(1)[0]), **options)
-                for m, s in zip(self.engine_models(), seeds, strict=True)]
-        return ClusterRun(self, runs)
+                for m, s in zip(models, seeds[:-1], strict=True)]
+        return ClusterRun(self, runs, pool_seed)
+
+
+SUMMED = ("throughput", "throughput_per_iteration", "arrivals_per_iteration", "evictions_per_iteration",
+          "rejections_per_iteration", "tokens_per_iteration", "mean_queue", "mean_in_system", "mean_batch",
+          "mean_memory", "completed_requests", "throughput_per_second", "tokens_per_second", "arrivals_per_second")
+"""Summary keys the pooled summary adds over the engines (rates and means of additive counts)."""
 
 
 @dataclass(frozen=True)
 class ClusterRun:
-    """The runs of a :class:`Cluster`'s engines."""
+    """The runs of a :class:`Cluster`'s engines.
+
+    Attributes
+    ----------
+    cluster : Cluster
+    runs : list of Trajectory
+        One run per engine, in engine order.
+    pool_seed : int or None
+        Seed of the pooled arrival stream (per-request routings; ``None`` by type).
+    """
 
     cluster: Cluster
     runs: list
+    pool_seed: int | None = None
 
     def summaries(self, warmup: int | None = None) -> list[dict[str, float]]:
         """Each engine's :meth:`Trajectory.summary`."""
         return [r.summary(warmup) for r in self.runs]
 
     def pooled(self, warmup: int | None = None) -> dict[str, float]:
-        """Cluster-wide numbers: throughput, evictions and arrivals per iteration summed over the
-        engines; restarts (evictions) in total and per completed request."""
+        r"""Cluster-wide numbers from the engines' summaries.
+
+        Summed over the engines (:data:`SUMMED`, the keys present): throughput, arrivals,
+        evictions, rejections and tokens per iteration (per second in wall-clock runs), mean
+        queue, batch, memory and requests in system, completed requests (arrived at or after
+        ``warmup``). Request-level means weighted by the engines' completed requests:
+        ``mean_sojourn`` and ``restarts_per_request`` (evictions per such request, as in
+        :meth:`Trajectory.summary`). ``peak_memory`` and ``peak_batch``: the largest engine's.
+        ``restarts``: evictions at iterations :math:`n \ge` ``warmup``, in total. Latency
+        quantiles do not pool from summaries and are left out (see each engine's summary).
+        """
         sums = self.summaries(warmup)
-        out = {key: float(sum(s[key] for s in sums)) for key in
-               ("throughput", "evictions_per_iteration", "arrivals_per_iteration")}
+        out = {key: float(sum(s[key] for s in sums)) for key in SUMMED if all(key in s for s in sums)}
+        done = [float(s["completed_requests"]) for s in sums]
+        total = sum(done)
+        for key in ("mean_sojourn", "restarts_per_request"):
+            out[key] = sum(d * s[key] for d, s in zip(done, sums, strict=True) if d) / total if total else math.nan
+        for key in ("peak_memory", "peak_batch"):
+            out[key] = float(max(s[key] for s in sums))
         w = self.runs[0].warmup if warmup is None else warmup
-        restarts = sum(int(np.asarray(r.evictions)[w:].sum()) for r in self.runs)
-        done = sum(int(np.asarray(r.completions)[w:].sum()) for r in self.runs)
-        out["restarts"] = float(restarts)
-        out["restarts_per_request"] = restarts / done if done else math.nan
+        out["restarts"] = float(round(sum(s["evictions_per_iteration"] * (r.iterations - w)
+                                          for s, r in zip(sums, self.runs, strict=True))))
         return out

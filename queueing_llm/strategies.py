@@ -253,10 +253,14 @@ def nested_wait_policies(max_boundary: int = 12, max_segments: int = 3,
     equal to ``max_boundary`` (cover the longest decode length), thresholds in
     ``1..max_threshold`` and buffers in ``0..3``."""
     check_real("max_boundary", max_boundary, low=1, integer=True)
+    check_real("max_segments", max_segments, low=1, integer=True)
+    check_real("max_threshold", max_threshold, low=1, integer=True)
+    inner_boundaries = (st.lists(st.integers(1, int(max_boundary) - 1), unique=True, max_size=int(max_segments) - 1)
+                        if max_boundary > 1 else st.just([]))  # boundary 1: one segment only
 
     @st.composite
     def draw_policy(draw: Any) -> NestedWait:
-        inner = draw(st.lists(st.integers(1, int(max_boundary) - 1), unique=True, max_size=int(max_segments) - 1))
+        inner = draw(inner_boundaries)
         bounds = sorted(inner) + [int(max_boundary)]
         S = len(bounds)
         return NestedWait(boundaries=bounds,

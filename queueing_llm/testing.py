@@ -283,17 +283,21 @@ def assert_detects(
 
     The first four parameters are positional-only, so a check option named ``quantity``
     (e.g. ``quantity="p_empty"`` of ``stationary``) passes through ``verify_kwargs``.
-    ``runs`` None builds the theorem's declared runs once (``seed`` from
-    ``verify_kwargs``) and reuses them for every factor. With ``baseline=True`` (default)
+    ``runs`` None builds the theorem's declared runs once (``seed`` and ``replications``
+    from ``verify_kwargs``) and reuses them for every factor. With ``baseline=True`` (default)
     the unperturbed theorem must hold on the same runs, so the failures are due to the
     perturbation and not to the runs. Returns the verdicts of the perturbed copies.
     """
     thm = _theorem(theorem)
     if runs is None:
-        ev, _ = thm.split_options({k: v for k, v in verify_kwargs.items() if k not in ("level", "seed")})
+        building = ("level", "seed", "replications")
+        ev, _ = thm.split_options({k: v for k, v in verify_kwargs.items() if k not in building})
         thm.evaluate(model, **ev)  # does-not-apply errors before building runs
-        runs, _ = declared_runs(thm, model, seed=verify_kwargs.get("seed"))
-    kwargs = {k: v for k, v in verify_kwargs.items() if k != "seed"}
+        runs, _ = declared_runs(thm, model, seed=verify_kwargs.get("seed"),
+                                **({"replications": verify_kwargs["replications"]} if "replications" in verify_kwargs
+                                   else {}))
+    # the runs are built: the options that build runs are not passed on with them
+    kwargs = {k: v for k, v in verify_kwargs.items() if k not in ("seed", "replications")}
     if baseline:
         base = verify(thm, model, runs, **kwargs)
         if base.holds is not True:

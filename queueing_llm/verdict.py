@@ -135,6 +135,14 @@ class Verdict:
         return self.holds is True
 
     @property
+    def replications(self) -> int | None:
+        """R when the runs were R independent replications (``details["replications"]``, set
+        by :func:`queueing_llm.verify`; the run label then ends in "R independent
+        replications"), None for one run."""
+        count = self.details.get("replications")
+        return int(count) if isinstance(count, int) and not isinstance(count, bool) else None
+
+    @property
     def ci(self) -> tuple[float, float] | None:
         """The confidence interval as ``(low, high)``."""
         return None if self.interval is None else (self.interval.low, self.interval.high)

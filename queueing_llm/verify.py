@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from .checks import judge, judge_bounds, judge_exact, judge_lower, judge_upper, mean_interval
-from .errors import ModelError, describe
+from .errors import ModelError, ParameterError, describe
 from .numbers import check_real
-from .runs import build_runs, is_run, run_kind
+from .runs import DECLARED, build_runs, choose_replications, is_run, replications_option, run_kind
 from .stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval
 from .theorems import Theorem, theorems
 from .verdict import Verdict
@@ -51,7 +51,8 @@ def _flatten(runs: Any) -> list:
         return [runs]
     out = []
     for item in runs:
-        out.extend(_flatten(item) if not is_run(item) and isinstance(item, (list, tuple)) else [item])
+        nested = not is_run(item) and (isinstance(item, (list, tuple)) or _is_replications(item))
+        out.extend(_flatten(item) if nested else [item])
     return out
 
 
@@ -125,15 +126,38 @@ def _theorem(theorem: Theorem | str) -> Theorem:
     raise ModelError(f"theorem must be a Theorem or a registry name, got {describe(theorem)}")
 
 
+def _is_replications(runs: Any) -> bool:
+    """True for a :class:`~queueing_llm.sim.Replications` (``ql.simulate(..., replications=R)``)."""
+    return not is_run(runs) and hasattr(runs, "seeds") and hasattr(runs, "runs") and isinstance(runs, Sequence)
+
+
 def _label(runs: Any) -> str:
+    """The run label of runs given to verify: their kinds, and for a ``Replications`` its count."""
+    if _is_replications(runs):
+        kinds = sorted({run_kind(r) for r in runs})
+        return f"{' + '.join(kinds)}, {len(runs)} independent replications"
+    if not is_run(runs) and isinstance(runs, Sequence) and any(_is_replications(item) for item in runs):
+        return " + ".join(_label(item) for item in runs)
     kinds = sorted({run_kind(r) for r in _flatten(runs)})
     return " + ".join(kinds)
 
 
-def declared_runs(thm: Theorem, model: Any, seed: int | None = None, iterations: int | None = None) -> tuple:
+def replication_count(runs: Any) -> int:
+    """R if ``runs`` is (or holds) a ``Replications`` of R runs, else 0 (the largest count
+    when several declared runs are replicated)."""
+    if _is_replications(runs):
+        return len(runs)
+    if not is_run(runs) and isinstance(runs, Sequence):
+        return max((replication_count(item) for item in runs), default=0)
+    return 0
+
+
+def declared_runs(thm: Theorem, model: Any, seed: int | None = None, iterations: int | None = None,
+                  replications: Any = DECLARED) -> tuple:
     """Build the runs ``thm`` declares: ``(runs, label)``; one declared run is passed as
-    built (a run or its replications), several as a list in the declared order."""
-    built = build_runs(thm, model, seed=seed, iterations=iterations)
+    built (a run or its replications), several as a list in the declared order.
+    ``replications``: see :func:`verify`."""
+    built = build_runs(thm, model, seed=seed, iterations=iterations, replications=replications)
     if len(built) == 1:
         spec, run = built[0]
         return run, spec.label
@@ -146,6 +170,7 @@ def verify(
     runs: Any = None,
     level: float = DEFAULT_LEVEL,
     seed: int | None = None,
+    replications: Any = DECLARED,
     **options: Any,
 ) -> Verdict:
     r"""Verdict of ``theorem`` for ``model``: its ``evaluate`` against a measurement on runs.
@@ -165,7 +190,24 @@ def verify(
     level : float in (0, 1)
         Confidence level :math:`c` of the interval (default 0.95).
     seed : int or None
-        Seed of the runs built when ``runs`` is None.
+        Seed of the runs built when ``runs`` is None (replications spawn theirs from it,
+        so the verdict is reproducible).
+    replications : ``"declared"``, None or int
+        How the declared runs are built when ``runs`` is None (docs/verdicts.md, "One long
+        run or independent replications"): ``"declared"`` (default) as the theorem
+        declares them: one long run with batch-means intervals, or, where the theorem
+        prefers them (``RunSpec.replications``, e.g. ``open-system``'s collapse and
+        ``safety-buffer``'s rare overflows), ``ql.simulate(..., replications=R)``, on which
+        the checks put Student intervals over the R per-run estimates
+        (:func:`queueing_llm.stats.replications_ci`); ``None`` (or 1): every run as one long
+        run; ``R >= 2``: every simulated run as R independent replications of its declared
+        length (relaxed maps are deterministic and stay as declared). The verdict's
+        ``run`` then ends in ``"R independent replications"`` and ``details["replications"]``
+        is R (:attr:`Verdict.replications`). Any other value, or a value other than
+        ``"declared"`` together with ``runs``, raises
+        :class:`~queueing_llm.errors.ParameterError` naming ``replications``. (A theorem's
+        own option named ``replications`` cannot be passed through ``verify``: the name is
+        verify's.)
     **options
         Split by :meth:`Theorem.split_options`: the names ``evaluate`` takes go to
         ``evaluate`` (the prediction), the others to the check.
@@ -184,22 +226,38 @@ def verify(
         model (the message gives the theorem's reason), runs from another model, no runs
         given and none declared.
     """
-    return _verify(_theorem(theorem), model, runs, level, seed, "", options)
+    thm = _theorem(theorem)
+    _check_replications_option(replications, runs, thm)
+    return _verify(thm, model, runs, level, seed, "", options, replications)
+
+
+def _check_replications_option(replications: Any, runs: Any, thm: Theorem) -> None:
+    """Validate ``replications=`` of :func:`verify` (ParameterError naming it)."""
+    if isinstance(replications, str) and replications == DECLARED:
+        return
+    if runs is not None:
+        raise ParameterError(f"replications={replications!r} chooses how verify builds the declared runs, but runs "
+                             "were given; pass runs=None, or build the replications yourself "
+                             "(ql.simulate(..., replications=R))")
+    choose_replications(thm.runs, replications, thm.name)  # the value (and whether a run can be replicated)
 
 
 def _verify(thm: Theorem, model: Any, runs: Any, level: float, seed: int | None, label: str,
-            options: dict) -> Verdict:
+            options: dict, replications: Any = DECLARED) -> Verdict:
     check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
     if thm.check_fn is None:
         raise ModelError(f"theorem {thm.name!r} has no numerical check; it can be evaluated but not verified")
     ev, ch = thm.split_options(options)
     prediction = thm.evaluate(model, **ev)  # raises when the theorem does not apply to the model
     if runs is None:
-        runs, label = declared_runs(thm, model, seed=seed)
+        runs, label = declared_runs(thm, model, seed=seed, replications=replications)
     as_runs(runs, model, thm)
     verdict = thm.check_with(model, runs, prediction, level=level, **ch)
     if not verdict.run:
         verdict = verdict.replace(run=label or _label(runs))
+    count = replication_count(runs)
+    if count and "replications" not in verdict.details:
+        verdict = verdict.replace(details={**verdict.details, "replications": count})
     return verdict
 
 
@@ -234,6 +292,7 @@ def verify_all(
     names: Sequence[str] | None = None,
     level: float = DEFAULT_LEVEL,
     seed: int | None = None,
+    replications: Any = DECLARED,
 ) -> Verdicts:
     """Verdicts of every registered theorem with a check that applies to ``model``.
 
@@ -253,7 +312,14 @@ def verify_all(
     level : float in (0, 1)
     seed : int or None
         Seed of the runs built when ``runs`` is None.
+    replications : ``"declared"``, None or int
+        As in :func:`verify`, for every theorem (a theorem none of whose runs can be
+        replicated keeps its declared runs).
     """
+    forced = replications_option(replications)
+    if forced is not None and runs is not None:
+        raise ParameterError(f"replications={replications!r} chooses how the declared runs are built, but runs "
+                             "were given; pass runs=None")
     if runs is not None:
         as_runs(runs)
     cache: dict[tuple, Any] = {}
@@ -263,13 +329,18 @@ def verify_all(
             return verify(thm, model, runs, level)
         if not thm.runs:
             raise ModelError(f"theorem {thm.name!r} declares no runs (Theorem.runs); pass runs")
+        specs = thm.runs
+        if forced == 1 or (forced is not None and any(s.replicable for s in specs)):
+            specs = choose_replications(specs, forced, thm.name)
+        else:
+            specs = choose_replications(specs, DECLARED, thm.name, model)
         built = []
-        for spec in thm.runs:
+        for spec in specs:
             key = (spec.label, spec.size(), seed)
             if key not in cache:
                 cache[key] = spec.make(model, seed)
             built.append(cache[key])
-        label = " + ".join(spec.label for spec in thm.runs)
+        label = " + ".join(spec.label for spec in specs)
         return _verify(thm, model, built[0] if len(built) == 1 else built, level, seed, label, {})
 
     if names is not None:

@@ -228,11 +228,13 @@ def test_metastable_greedy_runs_say_so():
     v = ql.verify("open-system", m, runs(m, 3000))
     assert v.holds is None and "metastable" in v.reason
     assert v.details["collapse_time"].collapses == 0 and v.details["collapse_time"].low > 1000
-    # at 1.2 runs of 20000 iterations: 3 of 4 collapse; only their congested parts are judged
+    # at 1.2, the declared 4 independent replications of 20000 iterations, seed 11: 3 of 4
+    # collapse; only their congested parts are judged (Student interval over the 3 segments)
     m = model(1.2)
-    v = ql.verify("open-system", m, seed=1)
+    v = ql.verify("open-system", m, seed=11)
     assert v.holds is True and v.details["collapse_iterations"].count(None) == 1
     assert "3 of 4 runs collapsed" in v.reason
+    assert v.interval.method == "replications" and v.interval.n == 3
 
 
 # -- checks that must fail or do not apply ---------------------------------------------------------

@@ -258,3 +258,24 @@ def test_replications_go_to_verify_as_independent_runs():
     verdict = ql.verify("stationary", m, reps)
     assert verdict.interval is not None and verdict.interval.method == "replications" and verdict.interval.n == 6
     assert verdict.holds
+
+
+def test_the_guard_counts_the_stage_array_wait_runs_keep():
+    """WAIT runs store the (N, K, S) stage array with record='iterations' (stalls break the
+    rebuild from admissions); the estimate counts it, so a limit that lets the same model
+    under greedy admission through refuses it under WAIT, naming record='summary'."""
+    from queueing_llm.sim.config import prepare
+    from queueing_llm.sim.resources import estimate_memory
+
+    greedy = ql.ContinuousBatching([T(10, 40, 1.2)], kv_capacity=2000)
+    wait = greedy.with_policy(ql.Wait({0: 2}))
+    N = 10**5
+    est = {name: estimate_memory(prepare(m, N, 1, False, None, 0, "fast", None, "iterations", None),
+                                 "iterations", "python")
+           for name, m in (("greedy", greedy), ("wait", wait))}
+    assert est["greedy"]["stage_array"] == 0
+    assert est["wait"]["stage_array"] == pytest.approx(1.5 * 8 * N * 1 * 40)
+    limit = (est["greedy"]["total"] + est["wait"]["total"]) / 2
+    simulate(greedy, N, seed=1, engine="python", memory_limit=limit)  # passes the guard
+    with pytest.raises(ql.ParameterError, match=r"record='iterations'.*stage array.*record='summary'"):
+        simulate(wait, N, seed=1, memory_limit=limit)

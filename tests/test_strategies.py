@@ -125,3 +125,24 @@ def test_bad_arguments_are_rejected_with_the_parameter_named():
         qs.queues(waiting_caps=(3, 1))
     with pytest.raises(ParameterError, match="probability range"):
         qs.probabilities(0.5, 0.2)
+
+
+@FEW
+@given(qs.nested_wait_policies(max_boundary=1))
+def test_nested_wait_policies_with_boundary_one_have_one_segment(policy):
+    assert list(policy.boundaries) == [1] and len(policy.thresholds) == 1
+
+
+@FEW
+@given(qs.nested_wait_policies(max_boundary=9, max_segments=3, max_threshold=2))
+def test_nested_wait_policies_respect_their_bounds(policy):
+    b = list(policy.boundaries)
+    assert b[-1] == 9 and b == sorted(set(b)) and len(b) <= 3
+    assert all(1 <= n <= 2 for n in policy.thresholds)
+
+
+def test_nested_wait_policies_refuse_bad_bounds():
+    for name, kwargs in (("max_boundary", {"max_boundary": 0}), ("max_segments", {"max_segments": 0}),
+                         ("max_threshold", {"max_threshold": 0})):
+        with pytest.raises(ParameterError, match=name):
+            qs.nested_wait_policies(**kwargs)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import queueing_llm as ql
 from queueing_llm.cli import main
 from queueing_llm.studies import adls26
 
@@ -15,21 +16,108 @@ def study():
     return adls26.run(quick=True, seed=0)
 
 
+def _rows(study):
+    return {(r["table"], r["setting"], r["reading"], r["quantity"]): r for r in study.rows}
+
+
 def test_rows_and_verdicts(study):
-    rows = {(r["table"], r["setting"], r["quantity"]): r for r in study.rows}
-    assert len(rows) == 10
-    # what the model reproduces: Table 5's segregated nodes, rate limiting's zero evictions
-    assert rows[("Table 5", "{20, 40}", "restarts")]["verdict"] == "agree"
-    assert rows[("Table 8", "rate_limited(x*)", "evictions")]["ours"] == 0
+    rows = _rows(study)
+    readings = tuple(adls26.READINGS)
+    assert readings == ("Poisson", "Regular", "relaxed")
+    assert len(rows) == 6 * len(readings) * 2 + 2 * len(readings) * 2  # nodes x readings x 2 quantities
+    # what the Poisson reading reproduces: Table 5's segregated nodes, rate limiting's zero evictions
+    assert rows[("Table 5", "{20, 40}", "Poisson", "restarts")]["verdict"] == "agree"
+    assert rows[("Table 8", "rate_limited(x*)", "Poisson", "evictions")]["ours"] == 0
     # what it does not: greedy's 1.33 requests/step (the package gives about 1.25), with the settings tried
-    greedy = rows[("Table 8", "greedy", "throughput")]
+    greedy = rows[("Table 8", "greedy", "Poisson", "throughput")]
     assert greedy["verdict"].startswith("disagree (tried:") and 1.2 < greedy["ours"] < 1.3
-    # the qualitative finding holds (with a confidence bound in tests/test_cluster.py): the mixed
-    # node restarts fewer than the segregated ones
+    assert greedy["verdict"] == f"disagree (tried: {adls26.TRIED['Table 8']})"
+    # the qualitative finding holds under Poisson arrivals (with a confidence bound in tests/test_cluster.py):
+    # the mixed node restarts fewer than the segregated ones
     for table, mixed, seg in (("Table 4", "{6, 9, 10, 15}", ("{6, 10}", "{9, 15}")),
                               ("Table 5", "{20, 25, 40, 50}", ("{20, 40}",))):
         for s in seg:
-            assert rows[(table, mixed, "restarts")]["ours"] < rows[(table, s, "restarts")]["ours"]
+            assert rows[(table, mixed, "Poisson", "restarts")]["ours"] < rows[(table, s, "Poisson", "restarts")]["ours"]
+    # TRIED says what the code ran: the three readings and the horizons, nothing else
+    for table in ("Table 4", "Table 5", "Table 8"):
+        assert all(name in adls26.TRIED[table] for name in readings)
+        assert "Gamma" not in adls26.TRIED[table] and "1.4-2.0" not in adls26.TRIED[table]
+
+
+def test_regular_reading(study):
+    """Regular (Beatty) arrivals at the same rates, the integer system."""
+    rows = _rows(study)
+    # Table 4's mixed node does not reach the paper's zero under deterministic arrivals either
+    mixed = rows[("Table 4", "{6, 9, 10, 15}", "Regular", "restarts after warm-up")]
+    assert mixed["ci_low"] > 0 and mixed["verdict"].startswith("disagree")
+    # ... while the gcd-3 node {9, 15} restarts nothing in any replication: the ordering of Table 4
+    # (mixing restarts fewest) is not reproduced by this reading
+    nine = rows[("Table 4", "{9, 15}", "Regular", "restarts")]
+    assert nine["ours"] == 0 and nine["ci_high"] == 0
+    # Table 5's ordering is: the mixed node restarts fewer than each segregated node
+    mixed5 = rows[("Table 5", "{20, 25, 40, 50}", "Regular", "restarts")]
+    for s in ("{20, 40}", "{25, 50}"):
+        assert mixed5["ci_high"] < rows[("Table 5", s, "Regular", "restarts")]["ci_low"]
+    # one type with Regular arrivals draws nothing that matters: one exact run, the same from
+    # any seed and on the SimPy reference engine
+    for name, policy in (("greedy", "greedy"), ("rate_limited(x*)", ql.rate_limited())):
+        thr = rows[("Table 8", name, "Regular", "throughput")]
+        ev = rows[("Table 8", name, "Regular", "evictions")]
+        assert thr["interval"] == ev["interval"] == "exact" and thr["ci_low"] == ""
+        xs = ql.theory.dynamics.fixed_point(ql.ContinuousBatching([ql.RequestType(20, 20)], kv_capacity=1000))
+        model = ql.ContinuousBatching([ql.RequestType(20, 20, ql.Regular(xs))], kv_capacity=1000).with_policy(policy)
+        again = ql.simulate(model, adls26.RATE_ITERATIONS, seed=12345, engine="events")
+        assert thr["ours"] == again.completions.sum() / adls26.RATE_ITERATIONS
+        assert ev["ours"] == again.evictions.sum()
+    assert rows[("Table 8", "greedy", "Regular", "throughput")]["verdict"].startswith("disagree")
+    assert rows[("Table 8", "rate_limited(x*)", "Regular", "evictions")]["verdict"] == "agree"
+
+
+def test_relaxed_reading_gives_table_4s_zero_after_the_transient(study):
+    """Deterministic proportional admission (the relaxed saturated map): Table 4's mixed node
+    evicts only in its first iterations, so after the warm-up its restarts are exactly 0, the
+    paper's value; over the whole run they are not."""
+    rows = _rows(study)
+    after = rows[("Table 4", "{6, 9, 10, 15}", "relaxed", "restarts after warm-up")]
+    assert after["ours"] == 0 and after["interval"] == "exact" and after["verdict"] == "agree"
+    whole = rows[("Table 4", "{6, 9, 10, 15}", "relaxed", "restarts")]
+    assert whole["ours"] > 0.5 and whole["verdict"].startswith("disagree")
+    _, evictions, _ = adls26._relaxed((6, 9, 10, 15), 600, 30, adls26.MIXING_ITERATIONS, False)
+    last = max(n for n, e in enumerate(evictions) if e != 0)
+    assert 0 < last < adls26.WARMUP
+    # the segregated nodes (gcd 2 and 3) keep evicting after the warm-up
+    for s in ("{6, 10}", "{9, 15}"):
+        assert rows[("Table 4", s, "relaxed", "restarts after warm-up")]["ours"] > 1
+
+
+def test_relaxed_table_8_against_the_closed_forms(study):
+    """From an empty batch nothing completes in the first l1 iterations; then greedy's relaxed map
+    completes the worst cycle's M/(l1 (l0 + l1)) per iteration and the capped map x*."""
+    rows = _rows(study)
+    model = ql.ContinuousBatching([ql.RequestType(20, 20)], kv_capacity=1000)
+    N, l1 = adls26.RATE_ITERATIONS, 20
+    worst = ql.theory.dynamics.worst_cycle(model).throughput
+    xs = ql.theory.dynamics.fixed_point(model)
+    assert rows[("Table 8", "greedy", "relaxed", "throughput")]["ours"] == pytest.approx(
+        float(worst * (N - l1) / N), rel=1e-12)
+    assert rows[("Table 8", "rate_limited(x*)", "relaxed", "throughput")]["ours"] == pytest.approx(
+        float(xs * (N - l1) / N), rel=1e-12)
+    assert rows[("Table 8", "rate_limited(x*)", "relaxed", "evictions")]["ours"] == 0
+    assert rows[("Table 8", "greedy", "relaxed", "throughput")]["verdict"].startswith("disagree")
+
+
+def test_agreement_rule_is_the_papers_rounding():
+    """The paper's 1.33 stands for [1.325, 1.335]: an exact 1.3249 disagrees, 1.3251 agrees."""
+    assert adls26._half_unit(1.33) == pytest.approx(0.005) and adls26._half_unit(248) == 0.5
+    assert adls26._half_unit(0) == 0.5 and adls26._half_unit(190) == 0.5
+
+    def verdict(value):
+        return adls26._row("Table 8", "greedy", "Regular", "throughput", [value], 0.95, exact=True)["verdict"]
+
+    assert verdict(1.3251) == "agree" and verdict(1.3349) == "agree"
+    assert verdict(1.3249).startswith("disagree") and verdict(1.3351).startswith("disagree")
+    row = adls26._row("Table 4", "{6, 9, 10, 15}", "Regular", "restarts after warm-up", [0.0, 0.0], 0.95)
+    assert row["paper"] == 0 and row["verdict"] == "agree" and row["interval"] == "95% CI, 2 replications"
 
 
 def test_write_and_cli(study, tmp_path, capsys):

@@ -59,7 +59,7 @@ from ..model import ContinuousBatching
 from ..numbers import is_symbolic
 from ..policies import Greedy, RateLimited, Reserve, policy_from
 from ..runs import open_run, run_kind
-from ..stats import Interval, batch_means_ci
+from ..stats import Interval, batch_means_ci, replications_ci
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
 from ..verdict import BOUNDS, TWO_SIDED, UPPER_BOUND, Verdict
@@ -122,16 +122,38 @@ def _flat(runs: Any) -> list:
     return [runs]
 
 
+REPLICATION_SEGMENTS = 3
+"""Segments (runs, or their congested parts) from which the check puts Student intervals over
+the per-segment estimates instead of batch means of the segments laid end to end."""
+
+
 def _intervals(segments: list[tuple[Any, int]], level: float, batches: int) -> tuple[Interval, Interval, Interval]:
-    """Growth of the number in system, throughput and evictions per iteration over the
-    segments ``(run, start)``: batch means of the per-iteration series (increments of the
-    number in system, completions, evictions) of the segments laid end to end (independent
-    runs of a stationary regime; a few replications alone give degenerate intervals)."""
-    increments = np.concatenate([np.diff(np.asarray(run.in_system, dtype=float)[d:]) for run, d in segments])
-    done = np.concatenate([_total(run, "completions")[d + 1:] for run, d in segments])
-    evicted = np.concatenate([_total(run, "evictions")[d + 1:] for run, d in segments])
-    return (batch_means_ci(increments, level, batches), batch_means_ci(done, level, batches),
-            batch_means_ci(evicted, level, batches))
+    r"""Growth of the number in system, throughput and evictions per iteration over the
+    segments ``(run, start)``.
+
+    At least :data:`REPLICATION_SEGMENTS` segments (independent replications, e.g. the
+    declared ``ql.simulate(..., replications=4)``): each segment's own estimates
+    (:math:`(Q_{end} - Q_d)/(n - 1 - d)`, mean completions and evictions per iteration after
+    :math:`d`) get the Student interval of independent replications
+    (:func:`~queueing_llm.stats.replications_ci`). Fewer: batch means of the per-iteration
+    series of the segments laid end to end (two replications alone give :math:`t_1 = 12.7`
+    and uselessly wide intervals)."""
+    increments = [np.diff(np.asarray(run.in_system, dtype=float)[d:]) for run, d in segments]
+    done = [_total(run, "completions")[d + 1:] for run, d in segments]
+    evicted = [_total(run, "evictions")[d + 1:] for run, d in segments]
+    if len(segments) >= REPLICATION_SEGMENTS:
+        return tuple(replications_ci([float(x.mean()) for x in series], level)
+                     for series in (increments, done, evicted))  # type: ignore[return-value]
+    return (batch_means_ci(np.concatenate(increments), level, batches),
+            batch_means_ci(np.concatenate(done), level, batches),
+            batch_means_ci(np.concatenate(evicted), level, batches))
+
+
+def _interval_words(interval: Interval, segments: int) -> str:
+    """How the intervals were made, for the verdict's reason."""
+    if interval.method == "replications":
+        return f"Student intervals over the {segments} runs' estimates"
+    return "batch means of " + (f"the {segments} segments laid end to end" if segments > 1 else "the run")
 
 
 def _open_check(
@@ -142,8 +164,11 @@ def _open_check(
 
     ``warmup`` (default a tenth of the run) is deleted at the start of each run, and
     :math:`l_1` iterations after a greedy run's collapse. Growth, throughput and evictions
-    per iteration get Student intervals at ``level`` (``batches`` batch means of the
-    segments laid end to end). See the module docstring for the comparisons.
+    per iteration get Student intervals at ``level``: over the per-run estimates when at
+    least three runs are judged (independent replications, the declared runs), else
+    ``batches`` batch means of the segments laid end to end (:func:`_intervals`). The
+    collapse time is estimated from all the runs (one run collapses at most once: the
+    congested regime is absorbing). See the module docstring for the comparisons.
     """
     theta_int = prediction["integer_threshold"]
     theta = prediction["stability_threshold"]
@@ -231,20 +256,26 @@ def _open_check(
     reason = (f"{prediction['policy']}: arrival rate {lam:.4g} {relation} integer threshold {th:.4g} "
               f"(relaxed {_f(theta):.4g}): {what}; " + (f"{regime}; " if regime else "")
               + f"{g}, {t}, evictions {ev.estimate:.4g} per iteration"
-              + ("" if not problems else f": {'; '.join(problems)}"))
+              + ("" if not problems else f": {'; '.join(problems)}")
+              + f" ({_interval_words(thr, len(segments))})")
     if skipped:
         reason += f". Not used: {'; '.join(skipped)}"
     details["excess_growth"] = growth.estimate - (lam - th)
     return Verdict("open-system", quantity, th, thr.estimate, thr, not problems, reason, details, test=test)
 
 
-OPEN_RUNS = (open_run(20_000, replications=4, model_transform=dyn.resolve_policy),)
-"""Four independent open runs of 20,000 iterations; ``rate_limited("integer")`` is resolved
-to its number (the simulator reads numeric rates only)."""
+OPEN_RUNS = (open_run(
+    20_000, replications=4, model_transform=dyn.resolve_policy,
+    replications_reason="the collapse into the congested regime is a random transient that one run sees at most "
+                        "once (the congested regime is absorbing): independent replications estimate the collapse "
+                        "time and give one congested segment each"),)
+"""Four independent replications of 20,000 iterations (``ql.simulate(..., replications=4)``);
+``rate_limited("integer")`` is resolved to its number (the simulator reads numeric rates only)."""
 
 theorems.register(Theorem(
     name="open-system",
-    comparison="open runs (4 x 20,000): below integer_threshold the queue's growth interval reaches 0; above it, "
+    comparison="4 independent replications of 20,000 iterations of the open system (Student intervals over "
+               "the replications): below integer_threshold the queue's growth interval reaches 0; above it, "
                "after the collapse (greedy), the growth interval lies above 0 and the throughput interval meets "
                "[integer_threshold, x*] (rate limiting: contains integer_threshold); runs that never collapse are "
                "reported as metastable",

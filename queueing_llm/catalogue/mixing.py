@@ -1,12 +1,15 @@
 r"""Built-in theorem of [ADLS26] section 5.2: request mixing across engines.
 
 ``mixing`` {gcd_per_engine, limiting_radius_per_engine, stable}
-    For a routing of the model's types to engines (options ``engines``, default 2, and
+    For a routing of the model's requests to engines (options ``engines``, default 2, and
     ``routing``, default ``"coprime"``; see :mod:`queueing_llm.cluster`): the gcd of each
     engine's decode lengths, the spectral radius of each engine's limiting polynomial
     (the large-prompt limit of the gcd criterion) and whether every engine is stable by the
     criterion (gcd 1 and long enough prompts: spectral radius of the engine's survival
-    polynomial below 1).
+    polynomial below 1). Routing by type gives each engine the decode lengths of its types;
+    routing by request (``"round_robin_requests"``, ``"random"``) sends every type to every
+    engine, so each engine's decode-length set is the full set, its gcd the pooled model's,
+    and its saturated dynamics those of the pooled mix (``per_request`` says which).
 
 Its check reads a relaxed run of each engine started near its fixed point
 (:meth:`queueing_llm.cluster.Cluster.relaxed_runs`) and compares the measured rate at which
@@ -49,11 +52,13 @@ def _mixing_reason(model: ContinuousBatching) -> str | None:
 
 
 def _mixing_evaluate(model: ContinuousBatching, engines: int = 2, routing: Any = "coprime") -> dict:
-    parts = _engines(model, engines, routing)
-    from ..cluster import routing_groups
+    from ..cluster import Cluster  # the routing rules sit above the registry
 
+    cluster = Cluster(model, engines, routing)
+    parts = cluster.engine_models()
     return {
-        "groups": routing_groups(model, engines, routing),
+        "groups": cluster.groups,
+        "per_request": cluster.per_request,
         "gcd_per_engine": [dyn.decode_gcd(m) for m in parts],
         "limiting_radius_per_engine": [dyn.limiting_radius(m) for m in parts],
         "spectral_radius_per_engine": [dyn.spectral_radius(m) for m in parts],
@@ -82,11 +87,17 @@ def _mixing_check(model: ContinuousBatching, runs: Any, prediction: dict, level:
     radii = [float(r) for r in predicted(prediction, "spectral_radius_per_engine", "mixing")]
     if len(items) != len(radii):
         raise ModelError(f"mixing: {len(items)} runs for {len(radii)} engines; pass one relaxed run per engine")
+    groups = prediction.get("groups")
     measured, problems = [], []
     for e, (run, rho) in enumerate(zip(items, radii, strict=True)):
         if getattr(run, "kind", "") != "relaxed":
             return Verdict.not_applicable("mixing", "spectral_radius_per_engine",
                                           "the check measures deviations in relaxed runs of each engine")
+        if groups is not None and sorted(repr(t.decode) for t in run.model.types) != \
+                sorted(repr(model.types[k].decode) for k in groups[e]):
+            return Verdict.not_applicable("mixing", "spectral_radius_per_engine",
+                                          f"run {e + 1} is of an engine serving other types than the routing's "
+                                          f"{groups[e]}; pass Cluster(model, engines, routing).relaxed_runs()")
         d = deviation_rate(run.model, run)
         measured.append(d.rate)
         if not abs(d.rate - rho) <= tolerance * rho:
@@ -117,7 +128,8 @@ MIXING = theorems.register(Theorem(
     name="mixing",
     title="Request mixing: per-engine gcd of the decode lengths and limiting radius ([ADLS26] 5.2)",
     hypotheses=(
-        "Types routed to engines by type (options engines, routing); each engine saturated, greedy, finite M.",
+        "Requests routed to engines by type or by request (options engines, routing); each engine saturated, "
+        "greedy, finite M; by request every engine serves every type.",
         "Deterministic decode lengths; an engine whose decode lengths share a factor g > 1 is unstable "
         "(limiting roots on the g-th roots of unity); gcd 1 and long prompts make it stable.",
     ),

@@ -11,7 +11,12 @@ tried and caught. A theorem declaring no runs (a user's theorem written before
 ``Theorem.runs``) is verified against the open run.
 
 Run sizes: open runs have the report's ``iterations``; saturated and relaxed runs
-:math:`\min(N, \text{their default})` (5000 and 1500 iterations: they settle early).
+:math:`\min(N, \text{their default})` (5000 and 1500 iterations: they settle early). A
+theorem that prefers independent replications (``RunSpec.replications``: ``open-system``,
+``safety-buffer``) gets them, built by ``ql.simulate(..., replications=R)``, each of
+:math:`N n / 20000` iterations (:meth:`~queueing_llm.runs.RunSpec.size`); its verdict's run
+column ends in "R independent replications" and its interval is a Student interval over
+the replications.
 A declared run that cannot be built for the model (e.g. a relaxed map of a decode law
 without finite support) is recorded with the reason, and the theorems needing it are
 listed as not verified with that reason; so is a check that refuses the runs.
@@ -98,7 +103,8 @@ RunKinds = ReportRuns
 
 
 def _describe(spec: RunSpec, model: ContinuousBatching, run: Any, seed: Any) -> dict[str, Any]:
-    first = run[0] if isinstance(run, list) else run
+    several = isinstance(run, Sequence)  # a list of runs or a Replications
+    first = run[0] if several else run
     out: dict[str, Any] = {"kind": spec.kind, "iterations": int(first.iterations), "policy": str(model.policy),
                            "description": spec.description}
     if spec.kind == RELAXED:
@@ -106,13 +112,15 @@ def _describe(spec: RunSpec, model: ContinuousBatching, run: Any, seed: Any) -> 
         out["first_eviction"] = first.first_eviction
     else:
         out.update(seed=seed, engine="fast", saturated=spec.kind == SATURATED)
-    if isinstance(run, list):
+    if several:
         out["replications"] = len(run)
+        if spec.replications_reason:
+            out["replications_reason"] = spec.replications_reason
     return out
 
 
 def _runs_of(thm: Theorem, runs: ReportRuns) -> tuple[Any, str]:
-    specs = thm.runs or (OPEN_RUN,)
+    specs = [spec.resolved(runs.model) for spec in thm.runs or (OPEN_RUN,)]  # a replications_rule applied
     built = [runs.get(spec) for spec in specs]
     label = " + ".join(spec.label for spec in specs)
     return (built[0] if len(built) == 1 else built), label

@@ -189,7 +189,7 @@ class Report:
             f"mean queue {s['mean_queue']:.4g}, mean batch {s['mean_batch']:.4g}, "
             f"evictions {s['evictions_per_iteration']:.4g} per iteration",
         ]
-        lines += [f"{kind} run: {_describe_run(info)}" for kind, info in self.run_info.items()
+        lines += [f"{kind} run: {_describe_run(info, why=False)}" for kind, info in self.run_info.items()
                   if kind != "open" and "error" not in info]
         lines.append("")
         level = f"{100 * self.level:.10g}% CI"
@@ -336,9 +336,12 @@ class Report:
         return {name: self.paths[name] for name in FILES}
 
 
-def _describe_run(info: dict) -> str:
-    """One line for a run's description (:attr:`Report.run_info`)."""
-    reps = f", {info['replications']} replications" if info.get("replications") else ""
+def _describe_run(info: dict, why: bool = True) -> str:
+    """One line for a run's description (:attr:`Report.run_info`); ``why``: with the reason a
+    theorem prefers independent replications (Markdown and LaTeX; not the terminal)."""
+    reps = f", {info['replications']} independent replications" if info.get("replications") else ""
+    if reps and why and info.get("replications_reason"):
+        reps += f" (why: {info['replications_reason']})"
     if info.get("kind") == "relaxed":
         arithmetic = "rational" if info.get("exact") else "floating-point"
         evict = info.get("first_eviction")
@@ -402,8 +405,10 @@ def report(
     that applies to the model; (2) ``ql.simulate(model, iterations, seed, engine="fast")``;
     (3) every theorem with a check is verified (:func:`queueing_llm.verify`) at confidence
     level :math:`c` = ``level`` (a statement about a long-run mean holds iff the theory
-    value lies in the level-:math:`c` batch-means interval of the simulation,
-    :mod:`queueing_llm.verify`) against the first run its check accepts: that open-system
+    value lies in the level-:math:`c` interval of the simulation: batch means of one run,
+    or a Student interval over independent replications where the theorem declares them,
+    e.g. ``open-system`` and ``safety-buffer``; :mod:`queueing_llm.verify`,
+    docs/verdicts.md) against the first run its check accepts: that open-system
     run, then, for a finite KV budget :math:`M` and only if some theorem needs them, a
     saturated run (``saturated=True``, :math:`\min(N, 5000)` iterations, same seed), the
     relaxed map near :math:`x^*` (:math:`\min(N, 1500)` iterations, floats) and a saturated

@@ -1,12 +1,22 @@
 r"""Simulators of the continuous-batching model (the model chapter, sections 2-4).
 
 :func:`simulate` runs a model with one of three loops that give the same trajectory,
-bit for bit, for the same seed: the compiled numba kernel (:mod:`.kernel`; slotted runs,
-every policy), the Python fast loop
-(:mod:`.fast`; every model) and SimPy (:mod:`.events`, the readable reference).
+bit for bit, for the same seed:
+
+* the compiled numba kernel (:mod:`.kernel`): the FCFS policies (``greedy``, ``fcfs_cap``,
+  ``rate_limited``, ``static``, ``reserve``), slotted runs, saturated runs and one-type
+  wall-clock runs (:func:`~.kernel.kernel_applies`);
+* the Python fast loop (:mod:`.fast`): every model, including the fluid-guided policies WAIT
+  and Nested WAIT (``ql.Wait``, ``ql.NestedWait``), which stall members and so run on its
+  stall-aware path (:func:`~.fast.run_scheduled`), never on the kernel;
+* SimPy (:mod:`.events`), the readable reference.
+
 ``engine="fast"`` (the default) takes the kernel where it applies and the Python loop
-otherwise; ``engine="python"`` and ``engine="events"`` force the others. All execute the
-admission rules of :mod:`.policies` and take every random number from :mod:`.draws`.
+otherwise (WAIT and Nested WAIT always: ``Trajectory.backend == "python"``);
+``engine="python"`` and ``engine="events"`` force the others. All execute the admission
+rules of :mod:`.policies` and take every random number from :mod:`.draws`; the admission
+step of WAIT and Nested WAIT (the plan, the requests it admits, the members it stalls) is
+one piece of code both the Python loop and SimPy call (:mod:`.scheduling`).
 
 What a run keeps (``record=``, :class:`Trajectory`), the memory guard that refuses a run
 before it starts (:mod:`.resources`), the streaming summary (:mod:`.summary`) and
@@ -74,7 +84,6 @@ from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
 from .resources import check_memory
-from .scheduling import is_scheduled
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -137,8 +146,9 @@ def simulate(
         Default number of initial iterations :meth:`Trajectory.summary` deletes, in
         :math:`[0, N)`.
     engine : {"fast", "events", "python"}
-        ``"fast"`` (default): the compiled numba kernel (:mod:`.kernel`) where it applies,
-        otherwise the Python fast loop; ``"events"``: the SimPy reference engine;
+        ``"fast"`` (default): the compiled numba kernel (:mod:`.kernel`) where it applies
+        (FCFS policies), otherwise the Python fast loop (WAIT and Nested WAIT always);
+        ``"events"``: the SimPy reference engine;
         ``"python"``: the Python fast loop always. All give the same trajectory for the
         same seed (``Trajectory.backend`` says which loop ran).
     progress : callable or None
@@ -256,9 +266,7 @@ def _fixed_workload(model: ContinuousBatching, budget: int, requests: int, optio
 
 
 def _backend(config: RunConfig) -> str:
-    if config.engine == "events" or is_scheduled(config.model):
-        # WAIT and Nested WAIT stall members, so a member's stage is not n - admission, the
-        # invariant of the fast loop and the kernel: they run on the SimPy engine
+    if config.engine == "events":
         return "simpy"
     if config.engine == "fast":
         from .kernel import kernel_applies

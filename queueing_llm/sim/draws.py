@@ -20,6 +20,7 @@ from ..errors import ParameterError
 from ..laws import Deterministic, FinitePMF, Geometric, Law, Regular
 from ..model import ContinuousBatching, PoissonProcess
 from ..numbers import to_float
+from .routed import RoutedArrivals
 
 __all__ = [
     "ITERATION_BLOCK",
@@ -143,6 +144,7 @@ class _LawTape:
         self.prompt: Law = model.types[k].prompt
         self.decode: Law = model.types[k].decode
         self.rng = rng
+        self.first = first
         self.covered = first  # iterations [first, covered) are drawn
         self.start: list[int] = [0]  # index of the first arrival of each drawn iteration
         self.offset: list[float] = []
@@ -152,7 +154,12 @@ class _LawTape:
     def draw_block(self) -> tuple[np.ndarray, ...]:
         """Draw one block: the counts of ITERATION_BLOCK iterations, then one uniform offset
         per arrival, the prompts, the decode lengths. Returns the arrays (arrival iteration,
-        offset, prompt, decode, counts per iteration)."""
+        offset, prompt, decode, counts per iteration). A :class:`~.routed.RoutedArrivals` law
+        (an engine's share of a pooled stream) is replayed from its own seed instead."""
+        if isinstance(self.law, RoutedArrivals):
+            out = self.law.block(self.first, self.covered, ITERATION_BLOCK)
+            self.covered += ITERATION_BLOCK
+            return out
         if isinstance(self.law, Regular):  # counts of these very iterations, no random draw
             counts = self.law.counts(self.covered, ITERATION_BLOCK)
         else:

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from ..errors import PolicyError
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import admission_rule
 from .result import build_trajectory
-from .scheduling import ScheduledRule
+from .scheduling import ScheduledRule, admission_plan, check_open_system, select_admissions
 from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["Request", "EventsEngine", "run_events"]
@@ -89,9 +88,8 @@ class EventsEngine:
         self.stream = self.draws.stream
         self.rule = admission_rule(self.model, config.M, config.B)
         self.scheduled = isinstance(self.rule, ScheduledRule)  # plans by type, may stall members
-        if self.scheduled and config.saturated:
-            raise PolicyError(f"policy {self.model.policy} plans on the waiting room by type: it needs an "
-                              "open system (arrivals), not saturated=True")
+        if self.scheduled:
+            check_open_system(self.model, config.saturated)
         self.open = not config.saturated
         start = 0.0 if (config.wall_clock or config.initial is not None) else -1.0  # slotted: iteration n ends at n
         self.env = simpy.Environment(initial_time=start)
@@ -110,7 +108,8 @@ class EventsEngine:
         }
         self.memory_log = np.zeros(N, dtype=np.int64)
         self.time = np.zeros(N, dtype=float)
-        self.full = config.record == "full" or self.scheduled  # stalls: stages are not n - admission
+        # stalls (WAIT): stages are not n - admission, so the stage counts are recorded (summary: sizes do)
+        self.full = config.record == "full" or (self.scheduled and config.record != "summary")
         self.stage_counts: list[np.ndarray] = []  # record="full": stage counts of each iteration
         self.sizes = np.zeros((N, K), dtype=np.int64)  # else: batch members by type
         self.evicted_log: list[tuple[int, int, int]] = []  # (type, admission, iteration)
@@ -242,46 +241,26 @@ class EventsEngine:
             self.rule.admitted(n, r.prompt, r.decode)
 
     def admit_planned(self, n: int, evicted: int) -> None:
-        """4. Admit under WAIT or Nested WAIT: the rule's :class:`~.scheduling.Plan` says how many
-        to admit per type (or FCFS) and which members execute next iteration."""
-        K = self.model.K
-        by_type = [0] * K
-        top = max([r.stage for r in self.batch], default=0)
-        by_stage = [0] * (max((top, *self.rule.entries)) + 1)
+        """4. Admit under WAIT or Nested WAIT: the shared admission step of :mod:`.scheduling`
+        (:func:`~.scheduling.admission_plan`, :func:`~.scheduling.select_admissions`,
+        :meth:`~.scheduling.Plan.go_flags`) says what to admit and which members execute next
+        iteration."""
+        counts: dict[tuple[int, int], int] = {}
         for r in self.batch:
-            by_type[r.type] += 1
-            by_stage[r.stage] += 1
-        plan = self.rule.plan(list(self.waiting), by_type, by_stage)
+            key = (r.type, r.stage)
+            counts[key] = counts.get(key, 0) + 1
+        plan = admission_plan(self.rule, self.waiting, counts)
         if not (evicted and not self.model.admit_after_eviction):
-            quota = list(plan.admit_by_type) if plan.admit_by_type is not None else None
-            fcfs = plan.admit_fcfs
-            closed = [False] * K
-            for r in list(self.queue):
-                if quota is not None:
-                    if closed[r.type] or quota[r.type] == 0:
-                        continue
-                elif fcfs == 0:
-                    break
-                if not self.rule.fits(self.memory, len(self.batch), r.prompt):
-                    if quota is None:
-                        break
-                    closed[r.type] = True  # FCFS within the type
-                    continue
+            queues: list[list[tuple[int, Request, int]]] = [[] for _ in range(self.model.K)]
+            for position, r in enumerate(self.queue):
+                queues[r.type].append((position, r, r.prompt))
+            for r in select_admissions(self.rule, plan, self.memory, len(self.batch), queues):
                 self.queue.remove(r)
                 self.waiting[r.type] -= 1
                 self.enter(r, n, stage=0)
-                if quota is not None:
-                    quota[r.type] -= 1
-                else:
-                    fcfs -= 1
-        released = dict(plan.release)
-        for r in sorted(self.batch, key=lambda r: r.seq):  # oldest admission first at an entry
-            if r.stage in plan.entry_stages:
-                r.go = released.get(r.stage, 0) > 0
-                if r.go:
-                    released[r.stage] -= 1
-            else:
-                r.go = plan.runs(r.stage)
+        members = sorted(self.batch, key=lambda r: r.seq)  # admission order, oldest first
+        for r, go in zip(members, plan.go_flags([r.stage for r in members]), strict=True):
+            r.go = go
 
     def enter(self, r: Request, n: int, stage: int) -> None:
         """Put ``r`` in the batch at ``stage`` (admitted at iteration ``n - stage``)."""

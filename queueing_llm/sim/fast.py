@@ -2,6 +2,18 @@ r"""The fast engine: the same trajectories as the SimPy engine, bit for bit, man
 
 It draws nothing of its own (the draws of :mod:`.draws`, in the same order) and asks the
 same admission rules (:mod:`.policies`) the same questions; only the bookkeeping differs.
+Two paths:
+
+* :func:`run_fast`, the FCFS policies (``greedy``, ``fcfs_cap``, ``rate_limited``, ``static``,
+  ``reserve``), below; the compiled kernel (:mod:`.kernel`) is this loop in numba.
+* :func:`run_scheduled`, WAIT and Nested WAIT ([ALSW25]): they stall members, so a member's
+  stage is not :math:`n - \text{admission}`; that path tracks stages per member and takes
+  each admission step from the code it shares with SimPy (:mod:`.scheduling`). The kernel
+  does not run them. Measured on batches of 100-160 members: about twice SimPy's speed for
+  WAIT (an iteration costs the groups of the batch, not its members), about SimPy's speed
+  for Nested WAIT (its partial stalls touch every stalled member).
+
+The FCFS path:
 
 * The batch is a deque of request ids in admission order. Because a member's stage is the
   number of iterations since its admission, "lowest stage first, within a stage the most
@@ -21,7 +33,8 @@ Source: the model chapter, section 2; [ADLS26] section 2.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from itertools import chain
 
 import numpy as np
 
@@ -29,9 +42,10 @@ from .config import RunConfig
 from .draws import RunDraws
 from .policies import AdmissionRule, admission_rule
 from .result import build_trajectory
+from .scheduling import admission_plan, check_open_system, is_scheduled, select_admissions
 from .trajectory import RequestRecords, Residences, Trajectory
 
-__all__ = ["run_fast", "stage_counts"]
+__all__ = ["run_fast", "run_scheduled", "stage_counts"]
 
 WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 
@@ -78,6 +92,8 @@ def stage_counts(
 def run_fast(config: RunConfig) -> Trajectory:
     """Simulate ``config`` with the fast engine (same trajectory as the SimPy engine)."""
     model = config.model
+    if is_scheduled(model):
+        return run_scheduled(config)
     N, first = config.iterations, config.first
     M, cap = config.M, config.waiting_cap
     skip_after_eviction = not model.admit_after_eviction
@@ -331,3 +347,332 @@ def _assemble(
         "time": time,
     }
     return build_trajectory(config, "python", arrays, records, Residences(res_type, res_start, res_end), S)
+
+
+def run_scheduled(config: RunConfig) -> Trajectory:
+    r"""Simulate a WAIT or Nested WAIT model ([ALSW25]) with the fast loop (same trajectory as
+    the SimPy engine).
+
+    The plan of each admission step comes from the step shared with the SimPy engine
+    (:func:`~.scheduling.admission_plan`, :func:`~.scheduling.select_admissions`,
+    :meth:`~.scheduling.Plan.go_flags`); only the bookkeeping is this loop's own:
+
+    * **A clock instead of per-member stages.** The clock :math:`C` counts the iterations in
+      which some member executes; a member holds an offset :math:`e` and its stage is
+      :math:`C - e`. An iteration in which every member executes (WAIT's batch formed)
+      costs :math:`O(1)` plus its completions, one in which none does (WAIT stalled) costs
+      nothing; in an iteration where some members stall (Nested WAIT's entries and
+      ``run_from``) each stalled member's offset grows by one, :math:`O(B)`.
+    * **Completions** come from a calendar keyed by clock value :math:`e + l_1` (an entry made
+      stale by a stall or an eviction is skipped, as in the FCFS loop).
+    * **Eviction.** Along the admission order the stages never increase: a member admitted
+      earlier entered stage 0 earlier and is never overtaken (a stall stops every stage from
+      ``run_from`` up, and an entry releases its oldest members first). So "lowest stage
+      first, most recently admitted first" is the end of the admission order: eviction pops
+      it, as in the FCFS loop.
+    * **The batch by (type, stage)**, which the plan reads, is kept as counts by (type,
+      offset): :math:`O(\text{groups})` per iteration, a group being the members of one type
+      admitted in one step and stalled alike.
+    * The waiting room is one deque per type of (position, id); positions decrease at the
+      head (evicted requests) and increase at the back (arrivals), so they order the whole
+      room, and a plan's admissions are a prefix of each type's deque.
+    * The stage counts after each admission step are logged sparsely and the stage array is
+      built from them at the end (``record="summary"``: only the batch sizes).
+    """
+    model = config.model
+    check_open_system(model, config.saturated)
+    N, first, K = config.iterations, config.first, model.K
+    M, cap = config.M, config.waiting_cap
+    skip_after_eviction = not model.admit_after_eviction
+    wall, d0, d1 = config.wall_clock, config.d0, config.d1
+    draws = RunDraws(config)
+    stream, source = draws.stream, draws.source
+    rule = admission_rule(model, M, config.B)
+    typ, pr, dec = stream.type, stream.prompt, stream.decode
+
+    state: list[int] = []
+    offset: list[int] = []  # stage = clock - offset while in the batch
+    entered: list[int] = []  # iteration of the latest admission minus the stage entered at
+    first_adm: list[int] = []
+    first_tok: list[int] = []
+    completion: list[int] = []
+
+    def grow() -> None:
+        extra = len(typ) - len(state)
+        state.extend([WAIT] * extra)
+        offset.extend([0] * extra)
+        entered.extend([-1] * extra)
+        first_adm.extend([-1] * extra)
+        first_tok.extend([-1] * extra)
+        completion.extend([-1] * extra)
+
+    grow()
+    queues: list[deque[tuple[int, int]]] = [deque() for _ in range(K)]
+    waiting = [0] * K
+    queued = 0
+    head = tail = 0  # next positions at the head (decreasing) and the back of the waiting room
+    order: deque[int] = deque()  # batch members in admission order (stale entries skipped)
+    cal: dict[int, list[tuple[int, int]]] = {}  # clock value -> (member, its entry) completing then
+    groups: dict[tuple[int, int], int] = {}  # (type, offset) -> members
+    fresh: list[int] = []  # members at stage 0, not executed yet
+    adm_n: list[int] = []  # admissions: iteration, type
+    adm_k: list[int] = []
+    ev_r: list[int] = []  # evictions: request, its entry, the iteration
+    ev_a: list[int] = []
+    ev_n: list[int] = []
+    count_log: list[dict[tuple[int, int], int]] = []  # stage counts after each admission step
+    mem_log: list[float] = []
+    time_log: list[float] = []
+    clock = 0
+    size = 0
+    mem = 0
+    created = len(typ)
+
+    def schedule(r: int, c: int) -> None:
+        """Member ``r`` (this residence: ``entered[r]``) completes at clock ``c`` unless stalled."""
+        due = cal.get(c)
+        if due is None:
+            cal[c] = [(r, entered[r])]
+        else:
+            due.append((r, entered[r]))
+
+    def join(r: int, k: int, e: int) -> None:
+        """Member ``r`` of type ``k`` gets offset ``e``: its group and its completion."""
+        offset[r] = e
+        key = (k, e)
+        groups[key] = groups.get(key, 0) + 1
+        schedule(r, e + dec[r])
+
+    def leave(r: int, k: int) -> None:
+        """Member ``r`` of type ``k`` leaves its group (completion, eviction)."""
+        key = (k, offset[r])
+        left = groups[key] - 1
+        if left:
+            groups[key] = left
+        else:
+            del groups[key]
+
+    for r, j in enumerate(draws.stages):  # the initial batch, highest stage first
+        state[r] = IN
+        entered[r] = -j
+        first_adm[r] = 0
+        if j > 0:
+            first_tok[r] = 0
+        else:
+            fresh.append(r)
+        join(r, typ[r], -j)
+        order.append(r)
+        size += 1
+        mem += pr[r] + 1 + j
+        adm_n.append(0)
+        adm_k.append(typ[r])
+    everyone: bool | None = True  # the initial batch executes at iteration 1
+    live: list[int] = []
+    flags: list[bool] = []
+    go_tokens = mem
+    if first == 1:
+        mem_log.append(mem)
+        time_log.append(0.0)
+        count_log.append({(k, clock - e): c for (k, e), c in groups.items()})
+
+    progress, step = config.progress, config.progress_step
+    report = step - 1 if progress is not None else -1
+    while 0 <= report < first:
+        report += step
+    t = 0.0 if (wall or first == 1) else -1.0
+    for n in range(first, N):
+        end = t + (d0 + d1 * go_tokens) if wall else float(n)
+        # 1. execute the members the last plan let run (everyone, no one, or by flags)
+        if everyone is not False:
+            clock += 1
+            if everyone:
+                mem += size
+            else:  # stalled members keep their stage: their offset follows the clock
+                stalled = [r for r, go in zip(live, flags, strict=True) if not go]
+                mem += len(live) - len(stalled)
+                shifted = Counter(zip(map(typ.__getitem__, stalled), map(offset.__getitem__, stalled), strict=True))
+                for r in stalled:
+                    offset[r] += 1
+                for key, c in shifted.items():  # all out first: (k, e + 1) may be moving too
+                    left = groups[key] - c
+                    if left:
+                        groups[key] = left
+                    else:
+                        del groups[key]
+                for (k, e), c in shifted.items():
+                    key = (k, e + 1)
+                    groups[key] = groups.get(key, 0) + c
+            for r in fresh:  # stage 0 executed: the first token
+                if first_tok[r] < 0:
+                    first_tok[r] = n
+            fresh = []
+            due = cal.pop(clock, None)
+            if due is not None:
+                for r, since in due:
+                    if state[r] != IN or entered[r] != since:
+                        continue  # completed or evicted since (a later residence has its own entry)
+                    c = offset[r] + dec[r]
+                    if c > clock:  # stalled since it was scheduled: later
+                        schedule(r, c)
+                    else:
+                        state[r] = DONE
+                        completion[r] = n
+                        size -= 1
+                        mem -= pr[r] + 1 + dec[r]  # it gained a token, then frees l0 + 1 + l1
+                        leave(r, typ[r])
+                while order and state[order[0]] != IN:
+                    order.popleft()
+        # 2. arrive
+        lo, hi = source.take(n, t, end)
+        if hi > lo:
+            if len(typ) > len(state):
+                grow()
+            created = hi
+            for r in range(lo, hi):
+                if queued >= cap:
+                    state[r] = REJECTED
+                    continue
+                k = typ[r]
+                queues[k].append((tail, r))
+                tail += 1
+                waiting[k] += 1
+                queued += 1
+        # 3. evict: the end of the admission order is the lowest stage, most recently admitted
+        evictions = 0
+        while mem > M:
+            r = order.pop()
+            if state[r] != IN:
+                continue
+            k = typ[r]
+            mem -= pr[r] + 1 + clock - offset[r]
+            state[r] = WAIT
+            size -= 1
+            leave(r, k)
+            head -= 1
+            queues[k].appendleft((head, r))
+            waiting[k] += 1
+            queued += 1
+            ev_r.append(r)
+            ev_a.append(entered[r])
+            ev_n.append(n)
+            evictions += 1
+        # 4. admit: the shared plan
+        counts = {(k, clock - e): c for (k, e), c in groups.items()}
+        plan = admission_plan(rule, waiting, counts)
+        if not (evictions and skip_after_eviction):
+            views = [((p, r, pr[r]) for p, r in q) for q in queues]
+            for r in select_admissions(rule, plan, mem, size, views):
+                k = typ[r]
+                queues[k].popleft()  # the admissions of a type are a prefix of its queue
+                waiting[k] -= 1
+                queued -= 1
+                state[r] = IN
+                entered[r] = n
+                if first_adm[r] < 0:
+                    first_adm[r] = n
+                join(r, k, clock)
+                order.append(r)
+                fresh.append(r)
+                size += 1
+                mem += pr[r] + 1
+                adm_n.append(n)
+                adm_k.append(k)
+                counts[k, 0] = counts.get((k, 0), 0) + 1
+        everyone = plan.uniform()
+        if everyone is None:
+            live = [r for r in order if state[r] == IN]
+            order = deque(live)  # drop the completed members while at it
+            flags = plan.go_flags([clock - offset[r] for r in live])
+            if wall:
+                go_tokens = sum(pr[r] + 1 + clock - offset[r] for r, go in zip(live, flags, strict=True) if go)
+            if not any(flags):
+                everyone = False
+        elif wall:
+            go_tokens = mem if everyone else 0
+        mem_log.append(mem)
+        time_log.append(end)
+        count_log.append(counts)
+        t = end
+        if n == report:
+            progress(n + 1, N)
+            report += step
+
+    if progress is not None:
+        progress(N, N)
+    live = [r for r in order if state[r] == IN]
+    return _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion,
+                               (adm_n, adm_k), (ev_r, ev_a, ev_n), (live, [entered[r] for r in live]),
+                               count_log, mem_log, time_log)
+
+
+def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion, admissions, evictions,
+                        live, counts, mem_log, time_log) -> Trajectory:
+    """Records, per-iteration arrays and the stage array of a scheduled run."""
+    N, K = config.iterations, config.model.K
+    stream = draws.stream
+    c = created
+    typ = np.asarray(stream.type[:c], dtype=np.int64)
+    decode = np.asarray(stream.decode[:c], dtype=np.int64)
+    st = np.asarray(state[:c], dtype=np.int64)
+    arrival = np.asarray(stream.iteration[:c], dtype=np.int64)
+    comp = np.asarray(completion[:c], dtype=np.int64)
+    done = np.flatnonzero(comp >= 0)
+    ev_r, ev_a, ev_n = (np.asarray(x, dtype=np.int64) for x in evictions)
+    live_r, live_a = (np.asarray(x, dtype=np.int64) for x in live)
+    initial = np.zeros(c, dtype=bool)
+    initial[: len(draws.stages)] = True
+    rejected = st == REJECTED
+    time = np.asarray(time_log, dtype=float)
+    records = RequestRecords.build(
+        type=typ,
+        prompt=stream.prompt[:c],
+        decode=decode,
+        arrival=arrival,
+        admission=first_adm[:c],
+        first_token=first_tok[:c],
+        completion=comp,
+        evicted=np.bincount(ev_r, minlength=c),
+        arrival_time=np.asarray(stream.time[:c], dtype=float),
+        initial=initial,
+        rejected=rejected,
+        time=time,
+    )
+    adm_n, adm_k = (np.asarray(x, dtype=np.int64) for x in admissions)
+    arrivals = _per_iteration(arrival, typ, N, K)
+    rejections = _per_iteration(arrival[rejected], typ[rejected], N, K)
+    completions = _per_iteration(comp[done], typ[done], N, K)
+    admitted = _per_iteration(adm_n, adm_k, N, K)
+    evicted = _per_iteration(ev_n, typ[ev_r], N, K)
+    queue = np.cumsum(arrivals - rejections + evicted - admitted, axis=0)
+    S = config.stages if config.stages is not None else int(decode.max(initial=1))
+    # the stage array (N, K, S) from the sparse counts; record="summary" needs only the sizes (N, K)
+    summary = config.record == "summary"
+    batch = np.zeros((N, K) if summary else (N, K, S), dtype=np.int64)
+    groups = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
+    if groups.sum():
+        keys = np.array(list(chain.from_iterable(counts)), dtype=np.int64).reshape(-1, 2)
+        values = np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.int64, count=int(groups.sum()))
+        rows = np.repeat(np.arange(len(counts)), groups)
+        if summary:
+            np.add.at(batch, (rows, keys[:, 0]), values)
+        else:
+            batch[rows, keys[:, 0], keys[:, 1]] = values
+    residences = Residences(
+        np.concatenate([typ[done], typ[ev_r], typ[live_r]]),
+        np.concatenate([comp[done] - decode[done], ev_a, live_a]),
+        np.concatenate([comp[done], ev_n, np.full(live_r.size, N, dtype=np.int64)]),
+    )
+    arrays = {
+        "queue": queue,
+        "memory": np.asarray(mem_log, dtype=np.int64),
+        "arrivals": arrivals,
+        "admissions": admitted,
+        "completions": completions,
+        "evictions": evicted,
+        "rejections": rejections,
+        "time": time,
+    }
+    if summary:
+        arrays["batch_sizes"] = batch
+        return build_trajectory(config, "python", arrays, records, residences, S)
+    return build_trajectory(config, "python", arrays, records, residences, S, batch=batch)

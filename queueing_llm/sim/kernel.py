@@ -11,8 +11,10 @@ backlog requests) and the kernel consumes them (a one-type slotted run never rea
 arrivals' uniform offsets: the generator jumps over them, ``PCG64.advance``, to the state
 drawing them gives, :func:`_skip_uniforms`).
 
-**What it covers** (:func:`kernel_applies`): every policy (``greedy``, ``fcfs_cap``,
-``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array),
+**What it covers** (:func:`kernel_applies`): the FCFS policies (``greedy``, ``fcfs_cap``,
+``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array; not
+WAIT and Nested WAIT, which stall members and run on the Python loop's stall-aware path,
+:func:`~.fast.run_scheduled`),
 slotted and wall-clock runs, open systems with per-iteration arrival laws, a one-type
 Poisson process in seconds, or saturated input, with or without an initial batch, a
 waiting-room cap, ``admit_after_eviction=False``. Not covered, and run on the Python fast

@@ -32,7 +32,10 @@ def replication_seeds(seed: int | None, R: int) -> list[int]:
 class Replications(Sequence):
     """R independent runs of one model: a sequence of :class:`Trajectory`, so it can be
     passed wherever a list of independent runs is taken (``ql.verify(theorem, model,
-    reps)`` then puts replication intervals on the estimates).
+    reps)`` then puts replication intervals on the estimates, and its verdict's run says
+    "R independent replications"). ``ql.verify`` builds one itself where a theorem prefers
+    replications (``RunSpec.replications``, :mod:`queueing_llm.runs`) or when asked
+    (``ql.verify(..., replications=R)``).
 
     Attributes
     ----------
@@ -57,28 +60,42 @@ class Replications(Sequence):
         return f"Replications({len(self.runs)} runs of {self.runs[0].iterations} iterations, seed={self.seed})"
 
     @property
+    def iterations(self) -> int:
+        """Iterations of each replication."""
+        return int(self.runs[0].iterations)
+
+    @property
     def summaries(self) -> list[dict[str, float]]:
         """Each replication's :meth:`Trajectory.summary`."""
         return [r.summary() for r in self.runs]
 
-    def summary(self) -> dict[str, float]:
+    def summaries_after(self, warmup: int | None = None) -> list[dict[str, float]]:
+        """Each replication's ``summary(warmup)`` (None: the runs' own warm-up)."""
+        return [r.summary(warmup) for r in self.runs]
+
+    def summary(self, warmup: int | None = None) -> dict[str, float]:
         """The mean over replications of every summary key."""
-        rows = self.summaries
+        rows = self.summaries_after(warmup)
         return {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
 
-    def ci(self, key: str, level: float = DEFAULT_LEVEL) -> Interval:
-        """Replication confidence interval of a summary key (``nan`` runs refused)."""
-        rows = self.summaries
+    def values(self, key: str, warmup: int | None = None) -> list[float]:
+        """The R per-replication values of a summary key (the data of :meth:`ci`)."""
+        rows = self.summaries_after(warmup)
         if key not in rows[0]:
             raise ParameterError(f"key must be a summary key ({', '.join(rows[0])}), got {key!r}")
-        values = [row[key] for row in rows]
+        return [row[key] for row in rows]
+
+    def ci(self, key: str, level: float = DEFAULT_LEVEL, warmup: int | None = None) -> Interval:
+        r"""Replication confidence interval of a summary key (``nan`` runs refused):
+        :math:`\bar Y \pm t_{R-1,(1+c)/2} S/\sqrt R` over the R values of :meth:`values`."""
+        values = self.values(key, warmup)
         if any(math.isnan(v) for v in values):
             raise ParameterError(f"{key} is nan in some replication (no completed request?): {values}")
         return replications_ci(values, level)
 
-    def cis(self, level: float = DEFAULT_LEVEL) -> dict[str, Interval]:
+    def cis(self, level: float = DEFAULT_LEVEL, warmup: int | None = None) -> dict[str, Interval]:
         """Replication intervals of every summary key that is finite in all runs."""
-        rows = self.summaries
+        rows = self.summaries_after(warmup)
         return {
             k: replications_ci([row[k] for row in rows], level)
             for k in rows[0]

@@ -12,7 +12,9 @@ with the number and the options that change it. The estimate is deliberately sim
   (``record="summary"`` on the compiled kernel: per request still waiting at the end, the
   growth of an overloaded queue, :math:`N \max(0, \lambda - \mu)` with
   :math:`\mu = b / E[l_1]` the most the batch serves per iteration);
-* the stage array of ``record="full"`` (and of a first access to ``Trajectory.batch``):
+* the stage array of ``record="full"`` (and of a first access to ``Trajectory.batch``;
+  kept by WAIT and Nested WAIT runs with ``record="iterations"`` too, since their stalls
+  break the stage = iteration - admission identity it is rebuilt from):
   :math:`1.5 \times 8 N K S` bytes, :math:`S` the largest decode length (for an unbounded
   law the expected largest of :math:`R` draws, about :math:`E[l_1](1 + \ln R)`).
 
@@ -79,6 +81,13 @@ def _rate_limit(model: Any, config: Any) -> float | None:
         return None
 
 
+def _keeps_stage_array(model: Any, record: str) -> bool:
+    """Whether the run stores the (N, K, S) stage array as it goes."""
+    from .scheduling import is_scheduled
+
+    return record == "full" or (record == "iterations" and is_scheduled(model))
+
+
 def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     """Predicted bytes of a run by component (``requests``, ``iterations``, ``stage_array``,
     ``total``) and the predicted counts (``requests_created``, ``saturated_batch``, ``stages``)."""
@@ -119,7 +128,7 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
         # summary on the kernel: only the live requests (an overloaded queue grows with the horizon)
         "requests": (backlog * BYTES_PER_REQUEST["numba"] if (record == "summary" and backend == "numba")
                      else requests * BYTES_PER_REQUEST[backend]),
-        "stage_array": 1.5 * 8 * N * K * S if record == "full" else 0.0,
+        "stage_array": 1.5 * 8 * N * K * S if _keeps_stage_array(model, record) else 0.0,
     }
     if record == "summary" and backend != "numba":  # these build the whole run, then summarise it
         out["iterations"] = 8.0 * N * (8 * K + 3)
@@ -150,7 +159,7 @@ def check_memory(config: Any, record: str, backend: str, memory_limit: float | N
                           if est[k] > 0)
         hint = ("record='summary' (memory independent of the horizon)" if record != "summary"
                 else "fewer iterations")
-        if record == "full":
+        if record == "full" and est["stage_array"] > 0:
             hint = "record='iterations' (no stage array) or " + hint
         raise ParameterError(
             f"simulate(..., record={record!r}) would run out of memory: it needs about {_gib(est['total'])} "

@@ -35,18 +35,28 @@ plus the reserved buffer memory :math:`\sum_{s \ge 2} b_s (\bar l_0 + 1 + L_{s-1
 
 Every admission also passes the one-step memory check of greedy admission
 (:math:`\text{memory} + l_0 + 1 \le M`) and the batch cap :math:`B`.
+
+**One admission step for both engines.** The SimPy engine (:mod:`.events`) and the Python
+fast loop (:func:`~.fast.run_scheduled`) keep their own bookkeeping but take every decision
+of the step from this module, in this order: :func:`admission_plan` (the waiting room by
+type and the batch by (type, stage) -> the :class:`Plan`), :func:`select_admissions` (the
+requests the plan admits, in order) and :meth:`Plan.go_flags` / :meth:`Plan.uniform` (which
+members execute next iteration). ``tests/test_engines_wait.py`` checks that the two
+engines then give the same trajectory bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import ContinuousBatching
 from ..numbers import to_float
 from ..policies import NestedWait, Wait
 
-__all__ = ["Plan", "ScheduledRule", "WaitRule", "NestedWaitRule", "scheduled_rule", "is_scheduled"]
+__all__ = ["Plan", "ScheduledRule", "WaitRule", "NestedWaitRule", "scheduled_rule", "is_scheduled",
+           "admission_plan", "select_admissions", "check_open_system"]
 
 
 @dataclass
@@ -78,6 +88,39 @@ class Plan:
         """True if a member at ``stage`` (not an entry stage) executes next iteration."""
         return stage < self.run_from
 
+    def uniform(self) -> bool | None:
+        """True if every member executes next iteration, False if none does, None if
+        :meth:`go_flags` must decide member by member."""
+        if self.entry_stages:
+            return None
+        if self.run_from == float("inf"):
+            return True
+        return False if self.run_from <= 0 else None
+
+    def go_flags(self, stages: Sequence[int]) -> list[bool]:
+        """Which members execute next iteration, from their stages in admission order (oldest
+        first): a member at an entry stage runs if it is among the ``release[stage]`` oldest
+        there; any other member runs if its stage is below ``run_from``. Both engines call it."""
+        if not self.entry_stages:
+            run_from = self.run_from
+            if run_from == float("inf"):
+                return [True] * len(stages)
+            return [j < run_from for j in stages]
+        released = {j: self.release.get(j, 0) for j in self.entry_stages}
+        run_from = self.run_from
+        out = []
+        append = out.append
+        for j in stages:
+            left = released.get(j)
+            if left is None:  # not an entry stage
+                append(j < run_from)
+            elif left:
+                released[j] = left - 1
+                append(True)
+            else:
+                append(False)
+        return out
+
 
 class ScheduledRule:
     """Base of the rules that plan per type and may stall stages."""
@@ -107,6 +150,9 @@ class ScheduledRule:
     entries: tuple[int, ...] = ()
     """Entry stages of Nested WAIT's segments 2..S (empty for WAIT)."""
 
+    reads_stages: bool = True
+    """False if :meth:`plan` ignores ``by_stage`` (WAIT): :func:`admission_plan` skips building it."""
+
 
 class WaitRule(ScheduledRule):
     """WAIT's plan (module docstring)."""
@@ -121,6 +167,8 @@ class WaitRule(ScheduledRule):
             self.N = [policy.budgets.get(k, float("inf")) for k in range(K)]
         self.trigger = policy.trigger
         self.stall = policy.stall
+
+    reads_stages = False  # WAIT plans on the counts per type only
 
     def plan(self, waiting: Sequence[int], by_type: Sequence[int], by_stage: Sequence[int]) -> Plan:
         need = [max(0, min(n, N - o)) for n, N, o in zip(self.n, self.N, by_type, strict=True)]
@@ -188,3 +236,86 @@ def scheduled_rule(model: ContinuousBatching, M: float, B: float) -> ScheduledRu
     if isinstance(model.policy, NestedWait):
         return NestedWaitRule(M, B, model.policy, model)
     raise TypeError(f"policy {model.policy} is not a scheduled policy")
+
+
+def check_open_system(model: ContinuousBatching, saturated: bool) -> None:
+    """Refuse saturated input: a plan reads the waiting room by type (both engines call it)."""
+    if saturated:
+        from ..errors import PolicyError
+
+        raise PolicyError(f"policy {model.policy} plans on the waiting room by type: it needs an "
+                          "open system (arrivals), not saturated=True")
+
+
+def admission_plan(rule: ScheduledRule, waiting: Sequence[int], batch: Mapping[tuple[int, int], int]) -> Plan:
+    """The plan of one admission step, the one entry point both engines call.
+
+    Parameters
+    ----------
+    rule : ScheduledRule
+        The run's rule (:func:`scheduled_rule`).
+    waiting : sequence of int
+        Requests waiting per type (after this iteration's arrivals and evictions).
+    batch : mapping (type, stage) -> int
+        Members of the batch per type and stage (stalled members at the stage they hold).
+    """
+    by_type = [0] * len(waiting)
+    by_stage: list[int] = []
+    if not rule.reads_stages:
+        for (k, _), c in batch.items():
+            by_type[k] += c
+        return rule.plan(list(waiting), by_type, by_stage)
+    stages: dict[int, int] = {}
+    for (k, j), c in batch.items():
+        by_type[k] += c
+        stages[j] = stages.get(j, 0) + c
+    by_stage = [0] * (max((max(stages, default=0), *rule.entries)) + 1)
+    for j, c in stages.items():
+        by_stage[j] = c
+    return rule.plan(list(waiting), by_type, by_stage)
+
+
+def select_admissions(rule: ScheduledRule, plan: Plan, memory: float, size: int,
+                      queues: Sequence[Iterable[tuple[Any, Any, int]]]) -> list[Any]:
+    """The requests the plan admits, in admission order (both engines call it).
+
+    ``queues[k]`` lists type ``k``'s waiting requests as ``(position, item, prompt)`` in queue
+    order; positions are comparable across types and give the order of the whole waiting
+    room (evicted requests, at its head, have the smallest). The iterables are read lazily
+    and not changed: the engine removes the returned items (a prefix of each type's queue).
+
+    WAIT (``plan.admit_by_type``): the waiting room is scanned in order; a request of type
+    :math:`k` is taken while type :math:`k` still has quota, and the first type-:math:`k`
+    request that does not fit (:meth:`ScheduledRule.fits`) closes type :math:`k` (FCFS
+    within the type). Nested WAIT (``plan.admit_fcfs``): the head of the whole waiting room
+    is taken until the count is reached or the head does not fit.
+    """
+    its = [iter(q) for q in queues]
+    heads = [next(it, None) for it in its]
+    quota = list(plan.admit_by_type) if plan.admit_by_type is not None else None
+    fcfs = plan.admit_fcfs
+    active = [h is not None and (quota is None or quota[k] > 0) for k, h in enumerate(heads)]
+    chosen: list[Any] = []
+    while quota is not None or fcfs > 0:
+        best = -1
+        for k, h in enumerate(heads):
+            if active[k] and (best < 0 or h[0] < heads[best][0]):
+                best = k
+        if best < 0:
+            break
+        _, item, prompt = heads[best]
+        if not rule.fits(memory, size, prompt):
+            if quota is None:
+                break
+            active[best] = False  # FCFS within the type
+            continue
+        chosen.append(item)
+        memory += prompt + 1
+        size += 1
+        if quota is not None:
+            quota[best] -= 1
+        else:
+            fcfs -= 1
+        heads[best] = next(its[best], None)
+        active[best] = heads[best] is not None and (quota is None or quota[best] > 0)
+    return chosen
