@@ -155,13 +155,13 @@ def _compile() -> Any:
 
 def _compact_py(order, olen, W, base):
     """Drop the holes (-1, members finished) from ``order[:olen]``, admission order kept,
-    and write each member's new position in its row (``W[j, 9]``); the new length."""
+    and write each member's new position in its row (``W[j, 7]``); the new length."""
     w = 0
     for i in range(olen):
         r = order[i]
         if r >= 0:
             order[w] = r
-            W[r - base, 9] = w
+            W[r - base, 7] = w
             w += 1
     return w
 
@@ -174,12 +174,10 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
         Wall[row, 1] = pr[i]
         Wall[row, 2] = dec[i]
         Wall[row, 3] = arr[i]
-        Wall[row, 4] = WAIT
+        Wall[row, 4] = WAIT  # no eviction yet
         Wall[row, 5] = -1
         Wall[row, 6] = -1
         Wall[row, 7] = -1
-        Wall[row, 8] = 0
-        Wall[row, 9] = -1
         Wfall[row, 0] = at[i]
         Wfall[row, 1] = np.nan
         Wfall[row, 2] = np.nan
@@ -201,7 +199,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     The rate-limited bucket is exact (as :class:`~.policies.RateLimitedAdmission`): the rate
     is ``rate_p / rate_q`` and the bucket an integer count of ``1 / rate_q``.
 
-    ``order``: ids in admission order; a member's position is in its row (``W[j, 9]``) and a
+    ``order``: ids in admission order; a member's position is in its row (``W[j, 7]``) and a
     completion leaves a hole (-1) there, dropped when the array is compacted. The
     completion calendar: ``wheel``, a timing wheel of ``S`` buckets (a power of 2): bucket
     ``c % S`` heads a singly linked list of nodes (``pool_id``: the id, ``pool_nx``: the
@@ -230,8 +228,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     ``bounds[0] + i`` at ``i * step``, a step 0 for a column constant over the block); 1, a Poisson process
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
-    ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
-    state, latest admission, first admission, completion, evictions, position in ``order``),
+    ``W[j]``: the request ``base + j``'s integer fields, one 64-byte row (type, prompt, decode,
+    arrival, state + 4 * evictions, latest admission, first admission, position in
+    ``order``; a completed request's completion is its latest admission plus its decode),
     ``Wf[j]`` its arrival, first-token and completion times: one request's fields share
     cache lines."""
     mem = iscal[0]
@@ -254,7 +253,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     src0 = bounds[0]  # tape 0: the id of src_*[0]
     H = prof.size
     finite_M = M < np.inf
-    keep_rec = not acc_on  # completion iterations and arrival times: records, or the requests of a wall-clock summary
+    keep_rec = not acc_on  # arrival times: records, or the requests of a wall-clock summary
     n = n0
     status = 0
     while n < n1:
@@ -327,7 +326,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 hk[pos] = lkey
                 hid[pos] = lid
             j = r - base
-            if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == key:  # else stale: evicted since
+            if j >= 0 and W[j, 4] & 3 == IN and W[j, 5] + W[j, 2] == key:  # else stale: evicted since
                 nfree -= 1
                 k = pfree[nfree]
                 h = key & wmask
@@ -343,12 +342,10 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             nfree += 1
             k = pool_nx[k]
             j = r - base
-            if j < 0 or W[j, 4] != IN or W[j, 5] + W[j, 2] != n:
+            if j < 0 or W[j, 4] & 3 != IN or W[j, 5] + W[j, 2] != n:
                 continue  # evicted since it was admitted (and maybe finished since)
-            order[W[j, 9]] = -1
-            W[j, 4] = DONE
-            if keep_rec:
-                W[j, 7] = n
+            order[W[j, 7]] = -1
+            W[j, 4] += DONE - IN
             if first_times:
                 Wf[j, 2] = end
             size -= 1
@@ -359,7 +356,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             if acc_on and r >= n_init and W[j, 3] >= w_arr:
                 acc_i[0] += 1
                 acc_i[1] += n - W[j, 3]
-                acc_i[2] += W[j, 8]
+                acc_i[2] += W[j, 4] >> 2
                 lat_h[n - W[j, 3]] += 1
                 ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
@@ -373,11 +370,9 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     W[j, 0] = src_t[s * tstep]
                     W[j, 1] = src_p[s * pstep]
                     W[j, 2] = src_d[s * dstep]
-                    W[j, 4] = WAIT
+                    W[j, 4] = WAIT  # no eviction yet
                     W[j, 5] = -1
                     W[j, 6] = -1
-                    W[j, 7] = -1
-                    W[j, 8] = 0
                     if keep_rec:
                         Wf[j, 0] = t_end + src_o[s * ostep] * (end - t_end) if wall else float(n)
                     if first_times:
@@ -405,14 +400,13 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             j = r - base
             a = W[j, 5]
             mem -= W[j, 1] + 1 + n - a
-            W[j, 4] = WAIT  # its calendar node goes stale
+            W[j, 4] += 4 + WAIT - IN  # one more eviction; its calendar node goes stale
             qhead = (qhead - 1) & qmask
             queue[qhead] = r
             qlen += 1
             t = W[j, 0]
             waiting[t] += 1
             sizes[t] -= 1
-            W[j, 8] += 1
             o_ev[row, t] += 1
             if policy == RESERVE and finite_M:
                 for tt in range(max(a, n), a + W[j, 2]):
@@ -468,12 +462,12 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     W[j, 3] = n
                     Wf[j, 0] = end
                     o_arr[row, t] += 1
-                W[j, 4] = IN
+                W[j, 4] += IN - WAIT
                 W[j, 5] = n
                 if W[j, 6] < 0:
                     W[j, 6] = n
                 order[olen] = r
-                W[j, 9] = olen
+                W[j, 7] = olen
                 olen += 1
                 dec = W[j, 2]
                 key = n + dec
@@ -527,13 +521,21 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     return n, status
 
 
+def _rows(capacity: int) -> np.ndarray:
+    """``capacity`` rows of 8 int64 (64 bytes) starting on a 64-byte boundary: a request's
+    fields are one cache line."""
+    buf = np.empty(capacity * 8 + 8, dtype=np.int64)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip : skip + capacity * 8].reshape(capacity, 8)
+
+
 class _Window:
     """Per-request fields of the ids ``[base, base + len)``, one row per request (``W``:
     integers, ``Wf``: times) in preallocated storage: new requests are written after the
     last, finished ones leave from the front by moving a start index; the live part is
     moved to the front only when the storage is full. ``win.dec`` etc. are column views."""
 
-    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev", "opos")
+    INTS = ("typ", "pr", "dec", "arr", "sn", "adm", "fadm", "opos")  # sn: state + 4 * evictions
     FLOATS = ("at", "ftt", "ct")
     NAMES = INTS + FLOATS
 
@@ -541,7 +543,7 @@ class _Window:
         self.base = 0  # id of storage row lo
         self.lo = 0
         self.hi = 0
-        self.Wall = np.empty((capacity, len(self.INTS)), dtype=np.int64)
+        self.Wall = _rows(capacity)
         self.Wfall = np.empty((capacity, len(self.FLOATS)))
 
     def __len__(self) -> int:
@@ -574,7 +576,8 @@ class _Window:
             new_cap = max(cap, 2 * (live + m))
             for attr in ("Wall", "Wfall"):
                 old = getattr(self, attr)
-                new = old if new_cap == cap else np.empty((new_cap, old.shape[1]), dtype=old.dtype)
+                new = old if new_cap == cap else (
+                    _rows(new_cap) if attr == "Wall" else np.empty((new_cap, old.shape[1]), dtype=old.dtype))
                 new[:live] = old[self.lo : self.hi]
                 setattr(self, attr, new)
             self.lo, self.hi = 0, live
@@ -596,6 +599,8 @@ class _Window:
         k = upto - self.base
         out = {name: self._column(name, self.lo, self.lo + k) for name in self.NAMES}
         out["id"] = np.arange(self.base, upto, dtype=np.int64)
+        out["nev"] = out["sn"] >> 2
+        out["comp"] = np.where(out["sn"] & 3 == DONE, out["adm"] + out["dec"], -1)
         self.lo += k
         self.base = upto
         return out
@@ -814,7 +819,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         win.append(np.asarray(stream.type, dtype=np.int64), np.asarray(stream.prompt, dtype=np.int64),
                    np.asarray(stream.decode, dtype=np.int64), np.zeros(n_initial, dtype=np.int64),
                    np.zeros(n_initial))
-        win.state[:] = IN
+        win.sn[:] = IN
         win.ftt[initial_stage > 0] = 0.0  # their first token came before iteration 0
         win.adm[:] = -initial_stage
         win.fadm[:] = 0
@@ -1063,10 +1068,11 @@ def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0, time,
         if r < n_initial and initial_stage[r] > 0:
             ft[o] = 0
         ftt[o] = time[ft[o]] if ft[o] >= 0 else np.nan
-        comp[o] = Wall[row, 7]
+        state = Wall[row, 4] & 3
+        comp[o] = Wall[row, 5] + Wall[row, 2] if state == DONE else -1
         ct[o] = time[comp[o]] if comp[o] >= 0 else np.nan
-        nev[o] = Wall[row, 8]
-        rej[o] = Wall[row, 4] == REJECTED
+        nev[o] = Wall[row, 4] >> 2
+        rej[o] = state == REJECTED
         at[o] = Wfall[row, 0]
 
 
