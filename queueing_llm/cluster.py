@@ -37,6 +37,30 @@ With saturated input every engine serves the pooled mix.
 
 The effective gcd and the limiting radius of every engine are the registry entry ``mixing``;
 with per-request routing every engine's decode-length set is the full set.
+
+**Each engine's policy** (:func:`engine_policy`). Every engine runs the pooled model's policy
+*value*, with its per-type data re-indexed to the engine's types: a policy field that is a
+dict keyed by type index (:class:`~queueing_llm.policies.Wait`'s ``thresholds`` and
+``budgets``) keeps the entries of the engine's types, the pooled type :math:`g_i` becoming the
+engine's type :math:`i` (its ``groups`` order); per-request routings give every engine every
+type, so the value is unchanged. Nothing else is per type: Nested WAIT's thresholds, budgets
+and buffers are per segment of decode stages (the boundaries stay valid, an engine's longest
+decode length being at most the pooled one), a numeric rate cap is the same number at every
+engine, and ``rate_limited()`` (:math:`x^*`) is resolved from each engine's own model.
+
+The numbers are not recomputed: a policy value is a description whose numbers the user chose
+(the simulators never derive thresholds), and the cluster does not silently change it. For
+WAIT's fluid thresholds :math:`n_k^* = \lambda_k \Delta^*` this is exactly the engine's own
+fluid value in a slotted model routed by type (:math:`\Delta^* = 1` iteration and each type
+keeps its whole rate :math:`\lambda_k`, so ``fluid_wait(engine model)`` equals the re-indexed
+pooled ``fluid_wait(model)``), but not with a linear iteration time
+(:math:`\Delta^*_e = d_0 / (1 - \rho_e)` falls with the engine's own load
+:math:`\rho_e = d_1 \sum_{k \in e} \lambda_k W_k`, so the pooled thresholds are larger than
+the engine's: it waits longer and holds more memory, still at most :math:`M` since the pooled
+:math:`\sum_k n_k W_k` is) nor with per-request routing (the engine's rates are
+:math:`\lambda_k / E` or :math:`\lambda_k w_e`). For the engines' own fluid policies pass
+``policies=ql.fluid_wait`` (any function of the engine's model), or give one policy value per
+engine (``policies=[...]``, each keyed by that engine's type indices).
 """
 
 from __future__ import annotations
@@ -55,8 +79,8 @@ from .errors import ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import check_real, is_symbolic, to_float
 
-__all__ = ["Cluster", "ClusterRun", "coprime_routing", "routing_groups", "ROUTINGS", "TYPE_ROUTINGS",
-           "REQUEST_ROUTINGS"]
+__all__ = ["Cluster", "ClusterRun", "coprime_routing", "engine_policy", "routing_groups", "ROUTINGS",
+           "TYPE_ROUTINGS", "REQUEST_ROUTINGS"]
 
 TYPE_ROUTINGS = ("round_robin_types", "round_robin", "coprime")
 """Named routings by type (``"round_robin"`` is an alias of ``"round_robin_types"``)."""
@@ -171,6 +195,46 @@ def routing_groups(model: ContinuousBatching, engines: int, routing: Any) -> lis
     return groups
 
 
+def engine_policy(policy: Any, group: Sequence[int]) -> Any:
+    r"""The policy an engine serving the pooled types ``group`` runs: ``policy`` with its
+    per-type data re-indexed to the engine's types.
+
+    Every field of a policy value that is a dict keyed by type index (:class:`~queueing_llm.policies.Wait`'s
+    ``thresholds`` and ``budgets``) keeps the entries of ``group``, pooled type ``group[i]``
+    becoming type ``i``; every other field (per-segment lists, rates, flags) is kept as is. A
+    policy given by name, or with no per-type data, is returned unchanged.
+
+    Examples
+    --------
+    >>> import queueing_llm as ql
+    >>> engine_policy(ql.Wait(thresholds={0: 1, 1: 2, 2: 3, 3: 4}, budgets={0: 6, 1: 20, 2: 27, 3: 60}), [1, 3])
+    Wait(thresholds={0: 2, 1: 4}, trigger='any', stall=True, budgets={0: 20, 1: 60})
+    """
+    if not dataclasses.is_dataclass(policy) or isinstance(policy, type):
+        return policy
+    changes = {}
+    for f in dataclasses.fields(policy):
+        value = getattr(policy, f.name)
+        if isinstance(value, dict):
+            missing = [k for k in group if k not in value]
+            if missing:
+                raise ParameterError(f"policy {policy} has no {f.name} for the pooled types {missing} that an "
+                                     f"engine serves (its types {list(group)})")
+            changes[f.name] = {i: value[k] for i, k in enumerate(group)}
+    return dataclasses.replace(policy, **changes) if changes else policy
+
+
+def _policies(policies: Any, engines: int) -> Any:
+    if policies is None or callable(policies):
+        return policies
+    if isinstance(policies, (str, bytes, dict, set)) or not isinstance(policies, Sequence):
+        raise ParameterError(f"policies must be None, a function of an engine's model (e.g. ql.fluid_wait) or a "
+                             f"list of {engines} policies (one per engine), got {describe(policies)}")
+    if len(policies) != engines:
+        raise ParameterError(f"policies must hold {engines} policies (one per engine), got {len(policies)}")
+    return tuple(policies)
+
+
 def _weights(weights: Any, engines: int, routing: Any) -> tuple[float, ...] | None:
     if weights is None:
         return None
@@ -205,6 +269,14 @@ class Cluster:
         ``"random"``. See :mod:`queueing_llm.cluster`.
     weights : list of float or None
         ``"random"`` only: the probability :math:`w_e` of each engine (equal if None).
+    policies : None, callable or list
+        Each engine's admission policy. None: the pooled model's policy with its per-type
+        data re-indexed to the engine's types (:func:`engine_policy`; WAIT's thresholds are the
+        pooled numbers, not recomputed from the engine's load, see :mod:`queueing_llm.cluster`).
+        A function: ``policies(engine_model)`` for each engine, given the engine's model (with
+        the re-indexed pooled policy), e.g. ``ql.fluid_wait`` for each engine's own fluid
+        thresholds. A list: one policy (value or name) per engine, per-type data keyed by that
+        engine's type indices.
 
     Examples
     --------
@@ -219,6 +291,7 @@ class Cluster:
     engines: int = 2
     routing: Any = "coprime"
     weights: Any = None
+    policies: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ContinuousBatching):
@@ -227,6 +300,7 @@ class Cluster:
             raise ParameterError(f"engines must be an integer >= 1, got {describe(self.engines)}")
         routing_groups(self.model, self.engines, self.routing)
         object.__setattr__(self, "weights", _weights(self.weights, self.engines, self.routing))
+        object.__setattr__(self, "policies", _policies(self.policies, self.engines))
         if self.per_request:
             self.stream(0)  # refuses arrivals it cannot split
 
@@ -264,7 +338,8 @@ class Cluster:
         (admission proportions renormalised among them). By request: the pooled model whose
         type-:math:`k` arrivals are the engine's share of the pooled stream drawn from
         ``seed`` (:class:`~queueing_llm.sim.routed.RoutedArrivals`; saturated-only types
-        stay so)."""
+        stay so). Each runs the engine's policy (``policies``; by default the pooled policy
+        re-indexed to the engine's types, :func:`engine_policy`)."""
         if self.per_request:
             from .sim.routed import RoutedArrivals
 
@@ -274,16 +349,21 @@ class Cluster:
                 types = [t if t.arrivals is None else dataclasses.replace(t, arrivals=RoutedArrivals(stream, e, k))
                          for k, t in enumerate(self.model.types)]
                 out.append(dataclasses.replace(self.model, types=types))
+        else:
+            out = []
+            for g in self.groups:
+                types = [self.model.types[k] for k in g]
+                mix = None
+                if self.model.mix is not None:
+                    p = [float(self.model.proportions[k]) for k in g]
+                    mix = [x / sum(p) for x in p]
+                out.append(dataclasses.replace(self.model, types=types, mix=mix,
+                                               policy=engine_policy(self.model.policy, g)))
+        if self.policies is None:
             return out
-        out = []
-        for g in self.groups:
-            types = [self.model.types[k] for k in g]
-            mix = None
-            if self.model.mix is not None:
-                p = [float(self.model.proportions[k]) for k in g]
-                mix = [x / sum(p) for x in p]
-            out.append(dataclasses.replace(self.model, types=types, mix=mix))
-        return out
+        if callable(self.policies):
+            return [m.with_policy(self.policies(m)) for m in out]
+        return [m.with_policy(p) for m, p in zip(out, self.policies, strict=True)]
 
     def routes(self, iterations: int, seed: int = 0, first: int = 0) -> dict[str, np.ndarray]:
         """The pooled stream of iterations ``first .. iterations - 1`` with its routing, in
