@@ -456,3 +456,78 @@ def test_policies_per_engine_and_their_errors():
 
     with pytest.raises(ql.ParameterError, match="no thresholds for the pooled types \\[5\\]"):
         engine_policy(ql.Wait(thresholds={0: 1, 1: 1}), [0, 5])
+
+
+# -- pooled latency and units (issue 9 item 1, review) -----------------------------------------------------
+
+
+def _inverted_cdf(values, q):
+    """The smallest value whose empirical CDF reaches q, by sorting (independent of numpy.quantile)."""
+    v = np.sort(np.asarray(values))
+    return float(v[max(math.ceil(q * v.size - 1e-9), 1) - 1])
+
+
+def test_pooled_latency_quantiles_are_exact_from_the_engines_records():
+    m = small_pool(rates=(1.2, 1.0), M=300)  # evicts: latencies spread
+    for routing in ("round_robin_requests", [[0], [1]]):
+        run = Cluster(m, 2, routing).simulate(3000, seed=8, warmup=300, record="iterations")
+        pooled, units = run.pooled(), run.pooled_units()
+        assert set(pooled) == set(units) == set(run.pooled_keys())
+        recs = [r.requests for r in run.runs]
+        chosen = [np.asarray(q.completed) & ~np.asarray(q.initial) & (np.asarray(q.arrival) >= 300) for q in recs]
+        latency = np.concatenate([(q.completion - q.arrival)[c] for q, c in zip(recs, chosen, strict=True)])
+        ttft = np.concatenate([(q.first_token - q.arrival)[c] for q, c in zip(recs, chosen, strict=True)])
+        assert latency.size == pooled["completed_requests"] > 1000
+        for q in (0.5, 0.9, 0.99):
+            assert pooled[f"latency_p{100 * q:g}"] == _inverted_cdf(latency, q)
+            assert pooled[f"ttft_p{100 * q:g}"] == _inverted_cdf(ttft, q)
+        assert units["latency_p99"] == units["ttft_p50"] == units["mean_sojourn"] == "iterations"
+        assert run.pooled_quantiles([0.25, 0.75]).tolist() == [_inverted_cdf(latency, 0.25),
+                                                                _inverted_cdf(latency, 0.75)]
+    one = Cluster(m, 1, "round_robin_requests").simulate(2000, seed=2)
+    s, p = one.summaries()[0], one.pooled()
+    assert all(p[k] == s[k] for k in ("latency_p50", "latency_p90", "latency_p99", "ttft_p50", "ttft_p99"))
+
+
+def test_pooled_wall_clock_latency_is_in_seconds_and_sojourn_is_not_mixed():
+    wall = ql.ContinuousBatching([ql.RequestType(30, d, ql.PoissonProcess(30.0)) for d in (6, 9, 10, 15)],
+                                 kv_capacity=600, iteration_time=ql.LinearIterationTime(0.01, 1e-5))
+    run = Cluster(wall, 2, "coprime").simulate(3000, seed=1, warmup=200)
+    pooled, units = run.pooled(), run.pooled_units()
+    assert set(pooled) == set(units) == set(run.pooled_keys())
+    assert "mean_sojourn" not in pooled  # iterations of different lengths at different engines
+    recs = [r.requests for r in run.runs]
+    chosen = [q.completed & ~q.initial & (q.arrival >= 200) for q in recs]
+    seconds = np.concatenate([(q.completion_time - q.arrival_time)[c] for q, c in zip(recs, chosen, strict=True)])
+    first = np.concatenate([(q.first_token_time - q.arrival_time)[c] for q, c in zip(recs, chosen, strict=True)])
+    tbt = np.concatenate([((q.completion_time - q.first_token_time) / (q.decode - 1))[c & (q.decode > 1)]
+                          for q, c in zip(recs, chosen, strict=True)])
+    assert pooled["mean_latency"] == pytest.approx(seconds.mean(), rel=1e-12)
+    assert pooled["mean_ttft"] == pytest.approx(first.mean(), rel=1e-12)
+    assert pooled["mean_tbt"] == pytest.approx(tbt.mean(), rel=1e-12)
+    for q in (0.5, 0.9, 0.99):
+        assert pooled[f"latency_p{100 * q:g}"] == _inverted_cdf(seconds, q)
+        assert pooled[f"ttft_p{100 * q:g}"] == _inverted_cdf(first, q)
+    assert 0.05 < pooled["latency_p50"] < 1.0  # seconds, not iterations (a request lasts 6 to 15 of them)
+    assert units["latency_p50"] == units["mean_latency"] == units["ttft_p99"] == "s"
+    assert units["throughput_per_second"] == "requests/s"
+    iteration_seconds = [float(np.diff(np.concatenate([[r.time[199]], r.time[200:]])).mean()) for r in run.runs]
+    assert pooled["mean_iteration_seconds"] == pytest.approx(np.mean(iteration_seconds), rel=1e-9)
+
+
+def test_pooled_summary_record_says_quantiles_cannot_be_pooled():
+    m = small_pool(rates=(1.2, 1.0), M=300)
+    c = Cluster(m, 2, "round_robin_requests")
+    full = c.simulate(2000, seed=4, warmup=200, record="iterations")
+    summary = c.simulate(2000, seed=4, warmup=200, record="summary")
+    p_full, p_sum = full.pooled(), summary.pooled()
+    assert set(p_full) - set(p_sum) == {"latency_p50", "latency_p90", "latency_p99", "ttft_p50", "ttft_p90",
+                                        "ttft_p99"}
+    assert set(p_sum) == set(summary.pooled_units()) == set(summary.pooled_keys())
+    assert all(p_sum[k] == p_full[k] for k in p_sum)  # everything else pools from the summaries, exactly
+    with pytest.raises(ql.ParameterError, match="record='summary'.*do not pool"):
+        summary.pooled_quantiles()
+    with pytest.raises(ql.ParameterError, match="which must be"):
+        full.pooled_quantiles(which="tbt")
+    with pytest.raises(ql.ParameterError, match="levels"):
+        full.pooled_quantiles([1.5])
