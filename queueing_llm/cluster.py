@@ -48,19 +48,25 @@ and buffers are per segment of decode stages (the boundaries stay valid, an engi
 decode length being at most the pooled one), a numeric rate cap is the same number at every
 engine, and ``rate_limited()`` (:math:`x^*`) is resolved from each engine's own model.
 
-The numbers are not recomputed: a policy value is a description whose numbers the user chose
-(the simulators never derive thresholds), and the cluster does not silently change it. For
-WAIT's fluid thresholds :math:`n_k^* = \lambda_k \Delta^*` this is exactly the engine's own
-fluid value in a slotted model routed by type (:math:`\Delta^* = 1` iteration and each type
-keeps its whole rate :math:`\lambda_k`, so ``fluid_wait(engine model)`` equals the re-indexed
-pooled ``fluid_wait(model)``), but not with a linear iteration time
-(:math:`\Delta^*_e = d_0 / (1 - \rho_e)` falls with the engine's own load
-:math:`\rho_e = d_1 \sum_{k \in e} \lambda_k W_k`, so the pooled thresholds are larger than
-the engine's: it waits longer and holds more memory, still at most :math:`M` since the pooled
-:math:`\sum_k n_k W_k` is) nor with per-request routing (the engine's rates are
-:math:`\lambda_k / E` or :math:`\lambda_k w_e`). For the engines' own fluid policies pass
-``policies=ql.fluid_wait`` (any function of the engine's model), or give one policy value per
-engine (``policies=[...]``, each keyed by that engine's type indices).
+The numbers are not recomputed. A policy value is a description whose numbers the user
+chose (the simulators never derive thresholds), and the cluster does not change it silently.
+How the re-indexed numbers compare with the engine's own fluid WAIT thresholds
+:math:`n_k^* = \lambda_k \Delta^*`:
+
+* Slotted model routed by type: they are equal. :math:`\Delta^* = 1` iteration and each type
+  keeps its whole rate :math:`\lambda_k`, so ``fluid_wait(engine model)`` is the re-indexed
+  ``fluid_wait(model)``.
+* Linear iteration time: the engine's :math:`\Delta^*_e = d_0 / (1 - \rho_e)` falls with its
+  own load :math:`\rho_e = d_1 \sum_{k \in e} \lambda_k W_k`, so the pooled thresholds are at
+  least the engine's own and the engine waits longer. Its batch memory
+  :math:`\sum_{k \in e} n_k W_k` is at most the pooled one, so it stays within :math:`M`
+  whenever the pooled thresholds fit.
+* Per-request routing: the engine's rates are :math:`\lambda_k / E` (or
+  :math:`\lambda_k w_e`), so again the pooled thresholds are at least its own.
+
+For the engines' own fluid policies pass ``policies=ql.fluid_wait`` (any function of the
+engine's model), or give one policy value per engine (``policies=[...]``, each keyed by that
+engine's type indices).
 """
 
 from __future__ import annotations

@@ -427,6 +427,11 @@ def test_engine_fluid_thresholds_equal_the_pooled_ones_only_when_slotted_and_by_
     own = Cluster(slotted.with_policy(pooled), 2, [[1, 3], [0, 2]], policies=ql.fluid_wait)
     assert [m.policy for m in c.engine_models()] == [m.policy for m in own.engine_models()]
     assert c.engine_models()[0].policy.thresholds == {0: 2, 1: 1}
+    # by request each engine sees lambda_k / 2: its own fluid thresholds are ceil(lambda_k / 2)
+    rr = Cluster(slotted.with_policy(pooled), 2, "round_robin_requests", policies=ql.fluid_wait)
+    assert [m.policy.thresholds for m in rr.engine_models()] == [{0: 1, 1: 1, 2: 2, 3: 1}] * 2
+    assert [m.policy for m in Cluster(slotted.with_policy(pooled), 2, "round_robin_requests").engine_models()] \
+        == [pooled, pooled]
 
     wall = ql.ContinuousBatching([ql.RequestType(30, d, ql.PoissonProcess(500.0)) for d in (6, 10, 9, 15)],
                                  kv_capacity=40_000, iteration_time=ql.LinearIterationTime(0.01, 1e-6))
