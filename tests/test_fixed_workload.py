@@ -15,7 +15,7 @@ def test_fixed_workload_replications_are_r_fixed_workload_runs():
     assert isinstance(reps, ql.sim.Replications) and len(reps) == 3
     seeds = replication_seeds(3, 3)
     assert reps.seeds == seeds
-    for run, seed in zip(reps, seeds):
+    for run, seed in zip(reps, seeds, strict=True):
         done = np.cumsum(run.completions.sum(axis=1))
         assert done[-1] >= 200 and done[-2] < 200
         alone = ql.simulate(m, 100_000, seed=seed, requests=200)
