@@ -238,11 +238,21 @@ def _buffer_statement(model: ContinuousBatching, boundaries: Any = None, overflo
 
 def _buffer_evaluate(model: ContinuousBatching, boundaries: Any = None, overflow: float = 1e-3,
                      total_limit: Any = None) -> dict:
+    """The buffers; an overloaded model (:math:`\rho \ge 1`, no fluid equilibrium) is answered
+    with infinite buffers, ``feasible`` False and the ``reason``, never an exception."""
+    res = fw.wait_thresholds(model)
+    if res.reason:
+        if not 0 < overflow < 1:
+            raise ParameterError(f"overflow must be a probability in (0, 1), got {describe(overflow)}")
+        return {"theta": (), "buffer": (), "reserved_memory": math.inf, "overflow_bound": math.nan,
+                "boundaries": (), "thresholds": (), "budgets": (), "fluid_thresholds": res.thresholds,
+                "segment_rates": (), "survival": (), "entry_memory": (), "overflow": overflow,
+                "feasible": False, "reason": res.reason}
     seg, ns, budgets, buf = _buffer(model, boundaries, overflow, total_limit)
     return {"theta": buf.theta, "buffer": buf.buffer, "reserved_memory": buf.reserved_memory,
             "overflow_bound": buf.overflow_bound, "boundaries": seg.boundaries, "thresholds": ns,
             "budgets": budgets, "fluid_thresholds": seg.thresholds, "segment_rates": seg.rates,
-            "survival": seg.survival, "overflow": overflow}
+            "survival": seg.survival, "entry_memory": seg.entry_memory, "overflow": overflow}
 
 
 def _entry_level(run: Any, entry: int) -> np.ndarray:
