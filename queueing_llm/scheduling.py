@@ -70,13 +70,14 @@ from .numbers import to_float
 from .policies import NestedWait, Wait
 from .theorems import theorems
 
-__all__ = ["fluid_wait", "fluid_nested_wait", "ROUNDINGS", "ThresholdWarning", "rounded_batch_memory"]
+__all__ = ["fluid_wait", "fluid_nested_wait", "ROUNDINGS", "ThresholdWarning", "NoEquilibriumError",
+           "rounded_batch_memory"]
 
 ROUNDINGS = ("ceil", "floor", "nearest")
 
 
 class ThresholdWarning(UserWarning):
-    """The fluid-guided policy was built, but with something a user should look at: WAIT's
+    r"""The fluid-guided policy was built, but with something a user should look at: WAIT's
     rounded batch :math:`\sum_k n_k W_k` exceeds :math:`M` (the no-eviction guarantee does not
     apply), or Nested WAIT's default boundaries were thinned so that the buffers fit."""
 
@@ -91,8 +92,13 @@ def rounded_batch_memory(model: ContinuousBatching, thresholds: dict) -> float:
                      for k, t in enumerate(model.types)))
 
 
-def _no_equilibrium(reason: str, policy: str) -> ParameterError:
-    return ParameterError(
+class NoEquilibriumError(ParameterError):
+    r"""The model has no fluid equilibrium (:math:`\rho \ge 1`: overload), so no fluid-guided
+    policy exists for it; :func:`queueing_llm.stable_range` counts such a rate as unstable."""
+
+
+def _no_equilibrium(reason: str, policy: str) -> NoEquilibriumError:
+    return NoEquilibriumError(
         f"no {policy} equilibrium for this model: {reason}; lower the arrival rates "
         "(ql.stable_range counts such a rate as unstable)"
     )
@@ -161,7 +167,9 @@ def fluid_wait(model: ContinuousBatching, total_limit: Any = None, rounding: str
         warnings.warn(ThresholdWarning(
             f"WAIT's rounded batch memory sum_k n_k W_k = {need:.6g} exceeds M = {M:.6g} (thresholds "
             f"{dict(policy.thresholds)} from the fluid values {fluid}): the no-eviction guarantee does not "
-            "apply and the run may evict; rounding down would admit fewer than arrive"), stacklevel=2)
+            "apply and the run may evict" + (
+                "; rounding down would admit fewer than arrive" if rounding == "ceil" and limit is None
+                and any(math.floor(n + 1e-12) < n for n in fluid) else "")), stacklevel=2)
     return policy
 
 

@@ -108,8 +108,11 @@ def _wait_check(model: ContinuousBatching, trajectory: Any, prediction: dict, le
     runs: completions over elapsed time, a ratio interval) against :math:`\sum_k \lambda_k`, the
     predicted rates. ``quantity="per_stage"`` (exact): the largest stage count of each type in
     the run equals the threshold :math:`\max(1, \lceil n_k^* \rceil)` the fluid value rounds to
-    (WAIT admits cohorts of exactly that size), and a run whose rounded batch memory fits in
-    :math:`M` never evicts. Runs under another policy, or a model without an equilibrium, do
+    (WAIT admits cohorts of exactly that size), and the run never evicts. Its hypothesis is
+    that the rounded batch fits, :math:`\sum_k n_k W_k \le M` with the run's integer
+    thresholds (:func:`queueing_llm.scheduling.rounded_batch_memory`); when it does not
+    (default model: :math:`2 \times 1220 = 2440 > 2000`) the verdict is "does not apply",
+    with the reason. Runs under another policy, or a model without an equilibrium, do
     not apply.
     """
     runs = runs_list(trajectory)
@@ -144,6 +147,16 @@ def _wait_check(model: ContinuousBatching, trajectory: Any, prediction: dict, le
             unit = "requests per iteration"
         return judge("wait-thresholds", "throughput", sum(rates), iv, {"policy": str(policy)}).replace(unit=unit)
     if quantity == "per_stage":
+        from ..scheduling import rounded_batch_memory
+
+        need = rounded_batch_memory(model, policy.thresholds)
+        M = numeric(model.M, "kv_capacity")
+        if need > M:
+            return Verdict.not_applicable(
+                "wait-thresholds", quantity,
+                f"the rounded batch memory sum_k n_k W_k = {need:.6g} of the run's thresholds "
+                f"{dict(policy.thresholds)} exceeds M = {M:.6g}: the hypothesis of the no-eviction claim "
+                "(the rounded batch fits in M) is false").replace(unit="requests per stage")
         fluid = [numeric(n, "n*") for n in predicted(prediction, "thresholds", "wait-thresholds")]
         expected = [max(1, math.ceil(n - 1e-12)) for n in fluid]
         measured = [int(max(np.asarray(r.batch)[:, k, :].max() for r in runs)) for k in range(model.K)]
@@ -238,7 +251,7 @@ def _buffer_statement(model: ContinuousBatching, boundaries: Any = None, overflo
 
 def _buffer_evaluate(model: ContinuousBatching, boundaries: Any = None, overflow: float = 1e-3,
                      total_limit: Any = None) -> dict:
-    """The buffers; an overloaded model (:math:`\rho \ge 1`, no fluid equilibrium) is answered
+    r"""The buffers; an overloaded model (:math:`\rho \ge 1`, no fluid equilibrium) is answered
     with infinite buffers, ``feasible`` False and the ``reason``, never an exception."""
     res = fw.wait_thresholds(model)
     if res.reason:
