@@ -36,7 +36,8 @@ from ..theorems import Theorem, theorems
 from ..theory import fluid_wait as fw
 from ..verdict import Verdict
 
-__all__ = ["WAIT_THRESHOLDS", "SAFETY_BUFFER", "SAFETY_BUFFER_RUN", "WAIT_THROUGHPUT", "integer_segment_thresholds"]
+__all__ = ["WAIT_THRESHOLDS", "SAFETY_BUFFER", "SAFETY_BUFFER_RUN", "WAIT_THROUGHPUT", "integer_segment_thresholds",
+           "overflow_spacing"]
 
 SOURCE = "[ALSW25] Ao, Luo, Simchi-Levi, Wang, arXiv:2504.11320, sections 3-5"
 
@@ -274,25 +275,59 @@ def _entry_level(run: Any, entry: int) -> np.ndarray:
     return b[:, :, entry].sum(axis=1) if entry < b.shape[2] else np.zeros(b.shape[0], dtype=np.int64)
 
 
+def overflow_spacing(policy: NestedWait, survival: Any) -> int:
+    r"""Iterations between the overflow indicators the ``safety-buffer`` check treats as independent.
+
+    :math:`g = \max_s (L_s - L_{s-1}) + \max_k \lceil \sigma_k^2 / \mu_k^2 \rceil`: the longest
+    time a cohort spends executing one segment (after it the survivors reaching a boundary
+    come from cohorts admitted later) plus the relaxation time of the slowest boundary walk,
+    whose increments :math:`Y - n_k`, :math:`Y \sim \mathrm{Bin}(n_{k-1}, q_k)`, have mean
+    :math:`\mu_k = n_{k-1} q_k - n_k < 0` and variance :math:`\sigma_k^2 = n_{k-1} q_k (1 - q_k)`
+    (a reflected walk forgets its level in about :math:`\sigma^2/\mu^2` steps). A boundary
+    that cannot overflow (:math:`n_{k-1} \le n_k`) adds nothing.
+    """
+    longest = max(b - a for a, b in policy.segments)
+    relax = 0
+    for k in range(1, len(policy.thresholds)):
+        m, n = policy.thresholds[k - 1], policy.thresholds[k]
+        q = float(survival[k]) if k < len(survival) else 1.0
+        mu = m * q - n
+        if m <= n or q <= 0 or mu >= 0:
+            continue
+        relax = max(relax, math.ceil(m * q * (1 - q) / (mu * mu)))
+    return int(longest + relax)
+
+
 def _buffer_check(model: ContinuousBatching, trajectory: Any, prediction: dict, level: float = DEFAULT_LEVEL,
                   batches: int = DEFAULT_BATCHES) -> Verdict:
     r"""Frequency of iterations in which some boundary inventory exceeds its buffer, against
-    :math:`\delta` (one-sided upper bound).
+    the predicted overflow bound (one-sided, exact binomial upper test).
 
     At boundary :math:`k` the run's level is the number of members at the entry stage
     :math:`L_{k-1}` after admission, before the segment takes its :math:`n_k`; the event is
     that some level exceeds :math:`b_k + 2 n_k - 1` (the buffer over the requests that wait
     normally, see :func:`queueing_llm.theory.fluid_wait.safety_buffer`) with the predicted
-    buffers :math:`b_k`. Its long-run frequency (after the warm-up; replications, the
-    declared runs: Student interval over the per-run frequencies; one run: batch means)
-    must not lie above the predicted overflow bound. The bound is one-sided and
-    loose by the constant of the Cramer-Lundberg asymptotics; it detects a buffer made too
-    small by a factor (halving it raises the frequency to about :math:`\sqrt\delta`).
+    buffers :math:`b_k`. The bound is on the stationary probability of the event, so the
+    data are iterations: after a warm-up of a tenth of each run, the indicators at
+    iterations :math:`g` apart (:func:`overflow_spacing`) are treated as independent
+    Bernoulli trials, pooled over the runs (independent replications, the declared runs, or
+    one run); :math:`k` overflows among :math:`n` trials give the exact Clopper-Pearson
+    interval (:func:`queueing_llm.stats.binomial_ci`), whose ends stay in :math:`[0, 1]`.
+    Iterations rather than replications: one indicator per replication would need thousands
+    of replications to see an event of probability :math:`10^{-3}`; consecutive iterations
+    are not independent (an excess persists), hence the spacing. The verdict fails iff the
+    interval lies entirely above the bound. The bound is loose by the constant of the
+    Cramer-Lundberg asymptotics: the test detects a buffer made too small by a factor
+    (halving it raises the frequency to about :math:`\sqrt\delta`), not one too large.
     """
+    from ..stats import Interval, binomial_ci
+
     runs = runs_list(trajectory)
     policy = _wait_policy_of(runs, NestedWait, "safety-buffer")
     if policy is None:
         return Verdict.not_applicable("safety-buffer", "overflow", "the runs are not Nested WAIT runs")
+    if prediction.get("reason"):
+        return Verdict.not_applicable("safety-buffer", "overflow", prediction["reason"])
     bounds = list(predicted(prediction, "boundaries", "safety-buffer"))
     if list(policy.boundaries) != bounds:
         return Verdict.not_applicable("safety-buffer", "overflow",
@@ -301,15 +336,33 @@ def _buffer_check(model: ContinuousBatching, trajectory: Any, prediction: dict, 
     delta = numeric(predicted(prediction, "overflow_bound", "safety-buffer"), "overflow_bound")
     if not buffers:
         return Verdict.not_applicable("safety-buffer", "overflow", "one segment: no boundary, no buffer")
+    spacing = overflow_spacing(policy, prediction.get("survival", ()))
 
     def overflow(r: Any) -> np.ndarray:
         worst = np.zeros(np.asarray(r.memory).shape[0], dtype=bool)
         for k, b in enumerate(buffers, start=1):
             worst |= _entry_level(r, policy.boundaries[k - 1]) > b + 2 * policy.thresholds[k] - 1
-        return worst.astype(float)
+        return worst
 
-    iv = mean_interval(runs, overflow, level, batches)
-    v = judge_upper("safety-buffer", "overflow", delta, iv, {"buffers": buffers})
+    events = trials = every = every_n = 0
+    for r in runs:
+        ev = overflow(r)
+        start = ev.size // 10
+        sample = ev[start::spacing]
+        events += int(sample.sum())
+        trials += int(sample.size)
+        every += int(ev[start:].sum())
+        every_n += int(ev[start:].size)
+    if trials < 1:
+        return Verdict.not_applicable("safety-buffer", "overflow",
+                                      f"the runs are too short for one trial at spacing {spacing}")
+    cp = binomial_ci(events, trials, level)
+    iv = Interval(cp.estimate, cp.low, cp.high, level,
+                  f"Clopper-Pearson, iterations {spacing} apart, {len(runs)} run{'s' if len(runs) > 1 else ''}",
+                  trials, 0)
+    details = {"buffers": buffers, "spacing": spacing, "overflows": events, "trials": trials,
+               "frequency_all_iterations": every / every_n if every_n else math.nan}
+    v = judge_upper("safety-buffer", "overflow", delta, iv, details)
     return v.replace(unit="fraction of iterations")
 
 
@@ -339,7 +392,8 @@ SAFETY_BUFFER = theorems.register(Theorem(
     runs=(SAFETY_BUFFER_RUN,),
     comparison="4 independent replications of 5,000 iterations under Nested WAIT with the fluid thresholds and "
                "buffers: frequency of iterations in which some boundary inventory exceeds its buffer against "
-               "delta, one-sided upper bound on the Student interval over the replications",
+               "the overflow bound, one-sided: exact binomial (Clopper-Pearson) interval over iterations spaced "
+               "g apart (overflow_spacing) after a tenth of warm-up, pooled over the replications",
 ))
 
 
