@@ -41,7 +41,8 @@ Nested WAIT's defaults (:func:`fluid_nested_wait`):
   completes 14.3 requests/s of 35 arriving, no type-2 request; ``stall=False`` keeps up
   (34.7/s over 6,000 iterations with its warm-up, no eviction). The authors' stall is right
   when thresholds are large (heavy traffic, :math:`n_s \approx n_s^*`); pass
-  ``stall=True`` to get it.
+  ``stall=True`` to get it; :func:`fluid_nested_wait` then warns (:class:`ThresholdWarning`)
+  when the stalled segments' memory :func:`stalled_memory` plus the buffers exceeds :math:`M`.
 * **boundaries**: :func:`queueing_llm.theory.fluid_wait.default_boundaries` (distinct decode
   lengths up to four of them, else quantiles).
 * **buffer too large**: the buffers reserve memory that admission keeps free. If the
@@ -71,7 +72,7 @@ from .policies import NestedWait, Wait
 from .theorems import theorems
 
 __all__ = ["fluid_wait", "fluid_nested_wait", "ROUNDINGS", "ThresholdWarning", "NoEquilibriumError",
-           "rounded_batch_memory"]
+           "rounded_batch_memory", "stalled_memory"]
 
 ROUNDINGS = ("ceil", "floor", "nearest")
 
@@ -95,6 +96,29 @@ def rounded_batch_memory(model: ContinuousBatching, thresholds: dict) -> float:
 class NoEquilibriumError(ParameterError):
     r"""The model has no fluid equilibrium (:math:`\rho \ge 1`: overload), so no fluid-guided
     policy exists for it; :func:`queueing_llm.stable_range` counts such a rate as unstable."""
+
+
+def stalled_memory(model: ContinuousBatching, policy: NestedWait) -> float:
+    r"""Batch memory of Nested WAIT with ``stall=True`` when each segment moves only when fed:
+    every stage :math:`j` of segment :math:`s` holds the survivors of a cohort of :math:`n_s`
+    entrants, :math:`\sum_s n_s \sum_{j=L_{s-1}}^{L_s - 1} \sum_k \lambda_k P(l_{1,k} > j)
+    (E[l_{0,k}] + j + 1) / \Lambda_s`, :math:`\Lambda_s = \sum_k \lambda_k P(l_{1,k} > L_{s-1})`
+    (tokens). Above :math:`M` the stalled pipeline cannot hold its own cohorts."""
+    import numpy as np
+
+    top = int(policy.boundaries[-1])
+    j = np.arange(top)
+    alive, load = np.zeros(top), np.zeros(top)
+    for t in model.types:
+        lam = to_float(t.arrival_rate, "arrival rate")
+        surv = 1.0 - np.cumsum(np.asarray(t.decode.pmf_array(top), dtype=float))  # P(l1 > j), j < top
+        alive += lam * surv
+        load += lam * surv * (to_float(t.l0, "mean prompt") + j + 1)
+    total = 0.0
+    for n, (low, high) in zip(policy.thresholds, policy.segments, strict=True):
+        if low < top and alive[low] > 0:
+            total += n * float(load[low:high].sum()) / float(alive[low])
+    return total
 
 
 def _no_equilibrium(reason: str, policy: str) -> NoEquilibriumError:
@@ -242,5 +266,14 @@ def fluid_nested_wait(model: ContinuousBatching, boundaries: Any = None, overflo
             f"Nested WAIT: default boundaries {sorted(dropped)} dropped so that the safety buffers' reserved "
             f"memory plus the fluid batch memory M* = {need:.6g} fits in M = {M:.6g}; boundaries now "
             f"{list(values['boundaries'])}"), stacklevel=2)
-    return NestedWait(boundaries=list(values["boundaries"]), thresholds=list(values["thresholds"]),
-                      budgets=list(values["budgets"]), buffer=buffers, stall=stall)
+    policy = NestedWait(boundaries=list(values["boundaries"]), thresholds=list(values["thresholds"]),
+                        budgets=list(values["budgets"]), buffer=buffers, stall=stall)
+    if stall and not model.is_symbolic:
+        held = stalled_memory(model, policy)
+        if held + float(values["reserved_memory"]) > M:
+            warnings.warn(ThresholdWarning(
+                f"Nested WAIT with stall=True: segments that move only when fed hold about {held:.6g} tokens "
+                f"(n_s per stage; fluid thresholds {[round(float(x), 3) for x in values['fluid_thresholds']]}) "
+                f"plus {float(values['reserved_memory']):.6g} reserved, more than M = {M:.6g}: the queue is likely "
+                "to grow; stall=False (the default) runs every segment each iteration"), stacklevel=2)
+    return policy

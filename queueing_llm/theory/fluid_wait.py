@@ -223,7 +223,7 @@ def default_boundaries(model: ContinuousBatching, quantiles: Sequence[float] = (
     of the late segments stay far above their fluid values (at least 1 against 0.09 there),
     survivors wait at every boundary and a boundary whose drift is nearly zero needs a
     buffer of hundreds of requests (512 at boundary 26 there: 54,944 tokens reserved against
-    :math:`M = 6250`). Quantile boundaries give 3 segments there, ``(9, 28, 32)``.
+    :math:`M = 6250`). Quantile boundaries give 3 segments there, ``(9, 27, 32)``.
     """
     values: set[int] = set()
     finite = True
