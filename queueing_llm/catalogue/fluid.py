@@ -37,7 +37,7 @@ from ..theory import fluid_wait as fw
 from ..verdict import Verdict
 
 __all__ = ["WAIT_THRESHOLDS", "SAFETY_BUFFER", "SAFETY_BUFFER_RUN", "WAIT_THROUGHPUT", "integer_segment_thresholds",
-           "overflow_spacing"]
+           "overflow_spacing", "THRESHOLD_STEPS"]
 
 SOURCE = "[ALSW25] Ao, Luo, Simchi-Levi, Wang, arXiv:2504.11320, sections 3-5"
 
@@ -197,26 +197,50 @@ WAIT_THRESHOLDS = theorems.register(Theorem(
 
 
 # -- safety-buffer ---------------------------------------------------------------------
-def integer_segment_thresholds(seg: fw.Segments, total_limit: Any = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def integer_segment_thresholds(seg: fw.Segments, total_limit: Any = None, overflow: float = 1e-3,
+                               memory_budget: float = math.inf) -> tuple[tuple[int, ...], tuple[int, ...]]:
     r"""Integer thresholds and budgets of Nested WAIT's segments.
 
-    Default: :math:`n_s = \max(1, \lceil n_s^* \rceil)`, raised where needed to the smallest
-    integer above the mean inflow :math:`n_{s-1} q_s` of survivors (rounding each segment up
-    on its own can leave a boundary without negative drift, and then no finite buffer
-    exists), and :math:`N_s = n_s (L_s - L_{s-1})`. With ``total_limit`` :math:`N` the
+    Default: segment by segment, the smallest admissible value is
+    :math:`\max(1, \lceil n_s^* \rceil)`, raised where needed to the smallest integer above
+    the mean inflow :math:`n_{s-1} q_s` of survivors (rounding each segment up on its own can
+    leave a boundary without negative drift, and then no finite buffer exists). Among that
+    value and the next :data:`THRESHOLD_STEPS` integers, :math:`n_s` is the smallest whose
+    memory left waiting at the boundary, :math:`(b_s + n_s - 1) \bar m_s`
+    (:math:`b_s = \ln(K/\delta)/\theta_s` the buffer, :math:`n_s - 1` the requests that wait
+    normally, :math:`\bar m_s` the tokens of a request waiting there), is within
+    ``memory_budget`` (per boundary; ``safety-buffer`` gives each of the :math:`K` boundaries
+    :math:`(M - M^*)/(2K)`, half of what the fluid batch leaves free), else the one that
+    minimises it: a drift :math:`n_{s-1} q_s - n_s` close to 0 makes :math:`\theta_s` small
+    and the buffer huge (Azure conversation trace at 0.8 of its fluid limit: :math:`n = 2`
+    against an inflow of 1.85 needs 25 requests of buffer, :math:`n = 3` about 5), so one
+    more request per release is cheaper. Larger thresholds make survivors wait longer at
+    the entry for a release, hence the smallest that fits. :math:`N_s = n_s (L_s - L_{s-1})`.
+    With ``total_limit`` :math:`N` the
     authors' rule: :math:`N_s = N c_s \Lambda_s / \sum_{s'} c_{s'} \Lambda_{s'}`
     (:math:`c_s = L_s - L_{s-1}`), :math:`n_s = \lceil N_s / c_s \rceil` (not adjusted).
     """
     lows = (0, *seg.boundaries[:-1])
     counts = [b - a for a, b in zip(lows, seg.boundaries, strict=True)]
     if total_limit is None:
+        K = len(seg.boundaries) - 1
         ns: list[int] = []
         for s, n in enumerate(seg.thresholds):
             value = max(1, math.ceil(float(n) - 1e-12))
             if s > 0:
-                inflow = ns[-1] * float(seg.survival[s])
+                q = float(seg.survival[s])
+                inflow = ns[-1] * q
                 if inflow >= value:
                     value = math.floor(inflow) + 1
+                size = float(seg.entry_memory[s]) if not sp.sympify(seg.entry_memory[s]).has(sp.nan) else 0.0
+
+                def cost(v: int, m: int = ns[-1], q: float = q, size: float = size) -> float:
+                    th = fw._theta(m, q, v)
+                    b = 0.0 if math.isinf(th) else (math.inf if th == 0 else math.log(K / overflow) / th)
+                    return (b + v - 1) * size
+
+                options = range(value, value + THRESHOLD_STEPS + 1)
+                value = next((v for v in options if cost(v) <= memory_budget), min(options, key=cost))
             ns.append(value)
         return tuple(ns), tuple(n * c for n, c in zip(ns, counts, strict=True))
     if isinstance(total_limit, bool) or not isinstance(total_limit, (int, float)) or total_limit < 1:
@@ -228,10 +252,21 @@ def integer_segment_thresholds(seg: fw.Segments, total_limit: Any = None) -> tup
     return nt, tuple(max(n, int(math.floor(b))) for n, b in zip(nt, budgets, strict=True))
 
 
+THRESHOLD_STEPS = 4
+"""How many integers above the smallest admissible threshold :func:`integer_segment_thresholds`
+tries when it minimises the memory left waiting at a boundary."""
+
+
 def _buffer(model: ContinuousBatching, boundaries: Any = None, overflow: float = 1e-3,
             total_limit: Any = None) -> tuple[fw.Segments, tuple, tuple, fw.SafetyBuffer]:
+    if not 0 < overflow < 1:
+        raise ParameterError(f"overflow must be a probability in (0, 1), got {describe(overflow)}")
     seg = fw.segments(model, boundaries)
-    ns, budgets = integer_segment_thresholds(seg, total_limit)
+    budget = math.inf
+    if len(seg.boundaries) > 1 and not is_infinite(model.M) and not model.is_symbolic:
+        need = float(fw.wait_thresholds(model).batch_memory)
+        budget = max(0.0, (float(model.M) - need) / (2 * (len(seg.boundaries) - 1)))
+    ns, budgets = integer_segment_thresholds(seg, total_limit, overflow, budget)
     buf = fw.safety_buffer(ns, seg.survival, seg.entry_memory, seg.boundaries, overflow)
     return seg, ns, budgets, buf
 
