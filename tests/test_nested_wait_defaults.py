@@ -25,7 +25,8 @@ from queueing_llm.testing import perturb
 
 def example3(factor=1.0):
     return ql.ContinuousBatching(
-        [ql.RequestType(100, 100, ql.PoissonProcess(30 * factor)), ql.RequestType(200, 400, ql.PoissonProcess(5 * factor))],
+        [ql.RequestType(100, 100, ql.PoissonProcess(30 * factor)),
+         ql.RequestType(200, 400, ql.PoissonProcess(5 * factor))],
         kv_capacity=100_000, iteration_time=ql.LinearIterationTime(0.015, 3e-7))
 
 
