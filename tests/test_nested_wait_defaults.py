@@ -108,6 +108,7 @@ def test_overloaded_model_has_no_equilibrium_and_says_so():
         ql.fluid_wait(m)
     ev = ql.theorems["safety-buffer"].evaluate(m)
     assert ev["feasible"] is False and math.isinf(ev["reserved_memory"]) and "1.127" in ev["reason"]
+    assert str(ql.theorems["safety-buffer"].statement(m)) == "Eq(b, oo)"
 
 
 def test_stable_range_counts_a_rate_without_equilibrium_as_unstable():

@@ -273,6 +273,8 @@ def _buffer(model: ContinuousBatching, boundaries: Any = None, overflow: float =
 
 def _buffer_statement(model: ContinuousBatching, boundaries: Any = None, overflow: float = 1e-3,
                       total_limit: Any = None) -> sp.Basic:
+    if fw.wait_thresholds(model).reason:  # overload: no equilibrium, no finite buffer
+        return sp.Eq(sp.Symbol("b"), sp.oo, evaluate=False)
     seg, ns, _, buf = _buffer(model, boundaries, overflow, total_limit)
     parts = []
     for k, eq in enumerate(buf.equations, start=2):
