@@ -8,9 +8,13 @@ Importing the module registers (``evaluate`` keys in braces; extra keys may foll
     ``prefill_stage`` (default False: the simulator's stage memories).
 ``safety-buffer`` {theta, buffer, reserved_memory, overflow_bound}
     Nested WAIT's buffers at the segment boundaries; options ``boundaries`` (default: the
-    distinct decode lengths, or quantiles of a random law), ``overflow`` :math:`\delta`
-    (default 1e-3), ``total_limit`` (the authors' rule for integer thresholds; default
-    the rounded-up fluid thresholds).
+    distinct decode lengths up to four of them, else quantiles of the pooled decode law),
+    ``overflow`` :math:`\delta` (default 1e-3), ``total_limit`` (the authors' rule for
+    integer thresholds; default the rounded-up fluid thresholds, raised where a boundary
+    would lack drift or keep too much memory waiting: :func:`integer_segment_thresholds`).
+    An overloaded model (:math:`\rho \ge 1`) is answered with ``feasible`` False, infinite
+    buffers and the ``reason``. Its check is an exact (Clopper-Pearson) binomial bound over
+    iterations spaced :func:`overflow_spacing` apart.
 ``wait-throughput`` {fluid_throughput, gap}
     The fluid benchmark's throughput :math:`\sum_k \lambda_k` (when feasible) that WAIT
     attains in the fluid limit; ``gap`` is the derived fluid-limit relative gap (0). The
@@ -182,7 +186,8 @@ WAIT_THRESHOLDS = theorems.register(Theorem(
         "Fluid balance: each iteration admits lambda_k Delta* type-k requests; stage j then holds "
         "n_k* P(l1 > j) of them and the batch lambda_k Delta* W_k tokens of type k.",
         "WAIT admits n_k whenever n_k are waiting; with integer n_k >= n_k* and sum_k n_k W_k <= M "
-        "(deterministic lengths) it never evicts.",
+        "(deterministic lengths) it never evicts. The per_stage check does not apply to a run whose rounded "
+        "batch sum_k n_k W_k exceeds M (ql.fluid_wait warns with ql.scheduling.ThresholdWarning).",
     ),
     statement_fn=_wait_statement,
     evaluate_fn=_wait_evaluate,
