@@ -410,9 +410,9 @@ def _buffer_check(model: ContinuousBatching, trajectory: Any, prediction: dict, 
 
 SAFETY_BUFFER_RUN = open_run(
     5000, replications=4, policy=_fluid_nested_policy, label="open, fluid Nested WAIT",
-    replications_reason="an overflow is a rare event (delta = 1e-3) that most batches of one run never see, and "
-                        "MSER-5 misreads such a sparse series as a long warm-up; four independent replications of "
-                        "the same total length catch a buffer halved where one run of 20,000 iterations may not")
+    replications_reason="an overflow is a rare event (delta = 1e-3): the check pools iterations spaced "
+                        "overflow_spacing apart into one exact binomial bound, and four independent replications "
+                        "of the same total length give independent starts and as many trials as one run of 20,000")
 """The declared runs of ``safety-buffer``: 4 independent replications of 5,000 iterations (the
 cost of one 20,000-iteration run)."""
 
