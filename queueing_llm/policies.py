@@ -131,7 +131,7 @@ type independently."""
 
 
 def _positive_int(name: str, value: Any) -> int:
-    check_real(name, value, low=1.0, integer=True, error=PolicyError)
+    check_real(name, value, low=1.0, integer=True, error=PolicyParameterError)
     return int(value)
 
 
@@ -254,8 +254,11 @@ class NestedWait(Policy):
     buffer : list of int or None
         Requests reserved at each segment's entry (default zeros), [ALSW25]'s safety buffer.
     stall : bool
-        True (the authors' code): segment :math:`s` not ready stops segments :math:`s..S`
-        for this iteration; False: only admission to the segment waits.
+        True (the authors' code, REFERENCES.md section 2): segment :math:`s` not ready stops
+        segments :math:`s..S` for this iteration; False: only admission to the segment waits.
+        :func:`queueing_llm.fluid_nested_wait` passes False by default: with thresholds rounded
+        up from fluid values below 1 a stalled segment moves only when fed (see
+        :mod:`queueing_llm.scheduling`).
     """
 
     boundaries: Any = None

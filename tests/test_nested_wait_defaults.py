@@ -93,6 +93,8 @@ def test_buffers_that_do_not_fit_are_refused_or_thinned():
 def test_non_integer_boundaries_are_refused_never_floored():
     with pytest.raises(ql.ParameterError, match=r"boundaries\[0\]"):
         ql.NestedWait(boundaries=[2.5, 199], thresholds=[1, 1])
+    with pytest.raises(ql.PolicyError, match=r"thresholds\[0\]"):  # still a PolicyError too
+        ql.Wait(thresholds={0: 1.5})
     with pytest.raises(ql.ParameterError, match=r"boundaries\[0\]"):
         ql.fluid_nested_wait(example3(), boundaries=[99.5, 400])
     with pytest.raises(ql.ParameterError, match=r"boundaries\[1\]"):
