@@ -254,8 +254,9 @@ def fluid_nested_wait(model: ContinuousBatching, boundaries: Any = None, overflo
         L = values["boundaries"][worst]
         if explicit:
             raise ParameterError(
-                f"the safety buffers reserve {reserved:.6g} tokens (boundary {L}: {values['buffer'][worst]:.4g} "
-                f"requests of about {entry[worst]:.4g} tokens) and the fluid batch needs M* = {need:.6g}: "
+                f"the safety buffers reserve {reserved:.6g} tokens (boundary {L} the most: a buffer of "
+                f"{values['buffer'][worst]:.4g} requests plus {ns[worst + 1] - 1} that wait there normally, about "
+                f"{entry[worst]:.4g} tokens each) and the fluid batch needs M* = {need:.6g}: "
                 f"more than kv_capacity M = {M:.6g} together; use fewer boundaries, a larger overflow "
                 f"(now {overflow:g}) or a total_limit"
             )

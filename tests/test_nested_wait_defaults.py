@@ -46,6 +46,9 @@ def azure():
 def test_azure_defaults_have_few_segments_buffers_that_fit_and_admit(azure):
     p, warned = quiet(ql.fluid_nested_wait, azure)
     assert p.boundaries == (9, 27, 32) and not p.stall and not warned  # quantiles 0.5, 0.9 and the largest
+    # one boundary per distinct length (the old default) is refused when asked for explicitly
+    with pytest.raises(ql.ParameterError, match=r"safety buffers reserve .* kv_capacity M = 6250"):
+        ql.fluid_nested_wait(azure, boundaries=list(range(1, 33)))
     ev = ql.theorems["safety-buffer"].evaluate(azure)
     need = float(ql.theorems["wait-thresholds"].evaluate(azure)["batch_memory"])
     assert ev["reserved_memory"] + need <= float(azure.M)
