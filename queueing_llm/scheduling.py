@@ -65,7 +65,7 @@ import math
 import warnings
 from typing import Any
 
-from .errors import ParameterError, describe
+from .errors import NoEquilibriumError, ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import to_float
 from .policies import NestedWait, Wait
@@ -91,11 +91,6 @@ def rounded_batch_memory(model: ContinuousBatching, thresholds: dict) -> float:
 
     return float(sum(int(thresholds.get(k, 0)) * to_float(lifetime_memory(t), f"W_{k}")
                      for k, t in enumerate(model.types)))
-
-
-class NoEquilibriumError(ParameterError):
-    r"""The model has no fluid equilibrium (:math:`\rho \ge 1`: overload), so no fluid-guided
-    policy exists for it; :func:`queueing_llm.stable_range` counts such a rate as unstable."""
 
 
 def stalled_memory(model: ContinuousBatching, policy: NestedWait) -> float:

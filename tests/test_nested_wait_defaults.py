@@ -170,3 +170,17 @@ def test_safety_buffer_check_uses_clopper_pearson_over_spaced_iterations(nested)
     assert v.holds is True
     half = ql.verify(perturb(ql.theorems["safety-buffer"], "buffer", 0.5), m, run)
     assert half.status == "FAILS" and half.interval.low > 1e-3
+
+
+def test_verify_on_an_overloaded_model_does_not_apply():
+    """rho >= 1: no fluid policy, so the declared WAIT / Nested WAIT runs cannot be built:
+    verify answers "does not apply" with the reason (it raised NoEquilibriumError)."""
+    over = ql.ContinuousBatching(
+        [ql.RequestType(100, 100, ql.PoissonProcess(90)), ql.RequestType(200, 400, ql.PoissonProcess(15))],
+        kv_capacity=100_000, iteration_time=ql.LinearIterationTime(0.015, 3e-7))
+    with pytest.raises(ql.NoEquilibriumError, match="rho"):
+        ql.fluid_wait(over)
+    for name in ("wait-thresholds", "safety-buffer", "wait-throughput"):
+        v = ql.verify(name, over, seed=1)
+        assert v.holds is None and v.status == "does not apply", str(v)
+        assert "rho" in v.reason
