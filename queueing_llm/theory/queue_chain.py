@@ -37,7 +37,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
 
 from ..errors import ModelError
 
@@ -82,6 +81,7 @@ def _rows(B: int, q: float, a: np.ndarray, low: int, size: int) -> tuple[np.ndar
     down, up = B, a.size - 1
     width = down + up + 1
     n_states = size - low
+    from scipy.stats import binom  # SciPy loads where it is used (import queueing_llm stays light)
 
     def row_of(s: int) -> np.ndarray:
         kept = binom.pmf(np.arange(s + 1), s, 1 - q) if q < 1 else np.eye(1, s + 1, 0)[0]  # s - D
