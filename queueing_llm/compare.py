@@ -37,7 +37,7 @@ from .stable_range import resolve_policy
 __all__ = ["PolicyComparison", "compare_policies", "default_policies", "scale_arrivals", "wait_batch_memory",
            "COLUMNS", "WORKLOADS", "alsw25_example3", "azure_conversation", "known_lengths", "StableLimit",
            "LimitRatio", "CLAIMS", "select_policies", "policy_key", "stable_limit_of", "limit_ratio",
-           "policy_parameters"]
+           "policy_parameters", "environment_of"]
 
 COLUMNS = ("policy", "rate", "throughput", "mean_latency", "latency_p99", "ttft_p50", "ttft_p99",
            "restarts_per_request", "peak_memory", "evictions", "evictions_per_iteration", "growth", "grows",
@@ -743,7 +743,7 @@ def _check_model(model: Any) -> float:
     return sum(to_float(t.arrival_rate, "arrival rate") for t in model.types)
 
 
-def _environment(run: Any, level: float) -> dict[str, Any]:
+def environment_of(run: Any, level: float) -> dict[str, Any]:
     """Versions of the package and its libraries, the platform and the git commit, from the
     provenance :func:`queueing_llm.report.provenance` writes (the keys about one run left out)."""
     from .report.run import provenance
@@ -865,7 +865,7 @@ def compare_policies(
             run = simulate(m, int(iterations), seed=int(np.random.SeedSequence((seed, i)).generate_state(1)[0]),
                            engine=engine)
             if not environment:
-                environment = _environment(run, level)
+                environment = environment_of(run, level)
             s = run.summary(warmup=int(iterations) // 5)
             row.update(
                 throughput=s["throughput_per_second"] if wall else s["throughput"],
