@@ -416,6 +416,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n"
 
 
+def _words(text: str) -> str:
+    """``text`` with the relation signs as words (for pdflatex without Unicode input)."""
+    return text.replace("≥ ", "at least ").replace("≤ ", "at most ").replace("< ", "below ")
+
+
 def _rate_list(rates: Sequence[float]) -> str:
     return ", ".join(f"{r:.4g}" for r in rates)
 
@@ -645,7 +650,8 @@ class PolicyComparison:
         limits = self.limits
         summary = [{**{c: r.get(c, "") for c in self.SUMMARY},
                     "stable_limit_text": limits[r["policy"]].text(latex=True)} for r in self.table()]
-        claims = to_latex(self.claims(), ("claim", "measured", "verdict"), caption="The papers' claims in the model",
+        claims = to_latex([{**c, "measured": _words(c["measured"])} for c in self.claims()],
+                          ("claim", "measured", "verdict"), caption="The papers' claims in the model",
                           widths={"claim": "0.3\\linewidth", "measured": "0.45\\linewidth"}, size="small",
                           headers={"measured": "what we measured"}, longtable=True)
         table = to_latex(summary, self.SUMMARY, caption="Admission policies compared (metrics at each policy's "
