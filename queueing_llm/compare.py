@@ -331,7 +331,9 @@ class LimitRatio:
     the true limits lies in :math:`[a/b', a'/b]` (``low``, ``high``). ``relation``: ``"="``
     when both limits are bracketed (``estimate`` :math:`= a/b`, known to the grid's spacing),
     ``"≥"`` when only the upper end is open (``low`` is the bound), ``"≤"`` when only the lower
-    end is (``high`` is), ``"not determined"`` when neither end is bounded on this grid."""
+    end is (``high`` is), ``"not determined"`` when neither end is bounded on this grid or when a
+    limit's trend is non-monotone (a rate above its first growth did not grow: the verdicts
+    near the limit are noise; longer runs decide)."""
 
     policy: str
     baseline: str
@@ -339,6 +341,7 @@ class LimitRatio:
     low: float
     high: float
     relation: str
+    note: str = ""
 
     def __float__(self) -> float:
         return self.estimate if self.relation == "=" else math.nan
@@ -350,7 +353,7 @@ class LimitRatio:
             return f"≥ {self.low:.3g}"
         if self.relation == "≤":
             return f"≤ {self.high:.3g}"
-        return "not determined on this grid"
+        return "not determined on this grid" + (f" ({self.note})" if self.note else "")
 
 
 def _divide(a: float, b: float) -> float:
@@ -372,6 +375,10 @@ def limit_ratio(a: StableLimit, b: StableLimit, policy: str = "", baseline: str 
         relation, estimate = "≤", high
     else:
         relation, estimate = "not determined", math.nan
+    wobbly = [name or "a limit" for name, lim in ((policy, a), (baseline, b)) if lim.nonmonotone]
+    if wobbly:
+        return LimitRatio(policy, baseline, math.nan, low, high, "not determined",
+                          f"non-monotone trend of {' and '.join(wobbly)}")
     return LimitRatio(policy, baseline, estimate, low, high, relation)
 
 
@@ -414,6 +421,11 @@ def json_ready(value: Any) -> Any:
 
 def _dumps(value: Any) -> str:
     return json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n"
+
+
+def _blank(value: Any) -> Any:
+    """NaN as an empty cell (no value: e.g. the metrics of a policy stable at no rate)."""
+    return "" if isinstance(value, float) and math.isnan(value) else value
 
 
 def _words(text: str) -> str:
@@ -565,7 +577,11 @@ class PolicyComparison:
             against = [r for r in both if w[r] and not g[r]]
             beyond = [r for r in both if g[r] and not w[r]]
             text = f"WAIT limit {limits[wait]}; greedy limit {limits[greedy]}"
-            if against:
+            wobbly = [p for p in (wait, greedy) if limits[p].nonmonotone]
+            if wobbly:
+                add("wait_range", f"{text}; the trend of {' and '.join(wobbly)} is non-monotone on this grid "
+                                  "(longer runs decide)", UNDETERMINED)
+            elif against:
                 add("wait_range", f"{text}; WAIT grows where greedy does not: {_rate_list(against)}", FAILS)
             elif beyond:
                 add("wait_range", f"{text}; WAIT stable where greedy grows: {_rate_list(beyond)}", HOLDS)
@@ -629,7 +645,7 @@ class PolicyComparison:
         from .report.tables import to_markdown
 
         heads = self._headers()
-        summary = [{heads[c]: r.get(c, "") for c in self.SUMMARY} for r in self.table()]
+        summary = [{heads[c]: _blank(r.get(c, "")) for c in self.SUMMARY} for r in self.table()]
         grid = [{heads[c]: r.get(c, r.get("error", "")) for c in COLUMNS} for r in self.rows]
         claims = self.claims()
         return ("Claims\n\n" + to_markdown(claims, ("claim", "measured", "verdict")) + "\n\nSummary (metrics at "

@@ -164,6 +164,10 @@ def test_ratio_with_a_censored_side_says_so():
     upper = limit_ratio(stable_limit_of(_rows("w", [(6, False), (9, True)])),
                         stable_limit_of(_rows("g", [(6, False), (9, False)])))
     assert upper.relation == "≤" and upper.high == 1.0  # WAIT below 9, greedy at least 9
+    # WAIT on Example 3 --quick: grows at 26.25 but not at 35, 43.75: no ratio from noise
+    wobbly = limit_ratio(stable_limit_of(_rows("w", [(26.25, True), (35, False), (43.75, False)])),
+                         stable_limit_of(_rows("g", [(26.25, False), (35, False), (43.75, False)])), "WAIT")
+    assert wobbly.relation == "not determined" and "non-monotone trend of WAIT" in str(wobbly)
 
 
 def test_summary_of_a_policy_unstable_everywhere_shows_no_metrics():
@@ -188,6 +192,8 @@ def test_each_claim_can_fail_hold_or_stay_open():
     assert _claims([(1, False), (2, True)], [(1, False), (2, False)])["WAIT's1"]["verdict"] == "does not hold"
     assert _claims([(1, False), (2, False)], [(1, False), (2, True)])["WAIT's1"]["verdict"] == "holds"
     assert _claims(grid, grid)["WAIT's1"]["verdict"] == "not determined"
+    wobbly = _claims([(1, True), (2, False), (3, False)], grid)["WAIT's1"]
+    assert wobbly["verdict"] == "not determined" and "non-monotone" in wobbly["measured"]
     # greedy overloaded at 3 without more restarts than at 1: does not hold
     flat = _claims(grid, grid, g={"restarts": {1: 0.5, 3: 0.5}})
     assert flat["greedy's2"]["verdict"] == "does not hold"
