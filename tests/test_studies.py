@@ -132,7 +132,7 @@ def test_write_and_cli(study, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["study"] == "adls26"
 
 
-def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monkeypatch):
+def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monkeypatch, pdflatex):  # noqa: F811
     from queueing_llm.studies import alsw25
 
     s = alsw25.run(quick=True, seed=1)
@@ -152,6 +152,10 @@ def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monke
     tex = (out / "alsw25.tex").read_text()
     heads = re.findall(r"\\toprule\n(.*?) \\\\", tex)
     assert heads and all(h.startswith("example & quantity") for h in heads), heads  # labels in every part
+    from queueing_llm.report.document import PACKAGES, wrap_document
+
+    (tmp_path / "b.tex").write_text(wrap_document(tex, PACKAGES))
+    compile_tex(pdflatex, tmp_path, "b.tex")
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["queueing_llm"] == ql.__version__ and "git_commit" in prov and "numpy" in prov
     assert prov["policy_parameters"]["WAIT"]["thresholds"] == {"0": 1, "1": 1}

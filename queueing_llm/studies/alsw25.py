@@ -79,11 +79,20 @@ class Study:
         return to_markdown(self.rows, COLUMNS)
 
     def to_latex(self) -> str:
-        from ..report.tables import to_latex
+        """The rows as one booktabs table, the interval as ``[low, high]`` (the example and
+        quantity repeated in every part if it is split to fit)."""
+        from ..report.tables import latex_number, to_latex
 
-        return to_latex(self.rows, COLUMNS, caption="[ALSW25] fluid examples and WAIT against greedy",
-                        headers={"ci_low": "CI low", "ci_high": "CI high"}, size="small", longtable=True,
-                        widths={"example": "2.6cm", "quantity": "2cm"}, tabcolsep=2.5,
+        def interval(r: dict[str, Any]) -> str:
+            return "" if r["ci_low"] == "" else f"[{latex_number(r['ci_low'], 3)}, {latex_number(r['ci_high'], 3)}]"
+
+        level = self.settings.get("level", 0.95)
+        rows = [{**r, "ci": interval(r), "verdict": "not stated" if r["verdict"] == "no stated value" else r["verdict"]}
+                for r in self.rows]
+        return to_latex(rows, ("example", "quantity", "ours", "ci", "stated", "verdict"),
+                        caption=f"[ALSW25] fluid examples (exact) and WAIT against greedy ({level:.0%} CI over "
+                                "replications)", headers={"ci": f"{level:.0%} CI"}, size="small", longtable=True,
+                        widths={"example": "2.4cm", "quantity": "1.8cm"}, tabcolsep=2.5, digits=5,
                         repeat=("example", "quantity"))
 
     def write(self, folder: Any) -> Any:
