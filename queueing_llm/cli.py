@@ -5,7 +5,12 @@ model unless one is given) and prints its summary; ``queueing-llm report`` evalu
 applicable theorem on the model, simulates it, verifies the theorems against the run and
 prints a short table (``--output DIR`` writes report.md, LaTeX tables, CSV, figures and
 provenance.json); ``queueing-llm sweep`` runs a grid over a parameter (``ql.sweep``) and
-prints a table (``--output DIR`` writes CSV, Markdown and LaTeX).
+prints a table (``--output DIR`` writes CSV, Markdown and LaTeX); ``queueing-llm compare``
+runs admission policies side by side over arrival rates and tests the papers' claims
+(``ql.compare_policies``); ``queueing-llm paper adls26|alsw25`` regenerates a paper's
+tables beside the paper's numbers (``ql.studies``). ``--policy wait`` and
+``--policy nested_wait`` (also as a sweep's grid values) get the fluid thresholds of the
+model at hand, printed on standard error.
 
 A model is given by ``--type PROMPT,DECODE[,ARRIVALS]`` (repeatable; the fields take the
 law syntax of :mod:`queueing_llm.spec`, e.g. ``2,geometric:0.25,1.5``), by ``--trace
@@ -31,6 +36,9 @@ Examples
     queueing-llm report --output report/ --strict
     queueing-llm report --model model.toml --theorem memory-little
     queueing-llm sweep --grid rate=0.8,1.0,1.2 --iterations 5000 --output sweep/
+    queueing-llm sweep --type 2,3,1.5 --kv-capacity 50 --grid policy=greedy,wait
+    queueing-llm compare --workload example3 --quick --output cmp/
+    queueing-llm paper adls26 --quick --output adls26/
 """
 
 from __future__ import annotations
@@ -113,8 +121,10 @@ def _version() -> str:
 # -- the parser ----------------------------------------------------------------------------
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The model options shared by ``simulate``, ``report`` and ``sweep``."""
+def _add_model_options(parser: argparse.ArgumentParser, policy: bool = True) -> None:
+    """The model options shared by ``simulate``, ``report``, ``sweep`` and ``compare`` (which
+    takes no ``--policy``: it is parsed, hidden from the help, and refused with a pointer to
+    ``--policies``)."""
     g = parser.add_argument_group("model (default: the embedded default model)")
     g.add_argument("--model", metavar="FILE", help="model spec file (TOML); the options below override it")
     g.add_argument("--type", dest="types", action="append", metavar="PROMPT,DECODE[,ARRIVALS]",
@@ -139,7 +149,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-cap", metavar="B", help="batch cap B (default inf)")
     g.add_argument("--waiting-cap", metavar="K", help="waiting-room cap K (default inf)")
     g.add_argument("--policy", help="greedy, rate_limited, rate_limited(X), reserve, static, fcfs_cap, "
-                                    "wait or nested_wait (fluid thresholds, printed) (default greedy)")
+                                    "wait or nested_wait (fluid thresholds, printed) (default greedy)"
+                   if policy else argparse.SUPPRESS)
     g.add_argument("--mix", metavar="P1,P2,...", help="admission proportions, one per type")
     g.add_argument("--iteration-time", metavar="D0[,D1]",
                    help="seconds per iteration d0 + d1 * KV tokens (wall-clock mode)")
@@ -155,7 +166,8 @@ def _add_common(parser: argparse.ArgumentParser, *, seed_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``queueing-llm`` (subcommands ``simulate``, ``report``, ``sweep``)."""
+    """The argument parser of ``queueing-llm`` (subcommands ``simulate``, ``report``, ``sweep``,
+    ``compare``, ``paper``)."""
     parser = _Parser(prog=_PROG, description="Queueing theory of LLM inference.",
                      epilog="Exit status: 0 ok, 1 report --strict with a failed verdict, 2 error, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"{_PROG} {_version()}")
@@ -185,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(swp)
     _add_common(swp, seed_help="root seed of the sweep (default 0)")
     swp.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
-                     help="an axis of the grid (repeat for a product): kv_capacity, batch_cap, waiting_cap, policy, "
-                          "prompt, decode, rate (alias arrivals), decode[1] for type 1, or a trace option")
+                     help="an axis of the grid (repeat for a product): kv_capacity, batch_cap, waiting_cap, policy "
+                          "(wait and nested_wait get fluid thresholds per point), prompt, decode, rate (alias "
+                          "arrivals), decode[1] for type 1, or a trace option")
     swp.add_argument("--replications", type=_typed("--replications", integer=True), default=None, metavar="R",
                      help="independent runs per point (default 1)")
     swp.add_argument("--warmup", type=_typed("--warmup", integer=True), default=None, metavar="N",
@@ -201,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--output", default=None, metavar="DIR",
                      help=f"folder for {', '.join(SWEEP_FILES)}")
     cmp = sub.add_parser("compare", help="admission policies side by side over arrival rates ([ALSW25])")
-    _add_model_options(cmp)
+    _add_model_options(cmp, policy=False)
     _add_common(cmp, seed_help="root seed (default 0)")
     cmp.add_argument("--workload", choices=sorted(WORKLOADS), default=None,
                      help="a built-in workload instead of the model options: example3 ([ALSW25] Example 3), "
@@ -209,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--rates", metavar="R1,R2,...", default=None,
                      help="total arrival rates (default: the model's rate times 0.5, 0.75, 1, 1.25, 1.5)")
     cmp.add_argument("--policies", metavar="NAME,...", default=None,
-                     help=f"policies to compare (default all: {', '.join(default_policies())})")
+                     help=f"policies to compare, case and spaces ignored (default all: "
+                          f"{', '.join(default_policies())}); --policy does not apply here")
     cmp.add_argument("--replications", type=_typed("--replications", integer=True), default=None, metavar="R",
                      help="runs per point for the trend test (default 2)")
     cmp.add_argument("--quick", action="store_true", help="a small size for tests: 1500 iterations, 3 rates")
