@@ -23,6 +23,7 @@ from .laws import (
     Law,
     Poisson,
     Regular,
+    regular_mix,
 )
 from .model import (
     ContinuousBatching,
@@ -65,6 +66,7 @@ __all__ = [
     "ParameterError",
     "Poisson",
     "Regular",
+    "regular_mix",
     "PoissonProcess",
     "Policy",
     "PolicyError",
