@@ -668,8 +668,8 @@ class PolicyComparison:
                     "stable_limit_text": limits[r["policy"]].text(latex=True)} for r in self.table()]
         claims = to_latex([{**c, "measured": _words(c["measured"])} for c in self.claims()],
                           ("claim", "measured", "verdict"), caption="The papers' claims in the model",
-                          widths={"claim": "0.3\\linewidth", "measured": "0.45\\linewidth"}, size="small",
-                          headers={"measured": "what we measured"}, longtable=True)
+                          widths={"claim": "0.27\\linewidth", "measured": "0.4\\linewidth"}, size="small",
+                          headers={"measured": "what we measured"}, longtable=True, repeat=("claim",))
         table = to_latex(summary, self.SUMMARY, caption="Admission policies compared (metrics at each policy's "
                          "stable limit)", headers=heads, repeat=("policy",), size="small",
                          widths={"stable_limit_text": "3cm"}, digits=4)

@@ -242,8 +242,10 @@ def test_latex_keeps_the_policy_in_every_part(comparison):
 
     tex = comparison.to_latex()
     heads = re.findall(r"\\toprule\n(.*?) \\\\", tex)
-    tables = [h for h in heads if "claim" not in h and "verdict" not in h]
+    claims = [h for h in heads if h.startswith("claim")]
+    tables = [h for h in heads if not h.startswith("claim")]
     assert len(tables) >= 2 and all(h.startswith("policy") for h in tables), heads
+    assert claims and all(h.endswith("verdict") for h in claims), heads  # claim and verdict side by side
     assert "at least 10.5" in tex and "≥" not in tex
 
 
