@@ -481,7 +481,7 @@ class PolicyComparison:
         """Policy -> its :class:`StableLimit` (bracketed, a lower bound, an upper bound)."""
         return {p: stable_limit_of([r for r in self.rows if r["policy"] == p]) for p in self.stable_limit}
 
-    SUMMARY = ("policy", "stable_limit_text", "at_rate", "throughput", "mean_latency", "latency_p99", "ttft_p50",
+    SUMMARY = ("policy", "stable_limit_text", "throughput", "mean_latency", "latency_p99", "ttft_p50",
                "restarts_per_request", "peak_memory")
     """Columns of the per-policy summary (:meth:`table`)."""
 
