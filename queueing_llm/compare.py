@@ -531,8 +531,8 @@ class PolicyComparison:
           every rate where greedy did not, and at a rate where greedy grew; does not hold when
           greedy is stable at a rate where WAIT grows; otherwise not determined on this grid.
         * greedy's restarts grow near overload: restarts per request at greedy's first growing
-          rate (the top rate if none) against the lowest rate; does not hold when they do not
-          rise although the overload was reached.
+          rate against the lowest rate (holds when they rise, does not hold otherwise); not
+          determined when greedy grows at no rate of the grid (overload not reached).
         * [ALSW25]'s 20-30% gain: the ratio of the throughputs at the highest rate (both
           saturated: the capacity ratio; only greedy saturated: a lower bound) and the ratio of
           stable limits (:meth:`ratio`); holds when a measured ratio is within 1.2-1.3 and none
@@ -602,12 +602,12 @@ class PolicyComparison:
                         f"{near['restarts_per_request']:.3g} at {near['rate']:.4g} "
                         + ("(its first growing rate)" if growing else "(the top rate; greedy did not grow on this "
                                                                       "grid)"))
-                if near["restarts_per_request"] > max(low["restarts_per_request"], 0.0):
+                if not growing:
+                    add("greedy_restarts", text + ": overload not reached (extend the grid)", UNDETERMINED)
+                elif near["restarts_per_request"] > max(low["restarts_per_request"], 0.0):
                     add("greedy_restarts", text, HOLDS)
-                elif growing:
-                    add("greedy_restarts", text, FAILS)
                 else:
-                    add("greedy_restarts", text + ": overload not reached", UNDETERMINED)
+                    add("greedy_restarts", text, FAILS)
         # 4. [ALSW25]'s 20-30% throughput gain
         if wait is None or greedy is None:
             add("alsw25_gain", "WAIT and greedy were not both compared", UNDETERMINED)

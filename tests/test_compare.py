@@ -198,6 +198,9 @@ def test_each_claim_can_fail_hold_or_stay_open():
     flat = _claims(grid, grid, g={"restarts": {1: 0.5, 3: 0.5}})
     assert flat["greedy's2"]["verdict"] == "does not hold"
     assert _claims(grid, grid, g={"restarts": {3: 0.7}})["greedy's2"]["verdict"] == "holds"
+    # restarts rising on a grid where greedy never grows: overload not reached, not determined
+    calm = [(1, False), (2, False)]
+    assert _claims(calm, calm, g={"restarts": {2: 0.0002}})["greedy's2"]["verdict"] == "not determined"
     # the 20-30% gain: both saturated at the top rate with throughputs 1.25 : 1 -> holds; 2 : 1 -> does not
     sat = [(1, False), (2, True)]
     assert _claims(sat, sat, w={"throughput": {2: 1.25}}, g={"throughput": {2: 1.0}})["WAIT3"]["verdict"] == "holds"
