@@ -5,10 +5,14 @@ a batch cap, rate limiting at :math:`x^*`, reservation, WAIT and Nested WAIT wit
 thresholds) at several total arrival rates (the types keep the model's proportions), and
 reports per policy and rate what a serving engineer reads: throughput, mean and p99 latency,
 TTFT, restarts per request, peak memory, evictions, and whether the queue grew (the trend
-test of :func:`queueing_llm.stable_range`), plus each policy's stable limit on the grid.
-:meth:`PolicyComparison.write` puts booktabs LaTeX, Markdown and CSV tables, figures
-(latency and TTFT against load; memory over time near the stable limit) and a provenance
-file into a folder, atomically.
+test of :func:`queueing_llm.stable_range`), plus each policy's stable limit on the grid
+(:class:`StableLimit`: the largest rate below the lowest rate whose queue grew, a lower
+bound when no rate grew), ratios of limits that say when a side is censored
+(:class:`LimitRatio`) and the papers' claims with what was measured and a verdict
+(:meth:`PolicyComparison.claims`). :meth:`PolicyComparison.write` puts booktabs LaTeX,
+Markdown and CSV tables (headers with units), the claims as JSON, figures (latency and TTFT
+against load; memory over time near the stable limit) and a provenance file (versions, git
+commit, the policy parameters at every rate) into a folder, atomically.
 
 Sources: [ALSW25] sections 4-6 (WAIT, Nested WAIT, their comparison with vLLM-like
 scheduling); [ADLS26] sections 4-5 (greedy eviction, rate limiting).

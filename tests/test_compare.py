@@ -127,6 +127,10 @@ def test_a_saturated_or_non_poisson_model_is_refused_before_any_run():
 def test_policy_labels_ignore_case_and_spaces():
     from queueing_llm.compare import select_policies
 
+    # a list of default labels is accepted (it used to raise "dictionary update sequence element #0 ...")
+    listed = compare_policies(known_lengths(), ["Greedy"], rates=[6.0], iterations=200)
+    assert list(listed.stable_limit) == ["greedy"] and len(listed.rows) == 1
+
     assert list(select_policies(["wait", "NESTED wait", "nested_wait", "Batch-Cap", "rate_limited"])) == [
         "WAIT", "Nested WAIT", "batch cap", "rate_limited(x*)"]
 
