@@ -569,8 +569,12 @@ class PolicyComparison:
                         f"{r['rate']:.4g} ({r['evictions']} evictions, batch memory {r['wait_memory']:.6g} tokens)"
                         for r in evicting), FAILS)
                 else:
+                    memory = max(r["wait_memory"] for r in below)
+                    fits = "" if math.isnan(memory) else (
+                        f"; rounded batch memory up to {memory:.6g} tokens, M = {to_float(model.M, 'M'):.6g}"
+                        if model is not None else f"; rounded batch memory up to {memory:.6g} tokens")
                     add("wait_no_evictions", f"0 evictions in the runs at {_rate_list([r['rate'] for r in below])} "
-                                             f"(up to its stable limit {limits[wait]})", HOLDS)
+                                             f"(up to its stable limit {limits[wait]}){fits}", HOLDS)
         # 2. WAIT's stable range is at least greedy's (rate by rate)
         if wait is None or greedy is None:
             add("wait_range", "WAIT and greedy were not both compared", UNDETERMINED)
