@@ -17,6 +17,11 @@ For each, requests/s (completions per wall-clock second of simulation) of:
 * ``Ciw``: the same queue in Ciw (an M/M/B queue with exponential services of the same
   mean), if Ciw is installed (``pip install ciw``).
 
+The compiled kernel and the count kernel run ``--repeat`` times, interleaved (summary,
+iterations, count kernel, summary, ...), so that they meet the same load of a shared
+machine: the table gives the median of each and the median of the paired ratios
+(``ql fast / count kernel`` in each round).
+
 Then the peak resident memory of ``record="summary"`` runs of increasing horizon (each in
 a fresh process, beside the memory of the same process after a short warm-up run), and the
 time of ``import queueing_llm`` (fresh processes, median of 3) beside ``import numpy, simpy``
@@ -24,7 +29,7 @@ and ``import numpy, sympy, simpy``.
 
 Usage::
 
-    python benchmarks/bench_targets.py                 # 10^6 iterations; memory at 1e5, 1e6, 1e7
+    python benchmarks/bench_targets.py                 # 10^6 iterations, 5 rounds; memory at 1e5, 1e6, 1e7
     python benchmarks/bench_targets.py --quick         # 10^5 iterations; memory at 1e4, 1e5, 1e6
     python benchmarks/bench_targets.py --memory 100000,1000000,10000000,100000000
 """
@@ -58,8 +63,9 @@ def timed(f, *args, **kwargs):
     return out, time.perf_counter() - t
 
 
-def ql_rate(m, N: int, engine: str, record: str) -> tuple[float, float]:
-    ql.simulate(m, min(N, 2000), seed=0, engine=engine, record=record)  # compile / warm up
+def ql_rate(m, N: int, engine: str, record: str, warm: bool = True) -> tuple[float, float]:
+    if warm:
+        ql.simulate(m, min(N, 2000), seed=0, engine=engine, record=record)  # compile / warm up
     run, dt = timed(ql.simulate, m, N, seed=1, engine=engine, record=record)
     done = run.summary(warmup=0)["throughput"] * N if record != "summary" else run.summary()["throughput"] * N
     return done / dt, dt
@@ -93,6 +99,23 @@ def count_rate(B: int, q: float, lam: float, N: int) -> tuple[float, float]:
         _COUNT(100, B, q, lam, 0)
     done, dt = timed(_COUNT, N, B, q, lam, 1)
     return done / dt, dt
+
+
+def paired_rates(m, B: int, q: float, lam: float, N: int, repeat: int) -> dict:
+    """``repeat`` interleaved rounds of the compiled kernel (both records) and the count
+    kernel: the median rate and seconds of each, and the median of the per-round ratios
+    count kernel / ql fast (record='summary')."""
+    for record in ("summary", "iterations"):
+        ql.simulate(m, min(N, 2000), seed=0, engine="fast", record=record)  # compile / warm up
+    count_rate(B, q, lam, 1000)
+    runs: dict[str, list[tuple[float, float]]] = {"summary": [], "iterations": [], "count": []}
+    for _ in range(max(repeat, 1)):
+        runs["summary"].append(ql_rate(m, N, "fast", "summary", warm=False))
+        runs["iterations"].append(ql_rate(m, N, "fast", "iterations", warm=False))
+        runs["count"].append(count_rate(B, q, lam, N))
+    out: dict = {k: (statistics.median(r for r, _ in v), statistics.median(d for _, d in v)) for k, v in runs.items()}
+    out["ratio"] = statistics.median(c[0] / s[0] for c, s in zip(runs["count"], runs["summary"], strict=True))
+    return out
 
 
 def ciw_rate(B: int, q: float, lam: float, horizon: float) -> tuple[float, float] | None:
@@ -161,6 +184,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x shorter runs")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--no-throughput", action="store_true", help="only the memory and import rows")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of the compiled and count kernels (medians)")
     args = parser.parse_args()
     N = args.iterations // (10 if args.quick else 1)
     horizons = ([int(x) for x in args.memory.split(",")] if args.memory
@@ -174,12 +198,13 @@ def main() -> None:
     for name, B, q in workloads:
         m = model(B, q)
         lam = 0.95 * B * q
+        paired = paired_rates(m, B, q, lam, N, args.repeat)
         rows = {
-            "ql fast, record='summary'": ql_rate(m, N, "fast", "summary"),
-            "ql fast, record='iterations'": ql_rate(m, N, "fast", "iterations"),
+            "ql fast, record='summary'": paired["summary"],
+            "ql fast, record='iterations'": paired["iterations"],
             "ql python loop (N/10)": ql_rate(m, max(N // 10, 1000), "python", "summary"),
             "ql events, SimPy (N/50)": ql_rate(m, max(N // 50, 1000), "events", "summary"),
-            "count kernel (numba, counts only)": count_rate(B, q, lam, N),
+            "count kernel (numba, counts only)": paired["count"],
         }
         ciw = ciw_rate(B, q, lam, horizon=max(N // 200, 500))
         if ciw is not None:
@@ -190,8 +215,10 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: |")
         for label, (rate, dt) in rows.items():
             print(f"| {label} | {rate:.3g} | {dt:.2f} | {ref / rate:.3g}x |")
-        print()
+        print(f"\ncount kernel / ql fast (record='summary'), median of {args.repeat} paired rounds: "
+              f"{paired['ratio']:.2f}x\n")
         results["workloads"][name] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
+        results["workloads"][name]["count kernel / ql fast summary (paired median)"] = paired["ratio"]
     print("## Memory of record='summary' (B=256 model; fresh process per horizon)\n")
     print("| iterations | RSS after import + warm-up (MB) | peak RSS (MB) | seconds |")
     print("| ---: | ---: | ---: | ---: |")

@@ -8,6 +8,7 @@ from . import catalogue  # noqa: E402,F401,I001  (registers the built-in theorem
 from .errors import (
     LawError,
     ModelError,
+    NoEquilibriumError,
     ParameterError,
     PolicyError,
     SymbolicValueError,
@@ -23,6 +24,7 @@ from .laws import (
     Law,
     Poisson,
     Regular,
+    regular_mix,
 )
 from .model import (
     ContinuousBatching,
@@ -41,7 +43,7 @@ from .verify import Verdicts, verify, verify_all
 from . import report  # noqa: E402,I001  (the report package: ql.report.report(model), tables, figures)
 from .report import Report
 from .sweep import SweepResult, grid, sweep
-from .scheduling import fluid_nested_wait, fluid_wait
+from .scheduling import ThresholdWarning, fluid_nested_wait, fluid_wait
 from .stable_range import StableRange, stable_range
 from .compare import PolicyComparison, compare_policies
 from .cluster import Cluster, ClusterRun, coprime_routing
@@ -65,6 +67,7 @@ __all__ = [
     "ParameterError",
     "Poisson",
     "Regular",
+    "regular_mix",
     "PoissonProcess",
     "Policy",
     "PolicyError",
@@ -76,6 +79,8 @@ __all__ = [
     "NestedWait",
     "fluid_wait",
     "fluid_nested_wait",
+    "ThresholdWarning",
+    "NoEquilibriumError",
     "stable_range",
     "compare_policies",
     "Cluster",

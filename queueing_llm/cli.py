@@ -5,7 +5,12 @@ model unless one is given) and prints its summary; ``queueing-llm report`` evalu
 applicable theorem on the model, simulates it, verifies the theorems against the run and
 prints a short table (``--output DIR`` writes report.md, LaTeX tables, CSV, figures and
 provenance.json); ``queueing-llm sweep`` runs a grid over a parameter (``ql.sweep``) and
-prints a table (``--output DIR`` writes CSV, Markdown and LaTeX).
+prints a table (``--output DIR`` writes CSV, Markdown and LaTeX); ``queueing-llm compare``
+runs admission policies side by side over arrival rates and tests the papers' claims
+(``ql.compare_policies``); ``queueing-llm paper adls26|alsw25`` regenerates a paper's
+tables beside the paper's numbers (``ql.studies``). ``--policy wait`` and
+``--policy nested_wait`` (also as a sweep's grid values) get the fluid thresholds of the
+model at hand, printed on standard error.
 
 A model is given by ``--type PROMPT,DECODE[,ARRIVALS]`` (repeatable; the fields take the
 law syntax of :mod:`queueing_llm.spec`, e.g. ``2,geometric:0.25,1.5``), by ``--trace
@@ -31,13 +36,15 @@ Examples
     queueing-llm report --output report/ --strict
     queueing-llm report --model model.toml --theorem memory-little
     queueing-llm sweep --grid rate=0.8,1.0,1.2 --iterations 5000 --output sweep/
+    queueing-llm sweep --type 2,3,1.5 --kv-capacity 50 --grid policy=greedy,wait
+    queueing-llm compare --workload example3 --quick --output cmp/
+    queueing-llm paper adls26 --quick --output adls26/
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import secrets
 import sys
@@ -47,7 +54,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .compare import WORKLOADS, compare_policies, default_policies
+from .compare import WORKLOADS, compare_policies, default_policies, json_ready, select_policies
 from .errors import ModelError, ParameterError
 from .progress import ProgressBar
 from .spec import (
@@ -114,8 +121,10 @@ def _version() -> str:
 # -- the parser ----------------------------------------------------------------------------
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The model options shared by ``simulate``, ``report`` and ``sweep``."""
+def _add_model_options(parser: argparse.ArgumentParser, policy: bool = True) -> None:
+    """The model options shared by ``simulate``, ``report``, ``sweep`` and ``compare`` (which
+    takes no ``--policy``: it is parsed, hidden from the help, and refused with a pointer to
+    ``--policies``)."""
     g = parser.add_argument_group("model (default: the embedded default model)")
     g.add_argument("--model", metavar="FILE", help="model spec file (TOML); the options below override it")
     g.add_argument("--type", dest="types", action="append", metavar="PROMPT,DECODE[,ARRIVALS]",
@@ -140,7 +149,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-cap", metavar="B", help="batch cap B (default inf)")
     g.add_argument("--waiting-cap", metavar="K", help="waiting-room cap K (default inf)")
     g.add_argument("--policy", help="greedy, rate_limited, rate_limited(X), reserve, static, fcfs_cap, "
-                                    "wait or nested_wait (fluid thresholds, printed) (default greedy)")
+                                    "wait or nested_wait (fluid thresholds, printed) (default greedy)"
+                   if policy else argparse.SUPPRESS)
     g.add_argument("--mix", metavar="P1,P2,...", help="admission proportions, one per type")
     g.add_argument("--iteration-time", metavar="D0[,D1]",
                    help="seconds per iteration d0 + d1 * KV tokens (wall-clock mode)")
@@ -156,7 +166,8 @@ def _add_common(parser: argparse.ArgumentParser, *, seed_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``queueing-llm`` (subcommands ``simulate``, ``report``, ``sweep``)."""
+    """The argument parser of ``queueing-llm`` (subcommands ``simulate``, ``report``, ``sweep``,
+    ``compare``, ``paper``)."""
     parser = _Parser(prog=_PROG, description="Queueing theory of LLM inference.",
                      epilog="Exit status: 0 ok, 1 report --strict with a failed verdict, 2 error, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"{_PROG} {_version()}")
@@ -186,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(swp)
     _add_common(swp, seed_help="root seed of the sweep (default 0)")
     swp.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
-                     help="an axis of the grid (repeat for a product): kv_capacity, batch_cap, waiting_cap, policy, "
-                          "prompt, decode, rate (alias arrivals), decode[1] for type 1, or a trace option")
+                     help="an axis of the grid (repeat for a product): kv_capacity, batch_cap, waiting_cap, policy "
+                          "(wait and nested_wait get fluid thresholds per point), prompt, decode, rate (alias "
+                          "arrivals), decode[1] for type 1, or a trace option")
     swp.add_argument("--replications", type=_typed("--replications", integer=True), default=None, metavar="R",
                      help="independent runs per point (default 1)")
     swp.add_argument("--warmup", type=_typed("--warmup", integer=True), default=None, metavar="N",
@@ -202,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--output", default=None, metavar="DIR",
                      help=f"folder for {', '.join(SWEEP_FILES)}")
     cmp = sub.add_parser("compare", help="admission policies side by side over arrival rates ([ALSW25])")
-    _add_model_options(cmp)
+    _add_model_options(cmp, policy=False)
     _add_common(cmp, seed_help="root seed (default 0)")
     cmp.add_argument("--workload", choices=sorted(WORKLOADS), default=None,
                      help="a built-in workload instead of the model options: example3 ([ALSW25] Example 3), "
@@ -210,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--rates", metavar="R1,R2,...", default=None,
                      help="total arrival rates (default: the model's rate times 0.5, 0.75, 1, 1.25, 1.5)")
     cmp.add_argument("--policies", metavar="NAME,...", default=None,
-                     help=f"policies to compare (default all: {', '.join(default_policies())})")
+                     help=f"policies to compare, case and spaces ignored (default all: "
+                          f"{', '.join(default_policies())}); --policy does not apply here")
     cmp.add_argument("--replications", type=_typed("--replications", integer=True), default=None, metavar="R",
                      help="runs per point for the trend test (default 2)")
     cmp.add_argument("--quick", action="store_true", help="a small size for tests: 1500 iterations, 3 rates")
@@ -268,18 +281,27 @@ FLUID_POLICIES = ("wait", "nested_wait")
 """Policy names the command line completes with their fluid thresholds (ql.fluid_wait, ql.fluid_nested_wait)."""
 
 
-def _model(args: argparse.Namespace, spec_file: SpecFile | None):
-    spec, where = _model_spec(args, spec_file)
-    fluid = spec.get("policy") if spec.get("policy") in FLUID_POLICIES else None
+def build_fluid_model(spec: dict[str, Any], where: str = "", context: str = "--policy") -> Any:
+    """The model of ``spec``; a policy named ``wait`` or ``nested_wait`` (:data:`FLUID_POLICIES`)
+    gets its fluid default (``ql.fluid_wait(model)``, ``ql.fluid_nested_wait(model)``) built
+    for this model, and the thresholds chosen are printed on standard error (a note naming
+    ``context``, e.g. a sweep's grid point)."""
+    policy = spec.get("policy")
+    fluid = policy.strip().lower() if isinstance(policy, str) and policy.strip().lower() in FLUID_POLICIES else None
     if fluid is None:
         return build_model(spec, where)
     model = build_model({**spec, "policy": "greedy"}, where)
     from .scheduling import fluid_nested_wait, fluid_wait
 
-    policy = fluid_wait(model) if fluid == "wait" else fluid_nested_wait(model)
-    print(f"{_PROG}: note: --policy {fluid} uses the fluid thresholds {policy}"
-          + (f", buffers {list(policy.buffer)}" if fluid == "nested_wait" else ""), file=sys.stderr)
-    return model.with_policy(policy)
+    chosen = fluid_wait(model) if fluid == "wait" else fluid_nested_wait(model)
+    print(f"{_PROG}: note: {context} {fluid} uses the fluid thresholds {chosen}"
+          + (f", buffers {list(chosen.buffer)}" if fluid == "nested_wait" else ""), file=sys.stderr)
+    return model.with_policy(chosen)
+
+
+def _model(args: argparse.Namespace, spec_file: SpecFile | None):
+    spec, where = _model_spec(args, spec_file)
+    return build_fluid_model(spec, where)
 
 
 def _option(args: argparse.Namespace, spec_file: SpecFile | None, key: str, default: Any) -> Any:
@@ -319,20 +341,8 @@ def _writable_folder(path: str, option: str = "--output") -> Path:
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` for strict JSON: non-finite floats as ``"inf"``, ``"-inf"``, ``"nan"``; numbers
-    of NumPy or SymPy as Python numbers or text."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    try:
-        return _json_safe(float(value))
-    except (TypeError, ValueError):
-        return str(value)
+    """``value`` for strict JSON (:func:`queueing_llm.compare.json_ready`)."""
+    return json_ready(value)
 
 
 def _dumps(value: Any) -> str:
@@ -359,13 +369,18 @@ def describe_model(model: Any, width: int = 300) -> str:
 
 
 def _format_summary(model: Any, summary: dict, iterations: int, warmup: int, seed: int, engine: str,
-                    saturated: bool) -> str:
-    run = f"iterations: {iterations} (warm-up {warmup}), seed {seed}, {engine} engine"
+                    saturated: bool, backend: str = "", units: dict | None = None) -> str:
+    """The summary as text, one key a line with its unit (``Trajectory.summary_units``), after a
+    line naming the engine asked for and the backend that ran (``Trajectory.backend``)."""
+    ran = f"engine {engine}, backend {backend}" if backend else f"engine {engine}"
+    run = f"iterations: {iterations} (warm-up {warmup}), seed {seed}, {ran}"
     lines = [f"model: {describe_model(model)}", run + (", saturated" if saturated else "")]
     width = max(len(k) for k in summary)
+    units = units or {}
     for key, value in summary.items():
         text = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lines.append(f"  {key:<{width}}  {text}")
+        unit = units.get(key, "")
+        lines.append(f"  {key:<{width}}  {text}" + (f" {unit}" if unit else ""))
     return "\n".join(lines)
 
 
@@ -386,12 +401,15 @@ def _simulate(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     summary = run.summary()
+    units = run.summary_units()
     if args.json:
         print(_dumps({"version": _version(), "command": "simulate", "model": model.to_dict(), "seed": run.seed,
-                      "iterations": run.iterations, "warmup": warmup, "engine": engine, "saturated": saturated,
-                      "summary": summary}))
+                      "iterations": run.iterations, "warmup": warmup, "engine": engine, "backend": run.backend,
+                      "saturated": saturated, "summary": summary,
+                      "units": {k: units[k] for k in summary if k in units}}))
     else:
-        print(_format_summary(model, summary, run.iterations, warmup, run.seed, engine, saturated))
+        print(_format_summary(model, summary, run.iterations, warmup, run.seed, engine, saturated, run.backend,
+                              units))
     return EXIT_OK
 
 
@@ -458,7 +476,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     spec_file = _spec_file(args)
     spec, where = _model_spec(args, spec_file)
-    build_model(spec, where)  # the base model: its errors come first
+    build_model({**spec, "policy": "greedy"} if str(spec.get("policy", "")).strip().lower() in FLUID_POLICIES
+                else spec, where)  # the base model: its errors come first
     axes = _grid_axes(args, spec_file)
     for key, values in axes.items():  # an unknown key is named before any run
         with_value(spec, key, values[0])
@@ -469,7 +488,8 @@ def _sweep(args: argparse.Namespace) -> int:
         for key, value in point.items():
             current = with_value(current, key, value)
         label = ", ".join(f"{k}={v}" for k, v in point.items())
-        return build_model(current, f"{where + ': ' if where else ''}grid point {label}")
+        return build_fluid_model(current, f"{where + ': ' if where else ''}grid point {label}",
+                                 f"grid point {label}: policy")
 
     iterations = _option(args, spec_file, "iterations", 20_000)
     seed = _option(args, spec_file, "seed", 0)
@@ -517,6 +537,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     spec_file = _spec_file(args)
+    if args.policy is not None:
+        raise ParameterError(f"--policy does not apply to compare, which runs several policies: use --policies "
+                             f"NAME,... (allowed: {', '.join(default_policies())})")
     if args.workload is not None:
         if args.types or args.trace or args.model:
             raise ParameterError("give --workload or a model (--type, --trace, --model), not both")
@@ -524,20 +547,16 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         model = _model(args, spec_file)
     output = None if args.output is None else _writable_folder(args.output)
-    base = sum(float(t.arrival_rate) for t in model.types if t.arrival_rate is not None)
     if args.rates is not None:
-        rates = [float(parse_number(text, "--rates")) for text in args.rates.split(",")]
+        texts = [t.strip() for t in args.rates.split(",")]
+        if not any(texts):
+            raise ParameterError(f"--rates must list at least one positive rate (R1,R2,...), got {args.rates!r}")
+        rates = [float(parse_number(text, "--rates")) for text in texts if text]
     else:
+        base = sum(float(t.arrival_rate) for t in model.types if t.arrival_rate is not None)
         rates = [base * f for f in ((0.75, 1.0, 1.25) if args.quick else (0.5, 0.75, 1.0, 1.25, 1.5))]
-    known = default_policies()
-    if args.policies is not None:
-        names = [n.strip() for n in args.policies.split(",") if n.strip()]
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ParameterError(f"--policies: unknown {', '.join(unknown)}; known: {', '.join(known)}")
-        chosen = {n: known[n] for n in names}
-    else:
-        chosen = known
+    chosen = (default_policies() if args.policies is None else
+              select_policies([n for n in args.policies.split(",") if n.strip()], "--policies"))
     iterations = _option(args, spec_file, "iterations", 1500 if args.quick else 20_000)
     seed = _option(args, spec_file, "seed", 0)
     replications = args.replications if args.replications is not None else 2
@@ -547,13 +566,15 @@ def _compare(args: argparse.Namespace) -> int:
         result.write(output)
     if args.json:
         print(_dumps({"version": _version(), "command": "compare", "model": model.to_dict(), "rates": rates,
-                      "seed": seed, "iterations": iterations, "stable_limit": result.stable_limit,
-                      "rows": result.rows}))
+                      "seed": seed, "iterations": iterations, **result.to_dict()}))
     else:
         print(result.to_markdown())
-        ratio = result.ratio("WAIT") if "WAIT" in chosen and "greedy" in chosen else math.nan
-        if math.isfinite(ratio):
-            print(f"stable-limit ratio WAIT / greedy: {ratio:.3g} ([ALSW25] report 1.2-1.3 on GPUs)")
+        if "WAIT" in chosen and "greedy" in chosen:
+            unit = result.units["rate"]
+            print(f"\nstable-limit ratio WAIT / greedy: {result.ratio('WAIT')} (limits in {unit}: WAIT "
+                  f"{result.limits['WAIT']}; greedy {result.limits['greedy']}; [ALSW25] report 1.2-1.3 on GPUs)")
+        if output is not None:
+            print(f"files in {output}: {', '.join(result.FILES)}")
     return EXIT_OK
 
 

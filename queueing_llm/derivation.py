@@ -26,7 +26,7 @@ import sympy as sp
 
 from .atomic import file_mode as file_mode  # re-exported: their home is queueing_llm.atomic
 from .atomic import write_atomic as write_atomic
-from .latex import display_lines, relation_lines, text_with_math
+from .latex import LINE_WIDTH, display_lines, latex_width, relation_lines, text_with_math
 from .latex import latex as paper_latex
 
 __all__ = ["Derivation", "DerivationError", "Step"]
@@ -109,7 +109,12 @@ class Derivation:
         if not _is_zero(got - result):
             raise DerivationError(f"[{self.title}] step '{text}': substitution gives {got}, not {result}")
         subs = "$, $".join(f"{paper_latex(k)} = {paper_latex(v)}" for k, v in substitution.items())
-        self.steps.append(Step(f"{text} (with ${subs}$)", _lines(relation_lines(expr, "=", result))))
+        # displayed as "expr evaluated at the substitution = result" (a bar with the values), so
+        # the equality is true as printed even when a value contains the substituted symbols;
+        # an expression too wide for the bar keeps the plain form, the values in the sentence
+        at = sp.Subs(expr, tuple(substitution), tuple(sp.sympify(v) for v in substitution.values()))
+        lhs = at if latex_width(paper_latex(at)) <= 0.6 * LINE_WIDTH else expr
+        self.steps.append(Step(f"{text} (with ${subs}$)", _lines(relation_lines(lhs, "=", result))))
         return result
 
     def holds(self, text: str, relation: Any) -> sp.Basic:

@@ -25,6 +25,12 @@ class OutputError(ParameterError):
     message names the folder and the system's reason)."""
 
 
+class NoEquilibriumError(ParameterError):
+    r"""The model has no fluid equilibrium (:math:`\rho \ge 1`: overload), so no fluid-guided
+    policy (WAIT, Nested WAIT) exists for it. :func:`queueing_llm.stable_range` counts such a
+    rate as unstable and :func:`queueing_llm.verify` answers "does not apply"."""
+
+
 class PolicyError(ModelError):
     """An unknown policy name or an invalid policy parameter."""
 

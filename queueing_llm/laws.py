@@ -38,6 +38,9 @@ __all__ = [
     "Law",
     "Poisson",
     "Regular",
+    "RegularMix",
+    "regular_mix",
+    "MAX_MIX_PERIOD",
     "Bernoulli",
     "Binomial",
     "Deterministic",
@@ -504,6 +507,9 @@ class Regular(Law):
     :math:`1 - \{r\}` and :math:`\lceil r \rceil` with probability :math:`\{r\}` (its PGF and
     moments). The counts are not independent across iterations, so results that assume
     i.i.d. arrivals (the batch-capped queue's steady state) do not describe them.
+
+    For several types in fixed proportions, :func:`regular_mix` splits one such stream
+    arrival by arrival (:class:`RegularMix`, a subclass the simulators treat alike).
     """
 
     rate: Any
@@ -558,3 +564,288 @@ class Regular(Law):
         _check_rng(rng)
         out = self.counts(0, 1 if size is None else int(size))
         return int(out[0]) if size is None else out
+
+
+MAX_MIX_PERIOD = 10**6
+"""Largest common denominator :math:`D` of :func:`regular_mix`'s proportions: the type
+sequence repeats every :math:`D` pooled arrivals and is tabulated once (one integer per
+arrival of a period, and per type one cumulative count)."""
+
+
+def _mix_proportions(proportions: Any) -> tuple[Fraction, ...]:
+    """Validated proportions as exact fractions summing to 1."""
+    if isinstance(proportions, (str, bytes, dict, set, Mapping)) or not isinstance(proportions, Iterable):
+        raise LawError(f"regular_mix proportions must be a list of non-negative numbers summing to 1, "
+                       f"got {describe(proportions)}")
+    values = list(proportions.tolist() if isinstance(proportions, np.ndarray) else proportions)
+    if not values:
+        raise LawError("regular_mix proportions must hold at least one type's proportion, got an empty list")
+    out = []
+    for k, p in enumerate(values):
+        if is_symbolic(p):
+            raise LawError(f"regular_mix proportions[{k}] must be a number (the type sequence is tabulated), "
+                           f"got the symbolic {p}")
+        check_real(f"regular_mix proportions[{k}]", p, low=0.0, high=1.0, error=LawError)
+        if isinstance(p, (sp.Rational, Fraction)) or (isinstance(p, (int, np.integer)) and not isinstance(p, bool)):
+            q = Fraction(int(sp.Rational(p).p), int(sp.Rational(p).q)) if isinstance(p, sp.Rational) else Fraction(p)
+        else:  # a float: its shortest decimal, then the nearest fraction of denominator <= MAX_MIX_PERIOD
+            q = Fraction(str(float(p))).limit_denominator(MAX_MIX_PERIOD)
+        out.append(q)
+    total = sum(out)
+    if abs(float(total) - 1.0) > 1e-9:
+        raise LawError(f"regular_mix proportions must sum to 1, got {float(total):.12g} ({[float(q) for q in out]})")
+    if total != 1:  # floats summing to 1 within 1e-9: rescaled exactly
+        out = [q / total for q in out]
+    D = math.lcm(*(q.denominator for q in out))
+    if D > MAX_MIX_PERIOD:
+        raise LawError(f"regular_mix proportions have common denominator {D} > {MAX_MIX_PERIOD} (the type "
+                       "sequence's period in arrivals); give fractions with a smaller common denominator")
+    return tuple(out)
+
+
+def _mix_sequence(proportions: tuple[Fraction, ...]) -> np.ndarray:
+    r"""One period (:math:`D` arrivals) of the type sequence, by Tijdeman's earliest-deadline rule.
+
+    With integer weights :math:`c_i = p_i D` and :math:`C_i` the type-:math:`i` arrivals among
+    the first :math:`t - 1`, arrival :math:`t` goes, among the types with
+    :math:`p_i t - C_i \ge \delta = 1/(2K' - 2)` (:math:`K'` types of positive proportion;
+    such a type exists since these excesses sum to 1), to the one whose deadline
+    :math:`(C_i + 1 - \delta)/p_i` is earliest (lowest index on ties). Then
+    :math:`|C_i(N) - p_i N| \le 1 - \delta` for every :math:`N` (R. Tijdeman, "The chairman
+    assignment problem", Discrete Math. 32 (1980) 323-330). After :math:`D` arrivals every
+    excess :math:`p_i D - C_i` is an integer of absolute value below 1, so zero: the sequence
+    has period :math:`D`.
+    """
+    return _mix_table(proportions)[0]
+
+
+_MIX_TABLES: dict = {}
+
+
+def _mix_table(proportions: tuple[Fraction, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The period's type sequence and, per type, its cumulative counts (length D + 1); cached."""
+    cached = _MIX_TABLES.get(proportions)
+    if cached is not None:
+        return cached
+    D = math.lcm(*(q.denominator for q in proportions))
+    c = [int(q * D) for q in proportions]
+    positive = [i for i, ci in enumerate(c) if ci > 0]
+    seq = np.empty(D, dtype=np.int32)
+    if len(positive) == 1:
+        seq[:] = positive[0]
+    else:
+        m = 2 * len(positive) - 2  # delta = 1/m
+        C = [0] * len(c)
+        for t in range(1, D + 1):
+            best, best_num, best_den = -1, 0, 1
+            for i in positive:
+                if m * (c[i] * t - D * C[i]) >= D:  # p_i t - C_i >= delta
+                    num, den = m * (C[i] + 1) - 1, c[i]  # deadline * D / m
+                    if best < 0 or num * best_den < best_num * den:
+                        best, best_num, best_den = i, num, den
+            seq[t - 1] = best
+            C[best] += 1
+        if any(C[i] != c[i] for i in range(len(c))):  # pragma: no cover - the theorem's guarantee
+            raise LawError(f"internal error: regular_mix period of {D} arrivals gave counts {C}, expected {c}")
+    prefix = [np.concatenate([[0], np.cumsum(seq == i)]).astype(np.int64) for i in range(len(c))]
+    if len(_MIX_TABLES) >= 16:
+        _MIX_TABLES.pop(next(iter(_MIX_TABLES)))
+    _MIX_TABLES[proportions] = (seq, prefix)
+    return seq, prefix
+
+
+@dataclass(frozen=True)
+class RegularMix(Regular):
+    r"""Type ``k``'s share of a :class:`Regular` stream at rate :math:`r` split in fixed proportions.
+
+    Built by :func:`regular_mix`, which gives one such law per type. The pooled stream is
+    :class:`Regular`'s: iteration :math:`n` receives
+    :math:`a_n = \lfloor (n+1) r \rfloor - \lfloor n r \rfloor` requests, so the laws' counts
+    summed over the types are exactly ``Regular(rate).counts``. The :math:`m`-th pooled
+    arrival (:math:`m = 0, 1, \dots`, in iteration order) goes to the type the deterministic
+    proportional rule gives it: Tijdeman's earliest-deadline rule, under which every type's
+    cumulative count :math:`C_k(N)` among the first :math:`N` pooled arrivals stays within
+    :math:`1 - 1/(2K'-2) < 1` of :math:`p_k N` at every :math:`N` (:math:`K' \ge 2` types of
+    positive proportion; exact with one), and which repeats every :math:`D` arrivals,
+    :math:`D` the common denominator of the proportions. (Smooth weighted round robin,
+    "the type of largest :math:`p_k N - C_k`", keeps within 1 for two or three types but not
+    beyond: 1.26 for 12 types measured.) So over any :math:`N` iterations type :math:`k`
+    receives :math:`p_k \lfloor N r \rfloor` requests up to one, the fluid-like input of
+    [ADLS26]'s deterministic proportional experiments in the integer system. No random
+    number is drawn for the counts.
+
+    As a law on one iteration (:meth:`pgf`, :meth:`pmf`, moments) it is the long-run frequency
+    of type :math:`k`'s counts, exact: with :math:`r = a/b` in lowest terms and
+    :math:`g = \gcd(a, D)`, the pair (pooled arrivals before iteration :math:`n` mod
+    :math:`D`, :math:`a_n`) runs through its values uniformly over a period of
+    :math:`bD/g` iterations, which are counted in :math:`O(D)` operations. Its mean is
+    :math:`p_k r`. As for :class:`Regular`, the counts of successive iterations are not
+    independent.
+
+    Parameters
+    ----------
+    rate : number
+        The pooled rate :math:`r \ge 0` per iteration.
+    proportions : list of numbers
+        :math:`p_1, \dots, p_K \ge 0` summing to 1 (exact fractions; a float is read as its
+        shortest decimal, rounded to the nearest fraction of denominator at most
+        :data:`MAX_MIX_PERIOD`; floats summing to 1 within :math:`10^{-9}` are rescaled).
+    k : int
+        The type, an index into ``proportions``.
+    """
+
+    proportions: Any = None
+    k: Any = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if is_symbolic(self.rate):
+            raise LawError(f"RegularMix rate must be a number (its counts are tabulated), got the symbolic {self.rate}")
+        props = _mix_proportions(self.proportions)
+        check_real("RegularMix k (a type index)", self.k, low=0, high=len(props) - 1, integer=True, error=LawError)
+        _set(self, "proportions", tuple(sp.Rational(q.numerator, q.denominator) for q in props))
+        _set(self, "k", int(self.k))
+
+    def __repr__(self) -> str:
+        props = ", ".join(str(p) for p in self.proportions)
+        return f"RegularMix(rate={self.rate!r}, proportions=({props}), k={self.k})"
+
+    def _parameters(self) -> tuple:
+        return (self.rate, *self.proportions)
+
+    def _fractions(self) -> tuple[Fraction, ...]:
+        return tuple(Fraction(int(p.p), int(p.q)) for p in self.proportions)
+
+    @property
+    def proportion(self) -> sp.Rational:
+        """This type's proportion :math:`p_k`."""
+        return self.proportions[self.k]
+
+    def cumulative(self, arrivals: Any) -> np.ndarray:
+        r"""Type ``k``'s count :math:`C_k(N)` among the first :math:`N` pooled arrivals, for
+        each :math:`N` of ``arrivals`` (non-negative integers)."""
+        props = self._fractions()
+        D = math.lcm(*(q.denominator for q in props))
+        c_k = int(props[self.k] * D)
+        prefix = _mix_table(props)[1][self.k]
+        n = np.asarray(arrivals, dtype=np.int64)
+        if n.size and n.min() < 0:
+            raise LawError(f"arrival counts must be >= 0, got {int(n.min())}")
+        return (n // D) * c_k + prefix[n % D]
+
+    def counts(self, first: int, size: int) -> np.ndarray:
+        r"""Type ``k``'s counts at iterations ``first .. first + size - 1`` (exact integers):
+        :math:`C_k(\lfloor (n+1) r \rfloor) - C_k(\lfloor n r \rfloor)`."""
+        r = self._fraction()
+        pooled = super().counts(first, size)
+        start = (int(first) * r.numerator) // r.denominator
+        arrivals = start + np.concatenate([[0], np.cumsum(pooled, dtype=np.int64)])
+        return np.diff(self.cumulative(arrivals))
+
+    def frequencies(self) -> dict[int, Fraction]:
+        """The long-run frequency of each count of type ``k`` per iteration (exact fractions)."""
+        return _mix_frequencies(self._fraction(), self._fractions(), self.k)
+
+    @property
+    def support_min(self) -> int:  # type: ignore[override]
+        return min(self.frequencies())
+
+    @property
+    def support_max(self) -> float:
+        return max(self.frequencies())
+
+    def pgf(self, z: Any = _Z) -> sp.Expr:
+        return sp.Add(*[sp.Rational(w.numerator, w.denominator) * z**j for j, w in self.frequencies().items()])
+
+    @property
+    def mean(self) -> sp.Expr:
+        return to_sympy(self.rate) * self.proportion
+
+    @property
+    def variance(self) -> sp.Expr:
+        return Law.variance.fget(self)  # type: ignore[attr-defined]
+
+    def pmf(self, k):
+        freq = self.frequencies()
+        kk = np.asarray(k)
+        out = np.zeros(kk.shape, dtype=float)
+        for j, w in freq.items():
+            out = out + np.where(kk == j, float(w), 0.0)
+        return float(out) if out.ndim == 0 else out
+
+
+_MIX_FREQUENCIES: dict = {}
+
+
+def _mix_frequencies(r: Fraction, props: tuple[Fraction, ...], k: int) -> dict[int, Fraction]:
+    """Long-run frequencies of type ``k``'s counts per iteration (see :class:`RegularMix`)."""
+    key = (r, props, k)
+    if key in _MIX_FREQUENCIES:
+        return _MIX_FREQUENCIES[key]
+    a, b = r.numerator, r.denominator
+    D = math.lcm(*(q.denominator for q in props))
+    if a == 0:
+        return {0: Fraction(1)}
+    c_k = int(props[k] * D)
+    prefix = _mix_table(props)[1][k]
+    g = math.gcd(a, D)
+    lo, rem = divmod(a, b)
+    t = b - rem  # offsets y in [0, t) of the iteration's position give a_n = lo, [t, b) give lo + 1
+    u = np.arange(D, dtype=np.int64)
+    s = (-(u * (b % g))) % g  # y must be = s (mod g) for x = u b + y to be a multiple of g
+
+    def in_range(y0: int, y1: int) -> np.ndarray:  # y in [y0, y1) with y = s (mod g)
+        return (y1 - 1 - s) // g - (y0 - 1 - s) // g
+
+    def count_of(arrivals: int) -> np.ndarray:  # type k among pooled arrivals u .. u + arrivals - 1
+        end = u + arrivals
+        return (end // D) * c_k + prefix[end % D] - prefix[u]
+
+    weights: dict[int, int] = {}
+    parts = [(count_of(lo), in_range(0, t))]
+    if rem:
+        parts.append((count_of(lo + 1), in_range(t, b)))
+    for values, ws in parts:
+        for v in np.unique(values):
+            weights[int(v)] = weights.get(int(v), 0) + sum(int(w) for w in ws[values == v].tolist())
+    period = b * D // g
+    if sum(weights.values()) != period:  # pragma: no cover - an internal consistency check
+        raise LawError(f"internal error: regular_mix frequencies cover {sum(weights.values())} of {period} iterations")
+    out = {j: Fraction(w, period) for j, w in sorted(weights.items()) if w}
+    if len(_MIX_FREQUENCIES) >= 256:
+        _MIX_FREQUENCIES.pop(next(iter(_MIX_FREQUENCIES)))
+    _MIX_FREQUENCIES[key] = out
+    return out
+
+
+def regular_mix(rate: Any, proportions: Any) -> tuple[RegularMix, ...]:
+    r"""Regular arrivals at rate :math:`r` per iteration split among types in fixed proportions.
+
+    Returns one law per type, :class:`RegularMix` ``(rate, proportions, k)``, to give the
+    types' ``arrivals``: the pooled count at iteration :math:`n` is exactly
+    :class:`Regular`'s :math:`\lfloor (n+1) r \rfloor - \lfloor n r \rfloor`, and the
+    :math:`m`-th pooled arrival goes to the type a deterministic proportional rule gives
+    (every type's cumulative count within 1 of :math:`p_k` times the pooled count, at every
+    count). Each law's PGF and moments are the long-run frequencies of its counts; its mean
+    is :math:`p_k r`.
+
+    Parameters
+    ----------
+    rate : number
+        :math:`r \ge 0`, pooled requests per iteration.
+    proportions : list of numbers
+        :math:`p_k \ge 0` summing to 1, one per type.
+
+    Examples
+    --------
+    >>> import queueing_llm as ql
+    >>> laws = ql.regular_mix(1.5, [0.5, 0.25, 0.25])
+    >>> [law.counts(0, 8).tolist() for law in laws]
+    [[1, 0, 1, 1, 0, 2, 0, 1], [0, 1, 0, 1, 0, 0, 1, 0], [0, 1, 0, 0, 1, 0, 0, 1]]
+    >>> laws[0].pgf()
+    z**2/8 + z/2 + 3/8
+    >>> ql.Regular(1.5).counts(0, 8).tolist()
+    [1, 2, 1, 2, 1, 2, 1, 2]
+    """
+    props = _mix_proportions(proportions)
+    return tuple(RegularMix(rate, props, k) for k in range(len(props)))

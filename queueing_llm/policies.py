@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from .errors import PolicyError, describe
+from .errors import ParameterError, PolicyError, describe
 from .numbers import check_real
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "policy_from",
     "POLICY_NAMES",
     "INTEGER_RATE",
+    "PolicyParameterError",
 ]
 
 
@@ -130,7 +131,7 @@ type independently."""
 
 
 def _positive_int(name: str, value: Any) -> int:
-    check_real(name, value, low=1.0, integer=True, error=PolicyError)
+    check_real(name, value, low=1.0, integer=True, error=PolicyParameterError)
     return int(value)
 
 
@@ -212,15 +213,21 @@ class Wait(Policy):
         return f"wait({{{n}}}, trigger={self.trigger}{'' if self.stall else ', no stall'})"
 
 
+class PolicyParameterError(PolicyError, ParameterError):
+    """A policy parameter out of range: both a :class:`~queueing_llm.errors.PolicyError` and a
+    :class:`~queueing_llm.errors.ParameterError` (e.g. ``NestedWait(boundaries=[2.5, 199])``:
+    a boundary is a stage index, never floored)."""
+
+
 def _int_list(name: str, values: Any, length: int | None = None, minimum: int = 1) -> tuple[int, ...]:
     if isinstance(values, (str, bytes, dict, set)) or not hasattr(values, "__iter__"):
-        raise PolicyError(f"{name} must be a list of integers, got {describe(values)}")
+        raise PolicyParameterError(f"{name} must be a list of integers, got {describe(values)}")
     out = []
     for i, v in enumerate(values):
-        check_real(f"{name}[{i}]", v, low=float(minimum), integer=True, error=PolicyError)
+        check_real(f"{name}[{i}]", v, low=float(minimum), integer=True, error=PolicyParameterError)
         out.append(int(v))
     if length is not None and len(out) != length:
-        raise PolicyError(f"{name} must have {length} entries (one per segment), got {len(out)}")
+        raise PolicyParameterError(f"{name} must have {length} entries (one per segment), got {len(out)}")
     return tuple(out)
 
 
@@ -247,8 +254,11 @@ class NestedWait(Policy):
     buffer : list of int or None
         Requests reserved at each segment's entry (default zeros), [ALSW25]'s safety buffer.
     stall : bool
-        True (the authors' code): segment :math:`s` not ready stops segments :math:`s..S`
-        for this iteration; False: only admission to the segment waits.
+        True (the authors' code, REFERENCES.md section 2): segment :math:`s` not ready stops
+        segments :math:`s..S` for this iteration; False: only admission to the segment waits.
+        :func:`queueing_llm.fluid_nested_wait` passes False by default: with thresholds rounded
+        up from fluid values below 1 a stalled segment moves only when fed (see
+        :mod:`queueing_llm.scheduling`).
     """
 
     boundaries: Any = None
@@ -266,7 +276,8 @@ class NestedWait(Policy):
             )
         bounds = _int_list("NestedWait boundaries", self.boundaries)
         if not bounds or any(b <= a for a, b in pairwise(bounds)):
-            raise PolicyError(f"NestedWait boundaries must be strictly increasing positive integers, got {bounds}")
+            raise PolicyParameterError(
+                f"NestedWait boundaries must be strictly increasing positive integers, got {list(bounds)}")
         S = len(bounds)
         object.__setattr__(self, "boundaries", bounds)
         object.__setattr__(self, "thresholds", _int_list("NestedWait thresholds", self.thresholds, S))

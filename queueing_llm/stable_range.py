@@ -10,6 +10,13 @@ growths at level :math:`c` decides:
   confidence :math:`c` (one-sided :math:`(1+c)/2`);
 * **does not grow** otherwise.
 
+A rate at which the policy does not exist counts as **unstable**: a callable policy such as
+:func:`queueing_llm.fluid_wait` raises :class:`~queueing_llm.errors.ParameterError` when the
+model has no fluid equilibrium at that rate (:class:`~queueing_llm.scheduling.NoEquilibriumError`,
+a ``ParameterError``) (:math:`\rho \ge 1`: the load exceeds what the
+engine computes), and no queue can then be stable; the test records the reason
+(:attr:`RateTest.note`) and no simulation runs.
+
 Bisection between a rate that does not grow and one that grows narrows the bracket to
 ``tolerance`` (relative) or ``max_steps`` halvings. The answer is the bracket
 :math:`[\lambda_{\text{stable}}, \lambda_{\text{grows}}]`, with every tested rate and its
@@ -34,6 +41,7 @@ from .errors import ParameterError, describe
 from .model import ContinuousBatching
 from .numbers import check_real
 from .policies import Policy
+from .scheduling import NoEquilibriumError
 from .stats import DEFAULT_LEVEL, Interval, replications_ci
 
 __all__ = ["RateTest", "StableRange", "stable_range", "growth_test", "resolve_policy"]
@@ -47,8 +55,12 @@ class RateTest:
     growth: Interval
     grows: bool
     seconds: float
+    note: str = ""
+    """Empty, or why no run was made (the policy has no equilibrium at this rate: unstable)."""
 
     def __str__(self) -> str:
+        if self.note:
+            return f"rate {self.rate:.6g}: unstable, {self.note}"
         g = self.growth
         return (f"rate {self.rate:.6g}: growth {g.estimate:.4g} per iteration "
                 f"[{g.low:.4g}, {g.high:.4g}] at {g.level_percent}: {'grows' if self.grows else 'does not grow'}")
@@ -95,6 +107,9 @@ class StableRange:
         head = (f"{self.policy or 'policy'}: stable up to {self.stable_rate:.6g} {self.unit}, grows at "
                 f"{self.unstable_rate:.6g} ({len(self.tests)} rates, {self.replications} replications of "
                 f"{self.iterations} iterations, level {self.level:g})")
+        none = [f"{t.rate:.6g}" for t in self.tests if t.note]
+        if none:
+            head += f"; no policy equilibrium (counted unstable) at {', '.join(none)}"
         return head + (f"; {self.exhausted}" if self.exhausted else "")
 
 
@@ -206,9 +221,19 @@ def stable_range(
     def test(rate: float) -> RateTest:
         nonlocal policy_name
         t0 = time.monotonic()
-        model = resolve_policy(build_model(rate), policy)
-        if not isinstance(model, ContinuousBatching):
-            raise ParameterError(f"build_model({rate}) must return a ContinuousBatching, got {describe(model)}")
+        base = build_model(rate)
+        if not isinstance(base, ContinuousBatching):
+            raise ParameterError(f"build_model({rate}) must return a ContinuousBatching, got {describe(base)}")
+        try:
+            model = resolve_policy(base, policy)
+        except NoEquilibriumError as err:
+            nan = math.nan
+            result = RateTest(rate, Interval(nan, nan, nan, level, "no run: the policy has no equilibrium", 0),
+                              True, time.monotonic() - t0, note=f"the policy has no equilibrium here ({err})")
+            tests.append(result)
+            if progress is not None:
+                progress(str(result))
+            return result
         policy_name = str(model.policy)
         iv, grows = growth_test(model, int(replications), int(iterations), level, (seed, len(tests)), engine)
         result = RateTest(rate, iv, grows, time.monotonic() - t0)

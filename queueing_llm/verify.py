@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .checks import judge, judge_bounds, judge_exact, judge_lower, judge_upper, mean_interval
-from .errors import ModelError, ParameterError, describe
+from .errors import ModelError, NoEquilibriumError, ParameterError, describe
 from .numbers import check_real
 from .runs import DECLARED, build_runs, choose_replications, is_run, replications_option, run_kind
 from .stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval
@@ -250,7 +250,11 @@ def _verify(thm: Theorem, model: Any, runs: Any, level: float, seed: int | None,
     ev, ch = thm.split_options(options)
     prediction = thm.evaluate(model, **ev)  # raises when the theorem does not apply to the model
     if runs is None:
-        runs, label = declared_runs(thm, model, seed=seed, replications=replications)
+        try:
+            runs, label = declared_runs(thm, model, seed=seed, replications=replications)
+        except NoEquilibriumError as error:  # the declared runs need a fluid policy the model has not
+            return Verdict.not_applicable(thm.name, str(ch.get("quantity") or "runs"),
+                                          f"the declared runs cannot be built: {error}")
     as_runs(runs, model, thm)
     verdict = thm.check_with(model, runs, prediction, level=level, **ch)
     if not verdict.run:

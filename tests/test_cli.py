@@ -58,6 +58,23 @@ def test_json_holds_version_model_seed_iterations_and_summary(capsys):
     assert doc["model"] == ql.default_model().to_dict()
     run = ql.simulate(ql.default_model(), 3000, seed=1, engine="fast")  # the same run through the API
     assert doc["summary"] == pytest.approx(run.summary())
+    assert doc["backend"] == run.backend and doc["units"] == {k: run.summary_units()[k] for k in doc["summary"]}
+
+
+@pytest.mark.parametrize(("argv", "backend", "unit"), [
+    (["--engine", "events"], "simpy", "iterations"),
+    (["--type", "2,3,1.5", "--kv-capacity", "40", "--policy", "wait"], "python", "iterations"),
+    (["--iteration-time", "0.01,0.0001", "--engine", "events"], "simpy", "s"),
+])
+def test_text_names_the_backend_that_ran_and_the_units(capsys, argv, backend, unit):
+    """The line says which loop ran (not "fast engine" for SimPy or the Python loop), every key its unit
+    (latency in iterations in a slotted run, in seconds in a wall-clock one)."""
+    code, out, err = run_cli(capsys, "simulate", "--iterations", "600", "--seed", "2", *argv)
+    assert code == 0, err
+    assert f"backend {backend}" in out and "fast engine" not in out
+    lines = {line.split()[0]: line.split()[1:] for line in summary_lines(out)}
+    assert lines["latency_p50"][-1] == unit and lines["throughput"][-1] == "requests/iteration"
+    assert lines["peak_memory"][-1] == "tokens"
 
 
 def test_seed_drawn_is_printed_and_replays_the_run(capsys, monkeypatch):
@@ -539,6 +556,8 @@ def test_docs_commands_parse_and_build_their_models(tmp_path, monkeypatch):
     assert len(commands) >= 10
     for argv in commands:
         args = cli.build_parser().parse_args(argv)
+        if args.command == "paper":  # no model options: the study fixes its models
+            continue
         spec, where = cli._model_spec(args, cli._spec_file(args))
         build_model(spec, where)
         for text in getattr(args, "grid", None) or ():
@@ -566,3 +585,16 @@ def test_warnings_are_one_line_each(capsys, monkeypatch):
     assert code == EXIT_USAGE
     assert err.splitlines() == ["queueing-llm: warning: arrivals span 1.2e9 s rows 3 to 5 are far off",
                                 "queueing-llm: error: stopped"]
+
+
+@pytest.mark.parametrize("argv", [["--policy", "wait", "--grid", "rate=1,1.5"], ["--grid", "policy=greedy,wait"],
+                                  ["--policy", "nested_wait", "--grid", "rate=1,1.5"]])
+def test_sweep_builds_the_fluid_wait_policies_per_point(capsys, argv):
+    """sweep --policy wait (and policy=wait on the grid) builds the fluid thresholds at each point, as
+    simulate does, and prints them; it used to fail with Python advice."""
+    code, out, err = run_cli(capsys, "sweep", "--type", "2,3,1.5", "--kv-capacity", "50", "--iterations", "400",
+                             *argv)
+    assert code == 0, err
+    assert "fluid thresholds" in err and "ql.fluid_wait" not in err
+    notes = [line for line in err.splitlines() if "fluid thresholds" in line]
+    assert len(notes) == (1 if "policy=greedy,wait" in argv else 2) and "grid point" in notes[0]

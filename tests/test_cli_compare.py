@@ -33,17 +33,35 @@ def test_compare_quick_writes_its_files(capsys, tmp_path):
     code, out, err = run_cli(capsys, "compare", "--workload", "known", "--quick", "--policies", "greedy,WAIT",
                              "--rates", "6,10.5", "--output", str(tmp_path / "cmp"))
     assert code == 0, err
-    assert "stable-limit ratio WAIT / greedy" in out
+    # WAIT stable at the top rate 10.5: a lower bound, and so is the ratio (it printed "1.75" as a measurement)
+    assert "stable-limit ratio WAIT / greedy: ≥" in out and "WAIT ≥ 10.5" in out
+    assert "| claim | measured | verdict |" in out and "arrival rate (requests/iteration)" in out
     for name in ("comparison.tex", "comparison.md", "comparison.csv", "latency_vs_load.png", "provenance.json"):
         assert (tmp_path / "cmp" / name).exists()
     assert "greedy at rate 6" in err  # progress on standard error
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["compare", "--workload", "known", "--policies", "greedy,bogus"], "unknown bogus"),
+    (["compare", "--workload", "known", "--policies", "greedy,bogus"], "unknown policy 'bogus'; allowed"),
     (["compare", "--workload", "known", "--type", "2,3,1"], "not both"),
     (["compare", "--workload", "known", "--rates", "1,x"], "--rates"),
+    (["compare", "--workload", "known", "--rates", ","], "--rates must list at least one"),
+    (["compare", "--workload", "known", "--policy", "wait"], "--policy does not apply to compare"),
+    (["compare", "--type", "2,3", "--rates", "1"], "types[0] has no arrivals"),
 ])
 def test_compare_errors_are_one_line(capsys, argv, words):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_policy_labels_ignore_case_and_spaces_and_json_has_units_and_claims(capsys):
+    code, out, err = run_cli(capsys, "compare", "--workload", "known", "--policies", "GREEDY, wait ,Batch Cap",
+                             "--rates", "6", "--iterations", "300", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["settings"]["policies"] == ["greedy", "WAIT", "batch cap"]
+    assert doc["units"]["mean_latency"] == "iterations" and doc["units"]["rate"] == "requests/iteration"
+    assert len(doc["claims"]) == 4 and {c["verdict"] for c in doc["claims"]} <= {"holds", "does not hold",
+                                                                                  "not determined"}
+    assert doc["settings"]["policy_parameters"]["batch cap"]["6"]["batch_cap"] == 33
+    assert doc["settings"]["queueing_llm"] and "git_commit" in doc["settings"]

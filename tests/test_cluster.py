@@ -374,3 +374,165 @@ def test_per_request_mixing_restarts_fewer_than_type_segregated_engines():
     diff = replications_ci(restarts([[0, 1], [2, 3]], range(30)) - restarts("round_robin_requests", range(30, 60)),
                            0.99)
     assert diff.low > 0, diff
+
+
+# -- each engine's policy (issue 9 item 1, review): per-type data re-indexed -----------------------------
+
+
+def test_wait_cluster_routed_by_type_runs_each_engine_on_its_own_types():
+    """The reviewer's case: WAIT with routing by type raised ParameterError "unknown [2, 3]"."""
+    m4 = four_types()
+    run = Cluster(m4.with_policy(ql.fluid_wait(m4)), 2, "coprime").simulate(500, seed=0)
+    assert len(run.runs) == 2 and run.pooled()["completed_requests"] > 0
+    # distinct thresholds and budgets: each engine keeps its types' numbers, in its own indices
+    wait = ql.Wait(thresholds={0: 1, 1: 2, 2: 3, 3: 4}, budgets={0: 6, 1: 20, 2: 27, 3: 60})
+    c = Cluster(m4.with_policy(wait), 2, [[0, 3], [2, 1]])
+    policies = [m.policy for m in c.engine_models()]
+    assert policies[0].thresholds == {0: 1, 1: 4} and policies[0].budgets == {0: 6, 1: 60}
+    assert policies[1].thresholds == {0: 3, 1: 2} and policies[1].budgets == {0: 27, 1: 20}
+    assert all(p.trigger == "any" and p.stall for p in policies)
+    # the engine runs are those of the restricted models built by hand, with the engines' seeds
+    run = c.simulate(600, seed=3)
+    seeds = np.random.SeedSequence(3).spawn(3)
+    for e, (g, th) in enumerate((([0, 3], {0: 1, 1: 4}), ([2, 1], {0: 3, 1: 2}))):
+        budgets = {i: wait.budgets[k] for i, k in enumerate(g)}
+        by_hand = ql.ContinuousBatching([m4.types[k] for k in g], kv_capacity=600,
+                                        policy=ql.Wait(thresholds=th, budgets=budgets))
+        ref = ql.simulate(by_hand, 600, seed=int(seeds[e].generate_state(1)[0]))
+        assert run.runs[e].equals(ref)
+    # per-request routings give every engine every type: the value is unchanged
+    per_request = Cluster(m4.with_policy(wait), 2, "round_robin_requests")
+    assert [m.policy for m in per_request.engine_models()] == [wait, wait]
+    assert ql.theorems["mixing"].evaluate(m4.with_policy(wait))["groups"] == [[0, 3], [1, 2]]
+
+
+def test_nested_wait_has_no_per_type_data_and_runs_per_engine():
+    m4 = four_types()
+    nested = ql.fluid_nested_wait(m4)
+    c = Cluster(m4.with_policy(nested), 2, "coprime")
+    assert [m.policy for m in c.engine_models()] == [nested, nested]
+    assert c.simulate(300, seed=1).pooled()["completed_requests"] > 0
+
+
+def test_engine_fluid_thresholds_equal_the_pooled_ones_only_when_slotted_and_by_type():
+    """n_k* = lambda_k Delta*: slotted (Delta* = 1) and routed by type, the engine keeps lambda_k, so
+    its own fluid thresholds are the pooled ones re-indexed; with a linear iteration time the
+    engine's lighter load shortens Delta*_e = d0 / (1 - rho_e), so `policies=ql.fluid_wait` differs."""
+    rates = (0.4, 1.3, 2.2, 0.7)
+    slotted = ql.ContinuousBatching([ql.RequestType(30, d, r) for d, r in zip((6, 10, 9, 15), rates, strict=True)],
+                                    kv_capacity=20_000)
+    pooled = ql.fluid_wait(slotted)
+    assert pooled.thresholds == {0: 1, 1: 2, 2: 3, 3: 1}
+    c = Cluster(slotted.with_policy(pooled), 2, [[1, 3], [0, 2]])
+    own = Cluster(slotted.with_policy(pooled), 2, [[1, 3], [0, 2]], policies=ql.fluid_wait)
+    assert [m.policy for m in c.engine_models()] == [m.policy for m in own.engine_models()]
+    assert c.engine_models()[0].policy.thresholds == {0: 2, 1: 1}
+    # by request each engine sees lambda_k / 2: its own fluid thresholds are ceil(lambda_k / 2)
+    rr = Cluster(slotted.with_policy(pooled), 2, "round_robin_requests", policies=ql.fluid_wait)
+    assert [m.policy.thresholds for m in rr.engine_models()] == [{0: 1, 1: 1, 2: 2, 3: 1}] * 2
+    assert [m.policy for m in Cluster(slotted.with_policy(pooled), 2, "round_robin_requests").engine_models()] \
+        == [pooled, pooled]
+
+    wall = ql.ContinuousBatching([ql.RequestType(30, d, ql.PoissonProcess(500.0)) for d in (6, 10, 9, 15)],
+                                 kv_capacity=40_000, iteration_time=ql.LinearIterationTime(0.01, 1e-6))
+    pooled = ql.fluid_wait(wall)
+    remapped = Cluster(wall.with_policy(pooled), 2, "coprime").engine_models()
+    own = Cluster(wall.with_policy(pooled), 2, "coprime", policies=ql.fluid_wait).engine_models()
+    for e, g in enumerate(Cluster(wall, 2, "coprime").groups):
+        assert remapped[e].policy.thresholds == {i: pooled.thresholds[k] for i, k in enumerate(g)}
+        assert own[e].policy == ql.fluid_wait(remapped[e])
+        # the engine's own Delta*_e is shorter: strictly smaller thresholds at this load
+        assert all(own[e].policy.thresholds[i] < remapped[e].policy.thresholds[i] for i in range(len(g)))
+
+
+def test_policies_per_engine_and_their_errors():
+    m4 = four_types()
+    c = Cluster(m4, 2, "coprime", policies=[ql.Wait(thresholds={0: 2, 1: 1}), "reserve"])
+    models = c.engine_models()
+    assert models[0].policy.thresholds == {0: 2, 1: 1} and str(models[1].policy) == "reserve"
+    assert c.simulate(200, seed=2).pooled()["completed_requests"] > 0
+    with pytest.raises(ql.ParameterError, match="policies must hold 2 policies"):
+        Cluster(m4, 2, "coprime", policies=["greedy"])
+    with pytest.raises(ql.ParameterError, match="policies must be None, a function"):
+        Cluster(m4, 2, "coprime", policies="greedy")
+    with pytest.raises(ql.ParameterError, match="unknown \\[2\\]"):  # keyed by pooled indices, not the engine's
+        Cluster(m4, 2, [[0, 1], [2, 3]], policies=[ql.Wait(thresholds={0: 1, 2: 1}), "greedy"]).engine_models()
+    from queueing_llm.cluster import engine_policy
+
+    with pytest.raises(ql.ParameterError, match="no thresholds for the pooled types \\[5\\]"):
+        engine_policy(ql.Wait(thresholds={0: 1, 1: 1}), [0, 5])
+
+
+# -- pooled latency and units (issue 9 item 1, review) -----------------------------------------------------
+
+
+def _inverted_cdf(values, q):
+    """The smallest value whose empirical CDF reaches q, by sorting (independent of numpy.quantile)."""
+    v = np.sort(np.asarray(values))
+    return float(v[max(math.ceil(q * v.size - 1e-9), 1) - 1])
+
+
+def test_pooled_latency_quantiles_are_exact_from_the_engines_records():
+    m = small_pool(rates=(1.2, 1.0), M=300)  # evicts: latencies spread
+    for routing in ("round_robin_requests", [[0], [1]]):
+        run = Cluster(m, 2, routing).simulate(3000, seed=8, warmup=300, record="iterations")
+        pooled, units = run.pooled(), run.pooled_units()
+        assert set(pooled) == set(units) == set(run.pooled_keys())
+        recs = [r.requests for r in run.runs]
+        chosen = [np.asarray(q.completed) & ~np.asarray(q.initial) & (np.asarray(q.arrival) >= 300) for q in recs]
+        latency = np.concatenate([(q.completion - q.arrival)[c] for q, c in zip(recs, chosen, strict=True)])
+        ttft = np.concatenate([(q.first_token - q.arrival)[c] for q, c in zip(recs, chosen, strict=True)])
+        assert latency.size == pooled["completed_requests"] > 1000
+        for q in (0.5, 0.9, 0.99):
+            assert pooled[f"latency_p{100 * q:g}"] == _inverted_cdf(latency, q)
+            assert pooled[f"ttft_p{100 * q:g}"] == _inverted_cdf(ttft, q)
+        assert units["latency_p99"] == units["ttft_p50"] == units["mean_sojourn"] == "iterations"
+        assert run.pooled_quantiles([0.25, 0.75]).tolist() == [_inverted_cdf(latency, 0.25),
+                                                                _inverted_cdf(latency, 0.75)]
+    one = Cluster(m, 1, "round_robin_requests").simulate(2000, seed=2)
+    s, p = one.summaries()[0], one.pooled()
+    assert all(p[k] == s[k] for k in ("latency_p50", "latency_p90", "latency_p99", "ttft_p50", "ttft_p99"))
+
+
+def test_pooled_wall_clock_latency_is_in_seconds_and_sojourn_is_not_mixed():
+    wall = ql.ContinuousBatching([ql.RequestType(30, d, ql.PoissonProcess(30.0)) for d in (6, 9, 10, 15)],
+                                 kv_capacity=600, iteration_time=ql.LinearIterationTime(0.01, 1e-5))
+    run = Cluster(wall, 2, "coprime").simulate(3000, seed=1, warmup=200)
+    pooled, units = run.pooled(), run.pooled_units()
+    assert set(pooled) == set(units) == set(run.pooled_keys())
+    assert "mean_sojourn" not in pooled  # iterations of different lengths at different engines
+    recs = [r.requests for r in run.runs]
+    chosen = [q.completed & ~q.initial & (q.arrival >= 200) for q in recs]
+    seconds = np.concatenate([(q.completion_time - q.arrival_time)[c] for q, c in zip(recs, chosen, strict=True)])
+    first = np.concatenate([(q.first_token_time - q.arrival_time)[c] for q, c in zip(recs, chosen, strict=True)])
+    tbt = np.concatenate([((q.completion_time - q.first_token_time) / (q.decode - 1))[c & (q.decode > 1)]
+                          for q, c in zip(recs, chosen, strict=True)])
+    assert pooled["mean_latency"] == pytest.approx(seconds.mean(), rel=1e-12)
+    assert pooled["mean_ttft"] == pytest.approx(first.mean(), rel=1e-12)
+    assert pooled["mean_tbt"] == pytest.approx(tbt.mean(), rel=1e-12)
+    for q in (0.5, 0.9, 0.99):
+        assert pooled[f"latency_p{100 * q:g}"] == _inverted_cdf(seconds, q)
+        assert pooled[f"ttft_p{100 * q:g}"] == _inverted_cdf(first, q)
+    assert 0.05 < pooled["latency_p50"] < 1.0  # seconds, not iterations (a request lasts 6 to 15 of them)
+    assert units["latency_p50"] == units["mean_latency"] == units["ttft_p99"] == "s"
+    assert units["throughput_per_second"] == "requests/s"
+    iteration_seconds = [float(np.diff(np.concatenate([[r.time[199]], r.time[200:]])).mean()) for r in run.runs]
+    assert pooled["mean_iteration_seconds"] == pytest.approx(np.mean(iteration_seconds), rel=1e-9)
+
+
+def test_pooled_summary_record_says_quantiles_cannot_be_pooled():
+    m = small_pool(rates=(1.2, 1.0), M=300)
+    c = Cluster(m, 2, "round_robin_requests")
+    full = c.simulate(2000, seed=4, warmup=200, record="iterations")
+    summary = c.simulate(2000, seed=4, warmup=200, record="summary")
+    p_full, p_sum = full.pooled(), summary.pooled()
+    assert set(p_full) - set(p_sum) == {"latency_p50", "latency_p90", "latency_p99", "ttft_p50", "ttft_p90",
+                                        "ttft_p99"}
+    assert set(p_sum) == set(summary.pooled_units()) == set(summary.pooled_keys())
+    assert all(p_sum[k] == p_full[k] for k in p_sum)  # everything else pools from the summaries, exactly
+    with pytest.raises(ql.ParameterError, match="record='summary'.*do not pool"):
+        summary.pooled_quantiles()
+    with pytest.raises(ql.ParameterError, match="which must be"):
+        full.pooled_quantiles(which="tbt")
+    with pytest.raises(ql.ParameterError, match="levels"):
+        full.pooled_quantiles([1.5])

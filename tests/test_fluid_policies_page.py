@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "fluid_policies.md"
 def test_page_examples_print_what_the_page_says():
     text = DOC.read_text(encoding="utf-8")
     pairs = re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", text, flags=re.S)
-    assert len(pairs) == 3
+    assert len(pairs) == 4
     namespace: dict = {}
     for code, expected in pairs:
         out = io.StringIO()

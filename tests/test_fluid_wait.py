@@ -165,3 +165,36 @@ def test_statements_and_latex():
         assert ql.theorems[name].latex(m)
     tp = ql.theorems["wait-throughput"].evaluate(m)
     assert tp["fluid_throughput"] == 35 and tp["gap"] == 0
+
+
+def _binomial_theta(m, q, n):
+    """Independent root of sum_y P(Y = y) exp(theta (y - n)) = 1, Y ~ Bin(m, q), by bisection."""
+    ys = np.arange(m + 1)
+    pmf = binom.pmf(ys, m, q)
+
+    def f(t):
+        return float(np.sum(pmf * np.exp(t * (ys - n)))) - 1.0
+
+    lo, hi = 1e-9, 1.0
+    while f(hi) <= 0:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def test_segment_threshold_avoids_a_near_zero_drift_when_memory_is_short():
+    """A boundary fed by cohorts of 4 with survival 0.4625 (inflow 1.85): n = 2 leaves a drift of
+    -0.15 and a buffer of about 25 requests; with 1,000 tokens per boundary to spare the rule
+    takes n = 3 (buffer about 5), with unlimited memory it keeps the smallest, n = 2."""
+    from queueing_llm.catalogue.fluid import integer_segment_thresholds
+
+    seg = fw.Segments(boundaries=(10, 20), rates=(1.0, 0.4625), survival=(1, 0.4625), thresholds=(3.2, 1.48),
+                      entry_memory=(sp.nan, 100))
+    b2 = math.log(1 / 1e-3) / _binomial_theta(4, 0.4625, 2)
+    b3 = math.log(1 / 1e-3) / _binomial_theta(4, 0.4625, 3)
+    assert b2 > 20 and b3 < 6 and (b2 + 1) * 100 > 1000 >= (b3 + 2) * 100
+    assert integer_segment_thresholds(seg)[0] == (4, 2)
+    assert integer_segment_thresholds(seg, memory_budget=1000.0)[0] == (4, 3)
+    assert integer_segment_thresholds(seg, memory_budget=1000.0)[1] == (40, 30)

@@ -111,14 +111,44 @@ def test_p_empty_far_below_rounding_is_the_gth_value() -> None:
     assert 0 < res.p_empty_error < 1e-8 * res.p_empty
 
 
-def test_p_empty_beyond_the_chain_budget_is_bounded_not_noise() -> None:
-    """B = 256 at load 0.999: the chain that would resolve P(empty) is too large; the value
-    is then within [0, PGF_ABSOLUTE_ERROR] and the reason says so."""
+@pytest.mark.slow
+def test_p_empty_beyond_the_chain_budget_is_an_upper_bound_not_noise() -> None:
+    """B = 256 at load 0.999: the chain that would resolve P(empty) exceeds the budget; the value
+    is then the GTH P(empty) of a chain with thinned arrivals, an upper bound, stated as such
+    (error = value), never the PGF route's rounding noise (~1e-17 to 1e-24 there)."""
     q = 0.3
     m = cb(ql.Geometric(q), ql.Poisson(0.999 * 256 * q), 256)
     res = qs.stationary(m)
-    assert 0 <= res.p_empty <= qs.PGF_ABSOLUTE_ERROR and res.p_empty_error == qs.PGF_ABSOLUTE_ERROR
-    assert "below the route's absolute accuracy" in res.reason
+    assert 0 < res.p_empty == res.p_empty_error < 1e-30
+    assert "upper bound" in res.reason
+
+
+def test_p_empty_bound_route_brackets_the_exact_value(monkeypatch) -> None:
+    """With the solve budget lowered so that load 0.98 is past it, the bound route must return a
+    value between the exact P(empty) (dense GTH reference) and the exact P(empty) at a load that
+    fits the budget (thinning can only raise P(empty); the thinned rate is the largest that fits)."""
+    B, q = 64, 0.1
+    m = cb(ql.Geometric(q), ql.Poisson(0.98 * B * q), B)
+    fits = cb(ql.Geometric(q), ql.Poisson(0.9 * B * q), B)
+    monkeypatch.setattr(qs, "RESOLVE_WORK", qc.planned_work(B, q, qs.arrival_pmf(fits), qs.RESOLVE_TAIL))
+    assert qc.planned_work(B, q, qs.arrival_pmf(m), qs.RESOLVE_TAIL) > qs.RESOLVE_WORK
+    res = qs.stationary(m)
+    exact = stationary_chain(B, q, qs.arrival_pmf(m))["p_empty"]
+    at_fit = qs.stationary(fits)
+    assert "upper bound" in res.reason and res.p_empty == res.p_empty_error
+    assert exact < res.p_empty <= at_fit.p_empty * (1 + 1e-9), (exact, res.p_empty, at_fit.p_empty)
+    assert "from the truncated chain" in at_fit.reason  # the model inside the budget is solved exactly
+
+
+def test_thinned_poisson_is_poisson_and_planned_work_grows_with_load() -> None:
+    a = poisson.pmf(np.arange(120), 30.0)
+    got = qc.thinned(a, 0.25)
+    ref = poisson.pmf(np.arange(got.size), 7.5)
+    assert np.allclose(got, ref, rtol=1e-9, atol=1e-300) and got[-1] >= 1e-20
+    works = [qc.planned_work(64, 0.1, poisson.pmf(np.arange(80), r)) for r in (5.0, 6.0, 6.2, 6.3)]
+    assert works == sorted(works) and works[0] < works[-1]
+    with pytest.raises(ql.ModelError, match="theta"):
+        qc.thinned(a, 1.5)
 
 
 def test_chain_refuses_beyond_its_limits_with_the_size() -> None:

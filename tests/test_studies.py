@@ -1,8 +1,10 @@
 """queueing-llm paper adls26: [ADLS26]'s tables regenerated beside the paper's numbers."""
 
 import json
+import re
 
 import pytest
+from test_latex_compile import compile_tex, pdflatex  # noqa: F401  (pdflatex: the fixture)
 
 import queueing_llm as ql
 from queueing_llm.cli import main
@@ -130,7 +132,7 @@ def test_write_and_cli(study, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["study"] == "adls26"
 
 
-def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monkeypatch):
+def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monkeypatch, pdflatex):  # noqa: F811
     from queueing_llm.studies import alsw25
 
     s = alsw25.run(quick=True, seed=1)
@@ -147,4 +149,30 @@ def test_alsw25_fluid_examples_agree_and_a_wrong_value_would_not(tmp_path, monke
     assert next(r for r in rows if r["example"] == "Example 2, M = 50" and r["quantity"] == "rho")["verdict"] \
         == "disagree"
     out = s.write(tmp_path / "alsw25")
-    assert "\\toprule" in (out / "alsw25.tex").read_text()
+    tex = (out / "alsw25.tex").read_text()
+    heads = re.findall(r"\\toprule\n(.*?) \\\\", tex)
+    assert heads and all(h.startswith("example & quantity") for h in heads), heads  # labels in every part
+    from queueing_llm.report.document import PACKAGES, wrap_document
+
+    (tmp_path / "b.tex").write_text(wrap_document(tex, PACKAGES))
+    compile_tex(pdflatex, tmp_path, "b.tex")
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["queueing_llm"] == ql.__version__ and "git_commit" in prov and "numpy" in prov
+    assert prov["policy_parameters"]["WAIT"]["thresholds"] == {"0": 1, "1": 1}
+
+
+def test_latex_keeps_labels_shows_full_verdicts_and_compiles(study, tmp_path, pdflatex):  # noqa: F811
+    """Every part of a split table starts with its labels; a disagreement points to a note that
+    gives the settings tried in full; "no paper value" is shown whole; the file compiles."""
+    from queueing_llm.report.document import PACKAGES, wrap_document
+
+    tex = study.to_latex()
+    heads = re.findall(r"\\toprule\n(.*?) \\\\", tex)
+    rows_heads = [h for h in heads if not h.startswith("note")]
+    assert rows_heads and all(h.startswith("table, setting & reading & quantity") for h in rows_heads), heads
+    assert "disagree (a)" in tex and "no paper value" in tex and "settings tried" in tex
+    assert "4000 steps from an empty system" in tex  # Table 8's settings tried, not cut to a word
+    (tmp_path / "a.tex").write_text(wrap_document(tex, PACKAGES))
+    compile_tex(pdflatex, tmp_path, "a.tex")
+    prov = study.settings
+    assert prov["queueing_llm"] == ql.__version__ and {"git_commit", "numpy", "sympy", "platform"} <= set(prov)

@@ -113,7 +113,8 @@ def test_safety_buffer_replications_catch_a_halved_buffer():
     assert isinstance(runs, ql.sim.Replications) and len(runs) == 4 and runs.iterations == 5000
     assert label == "open, fluid Nested WAIT, 4 independent replications"
     v = ql.verify("safety-buffer", m, runs)
-    assert v.holds is True and v.interval.method == "replications" and v.run == "open, 4 independent replications"
+    assert v.holds is True and v.interval.method == "Clopper-Pearson, iterations 8 apart, 4 runs"
+    assert v.run == "open, 4 independent replications"
     half = ql.verify(perturb("safety-buffer", "buffer", 0.5), m, runs)
     assert half.status == "FAILS" and half.interval.low > 1e-3
 

@@ -13,7 +13,9 @@ may follow):
 ``equilibrium-stage`` {mean_stage, mean_kv}
     a saturated batch in equilibrium.
 ``stationary`` {mean_in_system, p_empty, mean_batch, mean_sojourn}
-    Geo^X/Geo/B from the kernel roots.
+    Geo^X/Geo/B from the kernel roots; ``p_empty_error`` bounds the absolute error of a
+    numeric ``p_empty`` (below the kernel-root route's 1e-15 accuracy the value is the GTH
+    chain's, or an upper bound with ``p_empty_error`` equal to it; the reason says which).
 ``lyapunov-bounds`` {lower, upper}
     quadratic-Lyapunov bounds on the stationary mean number in system.
 ``waiting-cap`` {rejection_probability}

@@ -200,13 +200,10 @@ def simulate(
     ``run.time[-1]`` is the makespan (seconds in wall-clock runs, iterations otherwise) and
     :meth:`Trajectory.summary` gives requests per second, latency and restarts (after
     ``warmup``). Runs are causal and their draws come in blocks that do not depend on the
-    horizon, so the run is the prefix of any longer run with the same seed.
+    horizon, so the run is the prefix of any longer run with the same seed. With
+    ``replications=R`` each of the R replications is such a run (its own makespan).
     """
     seed = resolve_seed(seed)  # a SeedSequence or Generator becomes one integer, reused below
-    if requests is not None:
-        return _fixed_workload(model, iterations, requests, dict(
-            seed=seed, saturated=saturated, initial_batch=initial_batch, warmup=warmup, engine=engine,
-            progress=progress, record=record, memory_limit=memory_limit))
     if replications is not None:
         from ..numbers import check_real
 
@@ -216,7 +213,7 @@ def simulate(
         def one(s: int) -> Trajectory:
             return simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
                             warmup=warmup, engine=engine, progress=progress, record=record,
-                            memory_limit=memory_limit)
+                            memory_limit=memory_limit, requests=requests)
 
         first = one(seeds[0])  # validates the arguments and compiles the kernel once
         rest = seeds[1:]
@@ -228,6 +225,10 @@ def simulate(
         else:
             runs = [first, *(one(s) for s in rest)]
         return Replications(runs, seed)
+    if requests is not None:
+        return _fixed_workload(model, iterations, requests, dict(
+            seed=seed, saturated=saturated, initial_batch=initial_batch, warmup=warmup, engine=engine,
+            progress=progress, record=record, memory_limit=memory_limit))
     config: RunConfig = prepare(
         model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
     )

@@ -7,7 +7,9 @@ to the SimPy engine's (``tests/test_sim_equivalence.py``; no run needs a distrib
 comparison): the draws of per-iteration arrival laws or of a saturated backlog do not
 depend on the dynamics, so Python draws them by blocks
 (:data:`~.draws.ITERATION_BLOCK` iterations of arrivals, :data:`~.draws.BACKLOG_BLOCK`
-backlog requests) and the kernel consumes them.
+backlog requests) and the kernel consumes them (a one-type slotted run never reads the
+arrivals' uniform offsets: the generator jumps over them, ``PCG64.advance``, to the state
+drawing them gives, :func:`_skip_uniforms`).
 
 **What it covers** (:func:`kernel_applies`): the FCFS policies (``greedy``, ``fcfs_cap``,
 ``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array; not
@@ -24,16 +26,24 @@ runs on the Python loop when numba cannot be imported. A one-type wall-clock run
 from one stream only, so the kernel draws ahead by blocks and stops (status 4) when the
 drawn arrivals end before the iteration does.
 
-**Bookkeeping** (as in :mod:`.fast`). The batch is an array of request ids in admission
-order (eviction takes the last live one: lowest stage, most recently admitted); completed
-members stay in it, skipped, until it is compacted. Completions come from a calendar, a
-binary min-heap of (admission + decode, id): an iteration pops the entries due, skipping
-stale ones (members evicted since). So an iteration costs :math:`O(1)` plus
-:math:`O(\log)` per admission and completion, not :math:`O(B)`. The queue is a ring
-buffer (evicted requests go to its head). Requests live in a *window* of ids ``[base, base + len)``:
-after each chunk of iterations, the finished requests below the oldest live one leave the
-window, as records (``record="full"``/``"iterations"``) or into the streaming
-accumulators (``record="summary"``), so with ``record="summary"`` the memory is that of
+**Bookkeeping.** The batch is an array of request ids in admission order (eviction takes
+the last live one: lowest stage, most recently admitted); a completion leaves a hole,
+dropped when the array is compacted. Completions come from a calendar: a timing wheel of
+buckets keyed by completion iteration (a power of 2 above the longest decode, or about 8
+mean decodes), each a list of nodes from a small pool, with a binary min-heap for the
+rare decodes beyond the wheel's span; an eviction leaves its node in place, and a node
+whose member is no longer in the batch with that completion iteration is dropped when it
+comes up. So an iteration costs :math:`O(1)` plus :math:`O(1)` per arrival, admission,
+completion and eviction (:math:`O(\log)` for the heap's), not :math:`O(B)`; the memory
+is updated in :math:`O(1)` (every member gains one token, a completing member frees
+:math:`l_0 + 1 + l_1`). The queue is a ring buffer (evicted requests go to its head).
+Requests live in a *window* of ids ``[base, base + len)``, one row of integers per
+request: a per-iteration law's arrivals are drawn by blocks of iterations and their rows
+written by the kernel when they arrive. After each chunk of iterations, the finished
+requests below the oldest live one leave the window, as records (``record="full"`` /
+``"iterations"``, one compiled pass per chunk) or into the streaming accumulators
+(``record="summary"``; a slotted summary is counted in the kernel: completions, sojourn,
+evictions and latency/TTFT histograms), so with ``record="summary"`` the memory is that of
 the live requests, independent of the horizon.
 
 The kernel is compiled on first use and cached on disk (``cache=True``).
@@ -48,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
+from ..laws import Deterministic, Regular
 from ..model import PoissonProcess
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
@@ -72,6 +83,11 @@ WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
 
 _LOOP: Any = None
+_ORDER = 8192  # initial sizes of the order array and of the calendar's node pool and heap (they grow)
+_POOL = 1024
+_compact: Any = None
+_fill: Any = None
+_gather: Any = None
 
 
 def numba_available() -> bool:
@@ -125,31 +141,79 @@ def _exact_rate(model: Any, config: Any) -> Fraction | None:
 
 
 def _compile() -> Any:
-    global _LOOP
+    global _LOOP, _compact, _fill, _gather
     if _LOOP is None:
         import numba
 
-        _LOOP = numba.njit(cache=True, nogil=True)(_loop_py)
+        jit = numba.njit(cache=True, nogil=True)
+        _compact = jit(_compact_py)  # bound before the loop compiles: it calls them
+        _fill = jit(_fill_py)
+        _gather = jit(_gather_py)
+        _LOOP = jit(_loop_py)
     return _LOOP
+
+
+def _compact_py(order, olen, W, base):
+    """Drop the holes (-1, members finished) from ``order[:olen]``, admission order kept,
+    and write each member's new position in its row (``W[j, 7]``); the new length."""
+    w = 0
+    for i in range(olen):
+        r = order[i]
+        if r >= 0:
+            order[w] = r
+            W[r - base, 7] = w
+            w += 1
+    return w
+
+
+def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
+    """Rows ``a ..`` of the window: drawn fields, then the fields of a request not yet arrived."""
+    for i in range(typ.size):
+        row = a + i
+        Wall[row, 0] = typ[i]
+        Wall[row, 1] = pr[i]
+        Wall[row, 2] = dec[i]
+        Wall[row, 3] = arr[i]
+        Wall[row, 4] = WAIT  # no eviction yet
+        Wall[row, 5] = -1
+        Wall[row, 6] = -1
+        Wall[row, 7] = -1
+        Wfall[row, 0] = at[i]
+        Wfall[row, 1] = np.nan
+        Wfall[row, 2] = np.nan
 
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
              base, W,
-             queue, order, hk, hid, waiting, sizes, bounds, bounds_n0,
+             queue, order, wheel, pool_id, pool_nx, pfree, hk, hid, waiting, sizes, bounds, bounds_n0,
+             src_t, src_p, src_d, src_o, tstep, pstep, dstep, ostep,
              saturated, bl_end, adm_bound,
              o_arr, o_adm, o_comp, o_ev, o_rej, o_queue, o_sizes, o_mem,
              log_ev, ev_t, ev_a, ev_n,
              acc_on, w_arr, n_init, acc_i, lat_h, ttft_h, prof,
-             wall, d0, d1, tape, has_rate, win_end, Wf, o_time):
+             wall, d0, d1, tape, has_rate, win_end, Wf, o_time, first_times):
     """Iterations ``n0 .. n1-1``; stops early at an iteration boundary with status 1
     (backlog low), 2 (eviction log full) or 3 (order or calendar array full).
-    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket].
+    ``iscal`` = [mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, next id, token bucket,
+    free calendar nodes].
     The rate-limited bucket is exact (as :class:`~.policies.RateLimitedAdmission`): the rate
     is ``rate_p / rate_q`` and the bucket an integer count of ``1 / rate_q``.
 
-    ``order``: ids in admission order, completed members left in place (state DONE) and
-    skipped; ``hk``/``hid``: a binary min-heap of (completion iteration, id), the calendar
-    (entries of evicted members are stale and skipped when they come up).
+    ``order``: ids in admission order; a member's position is in its row (``W[j, 7]``) and a
+    completion leaves a hole (-1) there, dropped when the array is compacted. The
+    completion calendar: ``wheel``, a timing wheel of ``S`` buckets (a power of 2): bucket
+    ``c % S`` heads a singly linked list of nodes (``pool_id``: the id, ``pool_nx``: the
+    next node; free nodes on the stack ``pfree``) of the members admitted to complete at
+    iteration ``c``, for ``c`` in ``[n, n + S)``; a member admitted with a decode length
+    ``>= S`` goes first to the overflow heap ``hk``/``hid`` (a binary min-heap of
+    (completion iteration, id)) and moves to the wheel once its completion is within ``S``
+    iterations. An eviction leaves its node in place: a node whose member is no longer in
+    the batch with that completion iteration is stale and dropped when its bucket (or heap
+    entry) comes up. The nodes live in a small pool, so walking a bucket touches the
+    completing members' rows independently (no pointer chasing through the rows).
+
+    ``first_times``: keep the first-token and completion times in ``Wf`` (a wall-clock summary
+    reads them; records take them from the iteration times).
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
@@ -159,12 +223,16 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
 
     Time: iteration n ends at ``end = t + d0 + d1 * memory`` (``wall``; ``fscal[1]`` = t)
     or at n. Arrivals (``tape``): 0, the ids ``bounds[n - bounds_n0] ..`` of a
-    per-iteration law (``at`` holds the uniform offset until arrival); 1, a Poisson process
+    per-iteration law, whose rows the kernel writes when they arrive from the drawn block
+    ``src_t``, ``src_p``, ``src_d``, ``src_o`` (type, prompt, decode, uniform offset; id
+    ``bounds[0] + i`` at ``i * step``, a step 0 for a column constant over the block); 1, a Poisson process
     whose drawn arrivals are the ids below ``win_end`` with epochs ``at`` (status 4 when the
     drawn epochs do not reach ``end``; ``iscal[8]`` = next id); 2, none (saturated).
-    ``W[j]``: the request ``base + j``'s integer fields (type, prompt, decode, arrival,
-    state, latest admission, first admission, completion, evictions), ``Wf[j]`` its
-    arrival, first-token and completion times: one request's fields share cache lines."""
+    ``W[j]``: the request ``base + j``'s integer fields, one 64-byte row (type, prompt, decode,
+    arrival, state + 4 * evictions, latest admission, first admission, position in
+    ``order``; a completed request's completion is its latest admission plus its decode),
+    ``Wf[j]`` its arrival, first-token and completion times: one request's fields share
+    cache lines."""
     mem = iscal[0]
     size = iscal[1]
     qhead = iscal[2]
@@ -176,11 +244,16 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     tokens = iscal[9]  # the token bucket of rate_limited, in units of 1 / rate_q (exact)
     t_end = fscal[1]
     nxt = iscal[8]
-    qcap = queue.size
+    qmask = queue.size - 1  # the queue ring's size is a power of 2
     ocap = order.size
     hcap = hk.size
+    wsize = wheel.size
+    wmask = wsize - 1
+    nfree = iscal[10]
+    src0 = bounds[0]  # tape 0: the id of src_*[0]
     H = prof.size
     finite_M = M < np.inf
+    keep_rec = not acc_on  # arrival times: records, or the requests of a wall-clock summary
     n = n0
     status = 0
     while n < n1:
@@ -208,34 +281,36 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     hi += 1
         # admissions this iteration are at most: the queue, the arrivals, the backlog bound
         need = qlen + size + (adm_bound if saturated else hi - lo)
-        if olen + need > ocap:  # compact: drop completed members, keep admission order
-            w = 0
-            for i in range(olen):
-                r = order[i]
-                if W[r - base, 4] == IN:
-                    order[w] = r
-                    w += 1
-            olen = w
-        if olen + need > ocap or hlen + need > hcap:
+        if olen + need > ocap:
+            olen = _compact(order, olen, W, base)
+        if olen + need > ocap or hlen + need > hcap or nfree < need + hlen:
             status = 3
             break
         row = n - row0
+        for t in range(waiting.size):  # the row's counters (a chunk's rows are reused)
+            o_arr[row, t] = 0
+            o_adm[row, t] = 0
+            o_comp[row, t] = 0
+            o_ev[row, t] = 0
+            o_rej[row, t] = 0
         # 1. execute: every member gains a token; members at their last stage complete
-        i = olen - 1
+        i = olen - 1 if first_times else -1
         while i >= 0:  # the members admitted at n - 1 (the tail) produce their first token
-            j = order[i] - base
-            if W[j, 5] != n - 1:
+            r = order[i]
+            j = r - base
+            if r < 0 or W[j, 5] != n - 1:
                 break
             if W[j, 6] == n - 1:
                 Wf[j, 1] = end
             i -= 1
         mem += size
-        while hlen > 0 and hk[0] == n:
+        while hlen > 0 and hk[0] < n + wsize:  # overflow entries now within the wheel's span
+            key = hk[0]
             r = hid[0]
             hlen -= 1
             if hlen > 0:  # pop the root: sift the last entry down
-                key = hk[hlen]
-                rid = hid[hlen]
+                lkey = hk[hlen]
+                lid = hid[hlen]
                 pos = 0
                 while True:
                     c = 2 * pos + 1
@@ -243,68 +318,95 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                         break
                     if c + 1 < hlen and hk[c + 1] < hk[c]:
                         c += 1
-                    if hk[c] >= key:
+                    if hk[c] >= lkey:
                         break
                     hk[pos] = hk[c]
                     hid[pos] = hid[c]
                     pos = c
-                hk[pos] = key
-                hid[pos] = rid
+                hk[pos] = lkey
+                hid[pos] = lid
             j = r - base
-            if j >= 0 and W[j, 4] == IN and W[j, 5] + W[j, 2] == n:
-                W[j, 4] = DONE
-                W[j, 7] = n
+            if j >= 0 and W[j, 4] & 3 == IN and W[j, 5] + W[j, 2] == key:  # else stale: evicted since
+                nfree -= 1
+                k = pfree[nfree]
+                h = key & wmask
+                pool_id[k] = r
+                pool_nx[k] = wheel[h]
+                wheel[h] = k
+        h = n & wmask
+        k = wheel[h]
+        wheel[h] = -1
+        while k >= 0:  # the bucket of n: the members completing now, and stale nodes
+            r = pool_id[k]
+            pfree[nfree] = k
+            nfree += 1
+            k = pool_nx[k]
+            j = r - base
+            if j < 0 or W[j, 4] & 3 != IN or W[j, 5] + W[j, 2] != n:
+                continue  # evicted since it was admitted (and maybe finished since)
+            order[W[j, 7]] = -1
+            W[j, 4] += DONE - IN
+            if first_times:
                 Wf[j, 2] = end
-                size -= 1
-                mem -= W[j, 1] + 1 + W[j, 2]
-                t = W[j, 0]
-                o_comp[row, t] += 1
-                sizes[t] -= 1
-                if acc_on and r >= n_init and W[j, 3] >= w_arr:
-                    acc_i[0] += 1
-                    acc_i[1] += n - W[j, 3]
-                    acc_i[2] += W[j, 8]
-                    lat_h[n - W[j, 3]] += 1
-                    ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
+            size -= 1
+            mem -= W[j, 1] + 1 + W[j, 2]
+            t = W[j, 0]
+            o_comp[row, t] += 1
+            sizes[t] -= 1
+            if acc_on and r >= n_init and W[j, 3] >= w_arr:
+                acc_i[0] += 1
+                acc_i[1] += n - W[j, 3]
+                acc_i[2] += W[j, 4] >> 2
+                lat_h[n - W[j, 3]] += 1
+                ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
-        if not saturated:
-            for r in range(lo, hi):
-                j = r - base
-                W[j, 3] = n
-                if tape == 0:
-                    Wf[j, 0] = t_end + Wf[j, 0] * (end - t_end) if wall else float(n)
-            nxt = hi
+        if not saturated and hi > lo:
             room = cap - qlen
             keep = hi if room >= hi - lo else lo + max(int(room), 0)
             for r in range(lo, hi):
                 j = r - base
+                if tape == 0:  # the request's row, from the drawn block
+                    s = r - src0
+                    W[j, 0] = src_t[s * tstep]
+                    W[j, 1] = src_p[s * pstep]
+                    W[j, 2] = src_d[s * dstep]
+                    W[j, 4] = WAIT  # no eviction yet
+                    W[j, 5] = -1
+                    W[j, 6] = -1
+                    if keep_rec:
+                        Wf[j, 0] = t_end + src_o[s * ostep] * (end - t_end) if wall else float(n)
+                    if first_times:
+                        Wf[j, 1] = np.nan
+                        Wf[j, 2] = np.nan
+                W[j, 3] = n
                 t = W[j, 0]
                 o_arr[row, t] += 1
                 if r < keep:
-                    queue[(qhead + qlen) % qcap] = r
+                    queue[(qhead + qlen) & qmask] = r
                     qlen += 1
                     waiting[t] += 1
                 else:
                     W[j, 4] = REJECTED
                     o_rej[row, t] += 1
+        if not saturated:
+            nxt = hi
         # 3. evict while memory exceeds M: the most recent admission first
         evictions = 0
         while mem > M:
             olen -= 1
             r = order[olen]
-            j = r - base
-            if W[j, 4] != IN:
+            if r < 0:
                 continue
+            j = r - base
             a = W[j, 5]
             mem -= W[j, 1] + 1 + n - a
-            W[j, 4] = WAIT
-            qhead = (qhead - 1) % qcap
+            W[j, 4] += 4 + WAIT - IN  # one more eviction; its calendar node goes stale
+            qhead = (qhead - 1) & qmask
             queue[qhead] = r
             qlen += 1
             t = W[j, 0]
             waiting[t] += 1
             sizes[t] -= 1
-            W[j, 8] += 1
             o_ev[row, t] += 1
             if policy == RESERVE and finite_M:
                 for tt in range(max(a, n), a + W[j, 2]):
@@ -352,7 +454,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     break
                 t = W[j, 0]
                 if from_queue:
-                    qhead = (qhead + 1) % qcap
+                    qhead = (qhead + 1) & qmask
                     qlen -= 1
                     waiting[t] -= 1
                 else:
@@ -360,25 +462,34 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                     W[j, 3] = n
                     Wf[j, 0] = end
                     o_arr[row, t] += 1
-                W[j, 4] = IN
+                W[j, 4] += IN - WAIT
                 W[j, 5] = n
                 if W[j, 6] < 0:
                     W[j, 6] = n
                 order[olen] = r
+                W[j, 7] = olen
                 olen += 1
-                # push (n + decode, r) on the calendar: sift up
-                key = n + W[j, 2]
-                pos = hlen
-                hlen += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if hk[parent] <= key:
-                        break
-                    hk[pos] = hk[parent]
-                    hid[pos] = hid[parent]
-                    pos = parent
-                hk[pos] = key
-                hid[pos] = r
+                dec = W[j, 2]
+                key = n + dec
+                if dec < wsize:  # a node in the wheel bucket of its completion
+                    nfree -= 1
+                    k = pfree[nfree]
+                    h = key & wmask
+                    pool_id[k] = r
+                    pool_nx[k] = wheel[h]
+                    wheel[h] = k
+                else:  # too far ahead: the overflow heap (sift up)
+                    pos = hlen
+                    hlen += 1
+                    while pos > 0:
+                        parent = (pos - 1) // 2
+                        if hk[parent] <= key:
+                            break
+                        hk[pos] = hk[parent]
+                        hid[pos] = hid[parent]
+                        pos = parent
+                    hk[pos] = key
+                    hid[pos] = r
                 size += 1
                 mem += W[j, 1] + 1
                 sizes[t] += 1
@@ -386,7 +497,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 if policy == RATE:
                     tokens -= rate_q
                 elif policy == RESERVE and finite_M:
-                    for tt in range(n, n + W[j, 2]):
+                    for tt in range(n, n + dec):
                         prof[tt % H] += W[j, 1] + 1 + tt - n
         o_mem[row] = mem
         o_time[row] = end
@@ -395,25 +506,27 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_queue[row, t] = waiting[t]
             o_sizes[row, t] = sizes[t]
         n += 1
-    # leave only live members in the order array (the window trim reads it)
-    w = 0
-    for i in range(olen):
-        r = order[i]
-        if W[r - base, 4] == IN:
-            order[w] = r
-            w += 1
     iscal[0] = mem
     iscal[1] = size
     iscal[2] = qhead
     iscal[3] = qlen
-    iscal[4] = w
+    iscal[4] = _compact(order, olen, W, base)  # only live members: the window trim reads them
     iscal[5] = bl_next
     iscal[6] = ev_cnt
     iscal[7] = hlen
     iscal[9] = tokens
+    iscal[10] = nfree
     fscal[1] = t_end
     iscal[8] = nxt
     return n, status
+
+
+def _rows(capacity: int) -> np.ndarray:
+    """``capacity`` rows of 8 int64 (64 bytes) starting on a 64-byte boundary: a request's
+    fields are one cache line."""
+    buf = np.empty(capacity * 8 + 8, dtype=np.int64)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip : skip + capacity * 8].reshape(capacity, 8)
 
 
 class _Window:
@@ -422,16 +535,15 @@ class _Window:
     last, finished ones leave from the front by moving a start index; the live part is
     moved to the front only when the storage is full. ``win.dec`` etc. are column views."""
 
-    INTS = ("typ", "pr", "dec", "arr", "state", "adm", "fadm", "comp", "nev")
+    INTS = ("typ", "pr", "dec", "arr", "sn", "adm", "fadm", "opos")  # sn: state + 4 * evictions
     FLOATS = ("at", "ftt", "ct")
     NAMES = INTS + FLOATS
-    FILL = {"state": WAIT, "adm": -1, "fadm": -1, "comp": -1, "nev": 0, "ftt": math.nan, "ct": math.nan}
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.base = 0  # id of storage row lo
         self.lo = 0
         self.hi = 0
-        self.Wall = np.empty((capacity, len(self.INTS)), dtype=np.int64)
+        self.Wall = _rows(capacity)
         self.Wfall = np.empty((capacity, len(self.FLOATS)))
 
     def __len__(self) -> int:
@@ -455,30 +567,40 @@ class _Window:
             return self._column(name, self.lo, self.hi)
         raise AttributeError(name)
 
-    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
-        m = int(typ.size)
+    def reserve(self, m: int) -> None:
+        """Room for ``m`` more requests after the last (moving the live part to the front, or
+        to larger storage, at most once)."""
         cap = self.Wall.shape[0]
         if self.hi + m > cap:
             live = self.hi - self.lo
             new_cap = max(cap, 2 * (live + m))
             for attr in ("Wall", "Wfall"):
                 old = getattr(self, attr)
-                new = old if new_cap == cap else np.empty((new_cap, old.shape[1]), dtype=old.dtype)
+                new = old if new_cap == cap else (
+                    _rows(new_cap) if attr == "Wall" else np.empty((new_cap, old.shape[1]), dtype=old.dtype))
                 new[:live] = old[self.lo : self.hi]
                 setattr(self, attr, new)
             self.lo, self.hi = 0, live
-        a, b = self.hi, self.hi + m
-        for name, values in (("typ", typ), ("pr", pr), ("dec", dec), ("arr", arr), ("at", at)):
-            self._column(name, a, b)[:] = values
-        for name, value in self.FILL.items():
-            self._column(name, a, b)[:] = value
-        self.hi = b
+
+    def extend_unset(self, m: int) -> None:
+        """``m`` more ids whose rows the kernel writes before it reads them (arrivals of a drawn block)."""
+        self.reserve(m)
+        self.hi += m
+
+    def append(self, typ: np.ndarray, pr: np.ndarray, dec: np.ndarray, arr: np.ndarray, at: np.ndarray) -> None:
+        m = int(typ.size)
+        self.reserve(m)
+        _fill(self.Wall, self.Wfall, self.hi, *(np.ascontiguousarray(x, dtype=np.int64) for x in (typ, pr, dec, arr)),
+              np.ascontiguousarray(at, dtype=float))
+        self.hi += m
 
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
         k = upto - self.base
         out = {name: self._column(name, self.lo, self.lo + k) for name in self.NAMES}
         out["id"] = np.arange(self.base, upto, dtype=np.int64)
+        out["nev"] = out["sn"] >> 2
+        out["comp"] = np.where(out["sn"] & 3 == DONE, out["adm"] + out["dec"], -1)
         self.lo += k
         self.base = upto
         return out
@@ -497,21 +619,65 @@ class _Backlog:
         return draw_backlog_block(self.model, self.rng, self.cumulative)
 
 
-def _arrival_block(tapes: list[_LawTape], covered: int, K: int) -> tuple[np.ndarray, ...]:
-    """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block` merges it."""
+def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> tuple[np.ndarray, ...]:
+    """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block`
+    merges it: (types, prompts, decodes, counts per iteration, offsets); a column that is
+    the same for every arrival of the block is that value (a Python scalar).
+
+    One type with a law of :mod:`queueing_llm.laws`: the draws of
+    :meth:`~.draws._LawTape.draw_block` in its order (counts, offsets, prompts, decodes)
+    without the arrays the kernel does not read: a slotted run never reads the offsets, so
+    the generator skips them (``advance``, the same state as drawing them,
+    :func:`_skip_uniforms`). Any other arrival law goes through the tape's own
+    ``draw_block``."""
+    if K == 1 and type(tapes[0].law).__module__ != Regular.__module__:
+        _, offsets, prompts, decodes, counts = tapes[0].draw_block()
+        return 0, prompts, decodes, counts, offsets
+    if K == 1:
+        tape = tapes[0]
+        if isinstance(tape.law, Regular):  # counts of these very iterations, no random draw
+            counts = tape.law.counts(covered, ITERATION_BLOCK)
+        else:
+            counts = sample(tape.law, tape.rng, ITERATION_BLOCK)
+        total = int(counts.sum())
+        offsets: np.ndarray | float = 0.0
+        if wall or not _skip_uniforms(tape.rng, total):
+            offsets = tape.rng.random(total)
+        prompts, decodes = (int(sample(law, tape.rng, 1)[0]) if isinstance(law, Deterministic)  # draws nothing
+                            else sample(law, tape.rng, total) for law in (tape.prompt, tape.decode))
+        tape.covered += ITERATION_BLOCK
+        return 0, prompts, decodes, counts, offsets
     parts = [tape.draw_block() for tape in tapes]
     iterations = np.concatenate([p[0] for p in parts])
     types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
     offsets = np.concatenate([p[1] for p in parts])
     prompts = np.concatenate([p[2] for p in parts])
     decodes = np.concatenate([p[3] for p in parts])
-    if K > 1:
-        order = np.lexsort((offsets, iterations))
-        iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
-        offsets = offsets[order]
+    order = np.lexsort((offsets, iterations))
+    iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
+    offsets = offsets[order]
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
-    bounds = np.concatenate([[0], np.cumsum(per_iteration)]).astype(np.int64)
-    return types, prompts, decodes, iterations.astype(np.int64), bounds, offsets
+    return types, prompts, decodes, per_iteration, offsets
+
+
+def _source_column(parts: tuple[Any, ...], sizes: list[int], dtype: Any) -> tuple[np.ndarray, int]:
+    """One column of drawn blocks (``sizes`` arrivals each) for the kernel: (values, 1), or
+    ([value], 0) when every block gave the same scalar (the kernel reads ``values[i * step]``)."""
+    if all(not isinstance(p, np.ndarray) and p == parts[0] for p in parts):
+        return np.array([parts[0]], dtype=dtype), 0
+    return np.concatenate([np.broadcast_to(np.asarray(p, dtype=dtype), (m,)) for p, m in zip(parts, sizes,
+                                                                                            strict=True)]), 1
+
+
+def _skip_uniforms(rng: np.random.Generator, count: int) -> bool:
+    """Move ``rng`` past ``count`` uniform draws without computing them, if that gives the
+    state drawing them gives (PCG64 with no buffered 32-bit half: ``random()`` takes one
+    64-bit output per draw and ``advance`` jumps the same outputs); else False (nothing moved)."""
+    bits = rng.bit_generator
+    if type(bits) is not np.random.PCG64 or bits.state["has_uint32"]:
+        return False
+    bits.advance(count)
+    return True
 
 
 class _Process:
@@ -532,6 +698,16 @@ class _Process:
         decodes = sample(self.decode, self.rng, PROCESS_BLOCK)
         self.last = float(epochs[-1])
         return np.zeros(PROCESS_BLOCK, dtype=np.int64), prompts, decodes, np.full(PROCESS_BLOCK, -1), epochs
+
+
+def _wheel_size(model: Any) -> int:
+    """Buckets of the completion wheel: a power of 2 above the longest decode length, or
+    (unbounded decode laws) about 8 mean decode lengths, in ``[64, 2^17]``; longer decodes
+    wait on the overflow heap until they come within reach."""
+    longest = model.max_decode
+    if math.isinf(longest):
+        longest = 8 * max(t.decode.mean_value() for t in model.types)
+    return 1 << min(max(int(longest) + 1, 64) - 1, (1 << 17) - 1).bit_length()
 
 
 def _admission_bound(config: Any, policy: int, rate: float) -> int:
@@ -577,7 +753,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
-    iscal = np.zeros(10, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt, tokens
+    iscal = np.zeros(11, dtype=np.int64)  # mem, size, qhead, qlen, olen, bl_next, ev_cnt, hlen, nxt, tokens, nfree
     fscal = np.zeros(2)  # token bucket, end of the last iteration (seconds)
     wall = bool(config.wall_clock)
     d0 = float(config.d0) if wall else 0.0
@@ -586,12 +762,18 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     tape = 2 if saturated else (1 if isinstance(model.types[0].arrivals, PoissonProcess) else 0)
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
-    batch = np.zeros(1024, dtype=np.int64)  # the order array: ids in admission order
-    hk = np.zeros(1024, dtype=np.int64)  # the calendar heap: completion iterations
-    hid = np.zeros(1024, dtype=np.int64)  # and ids
+    batch = np.zeros(_ORDER, dtype=np.int64)  # the order array: ids in admission order (compacted when full)
+    wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (nodes)
+    pool_id = np.zeros(_POOL, dtype=np.int64)  # its nodes: ids, next nodes, the free ones
+    pool_nx = np.zeros(_POOL, dtype=np.int64)
+    pfree = np.arange(_POOL, dtype=np.int64)
+    iscal[10] = pfree.size
+    hk = np.zeros(_POOL, dtype=np.int64)  # its overflow heap: completion iterations
+    hid = np.zeros(_POOL, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
-    ahead = 8  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics)
+    ahead = 4  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics; few, so
+    # that the drawn block and the rows it becomes stay in cache)
     span = min(N, ahead * ITERATION_BLOCK) if summary else N
     rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
     rows["mem"] = np.zeros(span, dtype=np.int64)
@@ -607,18 +789,20 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     lat_h = np.zeros(1024 if summary else 1, dtype=np.int64)
     ttft_h = np.zeros_like(lat_h)
 
-    def emit(part: dict[str, np.ndarray]) -> None:
+    def leave(upto: int) -> None:
+        """The requests below ``upto`` leave the window: into the records, or (a wall-clock
+        summary) into the accumulator; a slotted summary has counted them in the kernel."""
         if not summary:
-            store.add(part)
-        elif wall:  # slotted summaries: the kernel has counted the finished requests
-            _feed_wall(acc, part, n_initial)
+            store.add(win, upto, n_initial, initial_stage, N, rows["time"])
+        elif wall:
+            _feed_wall(acc, win.take(upto), n_initial)
+        else:
+            win.take(upto)
 
     def emit_rows(m: int) -> None:
         if summary:
             acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
                                rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], rows["time"][:m])
-            for v in rows.values():
-                v[:m] = 0
 
     # iteration 0 with an initial batch: the given members (ids in admission order)
     if config.initial is not None:
@@ -635,14 +819,16 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         win.append(np.asarray(stream.type, dtype=np.int64), np.asarray(stream.prompt, dtype=np.int64),
                    np.asarray(stream.decode, dtype=np.int64), np.zeros(n_initial, dtype=np.int64),
                    np.zeros(n_initial))
-        win.state[:] = IN
+        win.sn[:] = IN
         win.ftt[initial_stage > 0] = 0.0  # their first token came before iteration 0
         win.adm[:] = -initial_stage
         win.fadm[:] = 0
-        batch = np.zeros(max(1024, 2 * n_initial), dtype=np.int64)
+        batch = np.zeros(max(_ORDER, 2 * n_initial), dtype=np.int64)
         batch[:n_initial] = np.arange(n_initial)
+        win.opos[:] = np.arange(n_initial)
         keys = np.asarray(stream.decode, dtype=np.int64) - initial_stage
-        by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap
+        by_key = np.argsort(keys, kind="stable")  # a sorted array is a min-heap (the first
+        # iteration moves the entries within the wheel's span to it)
         hk = np.zeros(batch.size, dtype=np.int64)
         hid = np.zeros(batch.size, dtype=np.int64)
         hk[:n_initial] = keys[by_key]
@@ -677,6 +863,9 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     ev_a = np.zeros_like(ev_t)
     ev_n = np.zeros_like(ev_t)
     bounds = np.zeros(2, dtype=np.int64)
+    src_t = src_p = src_d = np.zeros(0, dtype=np.int64)
+    src_o = np.zeros(0)
+    tstep = pstep = dstep = ostep = 1
     bounds_n0 = first
     covered = first
     progress, step = config.progress, config.progress_step
@@ -688,16 +877,23 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     while n < N:
         if tape == 0 and n >= covered:
             bounds_n0 = covered
-            parts, drawn = [], []
+            blocks = []
             start_id = win.base + len(win)
             for _ in range(min(ahead, -(-(N - covered) // ITERATION_BLOCK))):
-                types, prompts, decodes, iters, rel, offsets = _arrival_block(tapes, covered, K)
-                drawn.append((types, prompts, decodes, iters, offsets))
-                parts.append(rel[:-1] + start_id)
-                start_id += int(rel[-1])
+                blocks.append(_arrival_block(tapes, covered, K, wall))
                 covered += ITERATION_BLOCK
-            win.append(*(np.concatenate(column) for column in zip(*drawn, strict=True)))
-            bounds = np.concatenate(parts + [[start_id]]).astype(np.int64)
+            columns = list(zip(*blocks, strict=True))
+            counts = np.concatenate(columns[3])
+            block_sizes = [int(c.sum()) for c in columns[3]]
+            src_t, tstep = _source_column(columns[0], block_sizes, np.int64)
+            src_p, pstep = _source_column(columns[1], block_sizes, np.int64)
+            src_d, dstep = _source_column(columns[2], block_sizes, np.int64)
+            src_o, ostep = _source_column(columns[4], block_sizes, float)
+            win.extend_unset(sum(block_sizes))  # the kernel writes their rows when they arrive
+            bounds = np.empty(counts.size + 1, dtype=np.int64)
+            bounds[0] = start_id
+            np.cumsum(counts, out=bounds[1:])
+            bounds[1:] += start_id
         if saturated and bl_end - iscal[5] < adm_bound:
             need = adm_bound - (bl_end - iscal[5])
             for _ in range(max(1, -(-need // BACKLOG_BLOCK))):
@@ -726,12 +922,13 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         reached, status = loop(
             n, n1, n if summary else 0, policy, M, B, cap, not model.admit_after_eviction, rate_p, rate_q, fscal, iscal,
             win.base, win.W,
-            queue, batch, hk, hid, waiting, sizes, bounds, bounds_n0,
+            queue, batch, wheel, pool_id, pool_nx, pfree, hk, hid, waiting, sizes, bounds, bounds_n0,
+            src_t, src_p, src_d, src_o, tstep, pstep, dstep, ostep,
             saturated, bl_end, adm_bound,
             rows["arr"], rows["adm"], rows["comp"], rows["ev"], rows["rej"], rows["queue"], rows["sizes"],
             rows["mem"], log_ev, ev_t, ev_a, ev_n,
             acc_on, config.warmup, n_initial, acc_i, lat_h, ttft_h, prof,
-            wall, d0, d1, tape, has_rate, win.base + len(win), win.Wf, rows["time"],
+            wall, d0, d1, tape, has_rate, win.base + len(win), win.Wf, rows["time"], summary and wall,
         )
         emit_rows(reached - n)
         if log_ev and (status == 2 or reached == N):
@@ -741,7 +938,15 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
             if status == 2 and ev_t.size < 2 * (iscal[1] + 1):
                 ev_t = np.zeros(4 * (iscal[1] + 1), dtype=np.int64)
                 ev_a, ev_n = np.zeros_like(ev_t), np.zeros_like(ev_t)
-        if status == 3:  # grow the order array and the calendar
+        if status == 3:  # grow the order array and the calendar (wheel nodes, overflow heap)
+            pool = pool_id.size
+            extra = pool + int(iscal[3] + iscal[1] + iscal[7]) + int(adm_bound)
+            pool_id = np.concatenate([pool_id, np.zeros(extra, dtype=np.int64)])
+            pool_nx = np.concatenate([pool_nx, np.zeros(extra, dtype=np.int64)])
+            nfree = int(iscal[10])
+            pfree = np.concatenate([pfree[:nfree], np.arange(pool, pool + extra, dtype=np.int64),
+                                    np.zeros(pool - nfree, dtype=np.int64)])
+            iscal[10] = nfree + extra
             batch = np.concatenate([batch, np.zeros(batch.size + int(iscal[3] + iscal[1]), dtype=np.int64)])
             grow = hk.size + int(iscal[3] + iscal[1]) + int(adm_bound)
             hk = np.concatenate([hk, np.zeros(grow, dtype=np.int64)])
@@ -764,26 +969,21 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         if blen:
             oldest = min(oldest, int(batch[:blen].min()))
         if oldest > win.base:
-            emit(win.take(int(oldest)))
+            leave(int(oldest))
     if progress is not None:
         progress(N, N)
 
     created = {0: int(bounds[N - bounds_n0]) if tape == 0 else 0, 1: int(iscal[8]), 2: int(iscal[5])}[tape]
-    rest = win.take(created)
     blen = int(iscal[4])
     live_ids = batch[:blen].copy()
+    live_adm = win.adm[live_ids - win.base].copy()
+    leave(created)
     if summary:
         if acc_on:
             acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
-        else:
-            emit(rest)
         return summary_trajectory(config, "numba", acc)
-    store.add(rest)
-    part = store.result()
-    live_adm = part["adm"][live_ids]
     arrays = rows
-    records = _records(part, n_initial, initial_stage, N, rows["time"])
-    del part
+    records = store.records(n_initial)
     ev = [np.concatenate([e[i] for e in ev_parts]) if ev_parts else np.zeros(0, dtype=np.int64) for i in range(3)]
     residences = Residences(
         np.concatenate([ev[0], records.type[live_ids]]),
@@ -802,61 +1002,87 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
 
 class _Store:
     """The finished requests' fields, appended chunk by chunk into arrays grown by 1.5x
-    (few large allocations, which the allocator returns to the system when freed)."""
+    (few large allocations, which the allocator returns to the system when freed): one
+    compiled pass over the window's rows per chunk (:func:`_gather_py`)."""
 
-    NAMES = ("id", "typ", "pr", "dec", "arr", "adm", "fadm", "comp", "nev", "state", "at")
+    INTS = ("typ", "pr", "dec", "arr", "fadm", "ft", "comp", "nev")
 
     def __init__(self, capacity: int) -> None:
         self.size = 0
-        self.arrays = {name: np.empty(capacity, dtype=float if name == "at" else np.int64) for name in self.NAMES}
+        self.arrays = {name: np.empty(capacity, dtype=np.int64) for name in self.INTS}
+        self.arrays["rej"] = np.empty(capacity, dtype=bool)
+        for name in ("at", "ftt", "ct"):
+            self.arrays[name] = np.empty(capacity)
 
-    def add(self, part: dict[str, np.ndarray]) -> None:
-        m = part["id"].size
-        if self.size + m > self.arrays["id"].size:
-            cap = max(int(1.5 * self.arrays["id"].size), self.size + m)
-            for name in self.NAMES:
-                new = np.empty(cap, dtype=self.arrays[name].dtype)
-                new[: self.size] = self.arrays[name][: self.size]
+    def add(self, win: _Window, upto: int, n_initial: int, initial_stage: np.ndarray, N: int,
+            time: np.ndarray) -> None:
+        """Move the requests below ``upto`` from the window to the store."""
+        m = upto - win.base
+        if self.size + m > self.arrays["at"].size:
+            cap = max(int(1.5 * self.arrays["at"].size), self.size + m)
+            for name, old in self.arrays.items():
+                new = np.empty(cap, dtype=old.dtype)
+                new[: self.size] = old[: self.size]
                 self.arrays[name] = new
-        for name in self.NAMES:
-            self.arrays[name][self.size : self.size + m] = part[name]
+        a = self.arrays
+        _gather(win.Wall, win.Wfall, win.lo, m, win.base, n_initial, initial_stage, N, self.size, time,
+                a["typ"], a["pr"], a["dec"], a["arr"], a["fadm"], a["ft"], a["comp"], a["nev"], a["rej"], a["at"],
+                a["ftt"], a["ct"])
         self.size += m
+        win.take(upto)
 
-    def result(self) -> dict[str, np.ndarray]:
-        """The fields as arrays of the exact length (views of the store: no copy, whose fresh
-        pages would cost as much as the run on a busy machine)."""
-        return {name: self.arrays.pop(name)[: self.size] for name in self.NAMES}
+    def records(self, n_initial: int) -> Any:
+        """The records (views of the store: no copy, whose fresh pages would cost as much as
+        the run on a busy machine)."""
+        from .trajectory import RequestRecords
+
+        a = {name: values[: self.size] for name, values in self.arrays.items()}
+        self.arrays = {}
+        initial = np.zeros(self.size, dtype=bool)
+        initial[:n_initial] = True
+        return RequestRecords(
+            type=a["typ"], prompt=a["pr"], decode=a["dec"], arrival=a["arr"], admission=a["fadm"],
+            first_token=a["ft"], completion=a["comp"], evicted=a["nev"], arrival_time=a["at"],
+            first_token_time=a["ftt"], completion_time=a["ct"], initial=initial, rejected=a["rej"],
+        )
+
+
+def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0, time,
+               typ, pr, dec, arr, fadm, ft, comp, nev, rej, at, ftt, ct):
+    """Rows ``lo .. lo + m`` of the window (ids ``id0 ..``) into the record columns from
+    ``at0``; the first token is the iteration after the first admission (none if that is
+    not before ``N``), or 0 for an initial member past stage 0 (it came before iteration 0).
+    Token and completion times are read from ``time`` (the end of each iteration; ``nan``
+    for none), as :meth:`~.trajectory.RequestRecords.build` reads them."""
+    for i in range(m):
+        row = lo + i
+        o = at0 + i
+        r = id0 + i
+        typ[o] = Wall[row, 0]
+        pr[o] = Wall[row, 1]
+        dec[o] = Wall[row, 2]
+        arr[o] = Wall[row, 3]
+        first = Wall[row, 6]
+        fadm[o] = first
+        ft[o] = first + 1 if first >= 0 and first + 1 < N else -1
+        if r < n_initial and initial_stage[r] > 0:
+            ft[o] = 0
+        ftt[o] = time[ft[o]] if ft[o] >= 0 else np.nan
+        state = Wall[row, 4] & 3
+        comp[o] = Wall[row, 5] + Wall[row, 2] if state == DONE else -1
+        ct[o] = time[comp[o]] if comp[o] >= 0 else np.nan
+        nev[o] = Wall[row, 4] >> 2
+        rej[o] = state == REJECTED
+        at[o] = Wfall[row, 0]
 
 
 def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
     qhead, qlen = int(iscal[2]), int(iscal[3])
-    new = np.zeros(2 * live, dtype=np.int64)
+    new = np.zeros(1 << (2 * live - 1).bit_length(), dtype=np.int64)  # a power of 2 >= 2 live
     if qlen:
         new[:qlen] = queue[(qhead + np.arange(qlen)) % queue.size]
     iscal[2] = 0
     return new
-
-
-def _first_tokens(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int) -> np.ndarray:
-    fadm = part["fadm"]
-    ft = np.where((fadm >= 0) & (fadm + 1 < N), fadm + 1, -1)
-    ids = part["id"]
-    init = ids < n_initial
-    if init.any():
-        ft[init] = np.where(initial_stage[ids[init]] > 0, 0, ft[init])
-    return ft
-
-
-def _records(part: dict[str, np.ndarray], n_initial: int, initial_stage: np.ndarray, N: int,
-             time: np.ndarray) -> Any:
-    from .trajectory import RequestRecords
-
-    return RequestRecords.build(
-        type=part["typ"], prompt=part["pr"], decode=part["dec"], arrival=part["arr"], admission=part["fadm"],
-        first_token=_first_tokens(part, n_initial, initial_stage, N), completion=part["comp"], evicted=part["nev"],
-        arrival_time=part["at"], initial=part["id"] < n_initial, rejected=part["state"] == REJECTED,
-        time=time,
-    )
 
 
 def _feed_wall(acc: Any, part: dict[str, np.ndarray], n_initial: int) -> None:

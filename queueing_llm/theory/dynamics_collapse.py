@@ -50,7 +50,6 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from scipy import stats
 
 from ..errors import ParameterError
 from ..model import ContinuousBatching
@@ -126,6 +125,8 @@ def gaussian_overflow_time(model: ContinuousBatching, rate: Any = None) -> Overf
     sd = math.sqrt(mom["variance"])
     z = (M - mom["mean"]) / sd
     r = mom["lag_covariance"] / mom["variance"]
+    from scipy import stats  # SciPy loads where it is used (import queueing_llm stays light)
+
     joint = stats.multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, r], [r, 1.0]]).cdf([z, z])
     nu = max(float(stats.norm.cdf(z) - joint), 0.0)
     return OverflowApproximation(mom["mean"], mom["variance"], mom["lag_covariance"], z, nu,
@@ -194,6 +195,8 @@ def collapse_time_estimate(times: Any, lengths: Any, level: float = 0.95) -> Col
     k = sum(t is not None for t in times)
     T = float(sum((t if t is not None else n) for t, n in zip(times, lengths, strict=True)))
     alpha = 1 - level
+    from scipy import stats  # SciPy loads where it is used (import queueing_llm stays light)
+
     low = 2 * T / stats.chi2.ppf(1 - alpha / 2, 2 * k + 2)
     high = math.inf if k == 0 else 2 * T / stats.chi2.ppf(alpha / 2, 2 * k)
     return CollapseTime(math.inf if k == 0 else T / k, float(low), float(high), k, len(times), T, level)

@@ -38,7 +38,7 @@ import sympy as sp
 from ..errors import ParameterError, describe
 from ..laws import Deterministic, FinitePMF, Geometric
 from ..model import ContinuousBatching, PoissonProcess
-from ..numbers import is_infinite, is_symbolic, to_sympy
+from ..numbers import check_real, is_infinite, is_symbolic, to_sympy
 from .capacity import fluid_solution, lifetime_memory
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "Segments",
     "segments",
     "default_boundaries",
+    "MAX_DISTINCT_BOUNDARIES",
     "SafetyBuffer",
     "buffer_equation",
     "safety_buffer",
@@ -151,7 +152,8 @@ def wait_thresholds(model: ContinuousBatching, prefill_stage: bool = False) -> W
     if not is_symbolic(rho) and rho >= 1:
         inf = tuple(sp.oo for _ in rates)
         return WaitThresholds(inf, sp.oo, tuple((sp.oo,) for _ in rates), sp.oo, False, tuple(rates), unit,
-                              f"rho = {rho} >= 1: the fluid iteration length is infinite")
+                              f"rho = d1 sum_k lambda_k W_k = {float(rho):.6g} >= 1: the fluid iteration length "
+                              "Delta* = d0/(1 - rho) is infinite (the load exceeds what the engine computes)")
     delta = sp.simplify(general["delta_star"].subs(subs))
     ns = tuple(sp.simplify(n.subs(subs)) for n in general["thresholds"])
     need = sp.simplify(general["memory_need"].subs(subs))
@@ -202,9 +204,27 @@ class Segments:
     entry_memory: tuple
 
 
+MAX_DISTINCT_BOUNDARIES = 4
+"""Finite decode laws with at most this many distinct lengths get one segment per length
+(:func:`default_boundaries`); more distinct lengths get quantile boundaries."""
+
+
 def default_boundaries(model: ContinuousBatching, quantiles: Sequence[float] = (0.5, 0.9, 0.99)) -> tuple[int, ...]:
-    r"""Nested WAIT's default boundaries: the sorted distinct decode lengths of finite laws,
-    else the pooled decode law's ``quantiles`` and its largest value (capped support)."""
+    r"""Nested WAIT's default boundaries.
+
+    The sorted distinct decode lengths when the laws are finite with at most
+    :data:`MAX_DISTINCT_BOUNDARIES` distinct values (e.g. [ALSW25]'s Example 3: ``(100, 400)``),
+    else the pooled decode law's ``quantiles`` (weights: the arrival rates) and its largest
+    value (the support cut at :math:`10^{-9}` tail mass).
+
+    Why a cap: every boundary makes the survivors of a segment wait at the next entry until
+    its threshold fills, and needs a buffer; with one boundary per distinct length of a
+    trace (32 on the Azure conversation trace in blocks of 16 tokens) the integer thresholds
+    of the late segments stay far above their fluid values (at least 1 against 0.09 there),
+    survivors wait at every boundary and a boundary whose drift is nearly zero needs a
+    buffer of hundreds of requests (512 at boundary 26 there: 54,944 tokens reserved against
+    :math:`M = 6250`). Quantile boundaries give 3 segments there, ``(9, 27, 32)``.
+    """
     values: set[int] = set()
     finite = True
     for t in model.types:
@@ -216,7 +236,7 @@ def default_boundaries(model: ContinuousBatching, quantiles: Sequence[float] = (
             values.add(int(to_sympy(t.decode.value)))
         else:
             values.update(i for i in range(1, int(top) + 1) if float(t.decode.pmf(i)) > 0)
-    if finite and len(values) <= 64:
+    if finite and len(values) <= MAX_DISTINCT_BOUNDARIES:
         return tuple(sorted(values))
     # quantiles of the pooled decode law (weights: arrival rates), support cut at 1e-9 tail mass
     weights = np.array([float(t.arrival_rate) for t in model.types])
@@ -241,7 +261,15 @@ def segments(model: ContinuousBatching, boundaries: Sequence[int] | None = None,
     :math:`\Lambda_s = \sum_k \lambda_k P(l_{1,k} > L_{s-1})` and its fluid threshold
     :math:`n_s^* = \Lambda_s \Delta^*` (:math:`\Delta^*` of :func:`wait_thresholds`).
     """
-    bounds = tuple(int(b) for b in (default_boundaries(model) if boundaries is None else boundaries))
+    if boundaries is None:
+        bounds = default_boundaries(model)
+    else:
+        if isinstance(boundaries, (str, bytes, dict, set)) or not hasattr(boundaries, "__iter__"):
+            raise ParameterError(f"boundaries must be a list of positive integers, got {describe(boundaries)}")
+        raw = list(boundaries)
+        for i, b in enumerate(raw):
+            check_real(f"boundaries[{i}]", b, low=1.0, integer=True)  # 2.5 is refused, never floored
+        bounds = tuple(int(b) for b in raw)
     if not bounds or any(b <= a for a, b in pairwise(bounds)) or bounds[0] < 1:
         raise ParameterError(f"boundaries must be strictly increasing positive integers, got {list(bounds)}")
     wt = wait_thresholds(model, prefill_stage)

@@ -37,11 +37,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
 
 from ..errors import ModelError
 
-__all__ = ["ChainResult", "truncated_chain", "MAX_CHAIN_WORK", "MAX_CHAIN_BYTES"]
+__all__ = ["ChainResult", "truncated_chain", "planned_work", "thinned", "decay_rate", "MAX_CHAIN_WORK",
+           "MAX_CHAIN_BYTES"]
 
 MAX_CHAIN_BYTES = 512 * 2**20
 """Largest band matrix (bytes) the truncated chain may allocate before it refuses."""
@@ -82,6 +82,7 @@ def _rows(B: int, q: float, a: np.ndarray, low: int, size: int) -> tuple[np.ndar
     down, up = B, a.size - 1
     width = down + up + 1
     n_states = size - low
+    from scipy.stats import binom  # SciPy loads where it is used (import queueing_llm stays light)
 
     def row_of(s: int) -> np.ndarray:
         kept = binom.pmf(np.arange(s + 1), s, 1 - q) if q < 1 else np.eye(1, s + 1, 0)[0]  # s - D
@@ -157,6 +158,56 @@ def decay_rate(B: int, q: float, a: np.ndarray) -> float:
     return 1.0 / hi
 
 
+def _plan(B: int, q: float, arrivals: np.ndarray, tail: float) -> tuple[np.ndarray, int, int]:
+    """The arrival law cut after its last positive mass, the lowest recurrent state and the
+    first truncation size :func:`truncated_chain` tries."""
+    a = np.asarray(arrivals, dtype=float)
+    nz = np.flatnonzero(a > 0)
+    if nz.size == 0:
+        raise ModelError("truncated chain: the arrival law has no mass")
+    a = a[: nz[-1] + 1]
+    low = int(nz[0])  # Y' >= A: states below the smallest arrival count are transient
+    size = low + B + max(256, 8 * (a.size - 1 + B))
+    eta = decay_rate(B, q, a)
+    if 0 < eta < 1:  # the top 20 % hold about eta^(0.8 N) / (1 - eta): start where that is below tail
+        need = math.log(tail * (1 - eta)) / math.log(eta) / 0.8
+        size = max(size, low + B + int(math.ceil(need)))
+    elif eta >= 1:
+        raise ModelError("truncated chain: the model is not stable (no decaying tail)")
+    return a, low, size
+
+
+def planned_work(B: int, q: float, arrivals: np.ndarray, tail: float = 1e-14) -> int:
+    r"""The elimination work (multiply-adds) of the first truncation :func:`truncated_chain` tries:
+    states :math:`\times` up-band :math:`\times` :math:`B`. Increasing in the arrival law's load
+    (the decay rate :math:`\eta` grows towards 1), so it decides cheaply, before any solve,
+    whether a model is within a work budget."""
+    a, low, size = _plan(B, q, arrivals, tail)
+    return (size - low) * max(a.size - 1, 1) * B
+
+
+def thinned(arrivals: np.ndarray, theta: float, cut: float = 1e-20) -> np.ndarray:
+    r"""The law of :math:`A' = \mathrm{Bin}(A, \theta)`: each arrival kept with probability :math:`\theta`.
+
+    :math:`a'_j = \sum_i a_i \binom{i}{j} \theta^j (1-\theta)^{i-j}`. :math:`A' \le A` pathwise,
+    so the chain fed by :math:`A'` stays below the chain fed by :math:`A` (the chain is monotone:
+    from :math:`n \le n'` the departures satisfy :math:`D' - D \le \min(n', B) - \min(n, B) \le
+    n' - n`) and its :math:`P(\text{empty})` is at least the original's. Poisson(:math:`\lambda`)
+    thins to Poisson(:math:`\theta\lambda`). Trailing probabilities below ``cut`` are dropped, as
+    the arrival laws themselves are cut.
+    """
+    from scipy.stats import binom  # SciPy loads where it is used (import queueing_llm stays light)
+
+    a = np.asarray(arrivals, dtype=float)
+    if not 0 <= theta <= 1:
+        raise ModelError(f"thinning probability theta must lie in [0, 1], got {theta}")
+    i = np.arange(a.size)
+    kernel = binom.pmf(i[None, :], i[:, None], theta)  # row i: Bin(i, theta) on 0..i
+    out = a @ kernel
+    kept = np.flatnonzero(out >= cut)  # the tail cut of the arrival laws (queue_stationary.arrival_pmf)
+    return out[: int(kept.max()) + 1] if kept.size else out[:1]
+
+
 def truncated_chain(B: int, q: float, arrivals: np.ndarray, tail: float = 1e-14,
                     max_bytes: int = MAX_CHAIN_BYTES, max_work: int = MAX_CHAIN_WORK) -> ChainResult:
     r"""Stationary law of the queue's chain, truncated where the top 20 % carry < ``tail``.
@@ -179,20 +230,8 @@ def truncated_chain(B: int, q: float, arrivals: np.ndarray, tail: float = 1e-14,
     -------
     ChainResult
     """
-    a = np.asarray(arrivals, dtype=float)
-    nz = np.flatnonzero(a > 0)
-    if nz.size == 0:
-        raise ModelError("truncated chain: the arrival law has no mass")
-    a = a[: nz[-1] + 1]
-    low = int(nz[0])  # Y' >= A: states below the smallest arrival count are transient
+    a, low, size = _plan(B, q, arrivals, tail)
     up = a.size - 1
-    size = low + B + max(256, 8 * (up + B))
-    eta = decay_rate(B, q, a)
-    if 0 < eta < 1:  # the top 20 % hold about eta^(0.8 N) / (1 - eta): start where that is below tail
-        need = math.log(tail * (1 - eta)) / math.log(eta) / 0.8
-        size = max(size, low + B + int(math.ceil(need)))
-    elif eta >= 1:  # pragma: no cover - stable models have eta < 1
-        raise ModelError("truncated chain: the model is not stable (no decaying tail)")
     while True:
         width = B + up + 1
         need_bytes, need_work = (size - low) * width * 8, (size - low) * max(up, 1) * B
