@@ -7,7 +7,10 @@ both engines, bit for bit. The order is documented in :mod:`queueing_llm.sim`.
 
 Requests live in one :class:`RequestStream`: the members of the initial batch first, then
 (open system) the arrivals in queue order or (saturated input) the backlog in admission
-order. A request's id is its position in the stream.
+order. A request's id counts the requests drawn before it (0, 1, 2, ...); the stream holds
+the ids from :attr:`RequestStream.base` to :attr:`RequestStream.end` and can forget a prefix
+of requests that have left (:meth:`RequestStream.drop`, used by ``record="summary"`` runs), so
+what a run holds need not grow with the horizon. Dropping changes no draw and no id.
 """
 
 from __future__ import annotations
@@ -81,7 +84,12 @@ def sample_above(law: Law, rng: np.random.Generator, size: int, stage: int) -> n
 
 
 class RequestStream:
-    """The requests of a run as parallel Python lists indexed by request id.
+    """The requests of a run as parallel Python lists, indexed by request id minus :attr:`base`.
+
+    Ids are counted, not list positions: the stream holds ids ``base .. end - 1``, and
+    :meth:`drop` forgets the ids below a given one (requests that completed or were turned
+    away and that no structure of the run refers to any more). Without a drop ``base`` is 0
+    and the id is the position.
 
     Attributes
     ----------
@@ -90,6 +98,8 @@ class RequestStream:
     iteration, time : list
         Arrival iteration and arrival time of open-system arrivals (initial members: 0
         and 0.0; backlog requests: filled by the engine when admitted).
+    base : int
+        Id of the first request held.
     """
 
     def __init__(self) -> None:
@@ -98,9 +108,16 @@ class RequestStream:
         self.decode: list[int] = []
         self.iteration: list[int] = []
         self.time: list[float] = []
+        self.base = 0
 
     def __len__(self) -> int:
+        """Requests held (``end - base``)."""
         return len(self.type)
+
+    @property
+    def end(self) -> int:
+        """Id of the next request drawn (requests drawn so far, dropped ones included)."""
+        return self.base + len(self.type)
 
     def extend(self, types, prompts, decodes, iterations, times) -> None:
         self.type.extend(types)
@@ -108,6 +125,16 @@ class RequestStream:
         self.decode.extend(decodes)
         self.iteration.extend(iterations)
         self.time.extend(times)
+
+    def drop(self, upto: int) -> int:
+        """Forget the ids below ``upto`` (in place: list aliases stay valid); return how many."""
+        k = min(int(upto), self.end) - self.base
+        if k <= 0:
+            return 0
+        for column in (self.type, self.prompt, self.decode, self.iteration, self.time):
+            del column[:k]
+        self.base += k
+        return k
 
 
 def draw_initial_batch(
@@ -146,7 +173,9 @@ class _LawTape:
         self.rng = rng
         self.first = first
         self.covered = first  # iterations [first, covered) are drawn
-        self.start: list[int] = [0]  # index of the first arrival of each drawn iteration
+        self.held = first  # first iteration whose arrivals the lists below still hold
+        self.dropped = 0  # arrivals forgotten (taken before iteration held)
+        self.start: list[int] = [0]  # arrival count before each held iteration (from first)
         self.offset: list[float] = []
         self.prompts: list[int] = []
         self.decodes: list[int] = []
@@ -173,7 +202,17 @@ class _LawTape:
         return iterations, offsets, prompts, decodes, counts
 
     def cover(self, n: int, end: float) -> None:
-        """Draw (and keep) blocks until iteration ``n`` is drawn."""
+        """Draw (and keep) blocks until iteration ``n`` is drawn; forget the iterations before
+        ``n`` (taken already: iterations are taken in order) a block at a time."""
+        if n - self.held >= ITERATION_BLOCK:
+            i = n - self.held
+            lo = self.start[i] - self.dropped
+            del self.start[:i]
+            del self.offset[:lo]
+            del self.prompts[:lo]
+            del self.decodes[:lo]
+            self.held = n
+            self.dropped += lo
         while n >= self.covered:
             _, offsets, prompts, decodes, counts = self.draw_block()
             self.start.extend((self.start[-1] + np.cumsum(counts)).tolist())
@@ -182,8 +221,8 @@ class _LawTape:
             self.decodes.extend(decodes.tolist())
 
     def take(self, n: int, first: int, start: float, end: float) -> tuple[list, list, list]:
-        i = n - first
-        lo, hi = self.start[i], self.start[i + 1]
+        i = n - self.held
+        lo, hi = self.start[i] - self.dropped, self.start[i + 1] - self.dropped
         span = end - start
         times = [start + o * span for o in self.offset[lo:hi]]
         return times, self.prompts[lo:hi], self.decodes[lo:hi]
@@ -207,6 +246,11 @@ class _ProcessTape:
     def cover(self, n: int, end: float) -> None:
         if self.rate == 0:
             return
+        if self.pos >= PROCESS_BLOCK:  # taken already (intervals are taken in order)
+            del self.epochs[: self.pos]
+            del self.prompts[: self.pos]
+            del self.decodes[: self.pos]
+            self.pos = 0
         while self.last < end:
             gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
             epochs = self.last + np.cumsum(gaps)
@@ -226,9 +270,16 @@ class ArrivalSource:
     r"""The arrivals of an open system, in queue order (see :mod:`queueing_llm.sim` for the draw order).
 
     ``take(n, start, end)`` appends iteration ``n``'s arrivals (its wall-clock interval is
-    ``[start, end)``) to the stream and returns their ids ``lo .. hi-1`` in queue order.
-    Slotted runs draw and merge whole blocks of iterations at once; wall-clock runs merge
-    each iteration's arrivals by arrival time.
+    ``[start, end)``) to the stream and returns their ids ``lo .. hi-1`` in queue order
+    (iterations are taken in increasing order). Slotted runs draw and merge whole blocks of
+    iterations at once; wall-clock runs merge each iteration's arrivals by arrival time.
+
+    Attributes
+    ----------
+    bounds, bounds_first : list of int, int
+        Slotted runs: ``bounds[n - bounds_first]`` is the id of the first arrival of
+        iteration ``n`` of the block merged last (``ITERATION_BLOCK + 1`` entries: the
+        memory does not grow with the horizon).
     """
 
     def __init__(self, model: ContinuousBatching, rng: np.random.Generator, first: int, stream: RequestStream):
@@ -241,13 +292,14 @@ class ArrivalSource:
             for k, t in enumerate(model.types)
         ]
         self.covered = first
-        self.bounds: list[int] = [len(stream)]  # slotted: stream id of the first arrival of each iteration
+        self.bounds: list[int] = [stream.end]  # slotted: id of the first arrival of each iteration of the block
+        self.bounds_first = first
 
     def take(self, n: int, start: float, end: float) -> tuple[int, int]:
         if not self.wall_clock:
             while n >= self.covered:
                 self._merge_block()
-            i = n - self.first
+            i = n - self.bounds_first
             return self.bounds[i], self.bounds[i + 1]
         return self._take_interval(n, start, end)
 
@@ -262,21 +314,22 @@ class ArrivalSource:
             order = np.lexsort((offsets, iterations))  # stable: ties keep type order
             iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
         per_iteration = np.bincount(iterations - self.covered, minlength=ITERATION_BLOCK)
-        base = len(self.stream)
-        self.bounds.extend((base + np.cumsum(per_iteration)).tolist())
+        base = self.stream.end
+        self.bounds = [base, *(base + np.cumsum(per_iteration)).tolist()]
+        self.bounds_first = self.covered
         self.stream.extend(
             types.tolist(), prompts.tolist(), decodes.tolist(), iterations.tolist(), iterations.astype(float).tolist()
         )
         self.covered += ITERATION_BLOCK
 
     def _take_interval(self, n: int, start: float, end: float) -> tuple[int, int]:
-        lo = len(self.stream)
+        lo = self.stream.end
         if self.K == 1:
             tape = self.tapes[0]
             tape.cover(n, end)
             t, p, d = tape.take(n, self.first, start, end)
             self.stream.extend([0] * len(t), p, d, [n] * len(t), t)
-            return lo, len(self.stream)
+            return lo, self.stream.end
         times: list[float] = []
         types: list[int] = []
         prompts: list[int] = []
@@ -295,7 +348,7 @@ class ArrivalSource:
             prompts = [prompts[i] for i in order]
             decodes = [decodes[i] for i in order]
         self.stream.extend(types, prompts, decodes, [n] * len(times), times)
-        return lo, len(self.stream)
+        return lo, self.stream.end
 
 
 class Backlog:
@@ -311,10 +364,10 @@ class Backlog:
         self.stream = stream
         self.K = model.K
         self.cumulative = np.cumsum([to_float(p, "mix") for p in model.proportions])
-        self.next = len(stream)
+        self.next = stream.end
 
     def head(self) -> int:
-        while self.next >= len(self.stream):
+        while self.next >= self.stream.end:
             self._draw_block()
         return self.next
 

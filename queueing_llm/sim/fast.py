@@ -28,6 +28,10 @@ The FCFS path:
   residences (admission :math:`a`, exit :math:`e`) by a cumulative sum along the diagonals
   :math:`x_{k,j}(n) = \#\{a = n - j,\; e > n\}`.
 
+``record="summary"`` (both paths): the same loop hands its logs to :class:`~.streaming.LoopSummary`
+every :data:`~.streaming.CHUNK` iterations, which feeds the summary and drops the requests that
+left (the per-request lists are indexed by request id minus the stream's base, 0 otherwise).
+
 Source: the model chapter, section 2; [ADLS26] section 2.
 """
 
@@ -41,13 +45,12 @@ import numpy as np
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import AdmissionRule, admission_rule
-from .result import build_trajectory
+from .result import build_trajectory, summary_trajectory
 from .scheduling import admission_plan, check_open_system, is_scheduled, select_admissions
+from .streaming import CHUNK, DONE, IN, REJECTED, WAIT, LoopSummary
 from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["run_fast", "run_scheduled", "stage_counts"]
-
-WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 
 
 def stage_counts(
@@ -105,9 +108,13 @@ def run_fast(config: RunConfig) -> Trajectory:
     track_evictions, track_admissions = rule.tracks_evictions, rule.tracks_admissions
     track_begin = type(rule).begin is not AdmissionRule.begin
     slotted_source = source is not None and not wall
-    bounds = source.bounds if slotted_source else []
-    typ, pr, dec = stream.type, stream.prompt, stream.decode  # grow in place with the stream
+    bounds, b0 = (source.bounds, source.bounds_first) if slotted_source else ([], 0)
+    typ, pr, dec = stream.type, stream.prompt, stream.decode  # grow (and drop, summary) in place with the stream
     IN_, WAIT_ = IN, WAIT
+    # record="summary": fed chunk by chunk, the requests that left are dropped (streaming.py);
+    # the lists are indexed by slot = id - base (base stays 0 otherwise)
+    summ = LoopSummary(config, stream, draws.stages) if config.record == "summary" else None
+    base = 0
 
     # per-request state, grown with the stream
     state: list[int] = []
@@ -159,9 +166,10 @@ def run_fast(config: RunConfig) -> Trajectory:
     ev_r_append, ev_a_append, ev_n_append = ev_r.append, ev_a.append, ev_n.append
     mem_append, time_append = mem_log.append, time_log.append
     progress, step = config.progress, config.progress_step
-    report = step - 1 if progress is not None else -1  # next iteration after which to report
-    while 0 <= report < first:
-        report += step
+    report, flush_at, checkpoint = _checkpoints(config, summ is not None)
+    lists = {"state": state, "completion": completion, "adm": adm}  # the summary's view (mutated in place)
+    if backlog is not None:
+        lists.update(arrival=sat_arrival, arrival_time=sat_time)
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * mem) if wall else float(n)
@@ -184,11 +192,14 @@ def run_fast(config: RunConfig) -> Trajectory:
             else:  # source.take inlined: the slotted stream is merged by blocks
                 if n >= source.covered:
                     source.take(n, t, end)
-                lo, hi = bounds[n - first], bounds[n - first + 1]
+                    bounds, b0 = source.bounds, source.bounds_first
+                lo, hi = bounds[n - b0], bounds[n - b0 + 1]
             if hi > lo:
                 if len(typ) > len(state):
                     grow()
                 created = hi
+                lo -= base  # ids to slots
+                hi -= base
                 room = cap - len(queue)
                 if room >= hi - lo:
                     queue_extend(range(lo, hi))
@@ -226,7 +237,7 @@ def run_fast(config: RunConfig) -> Trajectory:
                         break
                     queue_popleft()
                 elif backlog is not None:
-                    r = backlog.head()
+                    r = backlog.head() - base
                     if len(typ) > len(state):
                         grow()
                     if not allows(mem, size, pr[r], dec[r]):
@@ -234,7 +245,7 @@ def run_fast(config: RunConfig) -> Trajectory:
                     backlog.pop()
                     sat_arrival[r] = n
                     sat_time[r] = end
-                    created = r + 1
+                    created = r + base + 1
                 else:
                     break
                 state[r] = IN_
@@ -253,12 +264,22 @@ def run_fast(config: RunConfig) -> Trajectory:
         mem_append(mem)
         time_append(end)
         t = end
-        if n == report:
-            progress(n + 1, N)
-            report += step
+        if n == checkpoint:  # a progress report, a summary chunk, or both
+            if n == report:
+                progress(n + 1, N)
+                report += step
+            if n == flush_at:
+                summ.flush(n + 1, created, lists, None, (ev_r, ev_a, ev_n), mem_log, time_log, None)
+                base += _drop(summ, created, base, lists, state, queue, order, cal)
+                flush_at += CHUNK
+            checkpoint = min(x for x in (report, flush_at, N) if x >= 0)
 
     if progress is not None:
         progress(N, N)
+    if summ is not None:
+        if summ.n0 < N:
+            summ.flush(N, created, lists, None, (ev_r, ev_a, ev_n), mem_log, time_log, None)
+        return summary_trajectory(config, "python", summ.acc)
     live = [r for r in order if state[r] == IN]
     return _assemble(
         config,
@@ -273,6 +294,48 @@ def run_fast(config: RunConfig) -> Trajectory:
         mem_log,
         time_log,
     )
+
+
+def _checkpoints(config: RunConfig, summary: bool) -> tuple[int, int, int]:
+    """The first iterations after which the loop reports progress (-1: never) and flushes a
+    summary chunk (-1: never), and the earlier of the two (or N: neither happens)."""
+    first, step = config.first, config.progress_step
+    report = step - 1 if config.progress is not None else -1
+    while 0 <= report < first:
+        report += step
+    flush_at = CHUNK - 1 if summary else -1
+    while 0 <= flush_at < first:
+        flush_at += CHUNK
+    return report, flush_at, min(x for x in (report, flush_at, config.iterations) if x >= 0)
+
+
+def _drop(summ: LoopSummary, created: int, base: int, lists: dict[str, list], state: list[int],
+          queue: deque, order: deque, cal: dict) -> int:
+    """Forget the requests below the oldest live one (waiting, in the batch, or not arrived:
+    ids from ``created``) and renumber the loop's structures (slots ``>= shift`` move down;
+    smaller ones are stale entries of requests that left). Return the shift."""
+    oldest = created - base  # in slots
+    if queue:
+        oldest = min(oldest, min(queue))
+    live = [r for r in order if state[r] == IN]
+    if live:
+        oldest = min(oldest, min(live))
+    if oldest < CHUNK:  # not worth the renumbering yet
+        return 0
+    shift = summ.drop(oldest + base, list(lists.values()))
+    _renumber(shift, queue, order)
+    moved = {c: [r - shift for r in due if r >= shift] for c, due in cal.items()}
+    cal.clear()
+    cal.update((c, due) for c, due in moved.items() if due)
+    return shift
+
+
+def _renumber(shift: int, *deques: deque) -> None:
+    """Slots of the requests left in each deque, moved down by ``shift`` (in place)."""
+    for d in deques:
+        kept = [r - shift for r in d if r >= shift]
+        d.clear()
+        d.extend(kept)
 
 
 def _per_iteration(iterations: np.ndarray, types: np.ndarray, N: int, K: int) -> np.ndarray:
@@ -377,7 +440,8 @@ def run_scheduled(config: RunConfig) -> Trajectory:
       head (evicted requests) and increase at the back (arrivals), so they order the whole
       room, and a plan's admissions are a prefix of each type's deque.
     * The stage counts after each admission step are logged sparsely and the stage array is
-      built from them at the end (``record="summary"``: only the batch sizes).
+      built from them at the end (``record="summary"``: no log; the batch sizes are the
+      balance of admissions, completions and evictions, :mod:`.streaming`).
     """
     model = config.model
     check_open_system(model, config.saturated)
@@ -389,6 +453,8 @@ def run_scheduled(config: RunConfig) -> Trajectory:
     stream, source = draws.stream, draws.source
     rule = admission_rule(model, M, config.B)
     typ, pr, dec = stream.type, stream.prompt, stream.decode
+    summ = LoopSummary(config, stream, draws.stages) if config.record == "summary" else None
+    base = 0  # slot = id - base, as in run_fast
 
     state: list[int] = []
     offset: list[int] = []  # stage = clock - offset while in the batch
@@ -476,9 +542,8 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         count_log.append({(k, clock - e): c for (k, e), c in groups.items()})
 
     progress, step = config.progress, config.progress_step
-    report = step - 1 if progress is not None else -1
-    while 0 <= report < first:
-        report += step
+    report, flush_at, checkpoint = _checkpoints(config, summ is not None)
+    lists = {"state": state, "completion": completion}  # the summary's view (mutated in place)
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * go_tokens) if wall else float(n)
@@ -528,7 +593,7 @@ def run_scheduled(config: RunConfig) -> Trajectory:
             if len(typ) > len(state):
                 grow()
             created = hi
-            for r in range(lo, hi):
+            for r in range(lo - base, hi - base):
                 if queued >= cap:
                     state[r] = REJECTED
                     continue
@@ -591,18 +656,60 @@ def run_scheduled(config: RunConfig) -> Trajectory:
             go_tokens = mem if everyone else 0
         mem_log.append(mem)
         time_log.append(end)
-        count_log.append(counts)
+        if summ is None:
+            count_log.append(counts)
         t = end
-        if n == report:
-            progress(n + 1, N)
-            report += step
+        if n == checkpoint:  # a progress report, a summary chunk, or both
+            if n == report:
+                progress(n + 1, N)
+                report += step
+            if n == flush_at:
+                summ.flush(n + 1, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
+                shift = _drop_scheduled(summ, created, base, [state, offset, entered, first_adm, first_tok, completion],
+                                        queues, order, cal, fresh, live)
+                base += shift
+                flush_at += CHUNK
+            checkpoint = min(x for x in (report, flush_at, N) if x >= 0)
 
     if progress is not None:
         progress(N, N)
+    if summ is not None:
+        if summ.n0 < N:
+            summ.flush(N, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
+        return summary_trajectory(config, "python", summ.acc)
     live = [r for r in order if state[r] == IN]
     return _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion,
                                (adm_n, adm_k), (ev_r, ev_a, ev_n), (live, [entered[r] for r in live]),
                                count_log, mem_log, time_log)
+
+
+def _drop_scheduled(summ: LoopSummary, created: int, base: int, lists: list[list], queues: list[deque],
+                    order: deque, cal: dict, fresh: list[int], live: list[int]) -> int:
+    """:func:`_drop` for the WAIT path: its waiting room is one deque of (position, slot) per
+    type, its calendar holds (slot, entry) pairs, and ``fresh`` and ``live`` (members of the
+    last plan, all in the batch) hold slots too."""
+    state = lists[0]
+    oldest = created - base
+    for q in queues:
+        if q:
+            oldest = min(oldest, min(r for _, r in q))
+    members = [r for r in order if state[r] == IN]
+    if members:
+        oldest = min(oldest, min(members))
+    if oldest < CHUNK:
+        return 0
+    shift = summ.drop(oldest + base, lists)
+    for q in queues:
+        kept = [(p, r - shift) for p, r in q]
+        q.clear()
+        q.extend(kept)
+    _renumber(shift, order)
+    moved = {c: [(r - shift, e) for r, e in due if r >= shift] for c, due in cal.items()}
+    cal.clear()
+    cal.update((c, due) for c, due in moved.items() if due)
+    fresh[:] = [r - shift for r in fresh]
+    live[:] = [r - shift for r in live]
+    return shift
 
 
 def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion, admissions, evictions,
@@ -645,18 +752,14 @@ def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, com
     evicted = _per_iteration(ev_n, typ[ev_r], N, K)
     queue = np.cumsum(arrivals - rejections + evicted - admitted, axis=0)
     S = config.stages if config.stages is not None else int(decode.max(initial=1))
-    # the stage array (N, K, S) from the sparse counts; record="summary" needs only the sizes (N, K)
-    summary = config.record == "summary"
-    batch = np.zeros((N, K) if summary else (N, K, S), dtype=np.int64)
+    # the stage array (N, K, S) from the sparse counts (record="summary" streams: streaming.py)
+    batch = np.zeros((N, K, S), dtype=np.int64)
     groups = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
     if groups.sum():
         keys = np.array(list(chain.from_iterable(counts)), dtype=np.int64).reshape(-1, 2)
         values = np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.int64, count=int(groups.sum()))
         rows = np.repeat(np.arange(len(counts)), groups)
-        if summary:
-            np.add.at(batch, (rows, keys[:, 0]), values)
-        else:
-            batch[rows, keys[:, 0], keys[:, 1]] = values
+        batch[rows, keys[:, 0], keys[:, 1]] = values
     residences = Residences(
         np.concatenate([typ[done], typ[ev_r], typ[live_r]]),
         np.concatenate([comp[done] - decode[done], ev_a, live_a]),
@@ -672,7 +775,4 @@ def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, com
         "rejections": rejections,
         "time": time,
     }
-    if summary:
-        arrays["batch_sizes"] = batch
-        return build_trajectory(config, "python", arrays, records, residences, S)
     return build_trajectory(config, "python", arrays, records, residences, S, batch=batch)

@@ -8,13 +8,18 @@ with the number and the options that change it. The estimate is deliberately sim
 * requests created :math:`R`: open systems :math:`N \sum_k \lambda_k` (a Poisson process
   in seconds times the longest iteration :math:`d_0 + d_1 M`); saturated input
   :math:`N b / E[l_1]` with :math:`b = \min(B, M/(E[l_0] + 1 + E[l_1]/2))` the saturated batch;
-* per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`
-  (``record="summary"`` on the compiled kernel: per request still waiting at the end, the
-  growth of an overloaded queue, :math:`N \max(0, \lambda - \mu)` with
-  :math:`\mu = b / E[l_1]` the most the batch serves per iteration);
+* per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`;
+* ``record="summary"`` on the compiled kernel and on the Python loop: no per-iteration array
+  and, per request, only those still waiting at the end, the growth of an overloaded queue,
+  :math:`N \max(0, \lambda - \mu)` with :math:`\mu = b / E[l_1]` the most the batch
+  serves per iteration; the Python loop also holds the requests of the chunk it has not fed
+  yet (:data:`~.streaming.CHUNK` iterations, counted twice: :math:`2 \cdot 4096 R / N` requests
+  at most :math:`R`), so for a stable model the estimate does not depend on :math:`N`.
+  SimPy builds the whole run and summarises it;
 * the stage array of ``record="full"`` (and of a first access to ``Trajectory.batch``;
   kept by WAIT and Nested WAIT runs with ``record="iterations"`` too, since their stalls
-  break the stage = iteration - admission identity it is rebuilt from):
+  break the stage = iteration - admission identity it is rebuilt from; never with
+  ``record="summary"``, which feeds the batch sizes to the summary as it goes):
   :math:`1.5 \times 8 N K S` bytes, :math:`S` the largest decode length (for an unbounded
   law the expected largest of :math:`R` draws, about :math:`E[l_1](1 + \ln R)`).
 
@@ -119,20 +124,21 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     served = min(config.B, config.M / (mean_prompt + 1 + md / 2) if not math.isinf(config.M) else config.B) / md
     backlog = 0.0 if config.saturated or math.isnan(served) else max(0.0, requests / N - served) * N
     S = float(config.stages) if config.stages is not None else md * (1 + math.log(max(requests, 1.0)))
+    streams = record == "summary" and backend != "simpy"  # SimPy builds the whole run, then summarises it
+    held = requests
+    if streams:  # only the live requests (an overloaded queue grows with the horizon)
+        from .streaming import CHUNK
+
+        held = backlog + (min(requests, 2 * CHUNK * requests / N) if backend == "python" else 0.0)
     out = {
         "requests_created": requests,
         "queue_growth": backlog,
         "saturated_batch": batch,
         "stages": S,
-        "iterations": 0.0 if record == "summary" else 8.0 * N * (8 * K + 3),
-        # summary on the kernel: only the live requests (an overloaded queue grows with the horizon)
-        "requests": (backlog * BYTES_PER_REQUEST["numba"] if (record == "summary" and backend == "numba")
-                     else requests * BYTES_PER_REQUEST[backend]),
+        "iterations": 0.0 if streams else 8.0 * N * (8 * K + 3),
+        "requests": held * BYTES_PER_REQUEST[backend],
         "stage_array": 1.5 * 8 * N * K * S if _keeps_stage_array(model, record) else 0.0,
     }
-    if record == "summary" and backend != "numba":  # these build the whole run, then summarise it
-        out["iterations"] = 8.0 * N * (8 * K + 3)
-        out["requests"] = requests * BYTES_PER_REQUEST[backend]
     out["total"] = out["iterations"] + out["requests"] + out["stage_array"]
     return out
 

@@ -3,7 +3,9 @@ per-iteration chunks and finished requests, in memory independent of the horizon
 
 Both the full trajectory (one chunk: its arrays) and ``record="summary"`` runs (the engine
 feeds chunks as it goes) go through :class:`RunAccumulator`, so the two give the same
-numbers: every per-iteration quantity is an integer and is summed exactly.
+numbers: every per-iteration quantity is an integer and is summed exactly, and the sums of
+seconds (latency, TTFT, TBT) are exact too (:class:`ExactSum`), so they do not depend on how
+the requests are chunked or ordered.
 
 Units (:data:`UNITS`): counts per iteration, requests, KV tokens, and for latency and
 time to first token seconds in wall-clock runs, iterations in slotted runs.
@@ -19,7 +21,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..stats import DEFAULT_BATCHES, DEFAULT_LEVEL, Interval, QuantileSketch, StreamingSeries
 
-__all__ = ["RunAccumulator", "QUANTILES", "UNITS", "summary_units"]
+__all__ = ["RunAccumulator", "ExactSum", "QUANTILES", "UNITS", "summary_units"]
 
 QUANTILES = (0.5, 0.9, 0.99)
 """Latency and TTFT quantile levels reported by :meth:`Trajectory.summary` (p50, p90, p99)."""
@@ -68,6 +70,56 @@ def summary_units(wall_clock: bool) -> dict[str, str]:
     return units
 
 
+class ExactSum:
+    r"""The exact sum of float64 values fed in any chunks and any order.
+
+    Every finite double is :math:`m 2^{e - 53}` with an integer :math:`|m| < 2^{53}`
+    (``numpy.frexp``), an integer multiple of :math:`2^{-1074}`; the sum is kept as that
+    integer multiple (a Python integer, grouped by exponent with 64-bit partial sums of
+    26-bit halves of :math:`m`), so it does not depend on the chunking, and :meth:`mean`
+    rounds once (Python's correctly rounded integer division). Non-finite values are
+    summed apart as floats.
+    """
+
+    UNIT = 1074  # the sum is total * 2**-UNIT
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.special = 0.0
+
+    def add(self, values: Any) -> None:
+        x = np.asarray(values, dtype=float).reshape(-1)
+        finite = np.isfinite(x)
+        if not finite.all():
+            self.special += float(x[~finite].sum())
+            x = x[finite]
+        if x.size == 0:
+            return
+        m, e = np.frexp(x)
+        mant = (m * 2.0**53).astype(np.int64)  # exact: |m| < 1 has 53 significant bits
+        order = np.argsort(e, kind="stable")
+        e, mant = e[order], mant[order]
+        starts = np.flatnonzero(np.concatenate([[True], e[1:] != e[:-1]]))
+        high = np.add.reduceat(mant >> 26, starts)  # each |part| < 2^27: no overflow below 2^36 values
+        low = np.add.reduceat(mant & ((1 << 26) - 1), starts)
+        for E, a, b in zip(e[starts].tolist(), high.tolist(), low.tolist(), strict=True):
+            v = (a << 26) + b
+            shift = E - 53 + self.UNIT
+            self.total += v << shift if shift >= 0 else v >> -shift  # exact: x is a multiple of 2^-1074
+
+    def merge(self, other: ExactSum) -> None:
+        self.total += other.total
+        self.special += other.special
+
+    def mean(self, count: int) -> float:
+        """The sum divided by ``count``, rounded once (``nan`` for ``count == 0``)."""
+        if count == 0:
+            return math.nan
+        if self.special != 0.0 or math.isnan(self.special):
+            return (self.total / 2**self.UNIT + self.special) / count
+        return self.total / (count << self.UNIT)
+
+
 class RunAccumulator:
     r"""Accumulates one run over the iterations :math:`[w, N)` (the warm-up :math:`w` deleted).
 
@@ -102,9 +154,9 @@ class RunAccumulator:
         self.completed = 0
         self.sojourn_total = 0
         self.restarts = 0
-        self.latency_total = 0.0
-        self.ttft_total = 0.0
-        self.tbt_total = 0.0
+        self.latency_total = ExactSum()  # seconds (wall-clock runs)
+        self.ttft_total = ExactSum()
+        self.tbt_total = ExactSum()
         self.tbt_count = 0
 
     # -- feeding -----------------------------------------------------------------------
@@ -165,11 +217,11 @@ class RunAccumulator:
         self.latency.add(latency)
         self.ttft.add(ttft)
         if self.wall_clock:
-            self.latency_total += float(latency.sum())
-            self.ttft_total += float(ttft.sum())
+            self.latency_total.add(latency)
+            self.ttft_total.add(ttft)
             d = chosen(decode)
             many = d > 1
-            self.tbt_total += float(((ct - ft)[many] / (d[many] - 1)).sum())
+            self.tbt_total.add((ct - ft)[many] / (d[many] - 1))
             self.tbt_count += int(many.sum())
 
     def add_request_counts(self, completed: int, sojourn_total: int, restarts: int, latency_counts: np.ndarray,
@@ -191,9 +243,9 @@ class RunAccumulator:
         self.restarts += other.restarts
         self.latency.merge(other.latency)
         self.ttft.merge(other.ttft)
-        self.latency_total += other.latency_total
-        self.ttft_total += other.ttft_total
-        self.tbt_total += other.tbt_total
+        self.latency_total.merge(other.latency_total)
+        self.ttft_total.merge(other.ttft_total)
+        self.tbt_total.merge(other.tbt_total)
         self.tbt_count += other.tbt_count
 
     # -- results -----------------------------------------------------------------------
@@ -227,9 +279,9 @@ class RunAccumulator:
             for q, v in zip(QUANTILES, sketch.quantiles(QUANTILES), strict=True):
                 out[f"{name}_{_pct(q)}"] = float(v)
         if self.wall_clock:
-            out["mean_latency"] = self.latency_total / done if done else math.nan
-            out["mean_ttft"] = self.ttft_total / done if done else math.nan
-            out["mean_tbt"] = self.tbt_total / self.tbt_count if self.tbt_count else math.nan
+            out["mean_latency"] = self.latency_total.mean(done)
+            out["mean_ttft"] = self.ttft_total.mean(done)
+            out["mean_tbt"] = self.tbt_total.mean(self.tbt_count)
             elapsed = self.time_last - self.time_before
             out["mean_iteration_seconds"] = elapsed / span
             per_s = (lambda x: x / elapsed) if elapsed > 0 else (lambda x: math.nan)
