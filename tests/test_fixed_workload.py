@@ -22,3 +22,17 @@ def test_fixed_workload_replications_are_r_fixed_workload_runs():
         assert run.iterations == alone.iterations and np.array_equal(run.completions, alone.completions)
     makespans = [float(run.time[-1]) for run in reps]
     assert len(set(makespans)) > 1  # independent streams: different makespans
+
+
+def test_fixed_workload_summary_has_the_makespan_with_its_unit():
+    wall = ql.ContinuousBatching([ql.RequestType(20, 10, ql.PoissonProcess(40.0))], kv_capacity=4000,
+                                 iteration_time=ql.LinearIterationTime(0.01, 1e-5))
+    run = ql.simulate(wall, 100_000, seed=3, requests=300)
+    s, units = run.summary(), run.summary_units()
+    assert s["makespan"] == float(run.time[-1]) and units["makespan"] == "s"
+    assert s["requests_target"] == 300 and run.metadata["requests"] == 300
+    slotted = ql.ContinuousBatching([ql.RequestType(10, 40, 1.2)], kv_capacity=2000)
+    run = ql.simulate(slotted, 100_000, seed=3, requests=300)
+    assert run.summary()["makespan"] == run.iterations and run.summary_units()["makespan"] == "iterations"
+    # an ordinary run has no makespan
+    assert "makespan" not in ql.simulate(slotted, 500, seed=3).summary()

@@ -253,13 +253,18 @@ def test_wall_clock_poisson_process(engine):
 # -- results on disk and provenance ---------------------------------------------------------
 def test_to_csv_and_metadata(tmp_path):
     run = simulate(worked_model(), 14, saturated=True, initial_batch=[21, 19], seed=1, engine="fast")
-    batch_path, flows_path, meta_path = run.to_csv(tmp_path / "worked.csv")
+    batch_path, flows_path, summary_path, meta_path = run.to_csv(tmp_path / "worked.csv")
     rows = batch_path.read_text().splitlines()
     assert rows[0] == "iteration,type,stage,count"
     assert "11,0,1,35" in rows and "10,0,0,45" in rows
     flows = flows_path.read_text().splitlines()
     assert flows[0].startswith("iteration,type,queue,arrivals,admissions,completions,evictions")
     assert flows[12].startswith("11,0,10,0,0,")  # iteration 11: 10 evicted waiting
+    summary = dict((row.split(",")[0], row.split(",")[1:]) for row in summary_path.read_text().splitlines()[1:])
+    assert summary_path.read_text().startswith("key,value,unit\n")
+    assert set(summary) == set(run.summary()) >= {"latency_p99", "ttft_p50", "restarts_per_request", "peak_memory"}
+    for key, (value, unit) in summary.items():  # the values as summary() gives them, with their units
+        assert (float(value) == run.summary()[key] or value == "nan") and unit == run.summary_units()[key]
     meta = run.metadata
     assert meta["seed"] == 1 and meta["model"] == run.model.to_dict()
     assert {"queueing_llm", "numpy", "sympy"} <= set(meta)

@@ -197,10 +197,11 @@ def simulate(
     A **fixed workload** (``requests=N``): the run stops at the iteration in which the
     :math:`N`-th request completes, and ``iterations`` is the budget (the run is refused, naming
     both, if :math:`N` requests do not complete within it). The trajectory then ends there:
-    ``run.time[-1]`` is the makespan (seconds in wall-clock runs, iterations otherwise) and
-    :meth:`Trajectory.summary` gives requests per second, latency and restarts (after
-    ``warmup``). Runs are causal and their draws come in blocks that do not depend on the
-    horizon, so the run is the prefix of any longer run with the same seed. With
+    :meth:`Trajectory.summary` gives its ``makespan`` (seconds in wall-clock runs: the end
+    of the last iteration, ``run.time[-1]``; otherwise the number of iterations run) beside
+    requests per second, latency and restarts (after ``warmup``). Runs are causal and their
+    draws come in blocks that do not depend on the horizon, so the run is the prefix of any
+    longer run with the same seed. With
     ``replications=R`` each of the R replications is such a run (its own makespan).
     """
     seed = resolve_seed(seed)  # a SeedSequence or Generator becomes one integer, reused below
@@ -264,7 +265,9 @@ def _fixed_workload(model: ContinuousBatching, budget: int, requests: int, optio
         done = np.cumsum(np.asarray(run.completions).sum(axis=1))
         if done[-1] >= requests:
             last = int(np.searchsorted(done, requests))
-            return simulate(model, last + 1, **options)
+            run = simulate(model, last + 1, **options)
+            run.requests_target = int(requests)
+            return run
         if horizon >= budget:
             raise ParameterError(
                 f"requests={requests}: only {int(done[-1])} requests completed within the budget of "

@@ -306,6 +306,7 @@ class Trajectory:
         self._stages = stages if batch is None else int(batch.shape[2])
         self._accumulator = accumulator
         self._memory_limit = memory_limit
+        self.requests_target: int | None = None  # set by simulate(..., requests=N): a fixed-workload run
         if record == "summary":
             return
         self.queue = queue
@@ -410,14 +411,25 @@ class Trajectory:
         over requests with :math:`l_1 \ge 2`), ``mean_iteration_seconds``, and per second
         ``throughput_per_second`` (requests/s), ``tokens_per_second``, ``arrivals_per_second``
         (over the time from the end of iteration ``warmup - 1`` to the end of the run).
+        A fixed-workload run (``simulate(..., requests=N)``) adds ``makespan`` (until the
+        :math:`N`-th completion: the end of the last iteration in seconds in wall-clock runs,
+        the number of iterations run otherwise) and ``requests_target`` (:math:`N`).
         """
-        return self._summary_accumulator(warmup).summary()
+        out = self._summary_accumulator(warmup).summary()
+        if self.requests_target is not None:
+            out["makespan"] = float(self.time[-1]) if self.model.is_wall_clock else float(self.iterations)
+            out["requests_target"] = float(self.requests_target)
+        return out
 
     def summary_units(self) -> dict[str, str]:
         """The unit of each key of :meth:`summary` (``"requests/iteration"``, ``"s"``, ...)."""
         from .summary import summary_units
 
-        return summary_units(self.model.is_wall_clock)
+        units = summary_units(self.model.is_wall_clock)
+        if self.requests_target is not None:
+            units["makespan"] = "s" if self.model.is_wall_clock else "iterations"
+            units["requests_target"] = "requests"
+        return units
 
     def latency_quantiles(self, levels: Any = (0.5, 0.9, 0.99), warmup: int | None = None,
                           which: str = "latency") -> np.ndarray:
@@ -474,6 +486,7 @@ class Trajectory:
             "engine": self.engine,
             "backend": self.backend,
             "record": self.record,
+            "requests": self.requests_target,
             "queueing_llm": __version__,
             "numpy": np.__version__,
             "sympy": sympy.__version__,
@@ -481,14 +494,17 @@ class Trajectory:
             "python": platform.python_version(),
         }
 
-    def to_csv(self, path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    def to_csv(self, path: str | os.PathLike) -> tuple[Path, Path, Path, Path]:
         """Write the run as long-format CSV files, each atomically (temporary file + rename).
 
         ``path`` gets the stage counts, one row per nonzero count:
         ``iteration,type,stage,count``. ``<stem>_flows.csv`` gets one row per iteration and
         type: ``iteration,type,queue,arrivals,admissions,completions,evictions,rejections,
         memory,time`` (memory and time are per iteration, repeated on each type's row).
-        ``<stem>_meta.json`` gets :attr:`metadata`. Returns the three paths.
+        ``<stem>_summary.csv`` gets :meth:`summary` (after the run's warm-up), one row per
+        key: ``key,value,unit`` (latency and TTFT quantiles, restarts per request, peak
+        memory, ...; units from :meth:`summary_units`). ``<stem>_meta.json`` gets
+        :attr:`metadata`. Returns the four paths (stages, flows, summary, metadata).
         """
         from ..derivation import write_atomic
 
@@ -506,8 +522,11 @@ class Trajectory:
         flows = _csv(header, np.column_stack(columns).astype(object), ["%d"] * 9 + ["%r"])
         stem = path.name[: -len(path.suffix)] if path.suffix else path.name
         flows_path = write_atomic(path.with_name(f"{stem}_flows.csv"), flows)
+        units = self.summary_units()
+        summary = "key,value,unit\n" + "".join(f"{k},{v!r},{units.get(k, '')}\n" for k, v in self.summary().items())
+        summary_path = write_atomic(path.with_name(f"{stem}_summary.csv"), summary)
         meta_path = write_atomic(path.with_name(f"{stem}_meta.json"), json.dumps(self.metadata, indent=2) + "\n")
-        return batch_path, flows_path, meta_path
+        return batch_path, flows_path, summary_path, meta_path
 
     def equals(self, other: Trajectory) -> bool:
         """True if every array and every request record equals the other run's."""
@@ -515,7 +534,8 @@ class Trajectory:
             raise ParameterError("runs made with record='summary' keep no arrays to compare")
         if not isinstance(other, Trajectory):
             raise ParameterError(f"can only compare with a Trajectory, got {type(other).__name__}")
-        return all(np.array_equal(getattr(self, a), getattr(other, a)) for a in ARRAYS) and self.requests.equals(
+        arrays = (*ARRAYS, "batch_sizes")  # batch_sizes is kept apart from the stage array: compared too
+        return all(np.array_equal(getattr(self, a), getattr(other, a)) for a in arrays) and self.requests.equals(
             other.requests
         )
 
