@@ -254,7 +254,7 @@ class NestedWait(Policy):
     buffer : list of int or None
         Requests reserved at each segment's entry (default zeros), [ALSW25]'s safety buffer.
     stall : bool
-        True (the authors' code, REFERENCES.md section 2): segment :math:`s` not ready stops
+        True (the authors' code, the references chapter, section 2): segment :math:`s` not ready stops
         segments :math:`s..S` for this iteration; False: only admission to the segment waits.
         :func:`queueing_llm.fluid_nested_wait` passes False by default: with thresholds rounded
         up from fluid values below 1 a stalled segment moves only when fed (see

@@ -30,8 +30,8 @@ no-eviction claim).
 
 Nested WAIT's defaults (:func:`fluid_nested_wait`):
 
-* **stall** defaults to False. The authors' code (REFERENCES.md section 2, MODEL.md
-  section 3) stops segment :math:`s` and the later ones whenever its entry holds fewer
+* **stall** defaults to False. The authors' code (the references chapter, section 2;
+  the model chapter, section 3) stops segment :math:`s` and the later ones whenever its entry holds fewer
   than its threshold: ``stall=True`` keeps that rule. With thresholds rounded up from
   fluid values below 1 (:math:`n_s \ge 1 > n_s^*`) a stalled segment is a conveyor that
   moves only when fed: it runs in a fraction :math:`\approx n_s^*/n_s` of the iterations,
