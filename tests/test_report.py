@@ -350,6 +350,43 @@ def test_runs_declared_by_several_theorems_are_built_once():
     assert rep.runs["saturated"].saturated and rep.all_hold
 
 
+def test_report_on_the_python_loop_says_so(monkeypatch, tmp_path):
+    """The report names the backend that ran (``Trajectory.backend``), not "fast engine": here
+    the kernel is made not to apply, so ``engine="fast"`` runs the Python loop."""
+    import queueing_llm.sim.kernel as kernel
+
+    monkeypatch.setattr(kernel, "kernel_applies", lambda config: False)
+    rep = report(stable_queue(), iterations=3000, names=["stability"], output=tmp_path)
+    assert rep.trajectory.backend == "python" and rep.backends == {"open": ["python"]}
+    md, tex = (tmp_path / "report.md").read_text(), (tmp_path / "report.tex").read_text()
+    for text in (md, tex, rep.to_text()):
+        assert "fast engine" not in text
+        assert "backend python (Python loop)" in text
+        assert "numba" not in text.split("## Provenance")[0] and "several backends" not in text
+    assert rep.run_info["open"]["backends"] == ["python"] and rep.run_info["open"]["engine"] == "fast"
+    assert json.loads((tmp_path / "provenance.json").read_text())["backend"] == "python"
+
+
+def test_report_lists_the_backends_of_runs_that_differ(monkeypatch):
+    """Runs on different backends are each named: the open run on the compiled kernel, the
+    saturated run (made to miss the kernel here) on the Python loop."""
+    import queueing_llm.sim.kernel as kernel
+
+    applies = kernel.kernel_applies
+    monkeypatch.setattr(kernel, "kernel_applies", lambda config: not config.saturated and applies(config))
+    rep = report(stable_queue(), iterations=3000, names=["renewal-transient", "stability"])
+    assert rep.backends == {"open": ["numba"], "saturated": ["python"]}
+    md = rep.to_markdown()
+    assert "3000 iterations, seed 1, backend numba (compiled kernel)" in md
+    assert ("The runs ran on several backends: open: backend numba (compiled kernel); "
+            "saturated: backend python (Python loop).") in md
+    assert re.search(r"\*\*saturated\*\*: .*backend python \(Python loop\)", md)
+    assert "fast engine" not in md
+    assert "several backends" in rep.to_text()
+    with_default = report(stable_queue(), iterations=3000, names=["stability"])
+    assert with_default.backends == {"open": ["numba"]} and with_default.backends_text() is None
+
+
 def test_strict_report_exits_1_when_a_verdict_fails(tmp_path):
     from queueing_llm.cli import main
 

@@ -215,8 +215,11 @@ def report_document(report: Any, figures: Mapping[str, str] | None = None,
     body = [r"\allowdisplaybreaks", r"\sloppy", r"\title{queueing-llm report}", r"\date{}", r"\begin{document}",
             r"\maketitle", ""]
     body += [r"\section{Model and runs}",
-             rf"Model: {model_text}. The open-system run has {report.iterations} iterations "
-             rf"(seed {report.seed}, fast engine); verdicts use {level} confidence intervals.", ""]
+             rf"Model: {model_text}. The open-system run has {report.iterations} iterations, "
+             rf"seed {report.seed}, {latex_escape(report.backend_text())}; verdicts use {level} confidence "
+             "intervals.", ""]
+    if report.backends_text():
+        body += [_prose(report.backends_text()), ""]
     extra = {kind: info for kind, info in report.run_info.items() if kind != "open"}
     if extra:
         body.append("Theorems the open-system run cannot verify are checked against these runs "

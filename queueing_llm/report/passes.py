@@ -34,14 +34,39 @@ from ..theorems import Theorem, theorems
 from ..verdict import Verdict
 from ..verify import Verdicts, verify
 
-__all__ = ["RUN_KINDS", "OPEN", "SATURATED", "RELAXED", "OPEN_RUN", "ReportRuns", "RunKinds", "verify_declared",
-           "verify_kinds"]
+__all__ = ["RUN_KINDS", "OPEN", "SATURATED", "RELAXED", "OPEN_RUN", "BACKEND_NAMES", "ReportRuns", "RunKinds",
+           "backends_of", "describe_backends", "verify_declared", "verify_kinds"]
 
 RUN_KINDS = (OPEN, SATURATED, RELAXED)
 """The kinds of run a theorem may declare."""
 
 OPEN_RUN = open_run()
 """The report's open run, for theorems that declare none."""
+
+BACKEND_NAMES = {"numba": "compiled kernel", "python": "Python loop", "simpy": "SimPy engine"}
+"""What each simulation backend (``Trajectory.backend``) is: ``engine="fast"`` runs the compiled
+kernel where it applies and the Python loop otherwise; ``engine="events"`` runs SimPy."""
+
+
+def backends_of(run: Any) -> list[str]:
+    """The simulation backends that ran (``Trajectory.backend``), in order of first appearance:
+    one for a run, possibly several for replications or a list of runs; empty for a run
+    without a backend (a relaxed map)."""
+    out: list[str] = []
+    for one in (run if isinstance(run, Sequence) else [run]):
+        backend = getattr(one, "backend", None)
+        if backend is not None and backend not in out:
+            out.append(str(backend))
+    return out
+
+
+def describe_backends(backends: Sequence[str]) -> str:
+    """``"backend numba (compiled kernel)"``, or for several
+    ``"backends numba, python (compiled kernel, Python loop)"``."""
+    if not backends:
+        return "backend unknown"
+    names = ", ".join(BACKEND_NAMES.get(b, b) for b in backends)
+    return f"backend{'s' if len(backends) > 1 else ''} {', '.join(backends)} ({names})"
 
 
 class ReportRuns:
@@ -60,8 +85,10 @@ class ReportRuns:
     runs : dict
         Label -> run (or list of replications), for the runs built so far (``"open"`` always).
     info : dict
-        Label -> JSON-ready description (kind, iterations, seed, policy, ...), or
-        ``{"error": why}`` when the declared run cannot be built for this model.
+        Label -> JSON-ready description (kind, iterations, seed, policy, ...; for a simulated
+        run ``engine``, the engine asked for, and ``backends``, the backends that ran:
+        :func:`backends_of`), or ``{"error": why}`` when the declared run cannot be built for
+        this model.
     """
 
     def __init__(self, model: ContinuousBatching, open_run: Any, iterations: int) -> None:
@@ -71,7 +98,7 @@ class ReportRuns:
         self.runs: dict[str, Any] = {OPEN: open_run}
         self.info: dict[str, dict[str, Any]] = {OPEN: {
             "kind": OPEN, "iterations": int(open_run.iterations), "seed": self.seed, "policy": str(model.policy),
-            "engine": "fast", "saturated": False}}
+            "engine": "fast", "backends": backends_of(open_run), "saturated": False}}
 
     def _is_the_open_run(self, spec: RunSpec) -> bool:
         return (spec.kind == OPEN and spec.label == OPEN and spec.replications == 1 and spec.policy is None
@@ -111,7 +138,7 @@ def _describe(spec: RunSpec, model: ContinuousBatching, run: Any, seed: Any) -> 
         out["exact"] = bool(getattr(first, "exact", False))
         out["first_eviction"] = first.first_eviction
     else:
-        out.update(seed=seed, engine="fast", saturated=spec.kind == SATURATED)
+        out.update(seed=seed, engine="fast", backends=backends_of(run), saturated=spec.kind == SATURATED)
     if several:
         out["replications"] = len(run)
         if spec.replications_reason:

@@ -2,9 +2,11 @@ r"""The report job: evaluate every applicable theorem, simulate, verify, write t
 
 :func:`report` takes one model (default: :func:`queueing_llm.default_model`), evaluates
 each applicable registered theorem (built-in and user-registered), simulates the model
-with the fast engine, verifies every applicable theorem that has a check against the
-first run it accepts (the open-system run, then for a finite KV budget a saturated run,
-a relaxed-map run and a saturated rate-limited run, see :mod:`queueing_llm.report.passes`;
+with the fast engine (the compiled kernel where it applies, else the Python loop; the
+report names the backend that ran each run, ``Trajectory.backend``), verifies every
+applicable theorem that has a check against the first run it accepts (the open-system
+run, then for a finite KV budget a saturated run, a relaxed-map run and a saturated
+rate-limited run, see :mod:`queueing_llm.report.passes`;
 the theorems no run satisfies are recorded with their reasons, never dropped) and
 returns a :class:`Report`. Given an ``output`` folder it writes,
 each file atomically:
@@ -39,7 +41,7 @@ from ..theorems import theorems
 from ..verify import Verdicts
 from .document import report_document, theorems_fragment, verdicts_fragment
 from .figures import plot_stage_occupancy, plot_trajectory
-from .passes import ReportRuns, verify_declared
+from .passes import ReportRuns, backends_of, describe_backends, verify_declared
 from .tables import (
     THEOREM_COLUMNS,
     VERDICT_COLUMNS,
@@ -136,7 +138,8 @@ class Report:
         ``"saturated, rate_limited(x*)"``, ``"relaxed"``, ... as declared in
         ``Theorem.runs``, :mod:`queueing_llm.report.passes`); also the ``run`` column.
     run_info : dict
-        Run label -> description (kind, iterations, seed, policy, ...) of each run built.
+        Run label -> description (kind, iterations, seed, policy, engine asked for, backends
+        that ran, ...) of each run built.
     runs : dict
         Run label -> the run itself (``"open"`` is :attr:`trajectory`).
     """
@@ -155,6 +158,29 @@ class Report:
     run_kinds: dict = field(default_factory=dict)
     run_info: dict = field(default_factory=dict)
     runs: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def backends(self) -> dict[str, list[str]]:
+        """Run label -> the simulation backends that ran it (``Trajectory.backend``:
+        ``"numba"``, ``"python"`` or ``"simpy"``; several when replications differ), for every
+        simulated run (a relaxed map has none)."""
+        out = {label: list(info["backends"]) for label, info in self.run_info.items() if info.get("backends")}
+        if "open" not in out and self.trajectory is not None and backends_of(self.trajectory):
+            out = {"open": backends_of(self.trajectory), **out}
+        return out
+
+    def backend_text(self) -> str:
+        """The backend of the open-system run, e.g. ``"backend numba (compiled kernel)"``."""
+        return describe_backends(self.backends.get("open", []))
+
+    def backends_text(self) -> str | None:
+        """When the runs did not all run on the open run's backend, one sentence listing the
+        backend of each simulated run; else None."""
+        backends = self.backends
+        if all(b == backends.get("open") for b in backends.values()):
+            return None
+        return "The runs ran on several backends: " + "; ".join(
+            f"{label}: {describe_backends(b)}" for label, b in backends.items()) + "."
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -185,12 +211,15 @@ class Report:
         s = self.summary
         lines = [
             f"model: {self.model!r}",
-            f"run: {self.iterations} iterations, seed {self.seed}; throughput {s['throughput']:.4g}, "
+            f"run: {self.iterations} iterations, seed {self.seed}, {self.backend_text()}; "
+            f"throughput {s['throughput']:.4g}, "
             f"mean queue {s['mean_queue']:.4g}, mean batch {s['mean_batch']:.4g}, "
             f"evictions {s['evictions_per_iteration']:.4g} per iteration",
         ]
         lines += [f"{kind} run: {_describe_run(info, why=False)}" for kind, info in self.run_info.items()
                   if kind != "open" and "error" not in info]
+        if self.backends_text():
+            lines.append(self.backends_text())
         lines.append("")
         level = f"{100 * self.level:.10g}% CI"
         table = [("theorem/quantity", "unit", "run", "test", "theory", "simulation", level, "verdict")]
@@ -263,8 +292,11 @@ class Report:
     def to_markdown(self) -> str:
         """The report as Markdown (the text of ``report.md``)."""
         md = [f"# Report: `{self.model!r}`", ""]
-        md += [f"{self.iterations} iterations, seed {self.seed}, fast engine; "
-               f"confidence level {100 * self.level:.10g}%.", "", "## Run summary", ""]
+        md += [f"{self.iterations} iterations, seed {self.seed}, {self.backend_text()}; "
+               f"confidence level {100 * self.level:.10g}%.", ""]
+        if self.backends_text():
+            md += [self.backends_text(), ""]
+        md += ["## Run summary", ""]
         md.append(to_markdown([{"quantity": k, "value": v} for k, v in self.summary.items()], ("quantity", "value")))
         extra = {kind: info for kind, info in self.run_info.items() if kind != "open"}
         if extra:
@@ -349,7 +381,8 @@ def _describe_run(info: dict, why: bool = True) -> str:
                 + (f": {info['description']}" if info.get("description") else "") + "; "
                 + ("no eviction" if evict is None else f"first eviction at iteration {evict}"))
     kind = "saturated" if info.get("saturated") else "open system"
-    return f"{info['iterations']} iterations, seed {info['seed']}, policy {info['policy']}, {kind}{reps}"
+    ran = f", {describe_backends(info['backends'])}" if info.get("backends") else ""
+    return f"{info['iterations']} iterations, seed {info['seed']}, policy {info['policy']}, {kind}{reps}{ran}"
 
 
 def _json_safe(value: Any) -> Any:
