@@ -30,10 +30,8 @@ interval, and how sure it is in both directions:
   resolved more than the horizon supports and :func:`stable_range` warns with
   :class:`HorizonWarning`.
 
-The resolution: what a horizon can detect
------------------------------------------
-*Diffusion approximation of the test.* Near and above the stability limit the queue is
-rarely empty and :math:`Y` moves like a Brownian motion with drift,
+**The resolution: what a horizon can detect.** *Diffusion approximation of the test.*
+Near and above the stability limit the queue is rarely empty and :math:`Y` moves like a Brownian motion with drift,
 :math:`Y_t \approx Y_0 + d\,t + \sigma W_t`, where :math:`d` is the drift per iteration
 (arrivals minus completions) and :math:`\sigma^2` the long-run variance per iteration of
 the increments :math:`A_n - C_n`. The test cuts the second half, :math:`n = N/2`
@@ -55,10 +53,13 @@ half-width of the growth interval) at the accepted stable rate: no model of
 Geometric(:math:`q`), Poisson arrivals): at saturation the increments are Poisson
 (:math:`\lambda`) minus Binomial(:math:`B, q`), :math:`\sigma^2 = \lambda + Bq(1-q)`; for
 :math:`B = 25`, :math:`q = 1/3`, :math:`\lambda \approx 8.4`, :math:`R = 3`,
-:math:`N = 3000`, :math:`c = 0.95`: :math:`h \approx 2.045 \cdot 3.9 \cdot 0.0149 \approx
-0.12` requests per iteration, larger than the 0.07 by which the rate 8.406 exceeds the
-limit :math:`Bq = 8.33`: a 3000-iteration search calls 8.406 stable, and says so
-(``tests/test_stable_range.py``).
+:math:`N = 3000`, :math:`c = 0.95`: :math:`\sigma \approx 3.7`,
+:math:`h \approx 2.045 \cdot 3.7 \cdot 0.0149 \approx 0.11` requests per iteration
+(measured: 0.10), larger than the 0.07 by which the rate 8.406 exceeds the limit
+:math:`Bq = 8.33`: a 3000-iteration search calls 8.406 "does not grow", and says that the
+limit may lie anywhere in [8.30, 8.48] (``tests/test_stable_range.py``; at
+:math:`N = 48\,000`, :math:`R = 4` the bracket [8.25, 8.41] holds the limit and no warning
+is raised).
 
 Well inside the stable region the queue is stationary, the batch growths are
 differences of nearly independent values of :math:`Y` and the half-width falls as
@@ -88,7 +89,7 @@ second). At the accepted stable rate :math:`\lambda_s` the runs measured the thr
   :math:`(\lambda_s - \lambda^*)\bar D_s` is below :math:`g^+` (confidence
   :math:`(1+c)/2`), so :math:`\lambda^* \ge` ``limit_low``; if it is below, trivially.
   With the confident "grows" at :math:`\lambda_u`, the limit lies in
-  :math:`[\text{limit\_low}, \lambda_u]`: this, not :math:`\lambda_s`, is what the search
+  [``limit_low``, :math:`\lambda_u`]: this, not :math:`\lambda_s`, is what the search
   supports.
 
 *Limits of the fluid reading.* (i) :math:`h` is measured at :math:`\lambda_s`; when the
