@@ -31,8 +31,8 @@ interval, and how sure it is in both directions:
   :class:`HorizonWarning`.
 
 **The resolution: what a horizon can detect.** *Diffusion approximation of the test.*
-Near and above the stability limit the queue is rarely empty and :math:`Y` moves like a Brownian motion with drift,
-:math:`Y_t \approx Y_0 + d\,t + \sigma W_t`, where :math:`d` is the drift per iteration
+Near and above the stability limit the queue is rarely empty and :math:`Y` moves like a
+Brownian motion with drift, :math:`Y_t \approx Y_0 + d\,t + \sigma W_t`, where :math:`d` is the drift per iteration
 (arrivals minus completions) and :math:`\sigma^2` the long-run variance per iteration of
 the increments :math:`A_n - C_n`. The test cuts the second half, :math:`n = N/2`
 iterations, into :math:`K` (:data:`GROWTH_BATCHES`) batches of :math:`m = n/K`; a batch
