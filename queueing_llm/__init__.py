@@ -44,7 +44,7 @@ from . import report  # noqa: E402,I001  (the report package: ql.report.report(m
 from .report import Report
 from .sweep import SweepResult, grid, sweep
 from .scheduling import ThresholdWarning, fluid_nested_wait, fluid_wait
-from .stable_range import StableRange, stable_range
+from .stable_range import HorizonWarning, StableRange, stable_range
 from .compare import PolicyComparison, compare_policies
 from .cluster import Cluster, ClusterRun, coprime_routing
 
@@ -80,6 +80,7 @@ __all__ = [
     "fluid_wait",
     "fluid_nested_wait",
     "ThresholdWarning",
+    "HorizonWarning",
     "NoEquilibriumError",
     "stable_range",
     "compare_policies",
