@@ -85,9 +85,16 @@ def _rows(B: int, q: float, a: np.ndarray, low: int, size: int) -> tuple[np.ndar
     n_states = size - low
     from scipy.stats import binom  # SciPy loads where it is used (import queueing_llm stays light)
 
+    sizes = sorted({min(n, B) for n in range(low, min(max(B, low), size))} | {B})
+    k = np.arange(B + 1)
+    s_col = np.array(sizes)[:, None]
+    # s - D ~ Bin(s, 1 - q) for every batch size s the rows need, in one call (zero above s)
+    kept_all = (binom.pmf(k[None, :], s_col, 1 - q) if q < 1
+                else np.broadcast_to((k == 0).astype(float), (len(sizes), B + 1)))
+    kept_of = dict(zip(sizes, kept_all, strict=True))
+
     def row_of(s: int) -> np.ndarray:
-        kept = binom.pmf(np.arange(s + 1), s, 1 - q) if q < 1 else np.eye(1, s + 1, 0)[0]  # s - D
-        row = np.convolve(kept, a)
+        row = np.convolve(kept_of[s][: s + 1], a)
         return row / row.sum()
 
     W = np.zeros((n_states, width))
@@ -139,12 +146,16 @@ def _gth_loop(W, down, up, pi):  # pragma: no cover - runs compiled (numba); the
     additions and multiplications of non-negative numbers. Writes the unnormalised stationary
     vector to ``pi`` and returns -1, or the first state ``k`` whose ``s`` is not positive."""
     n = W.shape[0]
+    buf = np.empty(max(down, 1))  # the lower part of row k, apart from W: the update loop vectorises
     for k in range(n - 1, 0, -1):
         lo_c = max(0, k - down)
         lo_r = max(0, k - up)
+        m = k - lo_c
         s = 0.0
-        for c in range(lo_c, k):
-            s += W[k, c - k + down]
+        for c in range(m):
+            v = W[k, lo_c - k + down + c]
+            buf[c] = v
+            s += v
         if not s > 0:
             return k
         for i in range(lo_r, k):
@@ -152,10 +163,10 @@ def _gth_loop(W, down, up, pi):  # pragma: no cover - runs compiled (numba); the
             w = W[i, ik] / s
             W[i, ik] = w
             if w != 0.0:
-                off = down - i
-                koff = down - k
-                for c in range(lo_c, k):
-                    W[i, c + off] += w * W[k, c + koff]
+                row = W[i]
+                base = lo_c - i + down
+                for c in range(m):
+                    row[base + c] += w * buf[c]
     pi[0] = 1.0
     for k in range(1, n):
         acc = 0.0
