@@ -171,6 +171,28 @@ def test_compiled_gth_equals_numpy_gth(n, down, up, span) -> None:
         assert ref[keep].min() < 1e-100  # the probabilities do span the range the test claims
 
 
+@pytest.mark.parametrize(("B", "q", "arrivals", "low", "size"), [
+    (256, 0.01, poisson.pmf(np.arange(29), 0.95 * 2.56), 0, 700),  # head, shared rows, top rows
+    (8, 0.25, np.array([0.0, 0.001, 0.999]), 1, 300),  # states below min A transient
+    (4, 0.9, np.array([0.0, 0.0, 0.5, 0.5]), 2, 6),  # no more states than the top rows: all lumped
+    (4, 1.0, poisson.pmf(np.arange(20), 1.0), 0, 9),  # q = 1, fewer states than B + up
+])
+def test_windowed_compiled_gth_on_the_queue_chain(B, q, arrivals, low, size) -> None:
+    """The compiled loop builds each row of the window from the parts (head, shared row, top
+    rows); it must agree with the NumPy elimination of the assembled band, which equals the
+    matrix written row by row."""
+    head, mid, tail, down, up = qc._row_parts(B, q, arrivals, low, size)
+    W, _, _ = qc._rows(B, q, arrivals, low, size)
+    n = size - low
+    assert np.allclose(W.sum(axis=1), 1.0, rtol=1e-13) and W.shape == (n, down + up + 1)
+    got = qc._solve_parts(head, mid, tail, n, down, up)
+    ref = qc._banded_gth_numpy(W, down, up)
+    keep = ref > 1e-280
+    assert keep.sum() > n // 2
+    rel = np.abs(got[keep] - ref[keep]) / ref[keep]
+    assert rel.max() < 1e-12, rel.max()
+
+
 def test_compiled_gth_names_a_reducible_state() -> None:
     W = _random_band(np.random.default_rng(3), 50, 3, 2, 0)
     for i in range(20, 23):  # the states from 20 up cannot go below 20 (the band reaches 3 down)
