@@ -13,8 +13,9 @@ with probability :math:`q` (geometric decode lengths), then :math:`A` requests a
 so the chain jumps down by at most :math:`B` and up by at most :math:`\max A`. It is
 truncated at :math:`N` states, the mass of a jump past the top kept in the top state, and
 solved by GTH elimination (Grassmann, Taksar and Heyman 1985) restricted to the band
-(numba-compiled, about 1e9 multiply-adds a second; a NumPy loop, ten times slower, without
-numba): no subtraction, so each probability, however small (:math:`10^{-80}`), is accurate to a few
+(numba-compiled on a window of the band, about 1.5e9 multiply-adds a second and memory of
+states x up-band numbers; without numba a NumPy loop on the whole band, ten times slower):
+no subtraction, so each probability, however small (:math:`10^{-80}`), is accurate to a few
 ulps relative to itself for the truncated matrix. States below the smallest possible
 arrival count are transient and carry probability 0.
 
@@ -50,7 +51,7 @@ up-band numbers with the compiled elimination, states x band width with the NumP
 
 MAX_CHAIN_WORK = 5 * 10**8
 """Largest elimination work (states x up-band x down-band multiply-adds) before it refuses:
-about half a second compiled (1e9 a second), five seconds with the NumPy loop (1e8 a second)."""
+about 0.3-0.5 s compiled (1-1.5e9 a second), five seconds with the NumPy loop (1e8 a second)."""
 
 
 @dataclass(frozen=True)
