@@ -104,11 +104,12 @@ relative to the value itself."""
 P_EMPTY_RESOLVE = 1e-9
 """Below this P(empty) from the PGF route is replaced by the chain route's value."""
 
-RESOLVE_WORK = 4 * 10**8
+RESOLVE_WORK = 10**9
 """Planned-work limit (:func:`~queueing_llm.theory.queue_chain.planned_work`, multiply-adds) of the
-chain solve that resolves a small P(empty), for the numba-compiled GTH elimination (about 1e9
-multiply-adds a second: at most about 0.4 s; B = 256, Geometric(0.01), load 0.999 plans 2.7e8
-and solves in 0.3 s); the solve itself may double its truncation up to 4 times this."""
+chain solve that resolves a small P(empty), for the numba-compiled GTH elimination (about 3-4e9
+multiply-adds a second, vectorised: at most about 0.3 s; B = 256, Geometric(0.01), load 0.999
+plans 2.7e8 and solves in 0.07-0.1 s); the solve itself may double its truncation up to 4 times
+this."""
 
 RESOLVE_WORK_NUMPY = 10**8
 """The same limit when numba cannot be imported and the NumPy elimination runs (about 1e8
