@@ -140,6 +140,91 @@ def test_p_empty_bound_route_brackets_the_exact_value(monkeypatch) -> None:
     assert "from the truncated chain" in at_fit.reason  # the model inside the budget is solved exactly
 
 
+def _random_band(rng: np.random.Generator, n: int, down: int, up: int, span: float) -> np.ndarray:
+    """A random banded stochastic matrix in the chain's band layout (``W[i, j - i + down]``);
+    every entry inside the band positive, drawn log-uniform over ``10**-span..1`` when ``span``."""
+    W = np.zeros((n, down + up + 1))
+    for i in range(n):
+        lo, hi = max(0, i - down), min(n - 1, i + up)
+        x = 10.0 ** rng.uniform(-span, 0, hi - lo + 1) if span else rng.uniform(0, 1, hi - lo + 1)
+        W[i, lo - i + down: hi - i + down + 1] = x / x.sum()
+    return W
+
+
+@pytest.mark.parametrize(("n", "down", "up", "span"), [
+    (300, 7, 3, 0), (500, 40, 12, 0), (1000, 256, 28, 0), (200, 5, 5, 100), (40, 17, 2, 100),
+])
+def test_compiled_gth_equals_numpy_gth(n, down, up, span) -> None:
+    """Issue 10 item 5: the numba loop does the NumPy elimination's arithmetic (no subtraction),
+    so both agree to a few ulps per entry, also where the entries span 1e-100..1 and the
+    stationary probabilities fall to 1e-250 and below."""
+    assert qc.gth_compiled()  # numba is a dependency: the compiled route is the one under test
+    W = _random_band(np.random.default_rng(n + down), n, down, up, span)
+    got = qc._banded_gth(W.copy(), down, up)
+    ref = qc._banded_gth_numpy(W.copy(), down, up)
+    keep = ref > 1e-280  # below that, subnormal numbers carry fewer digits
+    assert keep.sum() > n // 2 and math.isclose(got.sum(), 1.0, rel_tol=1e-13)
+    rel = np.abs(got[keep] - ref[keep]) / ref[keep]
+    assert rel.max() < 1e-12, rel.max()
+    assert np.all(got[~keep] < 1e-270)
+    if span:
+        assert ref[keep].min() < 1e-100  # the probabilities do span the range the test claims
+
+
+@pytest.mark.parametrize(("B", "q", "arrivals", "low", "size"), [
+    (256, 0.01, poisson.pmf(np.arange(29), 0.95 * 2.56), 0, 700),  # head, shared rows, top rows
+    (8, 0.25, np.array([0.0, 0.001, 0.999]), 1, 300),  # states below min A transient
+    (4, 0.9, np.array([0.0, 0.0, 0.5, 0.5]), 2, 6),  # no more states than the top rows: all lumped
+    (4, 1.0, poisson.pmf(np.arange(20), 1.0), 0, 9),  # q = 1, fewer states than B + up
+])
+def test_windowed_compiled_gth_on_the_queue_chain(B, q, arrivals, low, size) -> None:
+    """The compiled loop builds each row of the window from the parts (head, shared row, top
+    rows); it must agree with the NumPy elimination of the assembled band, which equals the
+    matrix written row by row."""
+    head, mid, tail, down, up = qc._row_parts(B, q, arrivals, low, size)
+    W, _, _ = qc._rows(B, q, arrivals, low, size)
+    n = size - low
+    assert np.allclose(W.sum(axis=1), 1.0, rtol=1e-13) and W.shape == (n, down + up + 1)
+    got = qc._solve_parts(head, mid, tail, n, down, up)
+    ref = qc._banded_gth_numpy(W, down, up)
+    keep = ref > 1e-280
+    assert keep.sum() > n // 2
+    rel = np.abs(got[keep] - ref[keep]) / ref[keep]
+    assert rel.max() < 1e-12, rel.max()
+
+
+def test_compiled_gth_names_a_reducible_state() -> None:
+    W = _random_band(np.random.default_rng(3), 50, 3, 2, 0)
+    for i in range(20, 23):  # the states from 20 up cannot go below 20 (the band reaches 3 down)
+        W[i, : 3 - (i - 20)] = 0.0
+        W[i] /= W[i].sum()
+    for compiled in (True, False):
+        with pytest.raises(ql.ModelError, match="state 20 cannot reach the lower states"):
+            qc._banded_gth(W.copy(), 3, 2, compiled=compiled)
+
+
+@pytest.mark.slow
+def test_p_empty_at_load_0999_b256_is_exact() -> None:
+    """Issue 10 item 5: B = 256, Geometric(0.01), Poisson load 0.999 (P(empty) ~ 3e-113) was past
+    the solve budget (an upper bound); with the compiled elimination it is solved exactly, with a
+    stated relative error below 1e-9. Checked against the NumPy elimination of the chain
+    truncated at tail 1e-8 (a different truncation, 2 s), and for monotonicity: below the
+    exact value at load 0.99."""
+    B, q = 256, 0.01
+    m = cb(ql.Geometric(q), ql.Poisson(0.999 * B * q), B)
+    a = qs.arrival_pmf(m)
+    value, error, how = qs.resolve_p_empty(B, q, a, 0.0)
+    assert "upper bound" not in how and "from the truncated chain" in how
+    assert 0 < error < 1e-9 * value and 1e-120 < value < 1e-100
+    aa, low, size = qc._plan(B, q, a, 1e-8)
+    W, down, up = qc._rows(B, q, aa, low, size)
+    ref = qc._banded_gth_numpy(W, down, up)[0]
+    assert abs(value - ref) <= 1e-9 * ref, (value, ref)
+    lighter = cb(ql.Geometric(q), ql.Poisson(0.99 * B * q), B)
+    v99, _, how99 = qs.resolve_p_empty(B, q, qs.arrival_pmf(lighter), 0.0)
+    assert "upper bound" not in how99 and value < v99 * 1e-1  # P(empty) falls with the load
+
+
 def test_thinned_poisson_is_poisson_and_planned_work_grows_with_load() -> None:
     a = poisson.pmf(np.arange(120), 30.0)
     got = qc.thinned(a, 0.25)

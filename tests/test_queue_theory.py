@@ -245,8 +245,8 @@ def test_p_empty_monotone_near_critical_and_agrees_with_the_chain() -> None:
     """Issue 10 item 5: B = 256, Geometric(0.01) decode, Poisson arrivals near Bq = 2.56. P(empty)
     must decrease with the arrival rate (the chain is stochastically monotone), come with
     ``p_empty_error``, and agree with an independent GTH solve of the truncated chain (strict
-    tolerance 1e-14 instead of the resolve's) where that solve is the route; past the solve
-    budget the value is an upper bound (error = value) that the exact value does not exceed."""
+    tolerance 1e-14 instead of the resolve's), with a stated relative error below 1e-9. (The
+    upper-bound route past the solve budget: tests/test_queue_chain.py.)"""
     from queueing_llm.theory import queue_chain as qc
 
     th = ql.theorems["stationary"]
@@ -258,17 +258,16 @@ def test_p_empty_monotone_near_critical_and_agrees_with_the_chain() -> None:
     for prev, nxt in zip(values, values[1:], strict=False):
         assert nxt <= prev * (1 + 1e-9), values  # non-increasing up to the GTH's relative accuracy
     exact = [i for i, o in enumerate(out) if "upper bound" not in o["reason"]]
-    assert exact[:3] == [0, 1, 2]  # 2.55 (the reviewer's case, 2.66e-24 of noise before) is solved exactly
+    # 2.55 (the reviewer's case, 2.66e-24 of noise before) is solved exactly; 2.555 (load 0.998)
+    # was past the NumPy solve's budget (an upper bound) and is exact with the compiled one
+    assert exact == [0, 1, 2, 3]
     for i in exact[1:]:
         assert values[i] < values[i - 1] * (1 - 1e-3)  # strictly decreasing where both are exact
-    for i in (0, 2):
+    for i in (0, 2, 3):
         m = cb(ql.Geometric(0.01), ql.Poisson(rates[i]), batch_cap=256)
         ref = qc.truncated_chain(256, 0.01, qs.arrival_pmf(m), tail=1e-14, max_work=10**9).pi[0]
         assert abs(values[i] - ref) <= out[i]["p_empty_error"], (values[i], ref)  # the stated bound holds
-    if 3 not in exact:
-        m = cb(ql.Geometric(0.01), ql.Poisson(rates[3]), batch_cap=256)
-        ref = qc.truncated_chain(256, 0.01, qs.arrival_pmf(m), tail=1e-8, max_work=10**9).pi[0]
-        assert ref <= values[3] and out[3]["p_empty_error"] == values[3]
+        assert out[i]["p_empty_error"] < 1e-9 * values[i]
 
 
 def test_bailey_b256_near_critical_agrees_with_general_route() -> None:

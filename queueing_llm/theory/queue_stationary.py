@@ -104,15 +104,28 @@ relative to the value itself."""
 P_EMPTY_RESOLVE = 1e-9
 """Below this P(empty) from the PGF route is replaced by the chain route's value."""
 
-RESOLVE_WORK = 10**8
-"""Planned-work limit (:func:`~queueing_llm.theory.queue_chain.planned_work`, about 1-2 s on one
-core) of the chain solve that resolves a small P(empty); the solve itself may double its
-truncation up to 8 times this."""
+RESOLVE_WORK = 10**9
+"""Planned-work limit (:func:`~queueing_llm.theory.queue_chain.planned_work`, multiply-adds) of the
+chain solve that resolves a small P(empty), for the numba-compiled GTH elimination (about 3-4e9
+multiply-adds a second, vectorised: at most about 0.3 s; B = 256, Geometric(0.01), load 0.999
+plans 2.7e8 and solves in 0.07-0.1 s); the solve itself may double its truncation up to 4 times
+this."""
 
-RESOLVE_TAIL = 1e-8
+RESOLVE_WORK_NUMPY = 10**8
+"""The same limit when numba cannot be imported and the NumPy elimination runs (about 1e8
+multiply-adds a second: 1 s)."""
+
+RESOLVE_TAIL = 1e-10
 """Truncation tolerance of that solve. P(empty) of the chain truncated where the top 20 %
 carry less than ``tail`` is within a relative ``error_bound`` (about ``tail``) of the
-untruncated value (measured: 1e-8 and 1e-14 agree to 1e-13 relative at B = 256, load 0.996)."""
+untruncated value (measured: 1e-8 and 1e-14 agree to 1e-13 relative at B = 256, load 0.996;
+at load 0.999 the bound is 1e-13, and 1e-10 costs 15 % more states than 1e-8)."""
+
+
+def _resolve_work() -> int:
+    """The planned-work budget of the resolving solve: :data:`RESOLVE_WORK` with the compiled
+    elimination, at most :data:`RESOLVE_WORK_NUMPY` without."""
+    return RESOLVE_WORK if queue_chain.gth_compiled() else min(RESOLVE_WORK, RESOLVE_WORK_NUMPY)
 
 
 def resolve_p_empty(B: int, q: float, arrivals: np.ndarray, pgf_value: float) -> tuple[float, float, str]:
@@ -120,8 +133,8 @@ def resolve_p_empty(B: int, q: float, arrivals: np.ndarray, pgf_value: float) ->
 
     Returns ``(value, error, how)``: ``|P(empty) - value| <= error``.
 
-    1. **Exact route** when the truncated chain fits :data:`RESOLVE_WORK`
-       (:func:`~queueing_llm.theory.queue_chain.planned_work`): its GTH solve, accurate relative
+    1. **Exact route** when the truncated chain fits :data:`RESOLVE_WORK` (:data:`RESOLVE_WORK_NUMPY`
+       without numba; :func:`~queueing_llm.theory.queue_chain.planned_work`): its GTH solve, accurate relative
        to the value itself; error ``value * (1e-12 + error_bound)``.
     2. **Upper bound** otherwise: the chain is stochastically monotone, so thinning the arrivals
        (each kept with probability :math:`	heta`, :func:`~queueing_llm.theory.queue_chain.thinned`)
@@ -136,13 +149,14 @@ def resolve_p_empty(B: int, q: float, arrivals: np.ndarray, pgf_value: float) ->
        :data:`PGF_ABSOLUTE_ERROR`, again as an upper bound.
     """
     a = np.asarray(arrivals, dtype=float)
+    budget = _resolve_work()
     try:
-        fits = queue_chain.planned_work(B, q, a, RESOLVE_TAIL) <= RESOLVE_WORK
+        fits = queue_chain.planned_work(B, q, a, RESOLVE_TAIL) <= budget
     except ModelError:
         fits = False
     if fits:
         try:
-            chain = queue_chain.truncated_chain(B, q, a, tail=RESOLVE_TAIL, max_work=8 * RESOLVE_WORK)
+            chain = queue_chain.truncated_chain(B, q, a, tail=RESOLVE_TAIL, max_work=4 * budget)
         except ModelError:
             pass
         else:
@@ -154,7 +168,7 @@ def resolve_p_empty(B: int, q: float, arrivals: np.ndarray, pgf_value: float) ->
     if rate > 0:
         def ok(r: float) -> bool:
             try:
-                return queue_chain.planned_work(B, q, queue_chain.thinned(a, r / rate), RESOLVE_TAIL) <= RESOLVE_WORK
+                return queue_chain.planned_work(B, q, queue_chain.thinned(a, r / rate), RESOLVE_TAIL) <= budget
             except ModelError:
                 return False
 
@@ -168,14 +182,14 @@ def resolve_p_empty(B: int, q: float, arrivals: np.ndarray, pgf_value: float) ->
         if lo > 0:
             try:
                 chain = queue_chain.truncated_chain(B, q, queue_chain.thinned(a, lo / rate), tail=RESOLVE_TAIL,
-                                                    max_work=8 * RESOLVE_WORK)
+                                                    max_work=4 * budget)
             except ModelError:
                 pass
             else:
                 bound = float(chain.pi[0]) * (1 + 1e-12 + chain.error_bound)
                 return bound, bound, (
                     f"P(empty) <= {bound:.6g}: the chain at this load exceeds the solve budget "
-                    f"({RESOLVE_WORK:.3g} operations), so the value is an upper bound (error = value: the "
+                    f"({budget:.3g} operations), so the value is an upper bound (error = value: the "
                     f"true P(empty) lies in [0, {bound:.3g}]), the GTH value of the chain with the arrivals "
                     f"thinned to rate {lo:.6g} (P(empty) decreases with the arrival rate)")
     bound = max(pgf_value, PGF_ABSOLUTE_ERROR) + PGF_ABSOLUTE_ERROR
