@@ -17,6 +17,10 @@ For each, requests/s (completions per wall-clock second of simulation) of:
 * ``Ciw``: the same queue in Ciw (an M/M/B queue with exponential services of the same
   mean), if Ciw is installed (``pip install ciw``).
 
+Then 128 replications of the B=256 workload: ``ql.simulate(..., replications=128)`` (the
+compiled kernel, replications side by side on the cores) against issue 10's NumPy
+baseline, the counts-only queue vectorised over the replications in lockstep.
+
 The compiled kernel and the count kernel run ``--repeat`` times, interleaved (summary,
 iterations, count kernel, summary, ...), so that they meet the same load of a shared
 machine: the table gives the median of each and the median of the paired ratios
@@ -134,6 +138,38 @@ def ciw_rate(B: int, q: float, lam: float, horizon: float) -> tuple[float, float
     return len(sim.get_all_records()) / dt, dt
 
 
+def lockstep_rate(B: int, q: float, lam: float, N: int, R: int, seed: int = 1) -> tuple[float, float]:
+    """The NumPy baseline of issue 10: R replications of the counts-only slotted queue in
+    lockstep (one vector of R states; per iteration completions Binomial(x, q), arrivals
+    Poisson(lam), admission up to B). Completions per second, summed over replications."""
+    rng = np.random.default_rng(seed)
+
+    def run() -> int:
+        batch = np.zeros(R, dtype=np.int64)
+        queue = np.zeros(R, dtype=np.int64)
+        done = 0
+        for _ in range(N):
+            c = rng.binomial(batch, q)
+            done += int(c.sum())
+            batch -= c
+            queue += rng.poisson(lam, R)
+            admit = np.minimum(queue, B - batch)
+            batch += admit
+            queue -= admit
+        return done
+
+    done, dt = timed(run)
+    return done / dt, dt
+
+
+def replications_rate(m, N: int, R: int) -> tuple[float, float]:
+    """``ql.simulate(..., replications=R, record="summary")``: completions per second over all
+    R replications (the compiled kernel, replications side by side on the cores)."""
+    ql.simulate(m, 2000, seed=0, record="summary", replications=2)  # compile / warm up
+    reps, dt = timed(ql.simulate, m, N, seed=1, record="summary", replications=R)
+    return sum(r.summary()["throughput"] * N for r in reps) / dt, dt
+
+
 MEMORY_CHILD = """
 import resource, sys, time
 import queueing_llm as ql
@@ -219,6 +255,19 @@ def main() -> None:
               f"{paired['ratio']:.2f}x\n")
         results["workloads"][name] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
         results["workloads"][name]["count kernel / ql fast summary (paired median)"] = paired["ratio"]
+    if not args.no_throughput:
+        B, q, R = 256, 0.01, 128
+        m, lam, n_rep = model(B, q), 0.95 * 256 * 0.01, max(N // 16, 1000)
+        rows = {f"ql.simulate(..., replications={R}, record='summary')": replications_rate(m, n_rep, R),
+                f"NumPy lockstep, {R} replications (counts only)": lockstep_rate(B, q, lam, n_rep, R)}
+        ref = next(iter(rows.values()))[0]
+        print(f"## {R} replications of B=256, Geometric(0.01), load 0.95 ({n_rep} iterations each)\n")
+        print("| simulator | requests/s, all replications | seconds | ql / this |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, (rate, dt) in rows.items():
+            print(f"| {label} | {rate:.3g} | {dt:.2f} | {ref / rate:.3g}x |")
+        print()
+        results["replications"] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
     print("## Memory of record='summary' (B=256 model; fresh process per horizon)\n")
     print("| iterations | RSS after import + warm-up (MB) | peak RSS (MB) | seconds |")
     print("| ---: | ---: | ---: | ---: |")
