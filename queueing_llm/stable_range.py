@@ -457,12 +457,16 @@ def stable_range(
     tests: list[RateTest] = []
     policy_name = ""
 
-    def test(rate: float) -> RateTest:
-        nonlocal policy_name
-        t0 = time.monotonic()
+    def built(rate: float) -> ContinuousBatching:
         base = build_model(rate)
         if not isinstance(base, ContinuousBatching):
             raise ParameterError(f"build_model({rate}) must return a ContinuousBatching, got {describe(base)}")
+        return base
+
+    def test(rate: float) -> RateTest:
+        nonlocal policy_name
+        t0 = time.monotonic()
+        base = built(rate)
         try:
             model = resolve_policy(base, policy)
         except NoEquilibriumError as err:
@@ -482,7 +486,7 @@ def stable_range(
             progress(str(result))
         return result
 
-    unit = _unit(build_model(lo))
+    unit = _unit(built(lo))
     settings = {"unit": unit, "level": level, "iterations": int(iterations), "replications": int(replications)}
     low_test = test(lo)
     if low_test.grows:

@@ -143,3 +143,10 @@ def test_stable_range_max_steps_and_policy_callable():
 def test_stable_range_bad_input_names_the_parameter(kwargs, name):
     with pytest.raises(ql.ModelError, match=name):
         stable_range(capped, **kwargs)
+
+
+def test_a_builder_that_does_not_return_a_model_is_named():
+    """``build_model`` returning something else: one ParameterError naming it (was an
+    AttributeError from inside the unit lookup)."""
+    with pytest.raises(ql.ParameterError, match=r"build_model\(1\.0\) must return a ContinuousBatching"):
+        stable_range(lambda rate: 3, "greedy", rates=(1.0, 2.0), replications=2, iterations=1000)
