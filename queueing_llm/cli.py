@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .compare import WORKLOADS, compare_policies, default_policies, json_ready, select_policies
+from .compare import WORKLOADS, compare_policies, default_policies, default_rates, json_ready, select_policies
 from .errors import ModelError, ParameterError
 from .progress import ProgressBar
 from .spec import (
@@ -554,7 +554,7 @@ def _compare(args: argparse.Namespace) -> int:
         rates = [float(parse_number(text, "--rates")) for text in texts if text]
     else:
         base = sum(float(t.arrival_rate) for t in model.types if t.arrival_rate is not None)
-        rates = [base * f for f in ((0.75, 1.0, 1.25) if args.quick else (0.5, 0.75, 1.0, 1.25, 1.5))]
+        rates = [base * f for f in (0.75, 1.0, 1.25)] if args.quick else default_rates(model)
     chosen = (default_policies() if args.policies is None else
               select_policies([n for n in args.policies.split(",") if n.strip()], "--policies"))
     iterations = _option(args, spec_file, "iterations", 1500 if args.quick else 20_000)

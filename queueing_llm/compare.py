@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError, describe
+from .errors import NoEquilibriumError, ParameterError, describe
 from .model import ContinuousBatching, PoissonProcess
 from .numbers import check_real, to_float
 from .policies import Policy, rate_limited
@@ -41,7 +41,7 @@ from .stable_range import resolve_policy
 __all__ = ["PolicyComparison", "compare_policies", "default_policies", "scale_arrivals", "wait_batch_memory",
            "COLUMNS", "WORKLOADS", "alsw25_example3", "azure_conversation", "known_lengths", "StableLimit",
            "LimitRatio", "CLAIMS", "select_policies", "policy_key", "stable_limit_of", "limit_ratio",
-           "policy_parameters", "environment_of"]
+           "policy_parameters", "environment_of", "default_rates", "fluid_limit_rate"]
 
 COLUMNS = ("policy", "rate", "throughput", "mean_latency", "latency_p99", "ttft_p50", "ttft_p99",
            "restarts_per_request", "peak_memory", "evictions", "evictions_per_iteration", "growth", "grows",
@@ -89,6 +89,67 @@ def scale_arrivals(model: ContinuousBatching, total_rate: float) -> ContinuousBa
             raise ParameterError(f"scale_arrivals scales Poisson arrivals; types[{k}] has {t.arrivals!r}")
         types.append(dataclasses.replace(t, arrivals=arrivals))
     return dataclasses.replace(model, types=types)
+
+
+FLUID_GRID = (0.5, 0.75, 0.9, 1.0, 1.1, 1.25)
+"""Default rates of a comparison, as multiples of the model's fluid limit (:func:`fluid_limit_rate`)."""
+
+BASE_GRID = (0.5, 0.75, 1.0, 1.25, 1.5)
+"""Default rates as multiples of the model's own rate, where the fluid limit is infinite."""
+
+
+def fluid_limit_rate(model: ContinuousBatching, rel_tol: float = 1e-4) -> float:
+    r"""The largest total arrival rate (same type proportions) at which the fluid benchmark is
+    feasible: the registry's ``fluid-benchmark`` evaluated on :func:`scale_arrivals` copies,
+    bisected on its ``feasible`` flag (its equilibrium memory :math:`M^* \le M` and
+    :math:`\rho < 1`; a slotted model is read as iterations of one time unit). ``inf`` if no
+    rate is infeasible (no memory limit and no iteration time that grows with the batch) or
+    if the fluid benchmark does not apply to the model. Per iteration, or per second for
+    :class:`~queueing_llm.model.PoissonProcess` arrivals."""
+    from .errors import ModelError
+    from .model import LinearIterationTime
+    from .theorems import theorems
+
+    base = _check_model(model)
+    # a slotted model is the wall-clock model whose iterations last one unit (d0 = 1, d1 = 0),
+    # its Poisson arrivals per iteration a Poisson process per unit
+    timed_model = model if model.is_wall_clock else dataclasses.replace(
+        model, iteration_time=LinearIterationTime(1, 0),
+        types=[dataclasses.replace(t, arrivals=PoissonProcess(to_float(t.arrival_rate, "arrival rate")))
+               for t in model.types])
+
+    def feasible(rate: float) -> bool:
+        try:
+            return bool(theorems["fluid-benchmark"].evaluate(scale_arrivals(timed_model, rate))["feasible"])
+        except NoEquilibriumError:  # no equilibrium at this rate (rho >= 1)
+            return False
+
+    try:
+        feasible(base)
+    except ModelError:  # the fluid benchmark does not apply to this model: no finite limit known
+        return math.inf
+
+    from .numbers import MAX_RATE
+
+    lo, hi = 0.0, base
+    while feasible(hi):
+        lo, hi = hi, 2 * hi
+        if hi > MAX_RATE:  # feasible up to the largest rate a model accepts: no finite limit
+            return math.inf
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
+    return lo
+
+
+def default_rates(model: ContinuousBatching) -> list[float]:
+    r"""The default grid of :func:`compare_policies`: the fluid limit (:func:`fluid_limit_rate`)
+    times :data:`FLUID_GRID` (0.5 to 1.25, so the grid brackets the limit every policy is
+    measured against), or the model's own rate times :data:`BASE_GRID` if the limit is infinite."""
+    limit = fluid_limit_rate(model)
+    if math.isfinite(limit):
+        return [limit * f for f in FLUID_GRID]
+    return [_check_model(model) * f for f in BASE_GRID]
 
 
 def alsw25_example3() -> ContinuousBatching:
@@ -810,7 +871,8 @@ def compare_policies(
         every one of :func:`default_policies`.
     rates : sequence of float or None
         Total arrival rates, at least one (per iteration, or per second for wall-clock
-        arrivals); default the model's own rate times 0.5, 0.75, 1, 1.25, 1.5.
+        arrivals); default :func:`default_rates`: the fluid limit times 0.5, 0.75, 0.9, 1, 1.1,
+        1.25 (or the model's own rate times 0.5 to 1.5 if the fluid limit is infinite).
     iterations, replications : int
         Each point's runs (replications give the growth interval of the trend test).
     seed : int
@@ -834,9 +896,9 @@ def compare_policies(
     """
     from .stable_range import growth_test
 
-    base = _check_model(model)
+    _check_model(model)
     if rates is None:
-        grid = [base * f for f in (0.5, 0.75, 1.0, 1.25, 1.5)]
+        grid = default_rates(model)
     else:
         if isinstance(rates, (str, bytes)) or not isinstance(rates, Sequence):
             raise ParameterError(f"rates must be a list of positive total arrival rates, got {describe(rates)}")

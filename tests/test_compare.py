@@ -263,3 +263,24 @@ def test_comparison_tex_compiles(comparison, tmp_path, pdflatex):  # noqa: F811 
 
     (tmp_path / "c.tex").write_text(wrap_document(comparison.to_latex(), PACKAGES))
     compile_tex(pdflatex, tmp_path, "c.tex")
+
+
+def test_default_rates_bracket_the_fluid_limit():
+    """The default grid is the fluid limit times 0.5..1.25. The limit, bisected on the registry's
+    fluid-benchmark feasibility, equals the closed form M / (L (d0 + d1 M)) times the base rate
+    (L = sum_k lambda_k W_k, W_k = l1 (2 l0 + l1 + 1) / 2), typed here as an independent check;
+    a slotted model reads as d0 = 1, d1 = 0 (the known workload: x* = 100/9)."""
+    from queueing_llm.compare import FLUID_GRID, alsw25_example3, default_rates, fluid_limit_rate
+
+    ex3 = alsw25_example3()
+    W = [100 * (2 * 100 + 100 + 1) / 2, 400 * (2 * 200 + 400 + 1) / 2]
+    L = 30 * W[0] + 5 * W[1]
+    closed = 35 * 100_000 / (L * (0.015 + 3e-7 * 100_000))
+    assert fluid_limit_rate(ex3) == pytest.approx(closed, rel=1e-3)
+    assert fluid_limit_rate(known_lengths()) == pytest.approx(100 / 9, rel=1e-3)  # this file's copy
+    grid = default_rates(ex3)
+    assert len(grid) == len(FLUID_GRID) and min(grid) < closed < max(grid)
+    # no memory limit: the fluid benchmark has no finite limit, the grid is the model's rate x 0.5..1.5
+    queue = ql.ContinuousBatching(ql.RequestType(2, ql.Geometric(0.25), arrivals=1.5), batch_cap=8, policy="fcfs_cap")
+    assert fluid_limit_rate(queue) == math.inf
+    assert default_rates(queue) == pytest.approx([0.75, 1.125, 1.5, 1.875, 2.25])
