@@ -266,6 +266,24 @@ class _ProcessTape:
         return self.epochs[lo:hi], self.prompts[lo:hi], self.decodes[lo:hi]
 
 
+def merge_tape_blocks(tapes: list[_LawTape]) -> tuple[np.ndarray, ...]:
+    """One block of every type's tape (:meth:`_LawTape.draw_block`, type by type) merged into
+    queue order: by iteration, then offset, ties in type order (a stable sort). Returns
+    ``(iterations, types, offsets, prompts, decodes)``. The one merge of the engines, the
+    compiled kernel's driver and the routed streams (:mod:`.routed`)."""
+    parts = [tape.draw_block() for tape in tapes]
+    iterations = np.concatenate([p[0] for p in parts])
+    types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
+    offsets = np.concatenate([p[1] for p in parts])
+    prompts = np.concatenate([p[2] for p in parts])
+    decodes = np.concatenate([p[3] for p in parts])
+    if len(tapes) > 1:
+        order = np.lexsort((offsets, iterations))  # stable: ties keep type order
+        iterations, types, offsets = iterations[order], types[order], offsets[order]
+        prompts, decodes = prompts[order], decodes[order]
+    return iterations, types, offsets, prompts, decodes
+
+
 class ArrivalSource:
     r"""The arrivals of an open system, in queue order (see :mod:`queueing_llm.sim` for the draw order).
 
@@ -304,15 +322,7 @@ class ArrivalSource:
         return self._take_interval(n, start, end)
 
     def _merge_block(self) -> None:
-        parts = [tape.draw_block() for tape in self.tapes]
-        iterations = np.concatenate([p[0] for p in parts])
-        types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
-        offsets = np.concatenate([p[1] for p in parts])
-        prompts = np.concatenate([p[2] for p in parts])
-        decodes = np.concatenate([p[3] for p in parts])
-        if self.K > 1:
-            order = np.lexsort((offsets, iterations))  # stable: ties keep type order
-            iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
+        iterations, types, _, prompts, decodes = merge_tape_blocks(self.tapes)
         per_iteration = np.bincount(iterations - self.covered, minlength=ITERATION_BLOCK)
         base = self.stream.end
         self.bounds = [base, *(base + np.cumsum(per_iteration)).tolist()]

@@ -69,6 +69,7 @@ from .draws import (
     _LawTape,
     draw_backlog_block,
     draw_initial_batch,
+    merge_tape_blocks,
     sample,
 )
 from .policies import admission_rule
@@ -647,15 +648,7 @@ def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> t
                             else sample(law, tape.rng, total) for law in (tape.prompt, tape.decode))
         tape.covered += ITERATION_BLOCK
         return 0, prompts, decodes, counts, offsets
-    parts = [tape.draw_block() for tape in tapes]
-    iterations = np.concatenate([p[0] for p in parts])
-    types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
-    offsets = np.concatenate([p[1] for p in parts])
-    prompts = np.concatenate([p[2] for p in parts])
-    decodes = np.concatenate([p[3] for p in parts])
-    order = np.lexsort((offsets, iterations))
-    iterations, types, prompts, decodes = iterations[order], types[order], prompts[order], decodes[order]
-    offsets = offsets[order]
+    iterations, types, offsets, prompts, decodes = merge_tape_blocks(tapes)
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
     return types, prompts, decodes, per_iteration, offsets
 

@@ -114,32 +114,16 @@ class PooledStream:
     def blocks(self, first: int = 0) -> Any:
         """The routed blocks in order (a generator): for each block of ``ITERATION_BLOCK``
         iterations from ``first``, :func:`route_block`'s arrays."""
-        from .draws import _LawTape
+        from .draws import _LawTape, merge_tape_blocks
 
         rng = np.random.default_rng(self.seed)
         router = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(1)[0])
         tapes = [_LawTape(k, self.model, rng, first) for k in range(self.model.K)]
         phase = 0
         while True:
-            block = _pooled_block(tapes, self.model.K)
+            block = merge_tape_blocks(tapes)
             engine, phase = route_block(self, block[0].size, router, phase)
             yield block + (engine,)
-
-
-def _pooled_block(tapes: list, K: int) -> tuple[np.ndarray, ...]:
-    """One block of the pooled stream in queue order (as :meth:`~.draws.ArrivalSource._merge_block`
-    merges it): iterations, types, offsets, prompts, decodes."""
-    parts = [tape.draw_block() for tape in tapes]
-    iterations = np.concatenate([p[0] for p in parts])
-    types = np.concatenate([np.full(p[0].size, k, dtype=np.int64) for k, p in enumerate(parts)])
-    offsets = np.concatenate([p[1] for p in parts])
-    prompts = np.concatenate([p[2] for p in parts])
-    decodes = np.concatenate([p[3] for p in parts])
-    if K > 1:
-        order = np.lexsort((offsets, iterations))  # stable: ties keep type order
-        iterations, types, offsets = iterations[order], types[order], offsets[order]
-        prompts, decodes = prompts[order], decodes[order]
-    return iterations, types, offsets, prompts, decodes
 
 
 def route_block(stream: PooledStream, size: int, rng: np.random.Generator, phase: int) -> tuple[np.ndarray, int]:
