@@ -89,6 +89,7 @@ _POOL = 1024
 _compact: Any = None
 _fill: Any = None
 _gather: Any = None
+_series: Any = None
 
 
 def numba_available() -> bool:
@@ -142,7 +143,7 @@ def _exact_rate(model: Any, config: Any) -> Fraction | None:
 
 
 def _compile() -> Any:
-    global _LOOP, _compact, _fill, _gather
+    global _LOOP, _compact, _fill, _gather, _series
     if _LOOP is None:
         import numba
 
@@ -150,6 +151,7 @@ def _compile() -> Any:
         _compact = jit(_compact_py)  # bound before the loop compiles: it calls them
         _fill = jit(_fill_py)
         _gather = jit(_gather_py)
+        _series = jit(_series_py)
         _LOOP = jit(_loop_py)
     return _LOOP
 
@@ -182,6 +184,60 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
         Wfall[row, 0] = at[i]
         Wfall[row, 1] = np.nan
         Wfall[row, 2] = np.nan
+
+
+def _series_py(comp, arr, rej, ev, queue, sizes, mem, time, m, n0, w, N, size, skip, totals, peaks, sums, part,
+               edges, edge_times):
+    """Rows ``0 .. m-1`` of a chunk (iterations ``n0 ..``) into the series of a summary, as
+    :meth:`~.summary.RunAccumulator.add_iterations` adds them (:class:`~queueing_llm.stats.StreamingSeries`):
+    for each series ``s`` (completions, arrivals, rejections, evictions, queue, batch, memory,
+    in system; summed over types) the integer total and maximum over iterations ``>= w``, and
+    the chunk's integer partial sums of the batches of ``size`` iterations (the first
+    ``skip`` in none) added to ``sums[s]`` as floats; ``edges``/``edge_times``: the batch
+    and time of iterations ``w - 1`` and ``N - 1``. ``part``: scratch, zero on entry and exit."""
+    K = comp.shape[1]
+    nb = sums.shape[1]
+    v = np.zeros(8, dtype=np.int64)
+    for i in range(m):
+        n = n0 + i
+        q = 0
+        b = 0
+        v[0] = 0
+        v[1] = 0
+        v[2] = 0
+        v[3] = 0
+        for t in range(K):
+            v[0] += comp[i, t]
+            v[1] += arr[i, t]
+            v[2] += rej[i, t]
+            v[3] += ev[i, t]
+            q += queue[i, t]
+            b += sizes[i, t]
+        if n == w - 1:
+            edges[0] = b
+            edge_times[0] = time[i]
+        if n == N - 1:
+            edges[1] = b
+            edge_times[1] = time[i]
+        if n < w:
+            continue
+        v[4] = q
+        v[5] = b
+        v[6] = mem[i]
+        v[7] = q + b
+        p = n - w - skip  # position in the batched part
+        k = p // size if size > 0 and p >= 0 else -1
+        for s in range(8):
+            totals[s] += v[s]
+            if v[s] > peaks[s]:
+                peaks[s] = v[s]
+            if k >= 0:
+                part[s, k] += v[s]
+    for s in range(8):
+        for k in range(nb):
+            if part[s, k] != 0:
+                sums[s, k] += float(part[s, k])
+                part[s, k] = 0
 
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
@@ -595,6 +651,11 @@ class _Window:
               np.ascontiguousarray(at, dtype=float))
         self.hi += m
 
+    def drop(self, upto: int) -> None:
+        """Remove the ids ``[base, upto)`` (their fields are not read)."""
+        self.lo += upto - self.base
+        self.base = upto
+
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
         k = upto - self.base
@@ -790,12 +851,25 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         elif wall:
             _feed_wall(acc, win.take(upto), n_initial)
         else:
-            win.take(upto)
+            win.drop(upto)
+
+    if summary:  # the per-iteration series, accumulated by a compiled pass per chunk (_series_py)
+        series = acc.series["completions"]
+        s_tot = np.zeros(8, dtype=np.int64)
+        s_peak = np.full(8, np.iinfo(np.int64).min, dtype=np.int64)
+        s_sums = np.zeros((8, series.batches))
+        s_part = np.zeros((8, series.batches), dtype=np.int64)
+        s_edges = np.zeros(2, dtype=np.int64)
+        s_times = np.zeros(2)
+    emitted = 0
 
     def emit_rows(m: int) -> None:
+        nonlocal emitted
         if summary:
-            acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
-                               rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], rows["time"][:m])
+            _series(rows["comp"], rows["arr"], rows["rej"], rows["ev"], rows["queue"], rows["sizes"], rows["mem"],
+                    rows["time"], m, emitted, config.warmup, N, series.size, series.skip, s_tot, s_peak, s_sums,
+                    s_part, s_edges, s_times)
+            emitted += m
 
     # iteration 0 with an initial batch: the given members (ids in admission order)
     if config.initial is not None:
@@ -972,6 +1046,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     live_adm = win.adm[live_ids - win.base].copy()
     leave(created)
     if summary:
+        acc.load_iterations(s_tot, s_peak, s_sums, int(s_edges[0]), float(s_times[0]), int(s_edges[1]),
+                            float(s_times[1]))
         if acc_on:
             acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
         return summary_trajectory(config, "numba", acc)
