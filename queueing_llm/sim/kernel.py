@@ -74,7 +74,7 @@ from .draws import (
 )
 from .policies import admission_rule
 
-__all__ = ["kernel_applies", "run_kernel", "numba_available", "KERNEL_POLICIES"]
+__all__ = ["kernel_applies", "run_kernel", "run_kernels", "numba_available", "KERNEL_POLICIES"]
 
 KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static", "reserve")
 """Policies the compiled kernel executes; the others run on the Python fast loop."""
@@ -671,11 +671,12 @@ class _Window:
 class _Backlog:
     """The saturated backlog's draws, block by block as :class:`~.draws.Backlog` draws them."""
 
-    def __init__(self, model: Any, rng: np.random.Generator) -> None:
+    def __init__(self, model: Any, rng: np.random.Generator, cumulative: np.ndarray | None = None) -> None:
         self.model = model
         self.rng = rng
         self.K = model.K
-        self.cumulative = np.cumsum([to_float(p, "mix") for p in model.proportions])
+        self.cumulative = (np.cumsum([to_float(p, "mix") for p in model.proportions]) if cumulative is None
+                           else cumulative)
 
     def block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return draw_backlog_block(self.model, self.rng, self.cumulative)
@@ -777,17 +778,11 @@ def _admission_bound(config: Any, policy: int, rate: float) -> int:
     return int(bound)
 
 
-def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
-    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
-    ``expected_requests`` sizes the record store (it grows if needed)."""
-    from .result import build_trajectory, summary_trajectory
-    from .summary import RunAccumulator
-    from .trajectory import Residences
-
-    loop = _compile()
-    model, N, K, first = config.model, config.iterations, config.model.K, config.first
-    record = config.record
-    summary = record == "summary"
+def _plan(config: Any) -> dict[str, Any]:
+    """What a run needs from the model beyond the seed, computed once (replications share it):
+    the policy's code and exact rate, the reserve profile's length, the completion wheel's
+    size, the backlog's cumulative proportions and the most admissions per iteration."""
+    model = config.model
     policy = _policy_code(model.policy)
     rate, rate_p, rate_q = 0.0, 0, 1
     if policy == RATE:
@@ -797,13 +792,36 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         else:
             rate_p, rate_q = exact.numerator, exact.denominator
             rate = float(exact)
-    M = float(config.M)
-    B = float(config.B)
+    profile = 1
     if policy == RESERVE:  # as ReserveAdmission: horizon = the largest decode length (1 if unbounded)
         horizon = model.max_decode
-        prof = np.zeros((1 if math.isinf(horizon) else int(horizon)) + 1, dtype=np.int64)
-    else:
-        prof = np.zeros(1, dtype=np.int64)
+        profile = (1 if math.isinf(horizon) else int(horizon)) + 1
+    return {
+        "policy": policy, "rate": rate, "rate_p": rate_p, "rate_q": rate_q, "profile": profile,
+        "wheel": _wheel_size(model),
+        "cumulative": np.cumsum([to_float(p, "mix") for p in model.proportions]) if config.saturated else None,
+        "adm_bound": _admission_bound(config, policy, rate) if config.saturated else 0,
+    }
+
+
+def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any] | None = None) -> Any:
+    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
+    ``expected_requests`` sizes the record store (it grows if needed); ``plan``:
+    :func:`_plan` of a config of the same model and arguments (computed if ``None``)."""
+    from .result import build_trajectory, summary_trajectory
+    from .summary import RunAccumulator
+    from .trajectory import Residences
+
+    loop = _compile()
+    model, N, K, first = config.model, config.iterations, config.model.K, config.first
+    record = config.record
+    summary = record == "summary"
+    if plan is None:
+        plan = _plan(config)
+    policy, rate_p, rate_q = plan["policy"], plan["rate_p"], plan["rate_q"]
+    M = float(config.M)
+    B = float(config.B)
+    prof = np.zeros(plan["profile"], dtype=np.int64)
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
@@ -817,7 +835,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
     batch = np.zeros(_ORDER, dtype=np.int64)  # the order array: ids in admission order (compacted when full)
-    wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (nodes)
+    wheel = np.full(plan["wheel"], -1, dtype=np.int64)  # the calendar: bucket heads (nodes)
     pool_id = np.zeros(_POOL, dtype=np.int64)  # its nodes: ids, next nodes, the free ones
     pool_nx = np.zeros(_POOL, dtype=np.int64)
     pfree = np.arange(_POOL, dtype=np.int64)
@@ -921,8 +939,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     process = _Process(model, rng) if tape == 1 else None
     has_rate = process is not None and process.rate > 0
     iscal[8] = n_initial
-    backlog = _Backlog(model, rng) if saturated else None
-    adm_bound = _admission_bound(config, policy, rate) if saturated else 0
+    backlog = _Backlog(model, rng, plan["cumulative"]) if saturated else None
+    adm_bound = plan["adm_bound"]
     bl_end = n_initial  # saturated: ids [n_initial, bl_end) drawn
     iscal[5] = n_initial
     log_ev = not summary
@@ -1067,6 +1085,39 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         "time": arrays["time"], "batch_sizes": arrays["sizes"],
     }
     return build_trajectory(config, "numba", out, records, residences, S)
+
+
+def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int = 1) -> list[Any]:
+    """:func:`run_kernel` of each config (independent replications: configs that differ only in
+    the seed), in order. The first runs alone (it compiles or loads the kernel); the others
+    are shared by ``workers`` threads, each running one replication after another (the kernel
+    and NumPy's draws release the GIL, so the threads run on separate cores). Each result is
+    the run :func:`run_kernel` gives alone: the threads share nothing but the list of configs."""
+    out: list[Any] = [None] * len(configs)
+    if not configs:
+        return out
+    plan = _plan(configs[0])
+    out[0] = run_kernel(configs[0], expected_requests, plan)
+    workers = max(1, min(int(workers), len(configs) - 1))
+    if workers == 1:
+        for i in range(1, len(configs)):
+            out[i] = run_kernel(configs[i], expected_requests, plan)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import count
+
+    next_index = count(1)  # next() of a count is atomic under the GIL: each index is taken once
+
+    def worker() -> None:
+        for i in iter(lambda: next(next_index), None):
+            if i >= len(configs):
+                return
+            out[i] = run_kernel(configs[i], expected_requests, plan)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for job in [pool.submit(worker) for _ in range(workers)]:
+            job.result()  # a worker's error is raised here
+    return out
 
 
 class _Store:
