@@ -82,6 +82,7 @@ KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static", "reserve")
 GREEDY, FCFS, RATE, STATIC, RESERVE = 0, 1, 2, 3, 4
 WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
+_INT_MIN = -(2**63)
 
 _LOOP: Any = None
 _ORDER = 8192  # initial sizes of the order array and of the calendar's node pool and heap (they grow)
@@ -274,7 +275,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
-    [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations).
+    [completed, total sojourn, evictions, longest latency, longest TTFT] and the latency and
+    TTFT histograms (iterations).
 
     ``prof``: the reserve policy's circular memory profile (:class:`~.policies.ReserveAdmission`).
 
@@ -414,8 +416,14 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
                 acc_i[0] += 1
                 acc_i[1] += n - W[j, 3]
                 acc_i[2] += W[j, 4] >> 2
-                lat_h[n - W[j, 3]] += 1
-                ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
+                lat = n - W[j, 3]
+                ttft = W[j, 6] + 1 - W[j, 3]
+                lat_h[lat] += 1
+                ttft_h[ttft] += 1
+                if lat > acc_i[3]:
+                    acc_i[3] = lat
+                if ttft > acc_i[4]:
+                    acc_i[4] = ttft
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated and hi > lo:
             room = cap - qlen
@@ -582,7 +590,7 @@ def _rows(capacity: int) -> np.ndarray:
     """``capacity`` rows of 8 int64 (64 bytes) starting on a 64-byte boundary: a request's
     fields are one cache line."""
     buf = np.empty(capacity * 8 + 8, dtype=np.int64)
-    skip = (-buf.ctypes.data % 64) // 8
+    skip = (-buf.__array_interface__["data"][0] % 64) // 8
     return buf[skip : skip + capacity * 8].reshape(capacity, 8)
 
 
@@ -857,7 +865,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
     n_initial = 0
     initial_stage = np.zeros(0, dtype=np.int64)
 
-    acc_i = np.zeros(3, dtype=np.int64)  # summary: completed, total sojourn, evictions
+    acc_i = np.zeros(5, dtype=np.int64)  # summary: completed, total sojourn, evictions, longest latency and TTFT
     lat_h = np.zeros(1024 if summary else 1, dtype=np.int64)
     ttft_h = np.zeros_like(lat_h)
 
@@ -874,7 +882,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
     if summary:  # the per-iteration series, accumulated by a compiled pass per chunk (_series_py)
         series = acc.series["completions"]
         s_tot = np.zeros(8, dtype=np.int64)
-        s_peak = np.full(8, np.iinfo(np.int64).min, dtype=np.int64)
+        s_peak = np.full(8, _INT_MIN, dtype=np.int64)
         s_sums = np.zeros((8, series.batches))
         s_part = np.zeros((8, series.batches), dtype=np.int64)
         s_edges = np.zeros(2, dtype=np.int64)
@@ -1067,7 +1075,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
         acc.load_iterations(s_tot, s_peak, s_sums, int(s_edges[0]), float(s_times[0]), int(s_edges[1]),
                             float(s_times[1]))
         if acc_on:
-            acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
+            acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h[: acc_i[3] + 1],
+                                   ttft_h[: acc_i[4] + 1])
         return summary_trajectory(config, "numba", acc)
     arrays = rows
     records = store.records(n_initial)
