@@ -171,10 +171,16 @@ def simulate(
         refused before it starts, naming ``record=``. ``None``: half the physical memory.
     replications : int or None
         ``R >= 2``: run R independent replications (seeds spawned from ``seed`` by
-        ``numpy.random.SeedSequence``) and return a :class:`Replications` with their
-        summaries and replication confidence intervals. On the compiled kernel (which
-        releases the GIL) the replications run side by side in threads, one per core; the
-        result does not depend on it.
+        ``numpy.random.SeedSequence``, :func:`~.replications.replication_seeds`) and return a
+        :class:`Replications` with their summaries and replication confidence intervals.
+        How they run (:mod:`.replications`): the arguments are validated, the memory
+        estimate checked and the model's constants computed once for the set (the
+        replications differ only in the seed); on the compiled kernel one worker thread per
+        core runs its share of the replications one after another
+        (:func:`~.kernel.run_kernels`; the kernel and NumPy's draws release the GIL), with
+        ``progress`` or on the other loops they run in sequence. Replication :math:`r` is,
+        bit for bit and whatever the record mode, ``simulate(model, iterations,
+        seed=reps.seeds[r], ...)``; the threads change only the wall-clock time.
 
     Returns
     -------

@@ -83,6 +83,7 @@ GREEDY, FCFS, RATE, STATIC, RESERVE = 0, 1, 2, 3, 4
 WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
 _INT_MIN = -(2**63)
+_AHEAD = 4
 
 _LOOP: Any = None
 _ORDER = 8192  # initial sizes of the order array and of the calendar's node pool and heap (they grow)
@@ -852,7 +853,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
     hid = np.zeros(_POOL, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
-    ahead = 4  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics; few, so
+    ahead = _AHEAD  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics; few, so
     # that the drawn block and the rows it becomes stay in cache)
     span = min(N, ahead * ITERATION_BLOCK) if summary else N
     rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
