@@ -199,42 +199,68 @@ def _series_py(comp, arr, rej, ev, queue, sizes, mem, time, m, n0, w, N, size, s
     and time of iterations ``w - 1`` and ``N - 1``. ``part``: scratch, zero on entry and exit."""
     K = comp.shape[1]
     nb = sums.shape[1]
-    v = np.zeros(8, dtype=np.int64)
-    for i in range(m):
-        n = n0 + i
-        q = 0
-        b = 0
-        v[0] = 0
-        v[1] = 0
-        v[2] = 0
-        v[3] = 0
-        for t in range(K):
-            v[0] += comp[i, t]
-            v[1] += arr[i, t]
-            v[2] += rej[i, t]
-            v[3] += ev[i, t]
-            q += queue[i, t]
-            b += sizes[i, t]
-        if n == w - 1:
+    i = 0
+    while i < m and n0 + i < w:  # the warm-up (w < N): only the batch and time of iteration w - 1
+        if n0 + i == w - 1:
+            b = 0
+            for t in range(K):
+                b += sizes[i, t]
             edges[0] = b
             edge_times[0] = time[i]
-        if n == N - 1:
+        i += 1
+    t0, t1, t2, t3, t4, t5, t6, t7 = totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6], \
+        totals[7]
+    p0, p1, p2, p3, p4, p5, p6, p7 = peaks[0], peaks[1], peaks[2], peaks[3], peaks[4], peaks[5], peaks[6], peaks[7]
+    while i < m:
+        c = 0
+        a = 0
+        rj = 0
+        e = 0
+        q = 0
+        b = 0
+        for t in range(K):
+            c += comp[i, t]
+            a += arr[i, t]
+            rj += rej[i, t]
+            e += ev[i, t]
+            q += queue[i, t]
+            b += sizes[i, t]
+        mm = mem[i]
+        y = q + b
+        t0 += c
+        t1 += a
+        t2 += rj
+        t3 += e
+        t4 += q
+        t5 += b
+        t6 += mm
+        t7 += y
+        p0 = max(p0, c)
+        p1 = max(p1, a)
+        p2 = max(p2, rj)
+        p3 = max(p3, e)
+        p4 = max(p4, q)
+        p5 = max(p5, b)
+        p6 = max(p6, mm)
+        p7 = max(p7, y)
+        p = n0 + i - w - skip  # position in the batched part (the first skip values are in no batch)
+        if size > 0 and p >= 0:
+            k = p // size
+            part[0, k] += c
+            part[1, k] += a
+            part[2, k] += rj
+            part[3, k] += e
+            part[4, k] += q
+            part[5, k] += b
+            part[6, k] += mm
+            part[7, k] += y
+        if n0 + i == N - 1:
             edges[1] = b
             edge_times[1] = time[i]
-        if n < w:
-            continue
-        v[4] = q
-        v[5] = b
-        v[6] = mem[i]
-        v[7] = q + b
-        p = n - w - skip  # position in the batched part
-        k = p // size if size > 0 and p >= 0 else -1
-        for s in range(8):
-            totals[s] += v[s]
-            if v[s] > peaks[s]:
-                peaks[s] = v[s]
-            if k >= 0:
-                part[s, k] += v[s]
+        i += 1
+    totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6], totals[7] = t0, t1, t2, t3, t4, t5, \
+        t6, t7
+    peaks[0], peaks[1], peaks[2], peaks[3], peaks[4], peaks[5], peaks[6], peaks[7] = p0, p1, p2, p3, p4, p5, p6, p7
     for s in range(8):
         for k in range(nb):
             if part[s, k] != 0:
