@@ -665,7 +665,9 @@ class _Window:
         cap = self.Wall.shape[0]
         if self.hi + m > cap:
             live = self.hi - self.lo
-            new_cap = max(cap, 2 * (live + m))
+            # moved within the storage if the live rows are few (a move costs them, and the
+            # fresh pages of a larger storage cost more than the move); else doubled
+            new_cap = cap if live + m <= cap and 4 * live <= cap else max(cap, 2 * (live + m))
             for attr in ("Wall", "Wfall"):
                 old = getattr(self, attr)
                 new = old if new_cap == cap else (
