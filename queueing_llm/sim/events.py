@@ -20,6 +20,14 @@ in slotted runs):
 Saturated input has no arrival process: the admission step takes requests from an
 infinite backlog once the queue of evicted requests is empty.
 
+What the run keeps: every request it creates and per-iteration logs of the whole run,
+assembled into a :class:`Trajectory` at the end; with ``record="summary"`` the logs hold one
+chunk of :data:`~.streaming.CHUNK` iterations, and at the end of each chunk
+(:meth:`EventsEngine.flush`) the chunk and the requests that completed in it go to the
+summary (:class:`~.summary.RunAccumulator`, which every engine feeds), the logs are cleared
+and the requests are forgotten: the queue and the batch hold the live ones, so memory does
+not grow with the horizon.
+
 Sources: [ADLS26] section 2 (the discrete-time model and the iteration order), [ALSW25]
 (linear iteration time), the model chapter, sections 2-4.
 """
