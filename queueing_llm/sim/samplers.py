@@ -102,6 +102,16 @@ def _compiled_mult() -> Any:
     return _MULT
 
 
+_SPREAD = 3.0
+_SLACK = 16.0
+
+
+def _uniforms_for(draws: int, per: float, lam: float) -> int:
+    """Uniforms to draw for ``draws`` Poisson draws: their mean count plus ``_SPREAD``
+    standard deviations (more are drawn when short, fewer given back when over)."""
+    return max(1, int(draws * per + _SPREAD * math.sqrt(draws * lam) + _SLACK))
+
+
 def _numpy(law: Law) -> Sampler:
     def draw(rng: np.random.Generator, size: int) -> np.ndarray:
         return np.asarray(law.sample(rng, size=size), dtype=np.int64).reshape(size)
@@ -138,13 +148,14 @@ def _poisson_mult(law: Poisson, lam: float, mult: Any) -> Sampler:
             return slow(rng, size)
         out = np.empty(size, dtype=np.int64)
         k = 0
+        n = _uniforms_for(size, per, lam)
         while k < size:
-            left = size - k
-            n = int(left * per + 3.0 * math.sqrt(left * lam) + 16.0)
             u = rng.random(n)
-            k, used = mult(u, enlam, out, k)
+            done, used = mult(u, enlam, out, k)
             if used < n:
                 bits.advance(used - n)  # give back the uniforms of no finished draw
+            n = 2 * n if done == k else _uniforms_for(size - done, per, lam)  # no draw finished: longer
+            k = done
         return out
 
     return draw
