@@ -12,6 +12,9 @@ symbolic law, a law subclass, a NumPy whose algorithms differ); and the 2^53 tai
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import mpmath
 import numpy as np
@@ -26,9 +29,12 @@ from queueing_llm.numbers import MAX_INTEGER
 from queueing_llm.sim import draws, samplers
 from queueing_llm.sim.kernel import numba_available
 
+LOOP = samplers._compile() if numba_available() else None  # (numba imported: draws.sample takes the loop too)
+
 THIRD = 0.333333333333333333333333  # NumPy's switch, as the C literal rounds it
 BELOW_THIRD = math.nextafter(THIRD, 0.0)
 BELOW_TEN = math.nextafter(10.0, 0.0)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 geometric_q = st.one_of(
     st.sampled_from([2.0**-40, 1e-6, 0.01, 0.25, BELOW_THIRD, THIRD, math.nextafter(THIRD, 1.0), 0.5, 1.0]),
@@ -47,7 +53,7 @@ def _same_as_numpy(law, numpy_draw, seed, block_sizes):
     """Blocks of ``draws.sample`` (and of the fast sampler itself, whatever the process's probe
     said) against NumPy's sampler called directly, a uniform between blocks; the values and
     the generator's state must agree after every block."""
-    fast = samplers._build(law, True)
+    fast = samplers._build(law, True, LOOP)  # the compiled loop itself, whatever the process's probe said
     for draw in (lambda rng, size: draws.sample(law, rng, size), lambda rng, size: fast(rng, size) if size else
                  np.zeros(0, dtype=np.int64)):
         ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
@@ -152,6 +158,36 @@ def test_a_numpy_that_draws_otherwise_turns_the_fast_paths_off(monkeypatch):
         assert np.array_equal(draws.sample(law, rng, 50), Other(np.random.PCG64(2)).geometric(0.01, 50))
     finally:
         samplers._CACHE.clear()
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not importable: Poisson draws are NumPy's own")
+def test_a_numpy_poisson_that_draws_otherwise_turns_the_loop_off(monkeypatch):
+    original = np.random.Generator.poisson
+
+    class Other(np.random.Generator):
+        def poisson(self, lam=1.0, size=None):
+            return original(self, lam, size) + 1
+
+    monkeypatch.setattr(np.random, "default_rng", lambda seed=None: Other(np.random.PCG64(seed)))
+    monkeypatch.setattr(samplers, "_MULT", None)
+    samplers._CACHE.clear()
+    try:
+        assert samplers._loop() is False
+        law = ql.Poisson(2.0)
+        want = Other(np.random.PCG64(2)).poisson(2.0, 50)
+        assert np.array_equal(draws.sample(law, np.random.default_rng(2), 50), want)
+    finally:
+        samplers._CACHE.clear()
+
+
+def test_the_python_engines_alone_do_not_import_numba():
+    """A SimPy-engine run with Poisson arrivals in a fresh process: NumPy's Poisson draws, no numba import."""
+    code = ("import sys, queueing_llm as ql; "
+            "m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(0.1), ql.Poisson(2.0))], batch_cap=8, "
+            "policy='fcfs_cap'); ql.simulate(m, 5000, seed=1, engine='events'); print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.stdout.strip() == "False"
 
 
 def _tail_is_zero_by_mpmath(q: float) -> bool:

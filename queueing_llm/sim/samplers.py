@@ -1,9 +1,9 @@
 r"""NumPy's own Poisson and geometric draws, bit for bit, at a lower cost per block.
 
 The simulation draws its arrival counts and decode lengths in blocks of thousands
-(:mod:`.draws`), and ``Generator.poisson`` and ``Generator.geometric`` spend most of their
-time on what does not change within a block: both evaluate ``exp(-lam)`` or
-``log1p(-p)`` anew for every draw. The samplers here run NumPy's algorithms (NumPy's
+(:mod:`.draws`). ``Generator.poisson`` and ``Generator.geometric`` evaluate what does not
+change within a block anew for every draw (``exp(-lam)``, ``log1p(-p)``), each draw through
+a call of NumPy's generic loop. The samplers here run NumPy's algorithms (NumPy's
 ``random/src/distributions/distributions.c``) with those constants evaluated once, on the
 same uniforms from the same generator, so they return the same values and leave the
 generator in the same state:
@@ -23,21 +23,23 @@ generator in the same state:
   uniforms. The uniforms are drawn in bulk (``Generator.random``, the same ``next_double``
   stream), the products run in a small numba loop, and the uniforms drawn beyond the last
   complete draw are given back (``PCG64.advance`` by a negative count, exact modulo
-  :math:`2^{128}`). This needs numba and a PCG64 generator with no buffered 32-bit half
-  (``advance`` clears that buffer); otherwise, and for :math:`\lambda \ge 10`, NumPy draws.
-  :math:`\lambda = 0` draws nothing (NumPy returns 0 without a draw).
+  :math:`2^{128}`). This needs numba, already imported by the process (the compiled kernel
+  imports it; the Python engines alone do not pay for the import), and a PCG64 generator
+  with no buffered 32-bit half (``advance`` clears that buffer); otherwise, and for
+  :math:`\lambda \ge 10`, NumPy draws. :math:`\lambda = 0` is NumPy's (no draw).
 
 Both constants come from the C library (``math.exp``, ``math.log1p`` call the libm that
-NumPy's C code calls). The first sampler built in a process compares itself with NumPy on
-fixed seeds and parameters on both sides of each switch (:func:`exact`); if any value or
-generator state differs (a NumPy whose algorithms changed), every law is drawn by NumPy.
-``tests/test_samplers.py`` checks the equality over seeds and parameters drawn by
-Hypothesis.
+NumPy's C code calls). The first sampler built in a process, and the Poisson loop when it
+is compiled, compare themselves with NumPy on fixed seeds and parameters on both sides of
+each switch (:func:`exact`, :func:`_loop`); if any value or generator state differs (a
+NumPy whose algorithms changed), those laws are drawn by NumPy. ``tests/test_samplers.py``
+checks the equality over seeds and parameters drawn by Hypothesis.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -59,7 +61,7 @@ POISSON_PTRS_FROM = 10.0
 
 _CACHE: dict[int, tuple[Law, Sampler | None]] = {}
 _CACHE_SIZE = 256
-_MULT: Any = None  # the compiled multiplication loop; False if numba cannot be imported
+_MULT: Any = None  # the compiled multiplication loop (None: not yet; False: not exact here)
 _EXACT: bool | None = None
 
 
@@ -90,15 +92,23 @@ def _mult_py(u, enlam, out, k):
     return k, i
 
 
-def _compiled_mult() -> Any:
+def _compile() -> Any:
+    """The multiplication loop compiled by numba (cached on disk)."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_mult_py)
+
+
+def _loop() -> Any:
+    """The compiled multiplication loop, once numba is imported in this process (the kernel
+    imports it; a run of the Python engines alone does not pay for numba: its Poisson laws
+    are drawn by NumPy, the same values). Checked against NumPy when compiled; False if it
+    disagrees; None while numba is not imported."""
     global _MULT
-    if _MULT is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency
+    if _MULT is None and "numba" in sys.modules:
+        _MULT = _compile()
+        if not _agrees([Poisson(lam) for lam in (0.05, 2.432, 7.0, 9.999999999999998)]):
             _MULT = False
-        else:
-            _MULT = numba.njit(cache=True, nogil=True)(_mult_py)
     return _MULT
 
 
@@ -134,14 +144,15 @@ def _geometric_inversion(law: Geometric, p: float) -> Sampler:
     return draw
 
 
-def _poisson_mult(law: Poisson, lam: float, mult: Any) -> Sampler:
+def _poisson_mult(law: Poisson, lam: float, loop: Any = None) -> Sampler:
     enlam = math.exp(-lam)
     per = lam + 1.0  # uniforms per draw: X + 1, mean lam + 1, variance lam
     slow = _numpy(law)
 
     def draw(rng: np.random.Generator, size: int) -> np.ndarray:
+        mult = loop or _MULT or _loop()
         bits = getattr(rng, "bit_generator", None)
-        if type(bits) is not np.random.PCG64:
+        if not mult or type(bits) is not np.random.PCG64:
             return slow(rng, size)
         state = bits.state
         if state["has_uint32"] or state["uinteger"]:  # advance() would clear the buffered half
@@ -172,7 +183,9 @@ def _deterministic(law: Deterministic, value: int) -> Sampler:
     return draw
 
 
-def _build(law: Law, fast: bool) -> Sampler:
+def _build(law: Law, fast: bool, loop: Any = None) -> Sampler:
+    """The sampler of ``law``: NumPy's (``fast`` False, or a law without a fast path), or a
+    fast one (``loop``: the Poisson multiplication loop to use, else the process's)."""
     kind = type(law)  # a subclass may draw otherwise: NumPy's path through its own sample()
     if not fast or kind not in (Geometric, Poisson, Deterministic) or law.is_symbolic:
         return _numpy(law)
@@ -185,9 +198,7 @@ def _build(law: Law, fast: bool) -> Sampler:
         return _numpy(law)
     lam = to_float(law.mean_, "Poisson.mean_")
     if 0.0 < lam < POISSON_PTRS_FROM:
-        mult = _compiled_mult()
-        if mult:
-            return _poisson_mult(law, lam, mult)
+        return _poisson_mult(law, lam, loop)
     return _numpy(law)
 
 
@@ -206,10 +217,8 @@ def sampler(law: Law) -> Sampler:
     return built
 
 
-def _probe_agrees() -> bool:
-    """The fast samplers against NumPy on fixed seeds, on both sides of each switch."""
-    cases: list[Law] = [Geometric(q) for q in (0.01, 0.25, 0.3333333333333332, 2.0**-40, 1e-3)]
-    cases += [Poisson(lam) for lam in (0.05, 2.432, 9.999999999999998, 7.0)]
+def _agrees(cases: list[Law]) -> bool:
+    """The fast samplers of ``cases`` against NumPy on fixed seeds: same values, same state."""
     for law in cases:
         fast = _build(law, True)
         for seed in (0, 1):
@@ -223,8 +232,9 @@ def _probe_agrees() -> bool:
 
 
 def exact() -> bool:
-    """True if this process's NumPy draws what the fast samplers compute (checked once)."""
+    """True if this process's NumPy draws the geometric values the fast sampler computes
+    (checked once, on both sides of NumPy's switch; the Poisson loop is checked when compiled)."""
     global _EXACT
     if _EXACT is None:
-        _EXACT = _probe_agrees()
+        _EXACT = _agrees([Geometric(q) for q in (0.01, 0.25, 0.3333333333333332, 2.0**-40, 1e-3)])
     return _EXACT
