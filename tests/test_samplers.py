@@ -37,7 +37,8 @@ BELOW_TEN = math.nextafter(10.0, 0.0)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 geometric_q = st.one_of(
-    st.sampled_from([2.0**-40, 3e-12, 1e-9, 1e-6, 0.01, 0.25, BELOW_THIRD, THIRD, math.nextafter(THIRD, 1.0), 0.5, 1.0]),
+    st.sampled_from([2.0**-40, 3e-12, 1e-9, 1e-6, 0.01, 0.25, BELOW_THIRD, THIRD, math.nextafter(THIRD, 1.0), 0.5,
+                     1.0]),
     st.floats(2.0**-40, 1.0),
     st.floats(0.3, 0.36),
 )
