@@ -81,11 +81,13 @@ def test_poisson_draws_are_numpys(lam, seed, block_sizes):
 
 @pytest.mark.parametrize("lam", [0.3, 2.432, BELOW_TEN])
 def test_poisson_when_the_bulk_uniforms_run_short_or_long(monkeypatch, lam):
-    """Too few uniforms per round (several rounds, rounds that finish no draw) and far too
-    many (most given back): the same draws and state as NumPy's."""
-    for spread, slack in [(-6.0, -40.0), (-1.0, 0.0), (40.0, 5000.0)]:
+    """Too few uniforms per round (several rounds, rounds that finish no draw), far too
+    many (most given back), rounds capped at 50 uniforms: the same draws and state as NumPy's."""
+    for spread, slack, most in [(-6.0, -40.0, 1 << 20), (-1.0, 0.0, 1 << 20), (40.0, 5000.0, 1 << 20),
+                                (3.0, 16.0, 50)]:
         monkeypatch.setattr(samplers, "_SPREAD", spread)
         monkeypatch.setattr(samplers, "_SLACK", slack)
+        monkeypatch.setattr(samplers, "_ROUND", most)
         samplers._CACHE.clear()
         for seed in range(5):
             _same_as_numpy(ql.Poisson(lam), lambda rng, size: rng.poisson(lam, size), seed, [4096, 1, 37, 0, 500])

@@ -59,7 +59,7 @@ inverts below it."""
 POISSON_PTRS_FROM = 10.0
 """NumPy's switch: ``poisson(lam)`` uses the PTRS rejection method for ``lam`` at or above it."""
 
-_CACHE: dict[int, tuple[Law, Sampler | None]] = {}
+_CACHE: dict[int, tuple[Law, Sampler]] = {}
 _CACHE_SIZE = 256
 _MULT: Any = None  # the compiled multiplication loop (None: not yet; False: not exact here)
 _EXACT: bool | None = None
@@ -106,20 +106,21 @@ def _loop() -> Any:
     disagrees; None while numba is not imported."""
     global _MULT
     if _MULT is None and "numba" in sys.modules:
-        _MULT = _compile()
-        if not _agrees([Poisson(lam) for lam in (0.05, 2.432, 7.0, 9.999999999999998)]):
-            _MULT = False
+        loop = _compile()
+        _MULT = loop if _agrees([Poisson(lam) for lam in (0.05, 2.432, 7.0, 9.999999999999998)], loop) else False
     return _MULT
 
 
 _SPREAD = 3.0
 _SLACK = 16.0
+_ROUND = 1 << 20  # uniforms drawn at most at once (8 MiB), whatever the number of draws asked
 
 
 def _uniforms_for(draws: int, per: float, lam: float) -> int:
     """Uniforms to draw for ``draws`` Poisson draws: their mean count plus ``_SPREAD``
-    standard deviations (more are drawn when short, fewer given back when over)."""
-    return max(1, int(draws * per + _SPREAD * math.sqrt(draws * lam) + _SLACK))
+    standard deviations (more are drawn when short, the unused given back), at most
+    ``_ROUND``."""
+    return max(1, min(_ROUND, int(draws * per + _SPREAD * math.sqrt(draws * lam) + _SLACK)))
 
 
 def _numpy(law: Law) -> Sampler:
@@ -217,10 +218,11 @@ def sampler(law: Law) -> Sampler:
     return built
 
 
-def _agrees(cases: list[Law]) -> bool:
-    """The fast samplers of ``cases`` against NumPy on fixed seeds: same values, same state."""
+def _agrees(cases: list[Law], loop: Any = None) -> bool:
+    """The fast samplers of ``cases`` (with the Poisson loop ``loop``) against NumPy on fixed
+    seeds: same values, same state."""
     for law in cases:
-        fast = _build(law, True)
+        fast = _build(law, True, loop)
         for seed in (0, 1):
             a, b = np.random.default_rng(seed), np.random.default_rng(seed)
             for size in (1, 37, 2000):
