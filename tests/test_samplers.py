@@ -93,6 +93,45 @@ def test_poisson_when_the_bulk_uniforms_run_short_or_long(monkeypatch, lam):
             _same_as_numpy(ql.Poisson(lam), lambda rng, size: rng.poisson(lam, size), seed, [4096, 1, 37, 0, 500])
 
 
+def _plain_mult(u, enlam, size):
+    """NumPy's multiplication method written out: the draws the uniforms ``u`` finish (at
+    most ``size``) and the uniforms they use."""
+    draws, i = [], 0
+    while len(draws) < size:
+        x, prod, j = 0, 1.0, i
+        while j < len(u):
+            prod *= u[j]
+            j += 1
+            if prod <= enlam:
+                break
+            x += 1
+        else:
+            break
+        draws.append(x)
+        i = j
+    return draws, i
+
+
+@pytest.mark.skipif(LOOP is None, reason="numba not importable: no compiled loop")
+@pytest.mark.parametrize("lam", [0.05, 1.0, 2.432, 7.0, BELOW_TEN])
+def test_the_loop_at_every_width_is_the_plain_method(lam):
+    """Any ``width`` of the branch-free first products, any start, uniforms that end inside
+    a draw: the plain method's draws and count of uniforms used."""
+    rng = np.random.default_rng(int(lam * 1000))
+    enlam = math.exp(-lam)
+    for trial in range(60):
+        u = rng.random(int(rng.integers(1, 3000)))
+        if trial % 3 == 0:
+            u[rng.integers(0, u.size)] = 0.0  # a zero uniform ends its draw
+        k0, size = int(rng.integers(0, 20)), int(rng.integers(20, 900))
+        want, used = _plain_mult(u, enlam, size - k0)
+        for width in (1, 2, 3, 5, 8, 13, 17):
+            out = np.full(size, -1, dtype=np.int64)
+            done, got_used = LOOP(u, enlam, out, k0, width)
+            assert (done - k0, got_used) == (len(want), used)
+            assert out[k0:done].tolist() == want
+
+
 @pytest.mark.skipif(not numba_available(), reason="numba not importable: Poisson draws are NumPy's own")
 def test_the_fast_paths_are_the_ones_taken():
     """The laws of the benchmark's workload do not go through NumPy's per-draw samplers (else

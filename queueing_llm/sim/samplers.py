@@ -65,18 +65,33 @@ _MULT: Any = None  # the compiled multiplication loop (None: not yet; False: not
 _EXACT: bool | None = None
 
 
-def _mult_py(u, enlam, out, k):
-    """NumPy's ``random_poisson_mult`` over the uniforms ``u``: fill ``out[k:]`` (one draw per
-    run of uniforms whose running product stays above ``enlam``, plus the uniform ending it);
-    stop at the end of ``out`` or before a draw the uniforms do not finish. Returns (index of
-    the next draw to make, uniforms used)."""
+def _mult_py(u, enlam, out, k, width):
+    """NumPy's ``random_poisson_mult`` over the uniforms ``u``: fill ``out[k:]``, one draw per
+    run of uniforms whose running product stays above ``enlam`` (its length) plus the uniform
+    ending it; stop at the end of ``out`` or before a draw the uniforms do not finish.
+    Returns (index of the next draw to make, uniforms used).
+
+    A draw first multiplies ``width`` uniforms without a branch and counts the products
+    above ``enlam``: the products only decrease, so a count below ``width`` is the draw
+    (the uniforms after its end are read, not used); otherwise it goes on one uniform at a
+    time. Same values as the plain loop, fewer mispredicted branches."""
     i = 0
     n = u.size
     size = out.size
     while k < size:
-        x = 0
         prod = 1.0
+        x = 0
         j = i
+        if i + width <= n:
+            for t in range(width):
+                prod *= u[i + t]
+                x += prod > enlam
+            if x < width:
+                out[k] = x
+                k += 1
+                i += x + 1
+                continue
+            j = i + width
         while True:
             if j >= n:
                 return k, i
@@ -148,6 +163,7 @@ def _geometric_inversion(law: Geometric, p: float) -> Sampler:
 def _poisson_mult(law: Poisson, lam: float, loop: Any = None) -> Sampler:
     enlam = math.exp(-lam)
     per = lam + 1.0  # uniforms per draw: X + 1, mean lam + 1, variance lam
+    width = max(2, round(lam + 2.0 * math.sqrt(lam)))  # fastest measured: 5 at lam = 2.4, 12 at 7
     slow = _numpy(law)
 
     def draw(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -163,7 +179,7 @@ def _poisson_mult(law: Poisson, lam: float, loop: Any = None) -> Sampler:
         n = _uniforms_for(size, per, lam)
         while k < size:
             u = rng.random(n)
-            done, used = mult(u, enlam, out, k)
+            done, used = mult(u, enlam, out, k, width)
             if used < n:
                 bits.advance(used - n)  # give back the uniforms of no finished draw
             n = 2 * n if done == k else _uniforms_for(size - done, per, lam)  # no draw finished: longer
