@@ -113,8 +113,8 @@ def main() -> None:
         block = block_times(m, args.rounds)
         k = kernel_times(m, B, q, args.iterations, args.rounds)
         s, r = k["seconds"], k["ratios"]
-        print(f"| B={B}, Geometric({q}) | {block['on']:.0f} | {block['off']:.0f} | {s['on']:.3f} | {s['off']:.3f} "
-              f"| {s['count']:.3f} | {r['off/on']:.2f}x | {r['on/count']:.2f}x | {r['off/count']:.2f}x |")
+        print(f"| B={B}, Geometric({q}) | {block['on']:.0f} | {block['off']:.0f} | {s['on']:.3g} | {s['off']:.3g} "
+              f"| {s['count']:.3g} | {r['off/on']:.2f}x | {r['on/count']:.2f}x | {r['off/count']:.2f}x |")
 
 
 if __name__ == "__main__":
