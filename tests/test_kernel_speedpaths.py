@@ -154,6 +154,11 @@ def test_skipping_uniforms_equals_drawing_them_and_refuses_a_buffered_half():
     assert before["has_uint32"] == 1
     assert not kernel._skip_uniforms(b, 10)
     assert b.bit_generator.state == before
+    b.integers(0, 7, dtype=np.int32)  # the buffered half taken: a stale copy stays in the state
+    before = b.bit_generator.state
+    assert before["has_uint32"] == 0 and before["uinteger"] != 0
+    assert not kernel._skip_uniforms(b, 10)  # advance would zero it: the states would differ
+    assert b.bit_generator.state == before
     legacy = np.random.Generator(np.random.MT19937(5))
     assert not kernel._skip_uniforms(legacy, 10)
 

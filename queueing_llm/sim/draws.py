@@ -24,6 +24,7 @@ from ..laws import Deterministic, FinitePMF, Geometric, Law, Regular
 from ..model import ContinuousBatching, PoissonProcess
 from ..numbers import to_float
 from .routed import RoutedArrivals
+from .samplers import sampler
 
 __all__ = [
     "ITERATION_BLOCK",
@@ -48,10 +49,12 @@ BACKLOG_BLOCK = 1024
 
 
 def sample(law: Law, rng: np.random.Generator, size: int) -> np.ndarray:
-    """``size`` draws of ``law`` as an int64 array (no draw at all when ``size`` is 0)."""
+    """``size`` draws of ``law`` as an int64 array (no draw at all when ``size`` is 0): the
+    values of ``law.sample(rng, size=size)`` and the generator's state after it, computed by
+    :func:`.samplers.sampler` (cheaper for the Poisson and geometric laws, bit for bit)."""
     if size == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.asarray(law.sample(rng, size=size), dtype=np.int64).reshape(size)
+    return sampler(law)(rng, size)
 
 
 def sample_above(law: Law, rng: np.random.Generator, size: int, stage: int) -> np.ndarray:

@@ -664,10 +664,14 @@ def _source_column(parts: tuple[Any, ...], sizes: list[int], dtype: Any) -> tupl
 
 def _skip_uniforms(rng: np.random.Generator, count: int) -> bool:
     """Move ``rng`` past ``count`` uniform draws without computing them, if that gives the
-    state drawing them gives (PCG64 with no buffered 32-bit half: ``random()`` takes one
-    64-bit output per draw and ``advance`` jumps the same outputs); else False (nothing moved)."""
+    state drawing them gives (PCG64 with no 32-bit half buffered or left over: ``random()``
+    takes one 64-bit output per draw, ``advance`` jumps the same outputs and clears that
+    buffer); else False (nothing moved)."""
     bits = rng.bit_generator
-    if type(bits) is not np.random.PCG64 or bits.state["has_uint32"]:
+    if type(bits) is not np.random.PCG64:
+        return False
+    state = bits.state
+    if state["has_uint32"] or state["uinteger"]:
         return False
     bits.advance(count)
     return True
