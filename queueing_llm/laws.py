@@ -153,6 +153,18 @@ GEOMETRIC_MIN_Q = 2.0**-40
 (:math:`P(X > 2^{53}) = (1-q)^{2^{53}} \approx e^{-2^{13}}` at :math:`q = 2^{-40}`)."""
 
 
+def geometric_tail_is_zero(q: float) -> bool:
+    r"""True if :math:`P(X > 2^{53}) = (1 - q)^{2^{53}}` of a Geometric(``q``) law is exactly 0
+    in double precision (:math:`2^{53} \log(1 - q)` below the log of the smallest positive
+    double, so :math:`q \gtrsim 8.3 \times 10^{-14}`; every ``q`` from
+    :data:`GEOMETRIC_MIN_Q` up is). No draw of such a law exceeds
+    :data:`~queueing_llm.numbers.MAX_INTEGER`: NumPy's sampler returns at most
+    :math:`\lceil 44.5 / q \rceil` (its largest standard exponential is
+    :math:`r - \log 2^{-53} \approx 7.70 + 36.74`), so :meth:`Geometric.sample` need not
+    look for one."""
+    return q >= 1.0 or math.exp(MAX_INTEGER * math.log1p(-q)) == 0.0
+
+
 @dataclass(frozen=True)
 class Poisson(Law):
     r"""Poisson law of mean :math:`\lambda \ge 0`: :math:`P(z) = e^{\lambda (z - 1)}`."""
@@ -340,8 +352,9 @@ class Geometric(Law):
 
     def sample(self, rng, size=None):
         self._require_numeric()
-        draws = _check_rng(rng).geometric(self._num("q"), size=size)
-        if np.max(draws) > MAX_INTEGER:  # NumPy saturates at the int64 maximum: never return that
+        q = self._num("q")
+        draws = _check_rng(rng).geometric(q, size=size)
+        if not geometric_tail_is_zero(q) and np.max(draws) > MAX_INTEGER:  # NumPy saturates at the int64 maximum
             raise LawError(f"{self!r} drew {int(np.max(draws))} > 2^53; the law's tail is beyond the numeric face")
         return draws
 

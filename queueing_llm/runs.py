@@ -436,16 +436,19 @@ def choose_replications(specs: Any, replications: Any = DECLARED, theorem: str =
 
 
 def build_runs(theorem: Any, model: Any, seed: int | None = None, iterations: int | None = None,
-               replications: Any = DECLARED) -> list[tuple]:
+               replications: Any = DECLARED, options: dict[str, Any] | None = None) -> list[tuple]:
     """The runs ``theorem`` declares, built for ``model``: a list of ``(RunSpec, run)``.
 
     ``seed`` seeds every simulated run (replications spawn theirs from it); ``iterations``
     overrides the sizes (:meth:`RunSpec.size`); ``replications`` overrides the theorem's
-    choice between one run and independent replications (:func:`choose_replications`). A
+    choice between one run and independent replications (:func:`choose_replications`);
+    ``options``: the evaluate options, for a theorem whose runs depend on them
+    (:meth:`~queueing_llm.theorems.Theorem.runs_for`: ``mixing``'s engines and routing). A
     theorem declaring no runs raises :class:`~queueing_llm.errors.ModelError` (pass runs to
     verify).
     """
-    specs = tuple(getattr(theorem, "runs", ()) or ())
+    runs_for = getattr(theorem, "runs_for", None)
+    specs = tuple((runs_for(**options) if options and runs_for is not None else getattr(theorem, "runs", ())) or ())
     if not specs:
         raise ModelError(f"theorem {getattr(theorem, 'name', theorem)!r} declares no runs (Theorem.runs); "
                          "pass the runs to verify")

@@ -69,6 +69,10 @@ class Theorem:
         Returns None when the theorem applies to the model, else the reason it does not.
     runs : tuple of RunSpec
         The runs the check needs (:mod:`queueing_llm.runs`); empty: the caller must give them.
+    runs_fn : callable ``(**evaluate_options) -> tuple of RunSpec`` or None
+        For a theorem whose runs depend on its evaluate options (``mixing``: one relaxed run
+        per engine of the routing asked for): the runs for the options given
+        (:meth:`runs_for`); ``runs`` are then those of the default options.
     comparison : str
         The comparison in words (quantity, estimator, test), for docs and reports.
     """
@@ -83,17 +87,31 @@ class Theorem:
     applies_fn: Callable[[Any], str | None] | None = field(default=None, repr=False)
     runs: tuple[Any, ...] = field(default=(), repr=False)
     comparison: str = ""
+    runs_fn: Callable[..., Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
             raise ModelError(f"theorem name must be a non-empty string, got {describe(self.name)}")
         object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
-        runs = (self.runs,) if not isinstance(self.runs, (tuple, list)) else tuple(self.runs)
+        object.__setattr__(self, "runs", self._specs(self.runs))
+        if self.runs_fn is not None and not callable(self.runs_fn):
+            raise ModelError(f"theorem {self.name!r}: runs_fn must be a callable (**evaluate_options) -> runs or "
+                             f"None, got {describe(self.runs_fn)}")
+
+    def _specs(self, runs: Any) -> tuple:
+        runs = (runs,) if not isinstance(runs, (tuple, list)) else tuple(runs)
         for i, spec in enumerate(runs):
             if not all(hasattr(spec, a) for a in ("kind", "label", "build")):
                 raise ModelError(f"theorem {self.name!r}: runs[{i}] must be a queueing_llm.runs.RunSpec, "
                                  f"got {describe(spec)}")
-        object.__setattr__(self, "runs", runs)
+        return runs
+
+    def runs_for(self, **options: Any) -> tuple:
+        """The runs the check needs for these evaluate options: ``runs_fn(**options)`` for a
+        theorem whose runs depend on them, ``runs`` otherwise (and with no options)."""
+        if self.runs_fn is None or not options:
+            return self.runs
+        return self._specs(self.runs_fn(**options))
 
     def evaluate_option_names(self) -> frozenset[str]:
         """Names of the options ``evaluate`` takes (the keyword parameters of ``evaluate_fn``)."""

@@ -56,9 +56,12 @@ def _flatten(runs: Any) -> list:
     return out
 
 
-def _allowed_models(model: Any, theorem: Theorem | None) -> list:
+def _allowed_models(model: Any, theorem: Theorem | None, options: dict | None = None) -> list:
     allowed = [model]
-    for spec in getattr(theorem, "runs", ()) or ():
+    specs = tuple(getattr(theorem, "runs", ()) or ())
+    if theorem is not None and options:  # and those of the runs for these options (the check judges which apply)
+        specs += theorem.runs_for(**options)
+    for spec in specs:
         try:
             other = spec.model_for(model)
         except ModelError:  # a transform that does not apply to this model: no runs of it
@@ -68,7 +71,8 @@ def _allowed_models(model: Any, theorem: Theorem | None) -> list:
     return allowed
 
 
-def as_runs(trajectory_or_runs: Any, model: Any = None, theorem: Theorem | None = None) -> Any:
+def as_runs(trajectory_or_runs: Any, model: Any = None, theorem: Theorem | None = None,
+            options: dict[str, Any] | None = None) -> Any:
     """Validate one run or a non-empty list of runs (nested lists allowed: one entry per
     declared run, each a run or its replications).
 
@@ -76,9 +80,10 @@ def as_runs(trajectory_or_runs: Any, model: Any = None, theorem: Theorem | None 
     simulated :class:`~queueing_llm.sim.Trajectory` or a
     :class:`~queueing_llm.theory.dynamics.RelaxedTrajectory`. Returns the argument
     unchanged. With ``model`` given, every run must have been built from ``model`` or from
-    the model of one of ``theorem``'s declared runs (another policy, a transformed
-    model); runs of one kind and one model must have distinct seeds (identical seeds are
-    the same run, not independent replications).
+    the model of one of ``theorem``'s declared runs (another policy, a transformed model;
+    also the runs for the evaluate ``options`` when the theorem's runs depend on them,
+    :meth:`~queueing_llm.theorems.Theorem.runs_for`); runs of one kind and one model must
+    have distinct seeds (identical seeds are the same run, not independent replications).
     """
     if is_run(trajectory_or_runs):
         flat = [trajectory_or_runs]
@@ -108,7 +113,7 @@ def as_runs(trajectory_or_runs: Any, model: Any = None, theorem: Theorem | None 
             f"got {describe(trajectory_or_runs)}"
         )
     if model is not None:
-        allowed = _allowed_models(model, theorem)
+        allowed = _allowed_models(model, theorem, options)
         for i, run in enumerate(flat):
             if all(run.model != m for m in allowed):
                 raise ModelError(
@@ -153,11 +158,11 @@ def replication_count(runs: Any) -> int:
 
 
 def declared_runs(thm: Theorem, model: Any, seed: int | None = None, iterations: int | None = None,
-                  replications: Any = DECLARED) -> tuple:
-    """Build the runs ``thm`` declares: ``(runs, label)``; one declared run is passed as
-    built (a run or its replications), several as a list in the declared order.
-    ``replications``: see :func:`verify`."""
-    built = build_runs(thm, model, seed=seed, iterations=iterations, replications=replications)
+                  replications: Any = DECLARED, options: dict[str, Any] | None = None) -> tuple:
+    """Build the runs ``thm`` declares for the evaluate ``options`` (:meth:`Theorem.runs_for`):
+    ``(runs, label)``; one declared run is passed as built (a run or its replications),
+    several as a list in the declared order. ``replications``: see :func:`verify`."""
+    built = build_runs(thm, model, seed=seed, iterations=iterations, replications=replications, options=options)
     if len(built) == 1:
         spec, run = built[0]
         return run, spec.label
@@ -185,8 +190,10 @@ def verify(
         One run (a simulated ``Trajectory``: batch means after warm-up deletion; or a
         ``RelaxedTrajectory``), or independent replications (a Student interval on the
         per-run estimates), or, for a theorem declaring several runs, one entry per
-        declared run in order. None: the runs the theorem declares (``Theorem.runs``),
-        built at their default sizes.
+        declared run in order. None: the runs the theorem declares (``Theorem.runs``; for
+        a theorem whose runs depend on its evaluate options, those for the options given,
+        :meth:`Theorem.runs_for`: ``mixing`` with ``routing=R`` builds one relaxed run per
+        engine of routing R), built at their default sizes.
     level : float in (0, 1)
         Confidence level :math:`c` of the interval (default 0.95).
     seed : int or None
@@ -251,11 +258,11 @@ def _verify(thm: Theorem, model: Any, runs: Any, level: float, seed: int | None,
     prediction = thm.evaluate(model, **ev)  # raises when the theorem does not apply to the model
     if runs is None:
         try:
-            runs, label = declared_runs(thm, model, seed=seed, replications=replications)
+            runs, label = declared_runs(thm, model, seed=seed, replications=replications, options=ev)
         except NoEquilibriumError as error:  # the declared runs need a fluid policy the model has not
             return Verdict.not_applicable(thm.name, str(ch.get("quantity") or "runs"),
                                           f"the declared runs cannot be built: {error}")
-    as_runs(runs, model, thm)
+    as_runs(runs, model, thm, ev)
     verdict = thm.check_with(model, runs, prediction, level=level, **ch)
     if not verdict.run:
         verdict = verdict.replace(run=label or _label(runs))

@@ -76,6 +76,35 @@ def test_mixing_check_holds_and_detects_wrong_radii():
     assert ql.theorems["mixing"].check(m, runs, routing=[[0, 1], [2, 3]]).holds
 
 
+@pytest.mark.parametrize("routing", [*ROUTINGS, [[0, 1], [2, 3]]], ids=str)
+def test_verify_mixing_builds_the_runs_of_the_routing_asked_for(routing):
+    m = four_types()
+    v = ql.verify("mixing", m, routing=routing)
+    assert v.holds is True and v.test == "exact"  # a real comparison, not "does not apply"
+    assert v.run == f"relaxed, engine 1 of 2, routing {routing} + relaxed, engine 2 of 2, routing {routing}"
+    # the measured rates are of this routing's engines: their radii, from the engines' own models
+    radii = [float(dyn.spectral_radius(e)) for e in Cluster(m, 2, routing).engine_models()]
+    assert v.details["measured"] == pytest.approx(radii, rel=1e-3)
+    for factor in (0.95, 1.05):  # 5 % off: the verdict fails
+        wrong = perturb(ql.theorems["mixing"], "spectral_radius_per_engine", factor)
+        assert ql.verify(wrong, m, routing=routing).status == "FAILS"
+
+
+def test_verify_mixing_runs_follow_the_engine_count_and_wrong_engines_do_not_apply():
+    m = four_types()
+    coprime, by_request = (sorted(float(dyn.spectral_radius(e)) for e in Cluster(m, 2, r).engine_models())
+                           for r in ("coprime", "round_robin_requests"))
+    assert coprime != pytest.approx(by_request, rel=0.01)  # the routings' predictions differ: the runs must too
+    v = ql.verify("mixing", m, engines=3, routing="random")
+    assert v.holds is True and v.run.count("relaxed, engine") == 3 and "engine 3 of 3, routing random" in v.run
+    runs = Cluster(m, 2, "coprime").relaxed_runs(300)  # the default routing's engines, verified for another
+    assert ql.verify("mixing", m, runs, routing="round_robin_requests").holds is None
+    assert len(ql.theorems["mixing"].runs_for(engines=4, routing="round_robin_types")) == 4
+    assert ql.theorems["mixing"].runs_for() == ql.theorems["mixing"].runs
+    with pytest.raises(ql.ParameterError, match="engines must be an integer >= 1, got 0"):
+        ql.verify("mixing", m, engines=0)
+
+
 def _node(decodes, M, l0=30):
     sat = ql.ContinuousBatching([ql.RequestType(l0, d) for d in decodes], kv_capacity=M)
     xs = float(dyn.fixed_point(sat))

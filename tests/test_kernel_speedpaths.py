@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import queueing_llm as ql
 from queueing_llm.sim import kernel, simulate
-from queueing_llm.sim.draws import _LawTape
+from queueing_llm.sim.draws import _LawTape, skip_uniforms
 from queueing_llm.sim.kernel import numba_available
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="numba not importable: no kernel to compare")
@@ -134,8 +134,8 @@ class _OwnPoisson(ql.Poisson):
 
 def test_a_law_from_elsewhere_is_drawn_by_the_tape_itself(monkeypatch):
     calls = []
-    original = _LawTape.draw_block
-    monkeypatch.setattr(_LawTape, "draw_block", lambda self: calls.append(1) or original(self))
+    original = _LawTape.draw_columns
+    monkeypatch.setattr(_LawTape, "draw_columns", lambda self, offsets=True: calls.append(1) or original(self, offsets))
     own = ql.ContinuousBatching([T(2, ql.Geometric(0.05), _OwnPoisson(1.5))], batch_cap=40, policy="fcfs_cap")
     plain = ql.ContinuousBatching([T(2, ql.Geometric(0.05), ql.Poisson(1.5))], batch_cap=40, policy="fcfs_cap")
     a = simulate(own, 5000, seed=9, engine="fast", record="full")
@@ -147,15 +147,20 @@ def test_a_law_from_elsewhere_is_drawn_by_the_tape_itself(monkeypatch):
 def test_skipping_uniforms_equals_drawing_them_and_refuses_a_buffered_half():
     a, b = np.random.default_rng(5), np.random.default_rng(5)
     a.random(1000)
-    assert kernel._skip_uniforms(b, 1000)
+    assert skip_uniforms(b, 1000)
     assert a.bit_generator.state == b.bit_generator.state
     b.integers(0, 7, dtype=np.int32)  # a 32-bit draw leaves half of a 64-bit output buffered
     before = b.bit_generator.state
     assert before["has_uint32"] == 1
-    assert not kernel._skip_uniforms(b, 10)
+    assert not skip_uniforms(b, 10)
+    assert b.bit_generator.state == before
+    b.integers(0, 7, dtype=np.int32)  # the buffered half taken: a stale copy stays in the state
+    before = b.bit_generator.state
+    assert before["has_uint32"] == 0 and before["uinteger"] != 0
+    assert not skip_uniforms(b, 10)  # advance would zero it: the states would differ
     assert b.bit_generator.state == before
     legacy = np.random.Generator(np.random.MT19937(5))
-    assert not kernel._skip_uniforms(legacy, 10)
+    assert not skip_uniforms(legacy, 10)
 
 
 @pytest.mark.parametrize(

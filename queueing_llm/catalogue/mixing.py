@@ -13,7 +13,11 @@ r"""Built-in theorem of [ADLS26] section 5.2: request mixing across engines.
 
 Its check reads a relaxed run of each engine started near its fixed point
 (:meth:`queueing_llm.cluster.Cluster.relaxed_runs`) and compares the measured rate at which
-deviations grow or shrink with the engine's spectral radius (within 1 %).
+deviations grow or shrink with the engine's spectral radius (within 1 %). The runs it
+declares depend on the options (:meth:`~queueing_llm.theorems.Theorem.runs_for`):
+``ql.verify("mixing", m, engines=E, routing=R)`` builds one relaxed run per engine of routing
+``R``, labelled with the routing; runs of engines serving other types than the routing's do
+not apply.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..checks import predicted
-from ..errors import ModelError
+from ..errors import ModelError, ParameterError, describe
 from ..model import ContinuousBatching
-from ..runs import relaxed_run
+from ..runs import RunSpec, relaxed_run
 from ..theorems import Theorem, theorems
 from ..theory import dynamics as dyn
 from ..theory.dynamics_deviation import RATE_TOLERANCE, deviation_rate
@@ -111,9 +115,9 @@ def _mixing_check(model: ContinuousBatching, runs: Any, prediction: dict, level:
                    {"measured": measured, "gcds": prediction.get("gcd_per_engine")}, test=EXACT)
 
 
-def _engine(e: int) -> Any:
+def _engine(e: int, engines: int, routing: Any) -> Any:
     def transform(model: ContinuousBatching) -> ContinuousBatching:
-        return _engines(model, 2, "coprime")[e]
+        return _engines(model, engines, routing)[e]
 
     return transform
 
@@ -122,6 +126,19 @@ def _near_fixed_point(model: ContinuousBatching) -> Any:
     from ..theory.dynamics_deviation import perturbed_fixed_point
 
     return perturbed_fixed_point(model)
+
+
+def _mixing_runs(engines: int = 2, routing: Any = "coprime") -> tuple[RunSpec, ...]:
+    """The runs of the check for these options: a relaxed run of each engine of the routing
+    from a perturbation of its fixed point, labelled with the engine and the routing (the
+    routing itself is validated when a run is built, as ``evaluate`` does)."""
+    if isinstance(engines, bool) or not isinstance(engines, int) or engines < 1:
+        raise ParameterError(f"engines must be an integer >= 1, got {describe(engines)}")
+    return tuple(relaxed_run(2000, initial=_near_fixed_point, model_transform=_engine(e, engines, routing),
+                             label=f"relaxed, engine {e + 1} of {engines}, routing {routing}",
+                             description=f"relaxed saturated map (float) of engine {e + 1} of {engines} under "
+                                         f"routing {routing}, from a perturbation of its fixed point, 2000 iterations")
+                 for e in range(engines))
 
 
 MIXING = theorems.register(Theorem(
@@ -138,8 +155,8 @@ MIXING = theorems.register(Theorem(
     check_fn=_mixing_check,
     source="[ADLS26] Ao, Dong, Luo, Simchi-Levi, arXiv:2606.15555, section 5.2 (request mixing)",
     applies_fn=_mixing_reason,
-    runs=tuple(relaxed_run(2000, initial=_near_fixed_point, model_transform=_engine(e),
-                           label=f"relaxed, engine {e + 1}") for e in range(2)),
+    runs=_mixing_runs(),
+    runs_fn=_mixing_runs,
     comparison="relaxed run of each engine near its fixed point: the deviations' growth rate against the "
                "engine's spectral radius, within 1 %",
 ))

@@ -160,12 +160,11 @@ def simulate(
         first access (WAIT and Nested WAIT runs store it as they go: their stalls break
         the rebuild from admissions); ``"full"`` the stage array too; ``"summary"`` only
         streaming accumulators (summary, latency and TTFT quantile sketches, counts,
-        batch-means intervals; :mod:`.summary`): the compiled kernel and the Python loop
-        (every policy, WAIT and Nested WAIT included; :mod:`.streaming`) feed them as they
-        go and keep only the live requests, so memory does not grow with the horizon
-        (except the queue of an overloaded model); the SimPy engine builds the whole run
-        and summarises it. The summary equals, key for key, that of the same run with
-        ``record="iterations"``.
+        batch-means intervals; :mod:`.summary`): every engine (the compiled kernel, the
+        Python loop, :mod:`.streaming`, and SimPy; every policy, WAIT and Nested WAIT
+        included) feeds them as it goes and keeps only the live requests, so memory does
+        not grow with the horizon (except the queue of an overloaded model). The summary
+        equals, key for key, that of the same run with ``record="iterations"``.
     memory_limit : float or None
         Bytes a run may take; a run whose estimate (:mod:`.resources`) exceeds it is
         refused before it starts, naming ``record=``. ``None``: half the physical memory.

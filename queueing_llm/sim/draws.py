@@ -16,6 +16,7 @@ what a run holds need not grow with the horizon. Dropping changes no draw and no
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from ..laws import Deterministic, FinitePMF, Geometric, Law, Regular
 from ..model import ContinuousBatching, PoissonProcess
 from ..numbers import to_float
 from .routed import RoutedArrivals
+from .samplers import sampler
 
 __all__ = [
     "ITERATION_BLOCK",
@@ -48,10 +50,27 @@ BACKLOG_BLOCK = 1024
 
 
 def sample(law: Law, rng: np.random.Generator, size: int) -> np.ndarray:
-    """``size`` draws of ``law`` as an int64 array (no draw at all when ``size`` is 0)."""
+    """``size`` draws of ``law`` as an int64 array (no draw at all when ``size`` is 0): the
+    values of ``law.sample(rng, size=size)`` and the generator's state after it, computed by
+    :func:`.samplers.sampler` (cheaper for the Poisson and geometric laws, bit for bit)."""
     if size == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.asarray(law.sample(rng, size=size), dtype=np.int64).reshape(size)
+    return sampler(law)(rng, size)
+
+
+def skip_uniforms(rng: np.random.Generator, count: int) -> bool:
+    """Move ``rng`` past ``count`` uniform draws without computing them, if that gives the
+    state drawing them gives (PCG64 with no 32-bit half buffered or left over: ``random()``
+    takes one 64-bit output per draw, ``advance`` jumps the same outputs and clears that
+    buffer); else False (nothing moved)."""
+    bits = rng.bit_generator
+    if type(bits) is not np.random.PCG64:
+        return False
+    state = bits.state
+    if state["has_uint32"] or state["uinteger"]:
+        return False
+    bits.advance(count)
+    return True
 
 
 def sample_above(law: Law, rng: np.random.Generator, size: int, stage: int) -> np.ndarray:
@@ -180,25 +199,43 @@ class _LawTape:
         self.prompts: list[int] = []
         self.decodes: list[int] = []
 
-    def draw_block(self) -> tuple[np.ndarray, ...]:
+    def draw_columns(self, offsets: bool = True) -> tuple[Any, ...]:
         """Draw one block: the counts of ITERATION_BLOCK iterations, then one uniform offset
-        per arrival, the prompts, the decode lengths. Returns the arrays (arrival iteration,
-        offset, prompt, decode, counts per iteration). A :class:`~.routed.RoutedArrivals` law
-        (an engine's share of a pooled stream) is replayed from its own seed instead."""
+        per arrival, the prompts, the decode lengths (the one draw order of a per-iteration
+        law, shared by the engines and the compiled kernel's driver). Returns
+        ``(counts, offsets, prompts, decodes)``; a :class:`~queueing_llm.laws.Deterministic`
+        prompt or decode column comes as its value (a Python int: its law draws nothing).
+
+        ``offsets=False`` (a slotted run, which never reads them): the generator jumps over
+        the offsets' uniforms where that leaves the state drawing them leaves
+        (:func:`skip_uniforms`), and the offsets come as ``0.0``; otherwise they are drawn.
+        A :class:`~.routed.RoutedArrivals` law (an engine's share of a pooled stream) is
+        replayed from its own seed instead."""
         if isinstance(self.law, RoutedArrivals):
-            out = self.law.block(self.first, self.covered, ITERATION_BLOCK)
+            _, drawn_offsets, prompts, decodes, counts = self.law.block(self.first, self.covered, ITERATION_BLOCK)
             self.covered += ITERATION_BLOCK
-            return out
+            return counts, drawn_offsets, prompts, decodes
         if isinstance(self.law, Regular):  # counts of these very iterations, no random draw
             counts = self.law.counts(self.covered, ITERATION_BLOCK)
         else:
             counts = sample(self.law, self.rng, ITERATION_BLOCK)
         total = int(counts.sum())
-        offsets = self.rng.random(total)
-        prompts = sample(self.prompt, self.rng, total)
-        decodes = sample(self.decode, self.rng, total)
-        iterations = np.repeat(np.arange(self.covered, self.covered + ITERATION_BLOCK, dtype=np.int64), counts)
+        drawn: np.ndarray | float = 0.0
+        if offsets or not skip_uniforms(self.rng, total):
+            drawn = self.rng.random(total)
+        prompts, decodes = (int(sample(law, self.rng, 1)[0]) if isinstance(law, Deterministic)  # draws nothing
+                            else sample(law, self.rng, total) for law in (self.prompt, self.decode))
         self.covered += ITERATION_BLOCK
+        return counts, drawn, prompts, decodes
+
+    def draw_block(self) -> tuple[np.ndarray, ...]:
+        """Draw one block (:meth:`draw_columns`) as arrays: (arrival iteration, offset,
+        prompt, decode, counts per iteration)."""
+        first = self.covered
+        counts, offsets, prompts, decodes = self.draw_columns()
+        total = int(counts.sum())
+        iterations = np.repeat(np.arange(first, first + ITERATION_BLOCK, dtype=np.int64), counts)
+        prompts, decodes = (np.full(total, c, dtype=np.int64) if isinstance(c, int) else c for c in (prompts, decodes))
         return iterations, offsets, prompts, decodes, counts
 
     def cover(self, n: int, end: float) -> None:
@@ -252,12 +289,21 @@ class _ProcessTape:
             del self.decodes[: self.pos]
             self.pos = 0
         while self.last < end:
-            gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
-            epochs = self.last + np.cumsum(gaps)
-            self.prompts.extend(sample(self.prompt, self.rng, PROCESS_BLOCK).tolist())
-            self.decodes.extend(sample(self.decode, self.rng, PROCESS_BLOCK).tolist())
+            epochs, prompts, decodes = self.draw_block()
+            self.prompts.extend(prompts.tolist())
+            self.decodes.extend(decodes.tolist())
             self.epochs.extend(epochs.tolist())
-            self.last = float(epochs[-1])
+
+    def draw_block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Draw the next PROCESS_BLOCK arrivals: their exponential gaps, then the prompts, the
+        decode lengths (the one draw order of a Poisson process, shared by the engines and
+        the compiled kernel's driver). Returns (epochs in seconds, prompts, decodes)."""
+        gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
+        epochs = self.last + np.cumsum(gaps)
+        prompts = sample(self.prompt, self.rng, PROCESS_BLOCK)
+        decodes = sample(self.decode, self.rng, PROCESS_BLOCK)
+        self.last = float(epochs[-1])
+        return epochs, prompts, decodes
 
     def take(self, n: int, first: int, start: float, end: float) -> tuple[list, list, list]:
         lo = self.pos

@@ -20,6 +20,14 @@ in slotted runs):
 Saturated input has no arrival process: the admission step takes requests from an
 infinite backlog once the queue of evicted requests is empty.
 
+What the run keeps: every request it creates and per-iteration logs of the whole run,
+assembled into a :class:`Trajectory` at the end; with ``record="summary"`` the logs hold one
+chunk of :data:`~.streaming.CHUNK` iterations, and at the end of each chunk
+(:meth:`EventsEngine.flush`) the chunk and the requests that completed in it go to the
+summary (:class:`~.summary.RunAccumulator`, which every engine feeds), the logs are cleared
+and the requests are forgotten: the queue and the batch hold the live ones, so memory does
+not grow with the horizon.
+
 Sources: [ADLS26] section 2 (the discrete-time model and the iteration order), [ALSW25]
 (linear iteration time), the model chapter, sections 2-4.
 """
@@ -35,8 +43,10 @@ import simpy
 from .config import RunConfig
 from .draws import RunDraws
 from .policies import admission_rule
-from .result import build_trajectory
+from .result import build_trajectory, summary_trajectory
 from .scheduling import ScheduledRule, admission_plan, check_open_system, select_admissions
+from .streaming import CHUNK
+from .summary import RunAccumulator
 from .trajectory import RequestRecords, Residences, Trajectory
 
 __all__ = ["Request", "EventsEngine", "run_events"]
@@ -62,6 +72,7 @@ class Request:
     evicted: int = 0
     rejected: bool = False
     go: bool = True  # executes in the next iteration (False: stalled by a WAIT policy)
+    first_token_time: float = float("nan")  # record="summary": the end of iteration first_token
 
     @property
     def tokens(self) -> int:
@@ -97,22 +108,31 @@ class EventsEngine:
         self.arrived = simpy.Store(self.env)
         self.queue: deque[Request] = deque()
         self.batch: list[Request] = []
-        self.requests: list[Request] = []
+        self.requests: list[Request] = []  # every request created (record="summary": none, see below)
         self.memory = 0
         self.waiting = [0] * self.model.K
         self.next_seq = 0
+        # record="summary" streams: the logs below hold one chunk of iterations (row n - n0), which
+        # flush() feeds to the summary with the requests that completed in it, then forgets
+        self.streaming = config.record == "summary"
         N, K = config.iterations, self.model.K
+        rows = min(CHUNK, N) if self.streaming else N
+        self.n0 = 0  # iteration of the logs' first row
         self.log = {
-            name: np.zeros((N, K), dtype=np.int64)
+            name: np.zeros((rows, K), dtype=np.int64)
             for name in ("arrivals", "admissions", "completions", "evictions", "rejections", "queue")
         }
-        self.memory_log = np.zeros(N, dtype=np.int64)
-        self.time = np.zeros(N, dtype=float)
+        self.memory_log = np.zeros(rows, dtype=np.int64)
+        self.time = np.zeros(rows, dtype=float)
         # stalls (WAIT): stages are not n - admission, so the stage counts are recorded (summary: sizes do)
         self.full = config.record == "full" or (self.scheduled and config.record != "summary")
         self.stage_counts: list[np.ndarray] = []  # record="full": stage counts of each iteration
-        self.sizes = np.zeros((N, K), dtype=np.int64)  # else: batch members by type
-        self.evicted_log: list[tuple[int, int, int]] = []  # (type, admission, iteration)
+        self.sizes = np.zeros((rows, K), dtype=np.int64)  # else: batch members by type
+        self.evicted_log: list[tuple[int, int, int]] = []  # (type, admission, iteration); not when streaming
+        self.accumulator = RunAccumulator(N, config.warmup, config.wall_clock) if self.streaming else None
+        self.started: list[Request] = []  # streaming: first token in the current chunk
+        self.finished: list[Request] = []  # streaming: completed in the current chunk
+        self.created = self.stream.end  # open systems: id of the next arrival to join
         if config.initial is not None:
             self.place_initial_batch()
 
@@ -141,11 +161,12 @@ class EventsEngine:
             interval = yield self.intervals.get()
             lo, hi = self.draws.source.take(interval.n, interval.start, interval.end)
             for i in range(lo, hi):
-                when = stream.time[i] if self.config.wall_clock else interval.start
+                when = stream.time[i - stream.base] if self.config.wall_clock else interval.start
                 # one type with a per-iteration law: the arrivals come in draw order (as in a
                 # slotted run), so a later one may carry an earlier time: no wait then
                 yield env.timeout(max(when - env.now, 0.0))
-                self.join(self.new_request(i, interval.n, stream.time[i]))
+                self.join(self.new_request(i, interval.n, stream.time[i - stream.base]))
+            self.created = hi
             self.arrived.put(interval.n)
 
     # -- the steps -------------------------------------------------------------------
@@ -168,10 +189,14 @@ class EventsEngine:
             self.memory -= r.tokens
             if r.stage == 0 and r.first_token < 0:
                 r.first_token = n
+                if self.streaming:
+                    self.started.append(r)
             r.stage += 1
             if r.stage == r.decode:
                 r.completion = n
-                self.log["completions"][n, r.type] += 1
+                self.log["completions"][n - self.n0, r.type] += 1
+                if self.streaming:
+                    self.finished.append(r)
             else:
                 self.memory += r.tokens
                 staying.append(r)
@@ -179,11 +204,11 @@ class EventsEngine:
 
     def join(self, r: Request) -> None:
         """An arrival joins the back of the queue, or is rejected if ``waiting_cap`` wait."""
-        self.requests.append(r)
-        self.log["arrivals"][r.arrival, r.type] += 1
+        self.keep(r)
+        self.log["arrivals"][r.arrival - self.n0, r.type] += 1
         if len(self.queue) >= self.config.waiting_cap:
             r.rejected = True
-            self.log["rejections"][r.arrival, r.type] += 1
+            self.log["rejections"][r.arrival - self.n0, r.type] += 1
         else:
             self.queue.append(r)
             self.waiting[r.type] += 1
@@ -201,12 +226,13 @@ class EventsEngine:
             self.batch.remove(r)
             self.memory -= r.tokens
             self.rule.evicted(n, r.admitted_at, r.prompt, r.decode)
-            self.evicted_log.append((r.type, r.admitted_at, n))
+            if not self.streaming:
+                self.evicted_log.append((r.type, r.admitted_at, n))
             r.stage = 0
             r.evicted += 1
             self.queue.appendleft(r)
             self.waiting[r.type] += 1
-            self.log["evictions"][n, r.type] += 1
+            self.log["evictions"][n - self.n0, r.type] += 1
             count += 1
         return count
 
@@ -229,12 +255,12 @@ class EventsEngine:
                 self.queue.popleft()
                 self.waiting[r.type] -= 1
             elif backlog is not None:
-                i = backlog.head()
+                i = backlog.head() - stream.base
                 if not self.rule.allows(self.memory, len(self.batch), stream.prompt[i], stream.decode[i]):
                     return
                 r = self.new_request(backlog.pop(), n, self.env.now)
-                self.requests.append(r)
-                self.log["arrivals"][n, r.type] += 1
+                self.keep(r)
+                self.log["arrivals"][n - self.n0, r.type] += 1
             else:
                 return
             self.enter(r, n, stage=0)
@@ -272,24 +298,64 @@ class EventsEngine:
         self.next_seq += 1
         self.batch.append(r)
         self.memory += r.tokens
-        self.log["admissions"][max(n, 0), r.type] += 1
+        self.log["admissions"][max(n, 0) - self.n0, r.type] += 1
 
     def record(self, n: int) -> None:
-        """Observe the state after admission at iteration ``n``."""
+        """Observe the state after admission at iteration ``n`` (streaming: at the end of a
+        chunk or of the run, :meth:`flush` it)."""
         K = self.model.K
-        self.memory_log[n] = self.memory
-        self.time[n] = self.env.now
-        self.log["queue"][n] = self.waiting
+        row = n - self.n0
+        self.memory_log[row] = self.memory
+        self.time[row] = self.env.now
+        self.log["queue"][row] = self.waiting
         if self.full:
             self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
         else:
             for r in self.batch:
-                self.sizes[n, r.type] += 1
+                self.sizes[row, r.type] += 1
+        if self.streaming and (row + 1 == self.time.size or n + 1 == self.config.iterations):
+            self.flush(n + 1)
+
+    def keep(self, r: Request) -> None:
+        """A request is created: the run keeps it for its records (streaming: the queue and the
+        batch hold it while it is live, and :meth:`flush` feeds it to the summary once completed)."""
+        if not self.streaming:
+            self.requests.append(r)
+
+    def flush(self, end: int) -> None:
+        """``record="summary"``: feed iterations ``n0 .. end - 1`` (the logs) and the requests
+        that completed in them to the summary (:class:`~.summary.RunAccumulator`, the one the
+        other engines and the whole-run summary feed), then clear the logs and forget the drawn
+        requests already created (:meth:`~.draws.RequestStream.drop`: a :class:`Request` carries
+        what the run still needs). First-token and completion times are the ends of their
+        iterations, read from the chunk's ``time`` as the records read them from the run's."""
+        m, n0 = end - self.n0, self.n0
+        log, time = self.log, self.time[:m]
+        self.accumulator.add_iterations(log["completions"][:m], log["arrivals"][:m], log["rejections"][:m],
+                                        log["evictions"][:m], log["queue"][:m], self.sizes[:m],
+                                        self.memory_log[:m], time)
+        for r in self.started:
+            r.first_token_time = float(time[r.first_token - n0])
+        done = self.finished
+        if done:
+            def column(attribute: str, dtype: type) -> np.ndarray:
+                return np.array([getattr(r, attribute) for r in done], dtype=dtype)
+
+            self.accumulator.add_requests(
+                column("arrival", np.int64), column("completion", np.int64), column("decode", np.int64),
+                column("evicted", np.int64), column("initial", bool), column("arrival_time", float),
+                column("first_token_time", float), time[column("completion", np.int64) - n0])
+        self.started, self.finished = [], []
+        for array in (*log.values(), self.sizes, self.memory_log, self.time):
+            array.fill(0)
+        self.n0 = end
+        backlog = self.draws.backlog
+        self.stream.drop(backlog.next if backlog is not None else self.created)
 
     # -- setup and result --------------------------------------------------------------
     def new_request(self, i: int, n: int, time: float) -> Request:
-        s = self.stream
-        return Request(id=i, type=s.type[i], prompt=s.prompt[i], decode=s.decode[i], arrival=n, arrival_time=time)
+        s, j = self.stream, i - self.stream.base
+        return Request(id=i, type=s.type[j], prompt=s.prompt[j], decode=s.decode[j], arrival=n, arrival_time=time)
 
     def place_initial_batch(self) -> None:
         """Iteration 0 is the given batch (ids in admission order: highest stage first)."""
@@ -298,7 +364,8 @@ class EventsEngine:
             r.initial = True
             if stage > 0:
                 r.first_token = 0
-            self.requests.append(r)
+                r.first_token_time = 0.0  # before iteration 0 (the records say the same)
+            self.keep(r)
             self.log["arrivals"][0, r.type] += 1
             self.enter(r, 0, stage=stage)
             self.rule.present(-stage, r.prompt, r.decode)
@@ -311,6 +378,8 @@ class EventsEngine:
         self.env.run()
         if self.config.progress is not None:
             self.config.progress(self.config.iterations, self.config.iterations)
+        if self.streaming:
+            return summary_trajectory(self.config, "simpy", self.accumulator)
         return self.trajectory()
 
     def trajectory(self) -> Trajectory:

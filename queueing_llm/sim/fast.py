@@ -38,7 +38,9 @@ Source: the model chapter, section 2; [ADLS26] section 2.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 
@@ -165,11 +167,12 @@ def run_fast(config: RunConfig) -> Trajectory:
     cal_pop, cal_get = cal.pop, cal.get
     ev_r_append, ev_a_append, ev_n_append = ev_r.append, ev_a.append, ev_n.append
     mem_append, time_append = mem_log.append, time_log.append
-    progress, step = config.progress, config.progress_step
-    report, flush_at, checkpoint = _checkpoints(config, summ is not None)
     lists = {"state": state, "completion": completion, "adm": adm}  # the summary's view (mutated in place)
     if backlog is not None:
         lists.update(arrival=sat_arrival, arrival_time=sat_time)
+    evictions_log = (ev_r, ev_a, ev_n)
+    marks = _Checkpoints(config, summ, lists, None, evictions_log, mem_log, time_log, None)
+    checkpoint = marks.next
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * mem) if wall else float(n)
@@ -265,69 +268,107 @@ def run_fast(config: RunConfig) -> Trajectory:
         time_append(end)
         t = end
         if n == checkpoint:  # a progress report, a summary chunk, or both
-            if n == report:
-                progress(n + 1, N)
-                report += step
-            if n == flush_at:
-                summ.flush(n + 1, created, lists, None, (ev_r, ev_a, ev_n), mem_log, time_log, None)
-                base += _drop(summ, created, base, lists, state, queue, order, cal)
-                flush_at += CHUNK
-            checkpoint = min(x for x in (report, flush_at, N) if x >= 0)
+            if marks.reached(n):
+                marks.flush(n + 1, created)
+                shift = _forget(summ, created, base, list(lists.values()), state, queue, order)
+                if shift:
+                    _renumber(shift, queue, order)
+                    _shift_calendar(cal, lambda due, s=shift: [r - s for r in due if r >= s])
+                    base += shift
+            checkpoint = marks.next
 
-    if progress is not None:
-        progress(N, N)
-    if summ is not None:
-        if summ.n0 < N:
-            summ.flush(N, created, lists, None, (ev_r, ev_a, ev_n), mem_log, time_log, None)
-        return summary_trajectory(config, "python", summ.acc)
+    summary = marks.finish(created)
+    if summary is not None:
+        return summary
     live = [r for r in order if state[r] == IN]
-    return _assemble(
-        config,
-        draws,
-        created,
-        state,
-        completion,
-        sat_arrival,
-        sat_time,
-        (ev_r, ev_a, ev_n),
-        (live, [adm[r] for r in live]),
-        mem_log,
-        time_log,
-    )
+    return _assemble(config, draws, created, state, completion, sat_arrival, sat_time, evictions_log,
+                     (live, [adm[r] for r in live]), mem_log, time_log)
 
 
-def _checkpoints(config: RunConfig, summary: bool) -> tuple[int, int, int]:
-    """The first iterations after which the loop reports progress (-1: never) and flushes a
-    summary chunk (-1: never), and the earlier of the two (or N: neither happens)."""
-    first, step = config.first, config.progress_step
-    report = step - 1 if config.progress is not None else -1
-    while 0 <= report < first:
-        report += step
-    flush_at = CHUNK - 1 if summary else -1
-    while 0 <= flush_at < first:
-        flush_at += CHUNK
-    return report, flush_at, min(x for x in (report, flush_at, config.iterations) if x >= 0)
+class _Checkpoints:
+    """Where a loop stops on its way: progress reports (every ``progress_step`` iterations)
+    and, with ``record="summary"``, the chunks it hands to the summary (every
+    :data:`~.streaming.CHUNK` iterations), both counted from iteration 0, the first ones at or
+    after ``config.first``.
+
+    The loop compares its iteration with :attr:`next` only (one comparison per iteration) and
+    calls :meth:`reached` there; the other arguments are the loop's lists and logs that
+    :meth:`.LoopSummary.flush` reads (mutated in place by the loop, cleared by the flush).
+    """
+
+    def __init__(self, config: RunConfig, summ: LoopSummary | None, lists: dict[str, list],
+                 admissions: tuple | None, evictions: tuple, memory: list, time: list,
+                 first_token: list | None) -> None:
+        first, step = config.first, config.progress_step
+        self.config, self.summ = config, summ
+        self.progress, self.step, self.N = config.progress, step, config.iterations
+        self.logs = (lists, admissions, evictions, memory, time, first_token)
+        report = step - 1 if config.progress is not None else -1  # -1: never
+        while 0 <= report < first:
+            report += step
+        flush_at = CHUNK - 1 if summ is not None else -1
+        while 0 <= flush_at < first:
+            flush_at += CHUNK
+        self.report, self.flush_at = report, flush_at
+        self.next = self._earliest()
+
+    def _earliest(self) -> int:
+        """The next report or chunk end, or N if neither comes."""
+        return min(x for x in (self.report, self.flush_at, self.N) if x >= 0)
+
+    def reached(self, n: int) -> bool:
+        """At iteration ``n == next``: report progress if due, move :attr:`next` on; return
+        whether a summary chunk ends with iteration ``n`` (the caller then calls
+        :meth:`flush` and forgets the requests that left)."""
+        if n == self.report:
+            self.progress(n + 1, self.N)
+            self.report += self.step
+        chunk = n == self.flush_at
+        if chunk:
+            self.flush_at += CHUNK
+        self.next = self._earliest()
+        return chunk
+
+    def flush(self, n1: int, created: int) -> None:
+        """Feed the summary iterations up to ``n1 - 1`` (ids from ``created`` not arrived yet)."""
+        self.summ.flush(n1, created, *self.logs)
+
+    def finish(self, created: int) -> Trajectory | None:
+        """The end of the run: the last progress report; with ``record="summary"`` the last
+        chunk (if any iteration is left) and the summary trajectory, None otherwise (the
+        caller assembles the whole run)."""
+        N, summ = self.N, self.summ
+        if self.progress is not None:
+            self.progress(N, N)
+        if summ is None:
+            return None
+        if summ.n0 < N:
+            self.flush(N, created)
+        return summary_trajectory(self.config, "python", summ.acc)
 
 
-def _drop(summ: LoopSummary, created: int, base: int, lists: dict[str, list], state: list[int],
-          queue: deque, order: deque, cal: dict) -> int:
-    """Forget the requests below the oldest live one (waiting, in the batch, or not arrived:
-    ids from ``created``) and renumber the loop's structures (slots ``>= shift`` move down;
-    smaller ones are stale entries of requests that left). Return the shift."""
+def _forget(summ: LoopSummary, created: int, base: int, lists: list[list], state: list[int],
+            waiting: Iterable[int], order: deque) -> int:
+    """Forget the requests below the oldest live one (``waiting``, in the batch ``order``, or
+    not arrived: ids from ``created``) in the stream and the loop's per-request ``lists``;
+    return the shift, 0 when it is not worth it yet. The caller moves the slots ``>= shift``
+    left in its structures down by the shift (smaller ones are stale entries of requests that
+    left)."""
     oldest = created - base  # in slots
-    if queue:
-        oldest = min(oldest, min(queue))
+    oldest = min(oldest, min(waiting, default=oldest))
     live = [r for r in order if state[r] == IN]
     if live:
         oldest = min(oldest, min(live))
     if oldest < CHUNK:  # not worth the renumbering yet
         return 0
-    shift = summ.drop(oldest + base, list(lists.values()))
-    _renumber(shift, queue, order)
-    moved = {c: [r - shift for r in due if r >= shift] for c, due in cal.items()}
+    return summ.drop(oldest + base, lists)
+
+
+def _shift_calendar(cal: dict, move: Callable[[list], list]) -> None:
+    """Replace each calendar entry by ``move(entry)``, dropping the ones left empty (in place)."""
+    moved = {c: move(due) for c, due in cal.items()}
     cal.clear()
     cal.update((c, due) for c, due in moved.items() if due)
-    return shift
 
 
 def _renumber(shift: int, *deques: deque) -> None:
@@ -345,37 +386,75 @@ def _per_iteration(iterations: np.ndarray, types: np.ndarray, N: int, K: int) ->
 def _assemble(
     config, draws, created, state, completion, sat_arrival, sat_time, evictions, live, mem_log, time_log
 ) -> Trajectory:
-    """Records and per-iteration arrays from the run's state and its eviction log."""
-    N, K = config.iterations, config.model.K
-    stream = draws.stream
+    """Records and per-iteration arrays from the run's state and its eviction log: the
+    admissions are the residences' starts (a member's stage is the iterations since its
+    admission), its first token the iteration after its first admission."""
+    N = config.iterations
     c = created
-    typ = np.asarray(stream.type[:c], dtype=np.int64)
-    decode = np.asarray(stream.decode[:c], dtype=np.int64)
-    st = np.asarray(state[:c], dtype=np.int64)
     if config.saturated:
         arrival = np.asarray(sat_arrival[:c], dtype=np.int64)
         arrival_time = np.asarray(sat_time[:c], dtype=float)
     else:
-        arrival = np.asarray(stream.iteration[:c], dtype=np.int64)
-        arrival_time = np.asarray(stream.time[:c], dtype=float)
-    comp = np.asarray(completion[:c], dtype=np.int64)
-    # residences in the batch: completed, evicted, still there at the end
-    done = np.flatnonzero(comp >= 0)
-    ev_r, ev_a, ev_n = (np.asarray(x, dtype=np.int64) for x in evictions)
-    live_r, live_a = (np.asarray(x, dtype=np.int64) for x in live)
-    res_r = np.concatenate([done, ev_r, live_r])
-    res_start = np.concatenate([comp[done] - decode[done], ev_a, live_a])
-    res_end = np.concatenate([comp[done], ev_n, np.full(live_r.size, N, dtype=np.int64)])
-    res_type = typ[res_r]
+        arrival = np.asarray(draws.stream.iteration[:c], dtype=np.int64)
+        arrival_time = np.asarray(draws.stream.time[:c], dtype=float)
+    cols = _Columns.of(draws, c, completion, evictions)
+    res_r, res_start, res_end = cols.residences(live, N)
+    res_type = cols.type[res_r]
     first_adm = np.full(c, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first_adm, res_r, np.maximum(res_start, 0))
     admitted = first_adm < np.iinfo(np.int64).max
     first_adm = np.where(admitted, first_adm, -1)
     first_token = np.where(admitted & (first_adm + 1 < N), first_adm + 1, -1)
     stages = np.asarray(draws.stages, dtype=np.int64)
-    initial = np.zeros(c, dtype=bool)
-    initial[: stages.size] = True
     first_token[: stages.size] = np.where(stages > 0, 0, first_token[: stages.size])
+    admissions = _per_iteration(np.maximum(res_start, 0), res_type, N, config.model.K)
+    return _build(config, draws, cols, state, (res_r, res_start, res_end), arrival, arrival_time, first_adm,
+                  first_token, admissions, mem_log, time_log)
+
+
+class _Columns(NamedTuple):
+    """The run's requests ``0 .. c - 1`` and evictions as arrays, converted once for both the
+    assembly's steps."""
+
+    type: np.ndarray
+    decode: np.ndarray
+    completion: np.ndarray
+    done: np.ndarray  # the requests that completed
+    ev_r: np.ndarray  # evictions: request, its residence's start, the iteration
+    ev_a: np.ndarray
+    ev_n: np.ndarray
+
+    @classmethod
+    def of(cls, draws: RunDraws, c: int, completion: list[int], evictions: tuple) -> _Columns:
+        stream = draws.stream
+        comp = np.asarray(completion[:c], dtype=np.int64)
+        return cls(np.asarray(stream.type[:c], dtype=np.int64), np.asarray(stream.decode[:c], dtype=np.int64),
+                   comp, np.flatnonzero(comp >= 0), *(np.asarray(x, dtype=np.int64) for x in evictions))
+
+    def residences(self, live: tuple, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The residences in the batch (request, start, end): the completed ones (start:
+        completion minus decode length), the evicted ones, the ones still there at the end
+        (``live``: members and their residences' starts)."""
+        done, comp = self.done, self.completion
+        live_r, live_a = (np.asarray(x, dtype=np.int64) for x in live)
+        return (np.concatenate([done, self.ev_r, live_r]),
+                np.concatenate([comp[done] - self.decode[done], self.ev_a, live_a]),
+                np.concatenate([comp[done], self.ev_n, np.full(live_r.size, N, dtype=np.int64)]))
+
+
+def _build(config, draws, cols, state, residences, arrival, arrival_time, first_adm, first_token, admissions,
+           mem_log, time_log, counts=None) -> Trajectory:
+    r"""What both paths' assemblies share: the records, the per-iteration counts, the queue
+    from the balance :math:`Q_n = \sum_{m \le n} (A_m - R_m + E_m - \text{Adm}_m)` and the
+    trajectory; the stage array comes from the ``residences`` (FCFS) or from the WAIT path's
+    sparse ``counts`` (one dictionary (type, stage) -> members per iteration)."""
+    N, K = config.iterations, config.model.K
+    stream = draws.stream
+    typ, decode, comp, done, ev_r, ev_n = cols.type, cols.decode, cols.completion, cols.done, cols.ev_r, cols.ev_n
+    c = typ.size
+    st = np.asarray(state[:c], dtype=np.int64)
+    initial = np.zeros(c, dtype=bool)
+    initial[: len(draws.stages)] = True
     rejected = st == REJECTED
     time = np.asarray(time_log, dtype=float)
     records = RequestRecords.build(
@@ -395,7 +474,6 @@ def _assemble(
     arrivals = _per_iteration(arrival, typ, N, K)
     rejections = _per_iteration(arrival[rejected], typ[rejected], N, K)
     completions = _per_iteration(comp[done], typ[done], N, K)
-    admissions = _per_iteration(np.maximum(res_start, 0), res_type, N, K)
     evicted = _per_iteration(ev_n, typ[ev_r], N, K)
     queue = np.cumsum(arrivals - rejections + evicted - admissions, axis=0)
     S = config.stages if config.stages is not None else int(decode.max(initial=1))
@@ -409,7 +487,10 @@ def _assemble(
         "rejections": rejections,
         "time": time,
     }
-    return build_trajectory(config, "python", arrays, records, Residences(res_type, res_start, res_end), S)
+    res_r, res_start, res_end = residences
+    batch = None if counts is None else _sparse_stages(counts, N, K, S)
+    return build_trajectory(config, "python", arrays, records, Residences(typ[res_r], res_start, res_end), S,
+                            batch=batch)
 
 
 def run_scheduled(config: RunConfig) -> Trajectory:
@@ -541,9 +622,10 @@ def run_scheduled(config: RunConfig) -> Trajectory:
         time_log.append(0.0)
         count_log.append({(k, clock - e): c for (k, e), c in groups.items()})
 
-    progress, step = config.progress, config.progress_step
-    report, flush_at, checkpoint = _checkpoints(config, summ is not None)
     lists = {"state": state, "completion": completion}  # the summary's view (mutated in place)
+    evictions_log, admissions_log = (ev_r, ev_a, ev_n), (adm_n, adm_k)
+    marks = _Checkpoints(config, summ, lists, admissions_log, evictions_log, mem_log, time_log, first_tok)
+    checkpoint = marks.next
     t = 0.0 if (wall or first == 1) else -1.0
     for n in range(first, N):
         end = t + (d0 + d1 * go_tokens) if wall else float(n)
@@ -660,99 +742,56 @@ def run_scheduled(config: RunConfig) -> Trajectory:
             count_log.append(counts)
         t = end
         if n == checkpoint:  # a progress report, a summary chunk, or both
-            if n == report:
-                progress(n + 1, N)
-                report += step
-            if n == flush_at:
-                summ.flush(n + 1, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
-                shift = _drop_scheduled(summ, created, base, [state, offset, entered, first_adm, first_tok, completion],
-                                        queues, order, cal, fresh, live)
-                base += shift
-                flush_at += CHUNK
-            checkpoint = min(x for x in (report, flush_at, N) if x >= 0)
+            if marks.reached(n):
+                marks.flush(n + 1, created)
+                shift = _forget(summ, created, base, [state, offset, entered, first_adm, first_tok, completion],
+                                state, (r for q in queues for _, r in q), order)
+                if shift:
+                    _renumber_scheduled(shift, queues, order, cal, fresh, live)
+                    base += shift
+            checkpoint = marks.next
 
-    if progress is not None:
-        progress(N, N)
-    if summ is not None:
-        if summ.n0 < N:
-            summ.flush(N, created, lists, (adm_n, adm_k), (ev_r, ev_a, ev_n), mem_log, time_log, first_tok)
-        return summary_trajectory(config, "python", summ.acc)
+    summary = marks.finish(created)
+    if summary is not None:
+        return summary
     live = [r for r in order if state[r] == IN]
-    return _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion,
-                               (adm_n, adm_k), (ev_r, ev_a, ev_n), (live, [entered[r] for r in live]),
-                               count_log, mem_log, time_log)
+    return _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion, admissions_log,
+                               evictions_log, (live, [entered[r] for r in live]), count_log, mem_log, time_log)
 
 
-def _drop_scheduled(summ: LoopSummary, created: int, base: int, lists: list[list], queues: list[deque],
-                    order: deque, cal: dict, fresh: list[int], live: list[int]) -> int:
-    """:func:`_drop` for the WAIT path: its waiting room is one deque of (position, slot) per
-    type, its calendar holds (slot, entry) pairs, and ``fresh`` and ``live`` (members of the
-    last plan, all in the batch) hold slots too."""
-    state = lists[0]
-    oldest = created - base
-    for q in queues:
-        if q:
-            oldest = min(oldest, min(r for _, r in q))
-    members = [r for r in order if state[r] == IN]
-    if members:
-        oldest = min(oldest, min(members))
-    if oldest < CHUNK:
-        return 0
-    shift = summ.drop(oldest + base, lists)
+def _renumber_scheduled(shift: int, queues: list[deque], order: deque, cal: dict, fresh: list[int],
+                        live: list[int]) -> None:
+    """The WAIT path's structures after :func:`_forget`: its waiting room is one deque of
+    (position, slot) per type, its calendar holds (slot, entry) pairs, and ``fresh`` and
+    ``live`` (members of the last plan, all in the batch) hold slots too (in place)."""
     for q in queues:
         kept = [(p, r - shift) for p, r in q]
         q.clear()
         q.extend(kept)
     _renumber(shift, order)
-    moved = {c: [(r - shift, e) for r, e in due if r >= shift] for c, due in cal.items()}
-    cal.clear()
-    cal.update((c, due) for c, due in moved.items() if due)
+    _shift_calendar(cal, lambda due: [(r - shift, e) for r, e in due if r >= shift])
     fresh[:] = [r - shift for r in fresh]
     live[:] = [r - shift for r in live]
-    return shift
 
 
 def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, completion, admissions, evictions,
                         live, counts, mem_log, time_log) -> Trajectory:
-    """Records, per-iteration arrays and the stage array of a scheduled run."""
+    """Records, per-iteration arrays and the stage array of a scheduled run: the first
+    admissions and first tokens as the loop kept them, the admissions from its log, the stage
+    array from its sparse counts."""
     N, K = config.iterations, config.model.K
-    stream = draws.stream
     c = created
-    typ = np.asarray(stream.type[:c], dtype=np.int64)
-    decode = np.asarray(stream.decode[:c], dtype=np.int64)
-    st = np.asarray(state[:c], dtype=np.int64)
-    arrival = np.asarray(stream.iteration[:c], dtype=np.int64)
-    comp = np.asarray(completion[:c], dtype=np.int64)
-    done = np.flatnonzero(comp >= 0)
-    ev_r, ev_a, ev_n = (np.asarray(x, dtype=np.int64) for x in evictions)
-    live_r, live_a = (np.asarray(x, dtype=np.int64) for x in live)
-    initial = np.zeros(c, dtype=bool)
-    initial[: len(draws.stages)] = True
-    rejected = st == REJECTED
-    time = np.asarray(time_log, dtype=float)
-    records = RequestRecords.build(
-        type=typ,
-        prompt=stream.prompt[:c],
-        decode=decode,
-        arrival=arrival,
-        admission=first_adm[:c],
-        first_token=first_tok[:c],
-        completion=comp,
-        evicted=np.bincount(ev_r, minlength=c),
-        arrival_time=np.asarray(stream.time[:c], dtype=float),
-        initial=initial,
-        rejected=rejected,
-        time=time,
-    )
+    arrival = np.asarray(draws.stream.iteration[:c], dtype=np.int64)
+    arrival_time = np.asarray(draws.stream.time[:c], dtype=float)
+    cols = _Columns.of(draws, c, completion, evictions)
     adm_n, adm_k = (np.asarray(x, dtype=np.int64) for x in admissions)
-    arrivals = _per_iteration(arrival, typ, N, K)
-    rejections = _per_iteration(arrival[rejected], typ[rejected], N, K)
-    completions = _per_iteration(comp[done], typ[done], N, K)
-    admitted = _per_iteration(adm_n, adm_k, N, K)
-    evicted = _per_iteration(ev_n, typ[ev_r], N, K)
-    queue = np.cumsum(arrivals - rejections + evicted - admitted, axis=0)
-    S = config.stages if config.stages is not None else int(decode.max(initial=1))
-    # the stage array (N, K, S) from the sparse counts (record="summary" streams: streaming.py)
+    return _build(config, draws, cols, state, cols.residences(live, N), arrival, arrival_time, first_adm[:c],
+                  first_tok[:c], _per_iteration(adm_n, adm_k, N, K), mem_log, time_log, counts)
+
+
+def _sparse_stages(counts: list[dict[tuple[int, int], int]], N: int, K: int, S: int) -> np.ndarray:
+    """The stage array ``(N, K, S)`` from one dictionary (type, stage) -> members per iteration
+    (``record="summary"`` streams instead: streaming.py)."""
     batch = np.zeros((N, K, S), dtype=np.int64)
     groups = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
     if groups.sum():
@@ -760,19 +799,4 @@ def _assemble_scheduled(config, draws, created, state, first_adm, first_tok, com
         values = np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.int64, count=int(groups.sum()))
         rows = np.repeat(np.arange(len(counts)), groups)
         batch[rows, keys[:, 0], keys[:, 1]] = values
-    residences = Residences(
-        np.concatenate([typ[done], typ[ev_r], typ[live_r]]),
-        np.concatenate([comp[done] - decode[done], ev_a, live_a]),
-        np.concatenate([comp[done], ev_n, np.full(live_r.size, N, dtype=np.int64)]),
-    )
-    arrays = {
-        "queue": queue,
-        "memory": np.asarray(mem_log, dtype=np.int64),
-        "arrivals": arrivals,
-        "admissions": admitted,
-        "completions": completions,
-        "evictions": evicted,
-        "rejections": rejections,
-        "time": time,
-    }
-    return build_trajectory(config, "python", arrays, records, residences, S, batch=batch)
+    return batch

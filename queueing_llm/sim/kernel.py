@@ -9,7 +9,7 @@ depend on the dynamics, so Python draws them by blocks
 (:data:`~.draws.ITERATION_BLOCK` iterations of arrivals, :data:`~.draws.BACKLOG_BLOCK`
 backlog requests) and the kernel consumes them (a one-type slotted run never reads the
 arrivals' uniform offsets: the generator jumps over them, ``PCG64.advance``, to the state
-drawing them gives, :func:`_skip_uniforms`).
+drawing them gives, :func:`~.draws.skip_uniforms`).
 
 **What it covers** (:func:`kernel_applies`): the FCFS policies (``greedy``, ``fcfs_cap``,
 ``rate_limited``, ``static``, ``reserve`` with its circular memory profile in an array; not
@@ -58,19 +58,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from ..laws import Deterministic, Regular
 from ..model import PoissonProcess
 from ..numbers import to_float
 from ..policies import FcfsCap, Greedy, RateLimited, Reserve, Static
 from .draws import (
     BACKLOG_BLOCK,
     ITERATION_BLOCK,
+    PROCESS_BLOCK,
     RequestStream,
     _LawTape,
+    _ProcessTape,
     draw_backlog_block,
     draw_initial_batch,
     merge_tape_blocks,
-    sample,
 )
 from .policies import admission_rule
 
@@ -719,33 +719,14 @@ class _Backlog:
         return draw_backlog_block(self.model, self.rng, self.cumulative)
 
 
-def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> tuple[np.ndarray, ...]:
-    """One block of arrivals in queue order, as :meth:`~.draws.ArrivalSource._merge_block`
-    merges it: (types, prompts, decodes, counts per iteration, offsets); a column that is
-    the same for every arrival of the block is that value (a Python scalar).
-
-    One type with a law of :mod:`queueing_llm.laws`: the draws of
-    :meth:`~.draws._LawTape.draw_block` in its order (counts, offsets, prompts, decodes)
-    without the arrays the kernel does not read: a slotted run never reads the offsets, so
-    the generator skips them (``advance``, the same state as drawing them,
-    :func:`_skip_uniforms`). Any other arrival law goes through the tape's own
-    ``draw_block``."""
-    if K == 1 and type(tapes[0].law).__module__ != Regular.__module__:
-        _, offsets, prompts, decodes, counts = tapes[0].draw_block()
-        return 0, prompts, decodes, counts, offsets
+def _arrival_block(tapes: list[_LawTape], covered: int, K: int, wall: bool) -> tuple[Any, ...]:
+    """One block of arrivals in queue order, as the engines take it: (types, prompts,
+    decodes, counts per iteration, offsets); a column that is the same for every arrival of
+    the block is that value (a Python scalar). One type: the tape's own columns
+    (:meth:`~.draws._LawTape.draw_columns`; a slotted run never reads the offsets, so the
+    generator skips them); several: :func:`~.draws.merge_tape_blocks`."""
     if K == 1:
-        tape = tapes[0]
-        if isinstance(tape.law, Regular):  # counts of these very iterations, no random draw
-            counts = tape.law.counts(covered, ITERATION_BLOCK)
-        else:
-            counts = sample(tape.law, tape.rng, ITERATION_BLOCK)
-        total = int(counts.sum())
-        offsets: np.ndarray | float = 0.0
-        if wall or not _skip_uniforms(tape.rng, total):
-            offsets = tape.rng.random(total)
-        prompts, decodes = (int(sample(law, tape.rng, 1)[0]) if isinstance(law, Deterministic)  # draws nothing
-                            else sample(law, tape.rng, total) for law in (tape.prompt, tape.decode))
-        tape.covered += ITERATION_BLOCK
+        counts, offsets, prompts, decodes = tapes[0].draw_columns(offsets=wall)
         return 0, prompts, decodes, counts, offsets
     iterations, types, offsets, prompts, decodes = merge_tape_blocks(tapes)
     per_iteration = np.bincount(iterations - covered, minlength=ITERATION_BLOCK)
@@ -761,34 +742,16 @@ def _source_column(parts: tuple[Any, ...], sizes: list[int], dtype: Any) -> tupl
                                                                                             strict=True)]), 1
 
 
-def _skip_uniforms(rng: np.random.Generator, count: int) -> bool:
-    """Move ``rng`` past ``count`` uniform draws without computing them, if that gives the
-    state drawing them gives (PCG64 with no buffered 32-bit half: ``random()`` takes one
-    64-bit output per draw and ``advance`` jumps the same outputs); else False (nothing moved)."""
-    bits = rng.bit_generator
-    if type(bits) is not np.random.PCG64 or bits.state["has_uint32"]:
-        return False
-    bits.advance(count)
-    return True
-
-
 class _Process:
-    """A Poisson process in seconds (one type): blocks drawn as :class:`~.draws._ProcessTape` draws them."""
+    """A Poisson process in seconds (one type): the engines' tape's blocks
+    (:meth:`~.draws._ProcessTape.draw_block`) as rows of the kernel's window."""
 
     def __init__(self, model: Any, rng: np.random.Generator) -> None:
-        t = model.types[0]
-        self.rate = to_float(t.arrivals.rate, "types[0] PoissonProcess rate")
-        self.prompt, self.decode, self.rng = t.prompt, t.decode, rng
-        self.last = 0.0
+        self.tape = _ProcessTape(0, model, rng)
+        self.rate = self.tape.rate
 
     def block(self) -> tuple[np.ndarray, ...]:
-        from .draws import PROCESS_BLOCK
-
-        gaps = self.rng.exponential(1.0 / self.rate, PROCESS_BLOCK)
-        epochs = self.last + np.cumsum(gaps)
-        prompts = sample(self.prompt, self.rng, PROCESS_BLOCK)
-        decodes = sample(self.decode, self.rng, PROCESS_BLOCK)
-        self.last = float(epochs[-1])
+        epochs, prompts, decodes = self.tape.draw_block()
         return np.zeros(PROCESS_BLOCK, dtype=np.int64), prompts, decodes, np.full(PROCESS_BLOCK, -1), epochs
 
 

@@ -9,13 +9,12 @@ with the number and the options that change it. The estimate is deliberately sim
   in seconds times the longest iteration :math:`d_0 + d_1 M`); saturated input
   :math:`N b / E[l_1]` with :math:`b = \min(B, M/(E[l_0] + 1 + E[l_1]/2))` the saturated batch;
 * per-iteration arrays: :math:`8 N (8K + 3)` bytes; per request :data:`BYTES_PER_REQUEST`;
-* ``record="summary"`` on the compiled kernel and on the Python loop: no per-iteration array
-  and, per request, only those still waiting at the end, the growth of an overloaded queue,
+* ``record="summary"`` (every engine): no per-iteration array and, per request, only those
+  still waiting at the end, the growth of an overloaded queue,
   :math:`N \max(0, \lambda - \mu)` with :math:`\mu = b / E[l_1]` the most the batch
-  serves per iteration; the Python loop also holds the requests of the chunk it has not fed
-  yet (:data:`~.streaming.CHUNK` iterations, counted twice: :math:`2 \cdot 4096 R / N` requests
-  at most :math:`R`), so for a stable model the estimate does not depend on :math:`N`.
-  SimPy builds the whole run and summarises it;
+  serves per iteration; the Python loop and SimPy also hold the requests of the chunk they
+  have not fed yet (:data:`~.streaming.CHUNK` iterations, counted twice: :math:`2 \cdot 4096 R / N`
+  requests at most :math:`R`), so for a stable model the estimate does not depend on :math:`N`;
 * the stage array of ``record="full"`` (and of a first access to ``Trajectory.batch``;
   kept by WAIT and Nested WAIT runs with ``record="iterations"`` too, since their stalls
   break the stage = iteration - admission identity it is rebuilt from; never with
@@ -124,12 +123,12 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     served = min(config.B, config.M / (mean_prompt + 1 + md / 2) if not math.isinf(config.M) else config.B) / md
     backlog = 0.0 if config.saturated or math.isnan(served) else max(0.0, requests / N - served) * N
     S = float(config.stages) if config.stages is not None else md * (1 + math.log(max(requests, 1.0)))
-    streams = record == "summary" and backend != "simpy"  # SimPy builds the whole run, then summarises it
+    streams = record == "summary"
     held = requests
     if streams:  # only the live requests (an overloaded queue grows with the horizon)
         from .streaming import CHUNK
 
-        held = backlog + (min(requests, 2 * CHUNK * requests / N) if backend == "python" else 0.0)
+        held = backlog + (min(requests, 2 * CHUNK * requests / N) if backend != "numba" else 0.0)
     out = {
         "requests_created": requests,
         "queue_growth": backlog,
