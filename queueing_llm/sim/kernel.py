@@ -340,6 +340,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     H = prof.size
     finite_M = M < np.inf
     keep_rec = not acc_on  # arrival times: records, or the requests of a wall-clock summary
+    a_done, a_sojourn, a_evicted, a_lat, a_ttft = acc_i[0], acc_i[1], acc_i[2], acc_i[3], acc_i[4]
     n = n0
     status = 0
     while n < n1:
@@ -440,17 +441,17 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_comp[row, t] += 1
             sizes[t] -= 1
             if acc_on and r >= n_init and W[j, 3] >= w_arr:
-                acc_i[0] += 1
-                acc_i[1] += n - W[j, 3]
-                acc_i[2] += W[j, 4] >> 2
                 lat = n - W[j, 3]
                 ttft = W[j, 6] + 1 - W[j, 3]
+                a_done += 1
+                a_sojourn += lat
+                a_evicted += W[j, 4] >> 2
                 lat_h[lat] += 1
                 ttft_h[ttft] += 1
-                if lat > acc_i[3]:
-                    acc_i[3] = lat
-                if ttft > acc_i[4]:
-                    acc_i[4] = ttft
+                if lat > a_lat:
+                    a_lat = lat
+                if ttft > a_ttft:
+                    a_ttft = ttft
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated and hi > lo:
             room = cap - qlen
@@ -598,6 +599,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_queue[row, t] = waiting[t]
             o_sizes[row, t] = sizes[t]
         n += 1
+    acc_i[0], acc_i[1], acc_i[2], acc_i[3], acc_i[4] = a_done, a_sojourn, a_evicted, a_lat, a_ttft
     iscal[0] = mem
     iscal[1] = size
     iscal[2] = qhead
@@ -1203,7 +1205,8 @@ def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0, time,
 
 def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
     qhead, qlen = int(iscal[2]), int(iscal[3])
-    new = np.zeros(1 << (2 * live - 1).bit_length(), dtype=np.int64)  # a power of 2 >= 2 live
+    new = np.empty(1 << (2 * live - 1).bit_length(), dtype=np.int64)  # a power of 2 >= 2 live (an entry
+    # is written before it is read: the ring's entries are qhead .. qhead + qlen)
     if qlen:
         new[:qlen] = queue[(qhead + np.arange(qlen)) % queue.size]
     iscal[2] = 0
