@@ -43,8 +43,16 @@ written by the kernel when they arrive. After each chunk of iterations, the fini
 requests below the oldest live one leave the window, as records (``record="full"`` /
 ``"iterations"``, one compiled pass per chunk) or into the streaming accumulators
 (``record="summary"``; a slotted summary is counted in the kernel: completions, sojourn,
-evictions and latency/TTFT histograms), so with ``record="summary"`` the memory is that of
-the live requests, independent of the horizon.
+evictions and latency/TTFT histograms; the per-iteration series of every summary, totals,
+peaks and batch sums, by a compiled pass over each chunk's rows, :func:`_series_py`), so
+with ``record="summary"`` the memory is that of the live requests, independent of the
+horizon.
+
+**Replications** (:func:`run_kernels`): configs that differ only in the seed share the
+model's constants (:func:`_plan`) and are run by one worker thread per core, each taking
+the next replication when it finishes one; the loop and the series pass are compiled
+``nogil`` and NumPy releases the GIL while it draws, so only a run's short Python
+bookkeeping is serialised.
 
 The kernel is compiled on first use and cached on disk (``cache=True``).
 """
