@@ -1104,24 +1104,28 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
 
 def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int = 1) -> list[Any]:
     """:func:`run_kernel` of each config (independent replications: configs that differ only in
-    the seed), in order. The first runs alone (it compiles or loads the kernel); the others
-    are shared by ``workers`` threads, each running one replication after another (the kernel
-    and NumPy's draws release the GIL, so the threads run on separate cores). Each result is
-    the run :func:`run_kernel` gives alone: the threads share nothing but the list of configs."""
+    the seed), in order. If the kernel is not compiled yet the first runs alone (it compiles
+    or loads the kernel); the replications are shared by ``workers`` threads, each running
+    one replication after another (the kernel and NumPy's draws release the GIL, so the
+    threads run on separate cores). Each result is the run :func:`run_kernel` gives alone:
+    the threads share nothing but the list of configs and the plan (read only)."""
     out: list[Any] = [None] * len(configs)
     if not configs:
         return out
     plan = _plan(configs[0])
-    out[0] = run_kernel(configs[0], expected_requests, plan)
-    workers = max(1, min(int(workers), len(configs) - 1))
+    start = 0
+    if _LOOP is None or workers <= 1:
+        out[0] = run_kernel(configs[0], expected_requests, plan)
+        start = 1
+    workers = max(1, min(int(workers), len(configs) - start))
     if workers == 1:
-        for i in range(1, len(configs)):
+        for i in range(start, len(configs)):
             out[i] = run_kernel(configs[i], expected_requests, plan)
         return out
     from concurrent.futures import ThreadPoolExecutor
     from itertools import count
 
-    next_index = count(1)  # next() of a count is atomic under the GIL: each index is taken once
+    next_index = count(start)  # next() of a count is atomic under the GIL: each index is taken once
 
     def worker() -> None:
         for i in iter(lambda: next(next_index), None):
