@@ -170,9 +170,21 @@ def check_real(
         raise error(f"{name} must be {kind} in {rng}, got {describe(value)}")
     if high is not None and (v > high or (high_open and v == high)):
         raise error(f"{name} must be {kind} in {rng}, got {describe(value)}")
-    if limit is not None and v > limit:
+    if limit is not None and (v > limit or _exceeds(value, limit)):
         why = _LIMITS.get(limit, "the numeric face's limit")
         raise error(f"{name} must be at most {limit:.16g} ({why}), got {describe(value)}")
+
+
+def _exceeds(value: Any, limit: float) -> bool:
+    """``value > limit`` compared exactly for an exact number (an int, a Fraction or a SymPy
+    rational), whose float may round down onto the limit (``float(2**53 + 1) == 2**53``)."""
+    if isinstance(value, (bool, float, np.floating)):
+        return False
+    if isinstance(value, sp.Basic) and value.is_Rational:
+        value = Fraction(int(value.p), int(value.q))
+    if isinstance(value, (numbers.Integral, Fraction)):
+        return Fraction(value) > Fraction(limit)
+    return False
 
 
 def check_options(function: Callable[..., Any], options: Mapping[str, Any], where: str,

@@ -105,6 +105,20 @@ def test_verify_mixing_runs_follow_the_engine_count_and_wrong_engines_do_not_app
         ql.verify("mixing", m, engines=0)
 
 
+def test_verify_mixing_runs_of_another_routing_with_the_same_decodes_do_not_apply():
+    """Types that differ only in their prompts: the coprime engines serve the same decode
+    lengths as the asked routing's, but not the same types; their runs are not the routing's."""
+    T = ql.RequestType
+    m = ql.ContinuousBatching([T(30, 6, 0.5), T(4, 6, 0.5), T(30, 11, 0.5), T(4, 11, 0.5)], kv_capacity=600)
+    asked = [[0, 2], [1, 3]]
+    assert Cluster(m, 2, "coprime").groups != asked
+    runs = Cluster(m, 2, "coprime").relaxed_runs(2000)
+    v = ql.verify("mixing", m, runs, routing=asked)
+    assert v.holds is None and "not of engine 1 of the routing" in v.reason
+    assert ql.verify("mixing", m, runs).holds is True  # the runs are right for their own routing
+    assert ql.verify("mixing", m, Cluster(m, 2, asked).relaxed_runs(2000), routing=asked).holds is True
+
+
 def _node(decodes, M, l0=30):
     sat = ql.ContinuousBatching([ql.RequestType(l0, d) for d in decodes], kv_capacity=M)
     xs = float(dyn.fixed_point(sat))

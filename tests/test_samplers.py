@@ -137,6 +137,9 @@ def test_the_fast_paths_are_the_ones_taken():
     """The laws of the benchmark's workload do not go through NumPy's per-draw samplers (else
     the speed-up is gone without a test failing)."""
     assert samplers.exact()
+    import numba  # noqa: F401  (the loop is used once numba is imported, as the kernel imports it)
+
+    assert samplers._loop()  # compiled and probed against NumPy (the probe calls Poisson.sample) first
     for law in (ql.Geometric(0.01), ql.Geometric(BELOW_THIRD), ql.Poisson(2.432), ql.Poisson(BELOW_TEN)):
         rng = np.random.default_rng(0)
         with pytest.MonkeyPatch.context() as m:
@@ -285,3 +288,22 @@ def test_a_block_of_the_tape_is_numpys_draws_in_the_documented_order():
         assert np.array_equal(prompts, ref.poisson(1.5, total))
         assert np.array_equal(decodes, ref.geometric(0.02, total))
     assert rng.bit_generator.state == ref.bit_generator.state
+
+
+def test_a_large_geometric_block_is_drawn_in_bounded_rounds():
+    """Across round boundaries the values are NumPy's, and the float buffer is one round,
+    not the whole block (peak within the int64 output plus two rounds of floats: the next
+    round is drawn before the last one is freed)."""
+    import tracemalloc
+
+    law, size = ql.Geometric(0.01), 4 * samplers._ROUND + 3
+    assert np.array_equal(draws.sample(law, np.random.default_rng(3), size),
+                          law.sample(np.random.default_rng(3), size=size))
+    rng = np.random.default_rng(4)
+    tracemalloc.start()
+    try:
+        draws.sample(law, rng, size)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * size + 2 * 8 * samplers._ROUND + (1 << 20), peak  # the whole block as floats: 16 * size

@@ -59,6 +59,9 @@ def test_booleans_nan_and_infinity_are_refused(make, message) -> None:
     (lambda: ql.PoissonProcess(1e9), "PoissonProcess rate must be at most 1000000"),
     (lambda: ql.Binomial(2**70, 0.5), r"Binomial n must be at most 9007199254740992"),
     (lambda: ql.Deterministic(2**60), "Deterministic value must be at most"),
+    (lambda: ql.Deterministic(2**53 + 1), "Deterministic value must be at most"),  # its float rounds to 2^53
+    (lambda: ql.Deterministic(sp.Integer(2**53 + 1)), "Deterministic value must be at most"),
+    (lambda: ql.Poisson(Fraction(10**22 + 1, 10**16)), r"Poisson mean must be at most"),
     (lambda: ql.FinitePMF({2**63: 1}), "FinitePMF value must be at most"),
     (lambda: ql.ContinuousBatching([T], kv_capacity=1e300), "kv_capacity must be at most 9007199254740992"),
     (lambda: ql.ContinuousBatching([T], batch_cap=2**60), "batch_cap must be at most"),

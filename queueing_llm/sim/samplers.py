@@ -152,10 +152,13 @@ def _geometric_inversion(law: Geometric, p: float) -> Sampler:
     def draw(rng: np.random.Generator, size: int) -> np.ndarray:
         if not isinstance(rng, np.random.Generator):
             return slow(rng, size)  # the law's own error
-        e = rng.standard_exponential(size)
-        np.divide(e, scale, out=e)
-        np.ceil(e, out=e)
-        return e.astype(np.int64)
+        out = np.empty(size, dtype=np.int64)
+        for lo in range(0, size, _ROUND):  # in rounds: one float buffer of at most _ROUND draws
+            e = rng.standard_exponential(min(_ROUND, size - lo))  # (a stream drawn in pieces is
+            np.divide(e, scale, out=e)  # the stream drawn at once)
+            np.ceil(e, out=e)
+            np.copyto(out[lo:lo + e.size], e, casting="unsafe")
+        return out
 
     return draw
 
@@ -207,7 +210,7 @@ def _build(law: Law, fast: bool, loop: Any = None) -> Sampler:
     if not fast or kind not in (Geometric, Poisson, Deterministic) or law.is_symbolic:
         return _numpy(law)
     if kind is Deterministic:
-        return _deterministic(law, int(law.value))
+        return _deterministic(law, int(law._num("value")))  # as Deterministic.sample
     if kind is Geometric:
         p = to_float(law.q, "Geometric.q")
         if p < GEOMETRIC_SEARCH_FROM and geometric_tail_is_zero(p):

@@ -14,7 +14,10 @@ Accuracy measured on the catalogue models (float runs from a relative perturbati
 :math:`10^{-4}`): relative error at most :math:`5 \cdot 10^{-4}` (Example 2: 4.3e-4 over a
 28-iteration window; :math:`l_1 = 40`: 3e-5; Example 4: 9e-5; Example 5: 5e-15; the pairs
 (2, 7), (3, 4), (2, 5): below 1e-4); runs at :math:`l_0^{\min} - 1` and :math:`l_0^{\min}`
-resolve radii within :math:`10^{-7}` over 4000 iterations. :data:`RATE_TOLERANCE` and
+resolve radii within :math:`10^{-7}` over 4000 iterations. Engines of a cluster serving
+part of a model's types can do worse: up to :math:`3.1 \cdot 10^{-3}` (five types with
+decode lengths 6, 10, 9, 15, 25, prompt 5, under coprime and three-engine round-robin
+routing). :data:`RATE_TOLERANCE` and
 :data:`CONTRACTION_MARGIN` are the tolerances the checks state.
 
 Source: [ADLS26], the linearised map and the multi-type stability criterion (the model chapter, A.2,
