@@ -17,9 +17,9 @@ For each, requests/s (completions per wall-clock second of simulation) of:
 * ``Ciw``: the same queue in Ciw (an M/M/B queue with exponential services of the same
   mean), if Ciw is installed (``pip install ciw``).
 
-Then 128 replications of the B=256 workload, one row per horizon (``N/64`` and ``N/16``
-iterations per replication: 15,625 and 62,500 at the default ``N = 10^6``;
-``--rep-iterations``): ``ql.simulate(..., replications=128, record="summary")`` (the
+Then 128 replications of the B=256 workload, one row per horizon (``--iterations`` / 64
+and / 16 iterations per replication, not shortened by ``--quick``: 15,625 and 62,500, the
+targets of issue 10; ``--rep-iterations``): ``ql.simulate(..., replications=128, record="summary")`` (the
 compiled kernel, validated once, the replications shared by one worker thread per core)
 against issue 10's NumPy baseline, the counts-only queue vectorised over the replications
 in lockstep; ``--repeat`` rounds, interleaved, and the median of the paired ratios.
@@ -268,7 +268,7 @@ def main() -> None:
                         help="only the replications table (no other rows)")
     parser.add_argument("--rep-iterations", default=None,
                         help="comma-separated iterations per replication of the replications table "
-                             "(default: N/64 and N/16, i.e. 15625 and 62500 at N = 10^6)")
+                             "(default: --iterations / 64 and / 16, not shortened by --quick: 15625 and 62500)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds of the compiled and count kernels (medians)")
     args = parser.parse_args()
     N = args.iterations // (10 if args.quick else 1)
@@ -305,7 +305,7 @@ def main() -> None:
         results["workloads"][name] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
         results["workloads"][name]["count kernel / ql fast summary (paired median)"] = paired["ratio"]
     if not args.no_throughput or args.replications_only:
-        results["replications"] = replication_rows(N, args)
+        results["replications"] = replication_rows(args.iterations, args)  # the targets' horizons, even --quick
     if not args.replications_only:
         print("## Memory of record='summary' (B=256 model; fresh process per horizon)\n")
         print("| iterations | RSS after import + warm-up (MB) | peak RSS (MB) | seconds |")
