@@ -17,9 +17,12 @@ For each, requests/s (completions per wall-clock second of simulation) of:
 * ``Ciw``: the same queue in Ciw (an M/M/B queue with exponential services of the same
   mean), if Ciw is installed (``pip install ciw``).
 
-Then 128 replications of the B=256 workload: ``ql.simulate(..., replications=128)`` (the
-compiled kernel, replications side by side on the cores) against issue 10's NumPy
-baseline, the counts-only queue vectorised over the replications in lockstep.
+Then 128 replications of the B=256 workload, one row per horizon (``--iterations`` / 64
+and / 16 iterations per replication, not shortened by ``--quick``: 15,625 and 62,500, the
+targets of issue 10; ``--rep-iterations``): ``ql.simulate(..., replications=128, record="summary")`` (the
+compiled kernel, validated once, the replications shared by one worker thread per core)
+against issue 10's NumPy baseline, the counts-only queue vectorised over the replications
+in lockstep; ``--repeat`` rounds, interleaved, and the median of the paired ratios.
 
 The compiled kernel and the count kernel run ``--repeat`` times, interleaved (summary,
 iterations, count kernel, summary, ...), so that they meet the same load of a shared
@@ -36,6 +39,7 @@ Usage::
     python benchmarks/bench_targets.py                 # 10^6 iterations, 5 rounds; memory at 1e5, 1e6, 1e7
     python benchmarks/bench_targets.py --quick         # 10^5 iterations; memory at 1e4, 1e5, 1e6
     python benchmarks/bench_targets.py --memory 100000,1000000,10000000,100000000
+    python benchmarks/bench_targets.py --replications-only --repeat 3   # the replications table only
 """
 
 from __future__ import annotations
@@ -170,6 +174,46 @@ def replications_rate(m, N: int, R: int) -> tuple[float, float]:
     return sum(r.summary()["throughput"] * N for r in reps) / dt, dt
 
 
+def paired_replications(N: int, R: int, repeat: int) -> dict:
+    """``repeat`` interleaved rounds of :func:`replications_rate` and :func:`lockstep_rate` at
+    ``N`` iterations per replication: the median rate and seconds of each and the median of
+    the per-round ratios ql / lockstep."""
+    B, q = 256, 0.01
+    m, lam = model(B, q), 0.95 * B * q
+    ours, base = [], []
+    for _ in range(max(repeat, 1)):
+        ours.append(replications_rate(m, N, R))
+        base.append(lockstep_rate(B, q, lam, N, R))
+    med = lambda v, i: statistics.median(x[i] for x in v)  # noqa: E731
+    return {"ours": (med(ours, 0), med(ours, 1)), "lockstep": (med(base, 0), med(base, 1)),
+            "ratio": statistics.median(a[0] / b[0] for a, b in zip(ours, base, strict=True))}
+
+
+def replication_rows(N: int, args: argparse.Namespace) -> dict:
+    """The replications table: one row per horizon (iterations per replication), ql against
+    the NumPy lockstep baseline, paired rounds."""
+    R = 128
+    horizons = ([int(x) for x in args.rep_iterations.split(",")] if args.rep_iterations
+                else [max(N // 64, 1000), max(N // 16, 1000)])
+    print(f"## {R} replications of B=256, Geometric(0.01), load 0.95: ql.simulate(..., replications={R}, "
+          f"record='summary') against NumPy in lockstep (counts only; median of {args.repeat} paired rounds)\n")
+    print("| iterations per replication | ql requests/s, all replications | seconds | NumPy lockstep requests/s "
+          "| seconds | ql / lockstep (paired median) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    out = {}
+    for n in horizons:
+        row = paired_replications(n, R, args.repeat)
+        (rate, dt), (brate, bdt) = row["ours"], row["lockstep"]
+        print(f"| {n} | {rate:.3g} | {dt:.2f} | {brate:.3g} | {bdt:.2f} | {row['ratio']:.2f}x |")
+        out[f"{n} iterations"] = {
+            f"ql.simulate(..., replications={R}, record='summary')": {"requests_per_s": rate, "seconds": dt},
+            f"NumPy lockstep, {R} replications (counts only)": {"requests_per_s": brate, "seconds": bdt},
+            "ql / lockstep (paired median)": row["ratio"],
+        }
+    print()
+    return out
+
+
 MEMORY_CHILD = """
 import resource, sys, time
 import queueing_llm as ql
@@ -220,6 +264,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x shorter runs")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--no-throughput", action="store_true", help="only the memory and import rows")
+    parser.add_argument("--replications-only", action="store_true",
+                        help="only the replications table (no other rows)")
+    parser.add_argument("--rep-iterations", default=None,
+                        help="comma-separated iterations per replication of the replications table "
+                             "(default: --iterations / 64 and / 16, not shortened by --quick: 15625 and 62500)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds of the compiled and count kernels (medians)")
     args = parser.parse_args()
     N = args.iterations // (10 if args.quick else 1)
@@ -228,7 +277,7 @@ def main() -> None:
     results: dict = {"iterations": N, "workloads": {}, "memory": [], "import": {}}
     print(f"# queueing-llm engine targets ({N} iterations; {os.cpu_count()} cores; load "
           f"{os.getloadavg()[0]:.1f})\n")
-    workloads = () if args.no_throughput else (
+    workloads = () if args.no_throughput or args.replications_only else (
         ("B=256, Geometric(0.01), load 0.95", 256, 0.01), ("B=8, Geometric(0.25), load 0.95", 8, 0.25)
     )
     for name, B, q in workloads:
@@ -255,32 +304,22 @@ def main() -> None:
               f"{paired['ratio']:.2f}x\n")
         results["workloads"][name] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
         results["workloads"][name]["count kernel / ql fast summary (paired median)"] = paired["ratio"]
-    if not args.no_throughput:
-        B, q, R = 256, 0.01, 128
-        m, lam, n_rep = model(B, q), 0.95 * 256 * 0.01, max(N // 16, 1000)
-        rows = {f"ql.simulate(..., replications={R}, record='summary')": replications_rate(m, n_rep, R),
-                f"NumPy lockstep, {R} replications (counts only)": lockstep_rate(B, q, lam, n_rep, R)}
-        ref = next(iter(rows.values()))[0]
-        print(f"## {R} replications of B=256, Geometric(0.01), load 0.95 ({n_rep} iterations each)\n")
-        print("| simulator | requests/s, all replications | seconds | ql / this |")
-        print("| --- | ---: | ---: | ---: |")
-        for label, (rate, dt) in rows.items():
-            print(f"| {label} | {rate:.3g} | {dt:.2f} | {ref / rate:.3g}x |")
-        print()
-        results["replications"] = {k: {"requests_per_s": r, "seconds": d} for k, (r, d) in rows.items()}
-    print("## Memory of record='summary' (B=256 model; fresh process per horizon)\n")
-    print("| iterations | RSS after import + warm-up (MB) | peak RSS (MB) | seconds |")
-    print("| ---: | ---: | ---: | ---: |")
-    for N_, base, peak, dt in memory_rows(horizons):
-        print(f"| {N_:.0e} | {base:.0f} | {peak:.0f} | {dt:.1f} |")
-        results["memory"].append({"iterations": N_, "base_mb": base, "peak_mb": peak, "seconds": dt})
-    print("\n## Import time (fresh process, median of 3)\n")
-    print("| statement | seconds |")
-    print("| --- | ---: |")
-    for stmt in ("import queueing_llm", "import numpy, simpy", "import numpy, sympy, simpy"):
-        t = import_time(stmt)
-        results["import"][stmt] = t
-        print(f"| `{stmt}` | {t:.2f} |")
+    if not args.no_throughput or args.replications_only:
+        results["replications"] = replication_rows(args.iterations, args)  # the targets' horizons, even --quick
+    if not args.replications_only:
+        print("## Memory of record='summary' (B=256 model; fresh process per horizon)\n")
+        print("| iterations | RSS after import + warm-up (MB) | peak RSS (MB) | seconds |")
+        print("| ---: | ---: | ---: | ---: |")
+        for N_, base, peak, dt in memory_rows(horizons):
+            print(f"| {N_:.0e} | {base:.0f} | {peak:.0f} | {dt:.1f} |")
+            results["memory"].append({"iterations": N_, "base_mb": base, "peak_mb": peak, "seconds": dt})
+        print("\n## Import time (fresh process, median of 3)\n")
+        print("| statement | seconds |")
+        print("| --- | ---: |")
+        for stmt in ("import queueing_llm", "import numpy, simpy", "import numpy, sympy, simpy"):
+            t = import_time(stmt)
+            results["import"][stmt] = t
+            print(f"| `{stmt}` | {t:.2f} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -413,8 +413,9 @@ class StreamingSeries:
     """
 
     def __init__(self, length: int, batches: int = DEFAULT_BATCHES) -> None:
-        check_real("length", length, low=1, integer=True)
-        check_real("batches", batches, low=2, integer=True)
+        if not (type(length) is int and length >= 1 and type(batches) is int and batches >= 2):  # fast path
+            check_real("length", length, low=1, integer=True)
+            check_real("batches", batches, low=2, integer=True)
         self.length = int(length)
         self.batches = int(batches)
         self.size = self.length // self.batches
@@ -481,7 +482,8 @@ class QuantileSketch:
     """
 
     def __init__(self, integer: bool = True, accuracy: float = SKETCH_ACCURACY) -> None:
-        check_real("accuracy", accuracy, low=0.0, high=1.0, low_open=True, high_open=True)
+        if not (type(accuracy) is float and 0.0 < accuracy < 1.0):  # fast path: a plain float in range
+            check_real("accuracy", accuracy, low=0.0, high=1.0, low_open=True, high_open=True)
         self.integer = bool(integer)
         self.gamma = (1 + accuracy) / (1 - accuracy)
         self.log_gamma = math.log(self.gamma)

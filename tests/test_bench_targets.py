@@ -32,9 +32,13 @@ def test_bench_targets_runs_and_writes_every_row(tmp_path):
     data = json.loads(out.read_text())
     assert set(data["workloads"]) == {"B=256, Geometric(0.01), load 0.95", "B=8, Geometric(0.25), load 0.95"}
     rates = [row["requests_per_s"] for w in data["workloads"].values() for row in w.values() if isinstance(row, dict)]
-    rates += [row["requests_per_s"] for row in data["replications"].values()]
-    assert len(rates) >= 12 and all(math.isfinite(r) and r > 0 for r in rates)
-    assert len(data["replications"]) == 2 and data["memory"][0]["iterations"] == 10000
+    rates += [row["requests_per_s"] for h in data["replications"].values() for row in h.values()
+              if isinstance(row, dict)]
+    assert len(rates) >= 14 and all(math.isfinite(r) and r > 0 for r in rates)
+    assert list(data["replications"]) == ["1000 iterations", "1250 iterations"]  # a row per horizon
+    ratios = [h["ql / lockstep (paired median)"] for h in data["replications"].values()]
+    assert all(math.isfinite(r) and r > 0 for r in ratios)
+    assert data["memory"][0]["iterations"] == 10000
     assert 0 < data["import"]["import queueing_llm"] < 60
 
 

@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from ..model import ContinuousBatching
@@ -170,10 +170,16 @@ def simulate(
         refused before it starts, naming ``record=``. ``None``: half the physical memory.
     replications : int or None
         ``R >= 2``: run R independent replications (seeds spawned from ``seed`` by
-        ``numpy.random.SeedSequence``) and return a :class:`Replications` with their
-        summaries and replication confidence intervals. On the compiled kernel (which
-        releases the GIL) the replications run side by side in threads, one per core; the
-        result does not depend on it.
+        ``numpy.random.SeedSequence``, :func:`~.replications.replication_seeds`) and return a
+        :class:`Replications` with their summaries and replication confidence intervals.
+        How they run (:mod:`.replications`): the arguments are validated, the memory
+        estimate checked and the model's constants computed once for the set (the
+        replications differ only in the seed); on the compiled kernel one worker thread per
+        core runs its share of the replications one after another
+        (:func:`~.kernel.run_kernels`; the kernel and NumPy's draws release the GIL), with
+        ``progress`` or on the other loops they run in sequence. Replication :math:`r` is,
+        bit for bit and whatever the record mode, ``simulate(model, iterations,
+        seed=reps.seeds[r], ...)``; the threads change only the wall-clock time.
 
     Returns
     -------
@@ -209,22 +215,22 @@ def simulate(
 
         check_real("replications", replications, low=2, integer=True)
         seeds = replication_seeds(seed, int(replications))
+        if requests is not None:  # each replication a fixed-workload run (its own horizon)
+            return Replications([simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
+                                          warmup=warmup, engine=engine, progress=progress, record=record,
+                                          memory_limit=memory_limit, requests=requests) for s in seeds], seed)
+        # validated, sized and checked once: the replications differ only in the seed
+        config = prepare(model, iterations, seeds[0], saturated, initial_batch, warmup, engine, progress, record,
+                         memory_limit)
+        backend = _backend(config)
+        estimate = check_memory(config, record, backend, memory_limit)
+        configs = [replace(config, seed=s) for s in seeds]
+        if backend == "numba":
+            from .kernel import run_kernels
 
-        def one(s: int) -> Trajectory:
-            return simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
-                            warmup=warmup, engine=engine, progress=progress, record=record,
-                            memory_limit=memory_limit, requests=requests)
-
-        first = one(seeds[0])  # validates the arguments and compiles the kernel once
-        rest = seeds[1:]
-        workers = min(len(rest), os.cpu_count() or 1)
-        if first.backend == "numba" and workers > 1 and progress is None:
-            # the kernel releases the GIL (nogil): replications run side by side on the cores
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                runs = [first, *pool.map(one, rest)]
-        else:
-            runs = [first, *(one(s) for s in rest)]
-        return Replications(runs, seed)
+            workers = 1 if progress is not None else (os.cpu_count() or 1)
+            return Replications(run_kernels(configs, estimate["requests_created"], workers), seed)
+        return Replications([_run(c, backend, estimate) for c in configs], seed)
     if requests is not None:
         return _fixed_workload(model, iterations, requests, dict(
             seed=seed, saturated=saturated, initial_batch=initial_batch, warmup=warmup, engine=engine,
@@ -233,7 +239,11 @@ def simulate(
         model, iterations, seed, saturated, initial_batch, warmup, engine, progress, record, memory_limit
     )
     backend = _backend(config)
-    estimate = check_memory(config, record, backend, memory_limit)
+    return _run(config, backend, check_memory(config, record, backend, memory_limit))
+
+
+def _run(config: RunConfig, backend: str, estimate: dict[str, float]) -> Trajectory:
+    """One validated run on ``backend`` (``estimate``: :func:`~.resources.check_memory`'s)."""
     if backend == "numba":
         from .kernel import run_kernel
 

@@ -43,8 +43,16 @@ written by the kernel when they arrive. After each chunk of iterations, the fini
 requests below the oldest live one leave the window, as records (``record="full"`` /
 ``"iterations"``, one compiled pass per chunk) or into the streaming accumulators
 (``record="summary"``; a slotted summary is counted in the kernel: completions, sojourn,
-evictions and latency/TTFT histograms), so with ``record="summary"`` the memory is that of
-the live requests, independent of the horizon.
+evictions and latency/TTFT histograms; the per-iteration series of every summary, totals,
+peaks and batch sums, by a compiled pass over each chunk's rows, :func:`_series_py`), so
+with ``record="summary"`` the memory is that of the live requests, independent of the
+horizon.
+
+**Replications** (:func:`run_kernels`): configs that differ only in the seed share the
+model's constants (:func:`_plan`) and are run by one worker thread per core, each taking
+the next replication when it finishes one; the loop and the series pass are compiled
+``nogil`` and NumPy releases the GIL while it draws, so only a run's short Python
+bookkeeping is serialised.
 
 The kernel is compiled on first use and cached on disk (``cache=True``).
 """
@@ -74,7 +82,7 @@ from .draws import (
 )
 from .policies import admission_rule
 
-__all__ = ["kernel_applies", "run_kernel", "numba_available", "KERNEL_POLICIES"]
+__all__ = ["kernel_applies", "run_kernel", "run_kernels", "numba_available", "KERNEL_POLICIES"]
 
 KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static", "reserve")
 """Policies the compiled kernel executes; the others run on the Python fast loop."""
@@ -82,6 +90,8 @@ KERNEL_POLICIES = ("greedy", "fcfs_cap", "rate_limited", "static", "reserve")
 GREEDY, FCFS, RATE, STATIC, RESERVE = 0, 1, 2, 3, 4
 WAIT, IN, DONE, REJECTED = 0, 1, 2, 3
 _BIG = float(2**62)
+_INT_MIN = -(2**63)
+_AHEAD = 4
 
 _LOOP: Any = None
 _ORDER = 8192  # initial sizes of the order array and of the calendar's node pool and heap (they grow)
@@ -89,6 +99,7 @@ _POOL = 1024
 _compact: Any = None
 _fill: Any = None
 _gather: Any = None
+_series: Any = None
 
 
 def numba_available() -> bool:
@@ -142,7 +153,7 @@ def _exact_rate(model: Any, config: Any) -> Fraction | None:
 
 
 def _compile() -> Any:
-    global _LOOP, _compact, _fill, _gather
+    global _LOOP, _compact, _fill, _gather, _series
     if _LOOP is None:
         import numba
 
@@ -150,6 +161,7 @@ def _compile() -> Any:
         _compact = jit(_compact_py)  # bound before the loop compiles: it calls them
         _fill = jit(_fill_py)
         _gather = jit(_gather_py)
+        _series = jit(_series_py)
         _LOOP = jit(_loop_py)
     return _LOOP
 
@@ -182,6 +194,86 @@ def _fill_py(Wall, Wfall, a, typ, pr, dec, arr, at):
         Wfall[row, 0] = at[i]
         Wfall[row, 1] = np.nan
         Wfall[row, 2] = np.nan
+
+
+def _series_py(comp, arr, rej, ev, queue, sizes, mem, time, m, n0, w, N, size, skip, totals, peaks, sums, part,
+               edges, edge_times):
+    """Rows ``0 .. m-1`` of a chunk (iterations ``n0 ..``) into the series of a summary, as
+    :meth:`~.summary.RunAccumulator.add_iterations` adds them (:class:`~queueing_llm.stats.StreamingSeries`):
+    for each series ``s`` (completions, arrivals, rejections, evictions, queue, batch, memory,
+    in system; summed over types) the integer total and maximum over iterations ``>= w``, and
+    the chunk's integer partial sums of the batches of ``size`` iterations (the first
+    ``skip`` in none) added to ``sums[s]`` as floats; ``edges``/``edge_times``: the batch
+    and time of iterations ``w - 1`` and ``N - 1``. ``part``: scratch, zero on entry and exit."""
+    K = comp.shape[1]
+    nb = sums.shape[1]
+    i = 0
+    while i < m and n0 + i < w:  # the warm-up (w < N): only the batch and time of iteration w - 1
+        if n0 + i == w - 1:
+            b = 0
+            for t in range(K):
+                b += sizes[i, t]
+            edges[0] = b
+            edge_times[0] = time[i]
+        i += 1
+    t0, t1, t2, t3, t4, t5, t6, t7 = totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6], \
+        totals[7]
+    p0, p1, p2, p3, p4, p5, p6, p7 = peaks[0], peaks[1], peaks[2], peaks[3], peaks[4], peaks[5], peaks[6], peaks[7]
+    while i < m:
+        c = 0
+        a = 0
+        rj = 0
+        e = 0
+        q = 0
+        b = 0
+        for t in range(K):
+            c += comp[i, t]
+            a += arr[i, t]
+            rj += rej[i, t]
+            e += ev[i, t]
+            q += queue[i, t]
+            b += sizes[i, t]
+        mm = mem[i]
+        y = q + b
+        t0 += c
+        t1 += a
+        t2 += rj
+        t3 += e
+        t4 += q
+        t5 += b
+        t6 += mm
+        t7 += y
+        p0 = max(p0, c)
+        p1 = max(p1, a)
+        p2 = max(p2, rj)
+        p3 = max(p3, e)
+        p4 = max(p4, q)
+        p5 = max(p5, b)
+        p6 = max(p6, mm)
+        p7 = max(p7, y)
+        p = n0 + i - w - skip  # position in the batched part (the first skip values are in no batch)
+        if size > 0 and p >= 0:
+            k = p // size
+            part[0, k] += c
+            part[1, k] += a
+            part[2, k] += rj
+            part[3, k] += e
+            part[4, k] += q
+            part[5, k] += b
+            part[6, k] += mm
+            part[7, k] += y
+        if n0 + i == N - 1:
+            edges[1] = b
+            edge_times[1] = time[i]
+        i += 1
+    totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6], totals[7] = t0, t1, t2, t3, t4, t5, \
+        t6, t7
+    peaks[0], peaks[1], peaks[2], peaks[3], peaks[4], peaks[5], peaks[6], peaks[7] = p0, p1, p2, p3, p4, p5, p6, p7
+    for s in range(8):
+        for k in range(nb):
+            if part[s, k] != 0:
+                sums[s, k] += float(part[s, k])
+                part[s, k] = 0
 
 
 def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_q, fscal, iscal,
@@ -218,7 +310,8 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
 
     With ``acc_on`` (``record="summary"``) each completing request that arrived at or after
     ``w_arr`` and is not an initial member (id >= ``n_init``) is counted into ``acc_i`` =
-    [completed, total sojourn, evictions] and the latency and TTFT histograms (iterations).
+    [completed, total sojourn, evictions, longest latency, longest TTFT] and the latency and
+    TTFT histograms (iterations).
 
     ``prof``: the reserve policy's circular memory profile (:class:`~.policies.ReserveAdmission`).
 
@@ -255,6 +348,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
     H = prof.size
     finite_M = M < np.inf
     keep_rec = not acc_on  # arrival times: records, or the requests of a wall-clock summary
+    a_done, a_sojourn, a_evicted, a_lat, a_ttft = acc_i[0], acc_i[1], acc_i[2], acc_i[3], acc_i[4]
     n = n0
     status = 0
     while n < n1:
@@ -355,11 +449,17 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_comp[row, t] += 1
             sizes[t] -= 1
             if acc_on and r >= n_init and W[j, 3] >= w_arr:
-                acc_i[0] += 1
-                acc_i[1] += n - W[j, 3]
-                acc_i[2] += W[j, 4] >> 2
-                lat_h[n - W[j, 3]] += 1
-                ttft_h[W[j, 6] + 1 - W[j, 3]] += 1
+                lat = n - W[j, 3]
+                ttft = W[j, 6] + 1 - W[j, 3]
+                a_done += 1
+                a_sojourn += lat
+                a_evicted += W[j, 4] >> 2
+                lat_h[lat] += 1
+                ttft_h[ttft] += 1
+                if lat > a_lat:
+                    a_lat = lat
+                if ttft > a_ttft:
+                    a_ttft = ttft
         # 2. arrive: the iteration's arrivals join the back of the queue (or are rejected)
         if not saturated and hi > lo:
             room = cap - qlen
@@ -507,6 +607,7 @@ def _loop_py(n0, n1, row0, policy, M, B, cap, skip_after_eviction, rate_p, rate_
             o_queue[row, t] = waiting[t]
             o_sizes[row, t] = sizes[t]
         n += 1
+    acc_i[0], acc_i[1], acc_i[2], acc_i[3], acc_i[4] = a_done, a_sojourn, a_evicted, a_lat, a_ttft
     iscal[0] = mem
     iscal[1] = size
     iscal[2] = qhead
@@ -526,7 +627,7 @@ def _rows(capacity: int) -> np.ndarray:
     """``capacity`` rows of 8 int64 (64 bytes) starting on a 64-byte boundary: a request's
     fields are one cache line."""
     buf = np.empty(capacity * 8 + 8, dtype=np.int64)
-    skip = (-buf.ctypes.data % 64) // 8
+    skip = (-buf.__array_interface__["data"][0] % 64) // 8
     return buf[skip : skip + capacity * 8].reshape(capacity, 8)
 
 
@@ -574,7 +675,9 @@ class _Window:
         cap = self.Wall.shape[0]
         if self.hi + m > cap:
             live = self.hi - self.lo
-            new_cap = max(cap, 2 * (live + m))
+            # moved within the storage if the live rows are few (a move costs them, and the
+            # fresh pages of a larger storage cost more than the move); else doubled
+            new_cap = cap if live + m <= cap and 4 * live <= cap else max(cap, 2 * (live + m))
             for attr in ("Wall", "Wfall"):
                 old = getattr(self, attr)
                 new = old if new_cap == cap else (
@@ -595,6 +698,11 @@ class _Window:
               np.ascontiguousarray(at, dtype=float))
         self.hi += m
 
+    def drop(self, upto: int) -> None:
+        """Remove the ids ``[base, upto)`` (their fields are not read)."""
+        self.lo += upto - self.base
+        self.base = upto
+
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Remove the ids ``[base, upto)``; returns views of their fields, valid until the next append."""
         k = upto - self.base
@@ -610,11 +718,12 @@ class _Window:
 class _Backlog:
     """The saturated backlog's draws, block by block as :class:`~.draws.Backlog` draws them."""
 
-    def __init__(self, model: Any, rng: np.random.Generator) -> None:
+    def __init__(self, model: Any, rng: np.random.Generator, cumulative: np.ndarray | None = None) -> None:
         self.model = model
         self.rng = rng
         self.K = model.K
-        self.cumulative = np.cumsum([to_float(p, "mix") for p in model.proportions])
+        self.cumulative = (np.cumsum([to_float(p, "mix") for p in model.proportions]) if cumulative is None
+                           else cumulative)
 
     def block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return draw_backlog_block(self.model, self.rng, self.cumulative)
@@ -679,17 +788,11 @@ def _admission_bound(config: Any, policy: int, rate: float) -> int:
     return int(bound)
 
 
-def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
-    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
-    ``expected_requests`` sizes the record store (it grows if needed)."""
-    from .result import build_trajectory, summary_trajectory
-    from .summary import RunAccumulator
-    from .trajectory import Residences
-
-    loop = _compile()
-    model, N, K, first = config.model, config.iterations, config.model.K, config.first
-    record = config.record
-    summary = record == "summary"
+def _plan(config: Any) -> dict[str, Any]:
+    """What a run needs from the model beyond the seed, computed once (replications share it):
+    the policy's code and exact rate, the reserve profile's length, the completion wheel's
+    size, the backlog's cumulative proportions and the most admissions per iteration."""
+    model = config.model
     policy = _policy_code(model.policy)
     rate, rate_p, rate_q = 0.0, 0, 1
     if policy == RATE:
@@ -699,13 +802,36 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         else:
             rate_p, rate_q = exact.numerator, exact.denominator
             rate = float(exact)
-    M = float(config.M)
-    B = float(config.B)
+    profile = 1
     if policy == RESERVE:  # as ReserveAdmission: horizon = the largest decode length (1 if unbounded)
         horizon = model.max_decode
-        prof = np.zeros((1 if math.isinf(horizon) else int(horizon)) + 1, dtype=np.int64)
-    else:
-        prof = np.zeros(1, dtype=np.int64)
+        profile = (1 if math.isinf(horizon) else int(horizon)) + 1
+    return {
+        "policy": policy, "rate": rate, "rate_p": rate_p, "rate_q": rate_q, "profile": profile,
+        "wheel": _wheel_size(model),
+        "cumulative": np.cumsum([to_float(p, "mix") for p in model.proportions]) if config.saturated else None,
+        "adm_bound": _admission_bound(config, policy, rate) if config.saturated else 0,
+    }
+
+
+def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any] | None = None) -> Any:
+    """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
+    ``expected_requests`` sizes the record store (it grows if needed); ``plan``:
+    :func:`_plan` of a config of the same model and arguments (computed if ``None``)."""
+    from .result import build_trajectory, summary_trajectory
+    from .summary import RunAccumulator
+    from .trajectory import Residences
+
+    loop = _compile()
+    model, N, K, first = config.model, config.iterations, config.model.K, config.first
+    record = config.record
+    summary = record == "summary"
+    if plan is None:
+        plan = _plan(config)
+    policy, rate_p, rate_q = plan["policy"], plan["rate_p"], plan["rate_q"]
+    M = float(config.M)
+    B = float(config.B)
+    prof = np.zeros(plan["profile"], dtype=np.int64)
     cap = min(float(config.waiting_cap), _BIG)
     rng = np.random.default_rng(config.seed)
     win = _Window()
@@ -719,7 +845,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     waiting = np.zeros(K, dtype=np.int64)
     sizes = np.zeros(K, dtype=np.int64)
     batch = np.zeros(_ORDER, dtype=np.int64)  # the order array: ids in admission order (compacted when full)
-    wheel = np.full(_wheel_size(model), -1, dtype=np.int64)  # the calendar: bucket heads (nodes)
+    wheel = np.full(plan["wheel"], -1, dtype=np.int64)  # the calendar: bucket heads (nodes)
     pool_id = np.zeros(_POOL, dtype=np.int64)  # its nodes: ids, next nodes, the free ones
     pool_nx = np.zeros(_POOL, dtype=np.int64)
     pfree = np.arange(_POOL, dtype=np.int64)
@@ -728,12 +854,14 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     hid = np.zeros(_POOL, dtype=np.int64)  # and ids
     queue = np.zeros(16, dtype=np.int64)
     # per-iteration arrays: the whole run (the kernel writes row n) or one reused chunk (summary)
-    ahead = 4  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics; few, so
+    ahead = _AHEAD  # arrival blocks drawn per kernel call (the draws do not depend on the dynamics; few, so
     # that the drawn block and the rows it becomes stay in cache)
     span = min(N, ahead * ITERATION_BLOCK) if summary else N
-    rows = {k: np.zeros((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
-    rows["mem"] = np.zeros(span, dtype=np.int64)
-    rows["time"] = np.zeros(span)
+    # (a summary's chunk rows are written by the kernel before they are read: no zeroing)
+    alloc = np.empty if summary else np.zeros
+    rows = {k: alloc((span, K), dtype=np.int64) for k in ("arr", "adm", "comp", "ev", "rej", "queue", "sizes")}
+    rows["mem"] = alloc(span, dtype=np.int64)
+    rows["time"] = alloc(span)
     acc = RunAccumulator(N, config.warmup, wall) if summary else None
     acc_on = summary and not wall  # slotted summaries are counted in the kernel
     store = None if summary else _Store(int(1.1 * min(expected_requests, 1e9)) + 1024)
@@ -741,7 +869,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     n_initial = 0
     initial_stage = np.zeros(0, dtype=np.int64)
 
-    acc_i = np.zeros(3, dtype=np.int64)  # summary: completed, total sojourn, evictions
+    acc_i = np.zeros(5, dtype=np.int64)  # summary: completed, total sojourn, evictions, longest latency and TTFT
     lat_h = np.zeros(1024 if summary else 1, dtype=np.int64)
     ttft_h = np.zeros_like(lat_h)
 
@@ -753,12 +881,25 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         elif wall:
             _feed_wall(acc, win.take(upto), n_initial)
         else:
-            win.take(upto)
+            win.drop(upto)
+
+    if summary:  # the per-iteration series, accumulated by a compiled pass per chunk (_series_py)
+        series = acc.series["completions"]
+        s_tot = np.zeros(8, dtype=np.int64)
+        s_peak = np.full(8, _INT_MIN, dtype=np.int64)
+        s_sums = np.zeros((8, series.batches))
+        s_part = np.zeros((8, series.batches), dtype=np.int64)
+        s_edges = np.zeros(2, dtype=np.int64)
+        s_times = np.zeros(2)
+    emitted = 0
 
     def emit_rows(m: int) -> None:
+        nonlocal emitted
         if summary:
-            acc.add_iterations(rows["comp"][:m], rows["arr"][:m], rows["rej"][:m], rows["ev"][:m],
-                               rows["queue"][:m], rows["sizes"][:m], rows["mem"][:m], rows["time"][:m])
+            _series(rows["comp"], rows["arr"], rows["rej"], rows["ev"], rows["queue"], rows["sizes"], rows["mem"],
+                    rows["time"], m, emitted, config.warmup, N, series.size, series.skip, s_tot, s_peak, s_sums,
+                    s_part, s_edges, s_times)
+            emitted += m
 
     # iteration 0 with an initial batch: the given members (ids in admission order)
     if config.initial is not None:
@@ -801,6 +942,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         for t in stream.type:
             sizes[t] += 1
         counts = np.bincount(np.asarray(stream.type, dtype=np.int64), minlength=K)
+        for values in rows.values():
+            values[0] = 0
         for name in ("arr", "adm", "sizes"):
             rows[name][0] = counts
         rows["mem"][0] = tokens
@@ -810,8 +953,8 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     process = _Process(model, rng) if tape == 1 else None
     has_rate = process is not None and process.rate > 0
     iscal[8] = n_initial
-    backlog = _Backlog(model, rng) if saturated else None
-    adm_bound = _admission_bound(config, policy, rate) if saturated else 0
+    backlog = _Backlog(model, rng, plan["cumulative"]) if saturated else None
+    adm_bound = plan["adm_bound"]
     bl_end = n_initial  # saturated: ids [n_initial, bl_end) drawn
     iscal[5] = n_initial
     log_ev = not summary
@@ -935,8 +1078,11 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
     live_adm = win.adm[live_ids - win.base].copy()
     leave(created)
     if summary:
+        acc.load_iterations(s_tot, s_peak, s_sums, int(s_edges[0]), float(s_times[0]), int(s_edges[1]),
+                            float(s_times[1]))
         if acc_on:
-            acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h, ttft_h)
+            acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h[: acc_i[3] + 1],
+                                   ttft_h[: acc_i[4] + 1])
         return summary_trajectory(config, "numba", acc)
     arrays = rows
     records = store.records(n_initial)
@@ -954,6 +1100,43 @@ def run_kernel(config: Any, expected_requests: float = 0.0) -> Any:
         "time": arrays["time"], "batch_sizes": arrays["sizes"],
     }
     return build_trajectory(config, "numba", out, records, residences, S)
+
+
+def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int = 1) -> list[Any]:
+    """:func:`run_kernel` of each config (independent replications: configs that differ only in
+    the seed), in order. If the kernel is not compiled yet the first runs alone (it compiles
+    or loads the kernel); the replications are shared by ``workers`` threads, each running
+    one replication after another (the kernel and NumPy's draws release the GIL, so the
+    threads run on separate cores). Each result is the run :func:`run_kernel` gives alone:
+    the threads share nothing but the list of configs and the plan (read only)."""
+    out: list[Any] = [None] * len(configs)
+    if not configs:
+        return out
+    plan = _plan(configs[0])
+    start = 0
+    if _LOOP is None or workers <= 1:
+        out[0] = run_kernel(configs[0], expected_requests, plan)
+        start = 1
+    workers = max(1, min(int(workers), len(configs) - start))
+    if workers == 1:
+        for i in range(start, len(configs)):
+            out[i] = run_kernel(configs[i], expected_requests, plan)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import count
+
+    next_index = count(start)  # next() of a count is atomic under the GIL: each index is taken once
+
+    def worker() -> None:
+        for i in iter(lambda: next(next_index), None):
+            if i >= len(configs):
+                return
+            out[i] = run_kernel(configs[i], expected_requests, plan)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for job in [pool.submit(worker) for _ in range(workers)]:
+            job.result()  # a worker's error is raised here
+    return out
 
 
 class _Store:
@@ -1034,7 +1217,8 @@ def _gather_py(Wall, Wfall, lo, m, id0, n_initial, initial_stage, N, at0, time,
 
 def _regrow_ring(queue: np.ndarray, iscal: np.ndarray, live: int) -> np.ndarray:
     qhead, qlen = int(iscal[2]), int(iscal[3])
-    new = np.zeros(1 << (2 * live - 1).bit_length(), dtype=np.int64)  # a power of 2 >= 2 live
+    new = np.empty(1 << (2 * live - 1).bit_length(), dtype=np.int64)  # a power of 2 >= 2 live (an entry
+    # is written before it is read: the ring's entries are qhead .. qhead + qlen)
     if qlen:
         new[:qlen] = queue[(qhead + np.arange(qlen)) % queue.size]
     iscal[2] = 0

@@ -5,6 +5,21 @@ integer (recorded in :attr:`Replications.seeds`), so the replications are indepe
 streams and the whole set is reproducible from one seed. Confidence intervals are the
 Student intervals of :func:`queueing_llm.stats.replications_ci` over the R per-run
 summaries (Law 2015, section 9.4).
+
+How they run (:func:`queueing_llm.simulate`): the R runs share everything but the seed, so
+the arguments are validated (:func:`~.config.prepare`), the memory guard checked
+(:func:`~.resources.check_memory`) and the model's constants (policy code, exact rate,
+completion-wheel size, backlog proportions: ``kernel._plan``) computed once, and each
+replication is that configuration with its seed. On the compiled kernel
+(:func:`~.kernel.run_kernels`) the first replication runs alone (it compiles or loads the
+kernel) and the others are shared by one worker thread per core, each running replications
+one after another: the kernel's loop and the per-chunk pass that accumulates a summary's
+per-iteration series are compiled ``nogil`` and NumPy releases the GIL while it draws, so
+the threads run on separate cores and only the short Python bookkeeping of each run is
+serialised. With ``progress=`` or on the Python and SimPy loops the replications run in
+sequence. They are not vectorised into one state: each replication is exactly the run
+``simulate(model, N, seed=s, record=...)`` of its seed ``s`` (``tests/test_replications_lockstep.py``),
+so a replication can be repeated on its own.
 """
 
 from __future__ import annotations

@@ -192,6 +192,31 @@ class RunAccumulator:
         for name, v in values.items():
             self.series[name].add(v[lo:])
 
+    def load_iterations(self, totals: np.ndarray, peaks: np.ndarray, sums: np.ndarray, batch_before: int,
+                        time_before: float, batch_last: int, time_last: float) -> None:
+        r"""The whole run's per-iteration series at once, accumulated elsewhere exactly as
+        :meth:`add_iterations` accumulates them (the compiled kernel, :mod:`.kernel`): for
+        series :math:`s` in the order of :attr:`SERIES`, ``totals[s]`` the integer sum over
+        :math:`[w, N)`, ``peaks[s]`` the maximum, ``sums[s]`` the batch sums of
+        :class:`~queueing_llm.stats.StreamingSeries` (each chunk's integer partial sums
+        added as floats, as :meth:`StreamingSeries.add` adds them). ``batch_before``,
+        ``time_before``: the batch and time of iteration :math:`w - 1` (used if :math:`w > 0`);
+        ``batch_last``, ``time_last``: those of iteration :math:`N - 1`."""
+        if self.seen != 0:
+            raise ParameterError(f"load_iterations takes the whole run; {self.seen} iterations were already added")
+        for s, name in enumerate(self.SERIES):
+            series = self.series[name]
+            series.total = int(totals[s])
+            series.peak = int(peaks[s])
+            series.sums[:] = sums[s]
+            series.seen = series.length
+        self.seen = self.N
+        if self.w > 0:
+            self.batch_before = int(batch_before)
+            self.time_before = float(time_before)
+        self.batch_last = int(batch_last)
+        self.time_last = float(time_last)
+
     def add_requests(self, arrival, completion, decode, evicted, initial, arrival_time, first_token_time,
                      completion_time) -> None:
         """Requests that completed (any order); those arrived before the warm-up or members
