@@ -434,8 +434,10 @@ class StreamingSeries:
             raise ParameterError(f"the series has length {self.length}; got {self.seen + arr.size} values")
         if arr.size == 0:
             return
-        self.total += int(arr.sum()) if arr.dtype.kind in "iub" else float(arr.sum())
         self.peak = max(self.peak, arr.max().item())
+        if arr.dtype.kind in "iu" and max(abs(self.peak), abs(arr.min().item())) * arr.size >= 1 << 63:
+            arr = arr.astype(object)  # its int64 sums could overflow: Python integers, exact
+        self.total += int(arr.sum()) if arr.dtype.kind in "iubO" else float(arr.sum())
         start = max(0, self.skip - self.seen)  # the remainder at the start is in no batch
         if self.size > 0 and start < arr.size:
             p = self.seen + start - self.skip  # position of arr[start] in the batched part
@@ -443,7 +445,7 @@ class StreamingSeries:
             first = p // self.size
             cuts = np.arange((first + 1) * self.size, p + local.size, self.size) - p
             starts = np.concatenate([[0], cuts]).astype(np.intp)
-            self.sums[first : first + starts.size] += np.add.reduceat(local, starts)
+            self.sums[first : first + starts.size] += np.add.reduceat(local, starts).astype(float)
         self.seen += arr.size
 
     @property

@@ -8,6 +8,7 @@ give :meth:`RunAccumulator.add_iterations`'s numbers exactly, chunk by chunk."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -16,10 +17,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import queueing_llm as ql
-from queueing_llm.sim import simulate
+from queueing_llm import sim
+from queueing_llm.sim import kernel, simulate
 from queueing_llm.sim.config import prepare
 from queueing_llm.sim.kernel import numba_available
 from queueing_llm.sim.replications import replication_seeds
+from queueing_llm.sim.resources import estimate_memory
 from queueing_llm.sim.summary import RunAccumulator
 
 T = ql.RequestType
@@ -179,3 +182,100 @@ def test_load_iterations_takes_the_whole_run_only():
     acc.add_iterations(*([np.zeros((2, 1), dtype=np.int64)] * 6), np.zeros(2, dtype=np.int64), np.arange(2.0))
     with pytest.raises(ql.ParameterError, match="load_iterations takes the whole run"):
         acc.load_iterations(np.zeros(8), np.zeros(8), np.zeros((8, 2)), 0, 0.0, 0, 0.0)
+
+
+# --- a replication set as one run: errors, progress, memory, cores (review of the worker threads)
+
+def _sometimes_too_full():
+    """An initial batch of 3 whose drawn prompts overflow kv_capacity for some seeds:
+    replications 3, 8, 12, ... of seed 5 (checked below)."""
+    return ql.ContinuousBatching([ql.RequestType(ql.FinitePMF({10: 0.5, 40: 0.5}), 5, 0.3)], kv_capacity=100)
+
+
+def test_a_failed_replication_stops_the_set_and_raises_the_first_failure(monkeypatch):
+    m = _sometimes_too_full()
+    seeds = replication_seeds(5, 40)
+    first_bad = None
+    for i, s in enumerate(seeds):  # independently: the first seed whose initial batch does not fit
+        try:
+            ql.simulate(m, 50, seed=s, initial_batch=[3], engine="fast")
+        except ql.ParameterError as err:
+            first_bad, message = i, str(err)
+            break
+    assert first_bad is not None and first_bad > 0
+    ql.simulate(m, 50, seed=1, engine="fast")  # the kernel loaded: every replication goes to the workers
+    calls = []
+    original = kernel.run_kernel
+    monkeypatch.setattr(kernel, "run_kernel", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(sim, "usable_cores", lambda: 2)
+    for _ in range(3):  # whichever worker fails first, the error is that of the lowest failed index
+        calls.clear()
+        with pytest.raises(ql.ParameterError) as caught:
+            ql.simulate(m, 50, seed=5, initial_batch=[3], replications=40, engine="fast")
+        assert str(caught.value) == message
+        assert len(calls) <= first_bad + 1 + 2  # the set stopped: no replication started after the failure
+
+
+def test_progress_counts_over_the_whole_set():
+    m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(0.2), 0.5)], batch_cap=8)
+    for engine in ("fast", "python", "events"):
+        seen: list[tuple[int, int]] = []
+        ql.simulate(m, 400, seed=2, replications=3, engine=engine, progress=lambda i, n, seen=seen: seen.append((i, n)))
+        assert {n for _, n in seen} == {1200}
+        assert [i for i, _ in seen] == sorted(i for i, _ in seen) and seen[-1] == (1200, 1200)
+
+
+def test_the_memory_guard_counts_the_replications_kept():
+    m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(0.05), 2.0)], batch_cap=64)
+    one = estimate_memory(prepare(m, 20_000, 1, False, None, 0, "fast", None, "iterations", None),
+                          "iterations", "numba")["total"]
+    ql.simulate(m, 20_000, seed=1, record="iterations", memory_limit=1.5 * one)  # one run fits
+    with pytest.raises(ql.ParameterError, match="4 replications of 20000 iterations.*fewer replications"):
+        ql.simulate(m, 20_000, seed=1, record="iterations", replications=4, memory_limit=1.5 * one)
+    reps = ql.simulate(m, 20_000, seed=1, record="summary", replications=4, memory_limit=1.5 * one)
+    assert len(reps) == 4  # summaries are dropped to their accumulators: the set fits
+
+
+def test_the_workers_follow_the_cpu_affinity(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert sim.usable_cores() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert sim.usable_cores() == 3
+
+
+def test_one_iteration_after_an_initial_batch_in_an_open_system():
+    """The kernel's run of iteration 0 only (the initial batch) keeps its members (it lost
+    them: an IndexError in record='iterations')."""
+    m = ql.ContinuousBatching([ql.RequestType(2, 5, 1.0)], kv_capacity=300)
+    for record in ("iterations", "full"):
+        fast = ql.simulate(m, 1, seed=3, initial_batch=[3, 2, 1], record=record, engine="fast")
+        assert fast.backend == "numba"
+        assert fast.equals(ql.simulate(m, 1, seed=3, initial_batch=[3, 2, 1], record=record, engine="events"))
+
+
+@pytest.mark.parametrize("engine, saturated, prompt, decode", [
+    ("fast", False, 10**14, 50),  # KV memory about 1e15 per iteration: a 16,384-row chunk overflows int64
+    ("fast", False, 10**14, ql.Geometric(0.02)),  # no bound on the memory before the run
+    ("fast", True, 4 * 10**15, ql.Geometric(0.02)),
+    ("python", True, 4 * 10**15, ql.Geometric(0.02)),  # a 4,096-row chunk of 4e16 overflows too
+])
+def test_the_summary_sums_of_huge_memories_are_exact(engine, saturated, prompt, decode):
+    """The mean KV memory of a summary against the exact mean of the recorded series
+    (Python integers), every engine's summary path (it wrapped around to 7.7e13 or to a
+    negative mean)."""
+    m = ql.ContinuousBatching([ql.RequestType(prompt, decode, None if saturated else 0.5)], batch_cap=10)
+    kept = ql.simulate(m, 20_000, seed=1, saturated=saturated, warmup=0, record="iterations", engine=engine)
+    exact = sum(int(x) for x in kept.memory) / kept.iterations
+    assert exact > 9e14
+    for record in ("summary", "iterations"):
+        run = ql.simulate(m, 20_000, seed=1, saturated=saturated, warmup=0, record=record, engine=engine)
+        assert run.summary()["mean_memory"] == pytest.approx(exact, rel=1e-12)
+
+
+def test_fixed_workload_replications_name_their_horizons():
+    m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(0.2), 0.5)], batch_cap=8)
+    reps = ql.simulate(m, 10_000, seed=4, requests=30, replications=3)
+    lengths = [r.iterations for r in reps]
+    assert len(set(lengths)) > 1  # each replication ends when its 30 requests complete
+    assert reps.iterations == max(lengths)
+    assert f"3 runs of {min(lengths)}-{max(lengths)} iterations" in repr(reps)

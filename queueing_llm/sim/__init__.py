@@ -177,7 +177,10 @@ def simulate(
         replications differ only in the seed); on the compiled kernel one worker thread per
         core runs its share of the replications one after another
         (:func:`~.kernel.run_kernels`; the kernel and NumPy's draws release the GIL), with
-        ``progress`` or on the other loops they run in sequence. Replication :math:`r` is,
+        ``progress`` (which then counts over the set: ``r N + i`` of ``R N``), on the other
+        loops or with ``requests=`` (each validated on its own) they run in sequence. The
+        memory guard counts the replications held at once; a failed replication stops the
+        set and raises its error (the lowest failed index's). Replication :math:`r` is,
         bit for bit and whatever the record mode, ``simulate(model, iterations,
         seed=reps.seeds[r], ...)``; the threads change only the wall-clock time.
 
@@ -223,12 +226,17 @@ def simulate(
         config = prepare(model, iterations, seeds[0], saturated, initial_batch, warmup, engine, progress, record,
                          memory_limit)
         backend = _backend(config)
-        estimate = check_memory(config, record, backend, memory_limit)
+        workers = 1 if progress is not None or backend != "numba" else usable_cores()
+        # all R trajectories are kept; a summary run is dropped to its accumulators when done
+        held = len(seeds) if record != "summary" else min(workers, len(seeds))
+        estimate = check_memory(config, record, backend, memory_limit, runs=held)
         configs = [replace(config, seed=s) for s in seeds]
+        if progress is not None:  # one count over the set: replication r at i of N reports r N + i of R N
+            configs = [replace(c, progress=_offset_progress(progress, r * c.iterations, len(seeds) * c.iterations))
+                       for r, c in enumerate(configs)]
         if backend == "numba":
             from .kernel import run_kernels
 
-            workers = 1 if progress is not None else (os.cpu_count() or 1)
             return Replications(run_kernels(configs, estimate["requests_created"], workers), seed)
         return Replications([_run(c, backend, estimate) for c in configs], seed)
     if requests is not None:
@@ -240,6 +248,24 @@ def simulate(
     )
     backend = _backend(config)
     return _run(config, backend, check_memory(config, record, backend, memory_limit))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system reports it,
+    else ``os.cpu_count()``): the worker threads of a replication set."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this system
+        return os.cpu_count() or 1
+
+
+def _offset_progress(progress: Any, done: int, total: int) -> Any:
+    """A run's progress callback ``(i, N)`` reported as ``(done + i, total)``."""
+
+    def report(i: int, n: int) -> None:
+        progress(done + i, total)
+
+    return report
 
 
 def _run(config: RunConfig, backend: str, estimate: dict[str, float]) -> Trajectory:

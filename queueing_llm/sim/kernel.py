@@ -814,6 +814,10 @@ def _plan(config: Any) -> dict[str, Any]:
     }
 
 
+_SUM_ROOM = 1 << 62
+"""Room for the integer sum of a series over one call of the summary pass (below the int64 maximum)."""
+
+
 def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any] | None = None) -> Any:
     """Simulate ``config`` with the compiled kernel (same trajectory as the other engines);
     ``expected_requests`` sizes the record store (it grows if needed); ``plan``:
@@ -886,6 +890,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
     if summary:  # the per-iteration series, accumulated by a compiled pass per chunk (_series_py)
         series = acc.series["completions"]
         s_tot = np.zeros(8, dtype=np.int64)
+        s_exact = [0] * 8
         s_peak = np.full(8, _INT_MIN, dtype=np.int64)
         s_sums = np.zeros((8, series.batches))
         s_part = np.zeros((8, series.batches), dtype=np.int64)
@@ -895,11 +900,23 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
 
     def emit_rows(m: int) -> None:
         nonlocal emitted
-        if summary:
-            _series(rows["comp"], rows["arr"], rows["rej"], rows["ev"], rows["queue"], rows["sizes"], rows["mem"],
-                    rows["time"], m, emitted, config.warmup, N, series.size, series.skip, s_tot, s_peak, s_sums,
-                    s_part, s_edges, s_times)
-            emitted += m
+        if not summary:
+            return
+        # the pass sums each series over its rows in int64: split the chunk so that a sum
+        # stays below _SUM_ROOM (the memory, and the requests in the system, at most the
+        # live rows of the window, bound the values); the run's totals are Python integers
+        largest = max(int(rows["mem"][:m].max(initial=0)), len(win) + n_initial, 1)
+        step = max(1, _SUM_ROOM // largest)
+        for lo in range(0, m, step):
+            hi = min(m, lo + step)
+            _series(rows["comp"][lo:hi], rows["arr"][lo:hi], rows["rej"][lo:hi], rows["ev"][lo:hi],
+                    rows["queue"][lo:hi], rows["sizes"][lo:hi], rows["mem"][lo:hi], rows["time"][lo:hi], hi - lo,
+                    emitted + lo, config.warmup, N, series.size, series.skip, s_tot, s_peak, s_sums, s_part, s_edges,
+                    s_times)
+            for k in range(8):
+                s_exact[k] += int(s_tot[k])
+            s_tot[:] = 0
+        emitted += m
 
     # iteration 0 with an initial batch: the given members (ids in admission order)
     if config.initial is not None:
@@ -961,7 +978,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
     ev_t = np.zeros(1024 if log_ev else 0, dtype=np.int64)
     ev_a = np.zeros_like(ev_t)
     ev_n = np.zeros_like(ev_t)
-    bounds = np.zeros(2, dtype=np.int64)
+    bounds = np.full(2, n_initial, dtype=np.int64)  # no iteration after the initial batch: only its members
     src_t = src_p = src_d = np.zeros(0, dtype=np.int64)
     src_o = np.zeros(0)
     tstep = pstep = dstep = ostep = 1
@@ -1078,7 +1095,7 @@ def run_kernel(config: Any, expected_requests: float = 0.0, plan: dict[str, Any]
     live_adm = win.adm[live_ids - win.base].copy()
     leave(created)
     if summary:
-        acc.load_iterations(s_tot, s_peak, s_sums, int(s_edges[0]), float(s_times[0]), int(s_edges[1]),
+        acc.load_iterations(s_exact, s_peak, s_sums, int(s_edges[0]), float(s_times[0]), int(s_edges[1]),
                             float(s_times[1]))
         if acc_on:
             acc.add_request_counts(int(acc_i[0]), int(acc_i[1]), int(acc_i[2]), lat_h[: acc_i[3] + 1],
@@ -1108,7 +1125,10 @@ def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int
     or loads the kernel); the replications are shared by ``workers`` threads, each running
     one replication after another (the kernel and NumPy's draws release the GIL, so the
     threads run on separate cores). Each result is the run :func:`run_kernel` gives alone:
-    the threads share nothing but the list of configs and the plan (read only)."""
+    the threads share nothing but the list of configs and the plan (read only). A failed
+    replication or an interrupt stops the set: the replications running finish, none
+    starts, and the error raised is that of the lowest failed index (the one a sequential
+    run would raise)."""
     out: list[Any] = [None] * len(configs)
     if not configs:
         return out
@@ -1122,20 +1142,36 @@ def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int
         for i in range(start, len(configs)):
             out[i] = run_kernel(configs[i], expected_requests, plan)
         return out
+    import threading
     from concurrent.futures import ThreadPoolExecutor
     from itertools import count
 
     next_index = count(start)  # next() of a count is atomic under the GIL: each index is taken once
+    stop = threading.Event()  # set by a failed replication or an interrupt: no worker takes another
+    errors: dict[int, BaseException] = {}
 
     def worker() -> None:
         for i in iter(lambda: next(next_index), None):
-            if i >= len(configs):
+            if i >= len(configs) or stop.is_set():
                 return
-            out[i] = run_kernel(configs[i], expected_requests, plan)
+            try:
+                out[i] = run_kernel(configs[i], expected_requests, plan)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller below
+                errors[i] = error
+                stop.set()
+                return
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for job in [pool.submit(worker) for _ in range(workers)]:
-            job.result()  # a worker's error is raised here
+            job.result()
+    except BaseException:  # an interrupt while waiting: the running replications finish, no new one starts
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    if errors:  # indices are taken in order: every replication below the first failed one has run
+        raise errors[min(errors)]
     return out
 
 

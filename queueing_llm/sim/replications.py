@@ -11,15 +11,18 @@ the arguments are validated (:func:`~.config.prepare`), the memory guard checked
 (:func:`~.resources.check_memory`) and the model's constants (policy code, exact rate,
 completion-wheel size, backlog proportions: ``kernel._plan``) computed once, and each
 replication is that configuration with its seed. On the compiled kernel
-(:func:`~.kernel.run_kernels`) the first replication runs alone (it compiles or loads the
-kernel) and the others are shared by one worker thread per core, each running replications
-one after another: the kernel's loop and the per-chunk pass that accumulates a summary's
-per-iteration series are compiled ``nogil`` and NumPy releases the GIL while it draws, so
+(:func:`~.kernel.run_kernels`) the replications are shared by one worker thread per core
+the process may use (its CPU affinity), each running replications one after another (the
+first runs alone if the kernel is not yet compiled or loaded in the process): the
+kernel's loop and the per-chunk pass that accumulates a summary's per-iteration series are compiled ``nogil`` and NumPy releases the GIL while it draws, so
 the threads run on separate cores and only the short Python bookkeeping of each run is
-serialised. With ``progress=`` or on the Python and SimPy loops the replications run in
-sequence. They are not vectorised into one state: each replication is exactly the run
-``simulate(model, N, seed=s, record=...)`` of its seed ``s`` (``tests/test_replications_lockstep.py``),
-so a replication can be repeated on its own.
+serialised. A failed replication stops the set and its error is raised (that of the
+lowest failed index, as in sequence). With ``progress=`` (which then counts over the whole
+set), on the Python and SimPy loops, or with ``requests=`` (each replication a fixed
+workload with its own horizon, validated on its own) the replications run in sequence.
+They are not vectorised into one state: each replication is exactly the run
+``simulate(model, N, seed=s, record=...)`` of its seed ``s``
+(``tests/test_replications_lockstep.py``), so a replication can be repeated on its own.
 """
 
 from __future__ import annotations
@@ -72,12 +75,15 @@ class Replications(Sequence):
         return self.runs[index]
 
     def __repr__(self) -> str:
-        return f"Replications({len(self.runs)} runs of {self.runs[0].iterations} iterations, seed={self.seed})"
+        lengths = sorted({int(r.iterations) for r in self.runs})
+        span = f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
+        return f"Replications({len(self.runs)} runs of {span} iterations, seed={self.seed})"
 
     @property
     def iterations(self) -> int:
-        """Iterations of each replication."""
-        return int(self.runs[0].iterations)
+        """Iterations of each replication: the horizon, the same for all, or with
+        ``requests=`` (each replication ends when its workload completes) the longest."""
+        return max(int(r.iterations) for r in self.runs)
 
     @property
     def summaries(self) -> list[dict[str, float]]:

@@ -142,8 +142,11 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     return out
 
 
-def check_memory(config: Any, record: str, backend: str, memory_limit: float | None) -> dict[str, float]:
-    """Refuse (:class:`~queueing_llm.ParameterError`) a run whose estimate exceeds the limit."""
+def check_memory(config: Any, record: str, backend: str, memory_limit: float | None,
+                 runs: int = 1) -> dict[str, float]:
+    """Refuse (:class:`~queueing_llm.ParameterError`) a run whose estimate exceeds the limit;
+    ``runs``: how many such runs are held at once (a replication set: all R when their
+    trajectories are kept, one per worker with ``record="summary"``)."""
     N = config.iterations
     if N > MAX_ITERATIONS:
         raise ParameterError(
@@ -159,18 +162,20 @@ def check_memory(config: Any, record: str, backend: str, memory_limit: float | N
             "kv_capacity or batch_cap"
         )
     limit = _limit(memory_limit)
-    if est["total"] > limit:
+    if est["total"] * runs > limit:
         parts = ", ".join(f"{k.replace('_', ' ')} {_gib(est[k])}" for k in ("iterations", "requests", "stage_array")
                           if est[k] > 0)
         hint = ("record='summary' (memory independent of the horizon)" if record != "summary"
                 else "fewer iterations")
         if record == "full" and est["stage_array"] > 0:
             hint = "record='iterations' (no stage array) or " + hint
+        held = f"{runs} replications of " if runs > 1 else ""
+        fewer = ", fewer replications" if runs > 1 else ""
         raise ParameterError(
-            f"simulate(..., record={record!r}) would run out of memory: it needs about {_gib(est['total'])} "
-            f"for {N} iterations "
+            f"simulate(..., record={record!r}) would run out of memory: it needs about "
+            f"{_gib(est['total'] * runs)} for {held}{N} iterations "
             f"({parts}; about {est['requests_created']:.3g} requests), above the memory limit of "
-            f"{_gib(limit)}; pass {hint}, fewer iterations, or memory_limit= (bytes; math.inf: no guard)"
+            f"{_gib(limit)}; pass {hint}, fewer iterations{fewer}, or memory_limit= (bytes; math.inf: no guard)"
         )
     return est
 
