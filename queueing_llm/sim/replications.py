@@ -14,7 +14,8 @@ replication is that configuration with its seed. On the compiled kernel
 (:func:`~.kernel.run_kernels`) the replications are shared by one worker thread per core
 the process may use (its CPU affinity), each running replications one after another (the
 first runs alone if the kernel is not yet compiled or loaded in the process): the
-kernel's loop and the per-chunk pass that accumulates a summary's per-iteration series are compiled ``nogil`` and NumPy releases the GIL while it draws, so
+kernel's loop and the per-chunk pass that accumulates a summary's per-iteration series
+are compiled ``nogil`` and NumPy releases the GIL while it draws, so
 the threads run on separate cores and only the short Python bookkeeping of each run is
 serialised. A failed replication stops the set and its error is raised (that of the
 lowest failed index, as in sequence). With ``progress=`` (which then counts over the whole
