@@ -17,6 +17,10 @@ in slotted runs):
   puts its arrivals into the back of the queue at their arrival times; an arrival that
   finds ``waiting_cap`` requests waiting is rejected and counted.
 
+The queue is a :class:`~.waiting_room.WaitingRoom`: one FIFO per type whose positions order
+the whole room, so WAIT and Nested WAIT read it by type at a cost independent of its length
+(an overloaded run costs time linear in its horizon).
+
 Saturated input has no arrival process: the admission step takes requests from an
 infinite backlog once the queue of evicted requests is empty.
 
