@@ -17,6 +17,10 @@ in slotted runs):
   puts its arrivals into the back of the queue at their arrival times; an arrival that
   finds ``waiting_cap`` requests waiting is rejected and counted.
 
+The queue is a :class:`~.waiting_room.WaitingRoom`: one FIFO per type whose positions order
+the whole room, so WAIT and Nested WAIT read it by type at a cost independent of its length
+(an overloaded run costs time linear in its horizon).
+
 Saturated input has no arrival process: the admission step takes requests from an
 infinite backlog once the queue of evicted requests is empty.
 
@@ -34,7 +38,6 @@ Sources: [ADLS26] section 2 (the discrete-time model and the iteration order), [
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +51,7 @@ from .scheduling import ScheduledRule, admission_plan, check_open_system, select
 from .streaming import CHUNK
 from .summary import RunAccumulator
 from .trajectory import RequestRecords, Residences, Trajectory
+from .waiting_room import WaitingRoom
 
 __all__ = ["Request", "EventsEngine", "run_events"]
 
@@ -106,11 +110,10 @@ class EventsEngine:
         self.env = simpy.Environment(initial_time=start)
         self.intervals = simpy.Store(self.env)
         self.arrived = simpy.Store(self.env)
-        self.queue: deque[Request] = deque()
+        self.queue: WaitingRoom[Request] = WaitingRoom(self.model.K)  # one FIFO per type, in queue order
         self.batch: list[Request] = []
         self.requests: list[Request] = []  # every request created (record="summary": none, see below)
         self.memory = 0
-        self.waiting = [0] * self.model.K
         self.next_seq = 0
         # record="summary" streams: the logs below hold one chunk of iterations (row n - n0), which
         # flush() feeds to the summary with the requests that completed in it, then forgets
@@ -211,7 +214,6 @@ class EventsEngine:
             self.log["rejections"][r.arrival - self.n0, r.type] += 1
         else:
             self.queue.append(r)
-            self.waiting[r.type] += 1
 
     def evict(self, n: int) -> int:
         """3. Evict while memory exceeds M: lowest stage first regardless of type, within a
@@ -231,7 +233,6 @@ class EventsEngine:
             r.stage = 0
             r.evicted += 1
             self.queue.appendleft(r)
-            self.waiting[r.type] += 1
             self.log["evictions"][n - self.n0, r.type] += 1
             count += 1
         return count
@@ -248,12 +249,11 @@ class EventsEngine:
             return
         stream, backlog = self.stream, self.draws.backlog
         while True:
-            if self.queue:
-                r = self.queue[0]
+            r = self.queue.head()
+            if r is not None:
                 if not self.rule.allows(self.memory, len(self.batch), r.prompt, r.decode):
                     return
-                self.queue.popleft()
-                self.waiting[r.type] -= 1
+                self.queue.take(r)
             elif backlog is not None:
                 i = backlog.head() - stream.base
                 if not self.rule.allows(self.memory, len(self.batch), stream.prompt[i], stream.decode[i]):
@@ -270,20 +270,20 @@ class EventsEngine:
         """4. Admit under WAIT or Nested WAIT: the shared admission step of :mod:`.scheduling`
         (:func:`~.scheduling.admission_plan`, :func:`~.scheduling.select_admissions`,
         :meth:`~.scheduling.Plan.go_flags`) says what to admit and which members execute next
-        iteration."""
+        iteration.
+
+        The waiting room is read by type (:class:`~.waiting_room.WaitingRoom`): its counts per
+        type and, lazily, the heads of the types' FIFOs, so the step costs what it admits plus
+        :math:`O(K + B)`, not the length of the queue."""
         counts: dict[tuple[int, int], int] = {}
         for r in self.batch:
             key = (r.type, r.stage)
             counts[key] = counts.get(key, 0) + 1
-        plan = admission_plan(self.rule, self.waiting, counts)
+        plan = admission_plan(self.rule, self.queue.counts(), counts)
         if not (evicted and not self.model.admit_after_eviction):
-            queues: list[list[tuple[int, Request, int]]] = [[] for _ in range(self.model.K)]
-            for position, r in enumerate(self.queue):
-                queues[r.type].append((position, r, r.prompt))
-            for r in select_admissions(self.rule, plan, self.memory, len(self.batch), queues):
-                self.queue.remove(r)
-                self.waiting[r.type] -= 1
-                self.enter(r, n, stage=0)
+            chosen = select_admissions(self.rule, plan, self.memory, len(self.batch), self.queue.views())
+            for r in chosen:  # a prefix of each type's FIFO
+                self.enter(self.queue.take(r), n, stage=0)
         members = sorted(self.batch, key=lambda r: r.seq)  # admission order, oldest first
         for r, go in zip(members, plan.go_flags([r.stage for r in members]), strict=True):
             r.go = go
@@ -307,7 +307,7 @@ class EventsEngine:
         row = n - self.n0
         self.memory_log[row] = self.memory
         self.time[row] = self.env.now
-        self.log["queue"][row] = self.waiting
+        self.log["queue"][row] = self.queue.counts()
         if self.full:
             self.stage_counts.append(np.bincount([r.stage * K + r.type for r in self.batch], minlength=K))
         else:
