@@ -434,8 +434,10 @@ class StreamingSeries:
             raise ParameterError(f"the series has length {self.length}; got {self.seen + arr.size} values")
         if arr.size == 0:
             return
-        self.peak = max(self.peak, arr.max().item())
-        if arr.dtype.kind in "iu" and max(abs(self.peak), abs(arr.min().item())) * arr.size >= 1 << 63:
+        high, low = arr.max(), arr.min()
+        high, low = getattr(high, "item", lambda: high)(), getattr(low, "item", lambda: low)()
+        self.peak = max(self.peak, high)
+        if arr.dtype.kind in "iu" and max(abs(high), abs(low)) * arr.size >= 1 << 63:
             arr = arr.astype(object)  # its int64 sums could overflow: Python integers, exact
         self.total += int(arr.sum()) if arr.dtype.kind in "iubO" else float(arr.sum())
         start = max(0, self.skip - self.seen)  # the remainder at the start is in no batch

@@ -279,3 +279,58 @@ def test_fixed_workload_replications_name_their_horizons():
     assert len(set(lengths)) > 1  # each replication ends when its 30 requests complete
     assert reps.iterations == max(lengths)
     assert f"3 runs of {min(lengths)}-{max(lengths)} iterations" in repr(reps)
+
+
+def test_an_index_taken_is_run_so_the_lowest_failure_is_raised(monkeypatch):
+    """A worker that took index 1 just before another failed index 2 still runs it: the set
+    raises index 1's error, as a sequential run would (it used to drop index 1)."""
+    import itertools
+    import time
+
+    real_count = itertools.count
+
+    class SlowOne:  # hands out index 1 late: index 2 is taken and fails meanwhile
+        def __init__(self, start: int = 0) -> None:
+            self.inner = real_count(start)
+
+        def __next__(self) -> int:
+            i = next(self.inner)
+            if i == 1:
+                time.sleep(0.3)
+            return i
+
+    m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(0.2), 0.5)], batch_cap=8)
+    ql.simulate(m, 10, seed=1, engine="fast")  # the kernel loaded: every replication goes to the workers
+    seeds = replication_seeds(3, 3)
+    config = prepare(m, 10, seeds[0], False, None, 0, "fast", None, "summary", None)
+    ran = []
+
+    def fake(config, expected_requests=0.0, plan=None):
+        i = seeds.index(config.seed)
+        ran.append(i)
+        if i >= 1:
+            raise ql.ParameterError(f"replication {i} failed")
+        return i
+
+    monkeypatch.setattr(itertools, "count", SlowOne)
+    monkeypatch.setattr(kernel, "run_kernel", fake)
+    with pytest.raises(ql.ParameterError, match="replication 1 failed"):
+        kernel.run_kernels([replace(config, seed=s) for s in seeds], 0.0, workers=2)
+    assert sorted(ran) == [0, 1, 2]
+
+
+def test_a_model_whose_memory_exceeds_the_64_bit_counts_is_refused():
+    huge = ql.ContinuousBatching([ql.RequestType(2**53, 50, None)], batch_cap=1100)
+    for engine in ("fast", "python", "events"):
+        with pytest.raises(ql.ParameterError, match="batch_cap = 1100 .* give a finite kv_capacity"):
+            ql.simulate(huge, 10, seed=1, saturated=True, engine=engine)
+    fits = ql.ContinuousBatching([ql.RequestType(2**53, 50, None)], batch_cap=100)
+    assert ql.simulate(fits, 10, seed=1, saturated=True).summary()["peak_memory"] > 2**59
+
+
+def test_fixed_workload_replications_share_the_memory_limit():
+    m = ql.ContinuousBatching([ql.RequestType(2, ql.Geometric(0.05), 2.0)], batch_cap=64)
+    one = estimate_memory(prepare(m, 20_000, 1, False, None, 0, "fast", None, "iterations", None),
+                          "iterations", "numba")["total"]
+    with pytest.raises(ql.ParameterError, match="would run out of memory"):
+        ql.simulate(m, 20_000, seed=1, requests=30_000, record="iterations", replications=4, memory_limit=1.5 * one)

@@ -83,7 +83,7 @@ from .config import ENGINES, RECORDS, RunConfig, prepare, resolve_seed
 from .fast import run_fast
 from .policies import admission_rule, fixed_point_rate
 from .replications import Replications, replication_seeds
-from .resources import check_memory
+from .resources import _limit, check_memory
 from .trajectory import RequestRecords, Trajectory
 
 __all__ = [
@@ -219,9 +219,12 @@ def simulate(
         check_real("replications", replications, low=2, integer=True)
         seeds = replication_seeds(seed, int(replications))
         if requests is not None:  # each replication a fixed-workload run (its own horizon)
+            # all R are kept (record != "summary"): each must fit in its share of the limit
+            share = None if record == "summary" and memory_limit is None else (
+                _limit(memory_limit) / (1 if record == "summary" else len(seeds)))
             return Replications([simulate(model, iterations, seed=s, saturated=saturated, initial_batch=initial_batch,
                                           warmup=warmup, engine=engine, progress=progress, record=record,
-                                          memory_limit=memory_limit, requests=requests) for s in seeds], seed)
+                                          memory_limit=share, requests=requests) for s in seeds], seed)
         # validated, sized and checked once: the replications differ only in the seed
         config = prepare(model, iterations, seeds[0], saturated, initial_batch, warmup, engine, progress, record,
                          memory_limit)

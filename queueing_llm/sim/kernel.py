@@ -1151,8 +1151,9 @@ def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int
     errors: dict[int, BaseException] = {}
 
     def worker() -> None:
-        for i in iter(lambda: next(next_index), None):
-            if i >= len(configs) or stop.is_set():
+        while not stop.is_set():
+            i = next(next_index)  # an index taken is run: every index below a failed one runs
+            if i >= len(configs):
                 return
             try:
                 out[i] = run_kernel(configs[i], expected_requests, plan)
@@ -1170,7 +1171,7 @@ def run_kernels(configs: list[Any], expected_requests: float = 0.0, workers: int
         raise
     finally:
         pool.shutdown(wait=True)
-    if errors:  # indices are taken in order: every replication below the first failed one has run
+    if errors:  # indices are taken in order and a taken one runs: every index below a failed one has run
         raise errors[min(errors)]
     return out
 

@@ -142,6 +142,26 @@ def estimate_memory(config: Any, record: str, backend: str) -> dict[str, float]:
     return out
 
 
+def check_token_range(config: Any) -> None:
+    """Refuse a model whose KV memory in one iteration could exceed the 64-bit integers the
+    engines count it in: with ``kv_capacity`` infinite, ``batch_cap`` times the largest
+    request's tokens (its prompt alone if its decode length is unbounded) must stay below
+    :math:`2^{62}`."""
+    if not math.isinf(float(config.M)):
+        return  # the memory is at most kv_capacity <= 2^53
+    B = float(config.B)
+    largest = 0.0
+    for t in config.model.types:
+        tokens = float(t.max_tokens)
+        largest = max(largest, float(t.prompt.support_max) if math.isinf(tokens) else tokens)
+    if not math.isinf(B) and B * largest >= 2.0**62:
+        raise ParameterError(
+            f"batch_cap = {B:g} requests of up to {largest:.6g} KV tokens could hold {B * largest:.3g} tokens in one "
+            f"iteration, beyond the 64-bit counts of the simulation (2^62 = {2.0**62:.3g}); give a finite "
+            "kv_capacity or a smaller batch_cap"
+        )
+
+
 def check_memory(config: Any, record: str, backend: str, memory_limit: float | None,
                  runs: int = 1) -> dict[str, float]:
     """Refuse (:class:`~queueing_llm.ParameterError`) a run whose estimate exceeds the limit;
@@ -154,6 +174,7 @@ def check_memory(config: Any, record: str, backend: str, memory_limit: float | N
             f"per second the run would take {N / 1e7 / 86400 / 365:.3g} years); use fewer iterations, or "
             "replications=R for more data"
         )
+    check_token_range(config)
     est = estimate_memory(config, record, backend)
     if est["saturated_batch"] > MAX_SATURATED_BATCH:
         raise ParameterError(
