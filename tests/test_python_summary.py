@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from engine_cases import CASES, same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,44 +22,10 @@ from queueing_llm.sim.resources import check_memory, estimate_memory
 from queueing_llm.sim.summary import ExactSum
 
 T = ql.RequestType
-WALL = ql.LinearIterationTime(0.02, 1e-5)
-NESTED = T(2, ql.FinitePMF({2: 0.5, 8: 0.5}), 6.0)
-CASES = {
-    # FCFS policies on the Python loop (engine="python"; the kernel would take them otherwise)
-    "fcfs-geometric": (ql.ContinuousBatching([T(2, ql.Geometric(0.25), 1.9)], batch_cap=8, policy="fcfs_cap"), {}),
-    "greedy-evicts-cap-initial": (
-        ql.ContinuousBatching([T(10, 40, 1.6), T(3, 5, 0.5)], kv_capacity=2000, waiting_cap=9),
-        {"initial_batch": [[2, 0, 3], [1]]}),
-    "rate-limited": (ql.ContinuousBatching([T(10, 40, 1.3)], kv_capacity=2000, policy="rate_limited(1.2)"), {}),
-    "saturated-two-types": (ql.ContinuousBatching([T(50, 2), T(50, 3)], kv_capacity=518), {"saturated": True}),
-    "saturated-static-initial": (
-        ql.ContinuousBatching([T(2, 3), T(4, ql.FinitePMF({1: 0.5, 6: 0.5}))], kv_capacity=60, batch_cap=6,
-                              policy="static"),
-        {"saturated": True, "initial_batch": [[1, 1], [2]]}),
-    # wall clock (always the Python loop with two types)
-    "wall-clock": (ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(30.0)), T(4, 8, 0.5)], kv_capacity=2000,
-                                         iteration_time=WALL), {}),
-    "wall-clock-one-type": (ql.ContinuousBatching([T(10, 40, ql.PoissonProcess(60.0))], kv_capacity=2000,
-                                                  iteration_time=WALL), {}),
-    # WAIT and Nested WAIT (never on the kernel)
-    "wait": (ql.ContinuousBatching([T(10, 40, 1.2)], kv_capacity=2000).with_policy(ql.Wait({0: 2})), {}),
-    "wait-evicts": (ql.ContinuousBatching([T(2, ql.FinitePMF({1: 0.3, 3: 0.3, 6: 0.4}), 2.0), T(1, 4, 1.0)],
-                                          kv_capacity=40, policy=ql.Wait({0: 3, 1: 2}, trigger="any")), {}),
-    "wait-initial": (ql.ContinuousBatching([T(2, 3, ql.Bernoulli(0.5))], kv_capacity=30, policy=ql.Wait({0: 2})),
-                     {"initial_batch": [2, 1, 1]}),
-    "wait-wall-clock": (ql.ContinuousBatching([T(20, 10, ql.PoissonProcess(40.0))], kv_capacity=400,
-                                              iteration_time=ql.LinearIterationTime(0.01, 1e-5),
-                                              policy=ql.Wait({0: 3})), {}),
-    "nested-stall": (ql.ContinuousBatching([NESTED], kv_capacity=300, policy=ql.NestedWait(
-        boundaries=[2, 8], thresholds=[5, 3], budgets=[40, 20], buffer=[0, 2], stall=True)), {}),
-    "nested-no-stall": (ql.ContinuousBatching([NESTED], kv_capacity=300, policy=ql.NestedWait(
-        boundaries=[2, 8], thresholds=[5, 3], budgets=[40, 20], buffer=[0, 2], stall=False)), {}),
-}
 N = 3 * streaming.CHUNK + 517  # several chunks and a partial one
 
 
-def _same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+_same = same
 
 
 @pytest.fixture
@@ -126,7 +93,7 @@ def test_python_summary_memory_does_not_grow_with_the_horizon():
 
 # -- the memory estimate ----------------------------------------------------------------------
 def test_estimate_of_a_python_summary_run_does_not_depend_on_the_horizon():
-    fcfs = CASES["fcfs-geometric"][0]
+    fcfs = CASES["fcfs-cap-geometric"][0]
     wait = CASES["wait"][0]
     for model in (fcfs, wait):
         est = [estimate_memory(prepare(model, n, 1, False, None, 0, "python", None, "summary", None), "summary",
@@ -149,7 +116,8 @@ def test_estimate_of_a_python_summary_run_does_not_depend_on_the_horizon():
 
 
 # -- the request tape --------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["fcfs-geometric", "wall-clock", "wall-clock-one-type", "greedy-evicts-cap-initial"])
+@pytest.mark.parametrize(
+    "case", ["fcfs-cap-geometric", "wall-clock", "wall-clock-one-type-initial", "greedy-evicts-waiting-cap-initial"])
 def test_dropping_requests_changes_no_draw_and_no_id(case):
     """Two tapes of the same seed, one forgetting everything taken so far every iteration: the
     same ids and the same requests, and the dropping tape holds a bounded number of requests."""
@@ -209,7 +177,7 @@ def test_exact_sum_does_not_depend_on_chunks_and_rounds_once():
     assert special.mean(2) == math.inf
 
 
-@pytest.mark.parametrize("case", ["fcfs-geometric", "wait"])
+@pytest.mark.parametrize("case", ["fcfs-cap-geometric", "wait"])
 def test_progress_reports_and_summary_chunks_interleave(case):
     """Progress reports and summary chunks share the loop's checkpoint: both happen, unchanged."""
     model, options = CASES[case]
